@@ -1,0 +1,203 @@
+"""A model bundle on disk: a folder with manifest.json, one ONNX file per variant,
+the drift baseline and stored sample inputs.
+
+This class is the one way stages read and extend a bundle: it keeps the manifest's
+digests in step with the files and refuses paths that would leave the folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_agent import atomic
+from edge_agent import manifest as manifest_io
+from edge_agent.errors import BundleError, IntegrityError
+from edge_agent.hashing import sha256_file
+
+FP32 = "fp32"
+
+
+@dataclass(frozen=True)
+class DigestProblem:
+    file: str
+    problem: str  # "missing", "modified", "size"
+    expected: str | None = None
+    actual: str | None = None
+
+
+class Bundle:
+    def __init__(self, path: str | Path, manifest: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.manifest = manifest
+
+    @classmethod
+    def open(cls, path: str | Path) -> Bundle:
+        return cls(Path(path), manifest_io.read(path))
+
+    # -- paths -----------------------------------------------------------------------------
+    def file_path(self, name: str) -> Path:
+        """Resolve a file named in the manifest, refusing anything that escapes the bundle."""
+        if (
+            not name
+            or Path(name).is_absolute()
+            or ".." in Path(name).parts
+            or "/" in name
+            or "\\" in name
+        ):
+            raise BundleError(
+                f"bundle file name {name!r} is not a plain file name inside the bundle"
+            )
+        return self.path / name
+
+    @property
+    def variants(self) -> dict[str, dict[str, Any]]:
+        return self.manifest["variants"]
+
+    def variant(self, name: str) -> dict[str, Any]:
+        if name not in self.variants:
+            known = ", ".join(self.variants) or "none"
+            raise BundleError(f"bundle has no variant {name!r} (it has: {known})")
+        return self.variants[name]
+
+    def variant_path(self, name: str) -> Path:
+        return self.file_path(self.variant(name)["file"])
+
+    @property
+    def signature(self) -> dict[str, Any]:
+        return self.manifest["signature"]
+
+    @property
+    def task(self) -> str:
+        return self.manifest["task"]
+
+    @property
+    def labels(self) -> list[Any] | None:
+        return self.signature.get("labels")
+
+    # -- integrity ---------------------------------------------------------------------------
+    def expected_files(self) -> dict[str, tuple[str, int]]:
+        """Every file the manifest vouches for: name -> (sha256, bytes)."""
+        out = {name: (e["sha256"], e["bytes"]) for name, e in self.manifest["files"].items()}
+        for variant in self.variants.values():
+            out[variant["file"]] = (variant["sha256"], variant["bytes"])
+        return out
+
+    def digest_problems(self, only: list[str] | None = None) -> list[DigestProblem]:
+        problems = []
+        for name, (sha, size) in sorted(self.expected_files().items()):
+            if only is not None and name not in only:
+                continue
+            path = self.file_path(name)
+            if not path.is_file():
+                problems.append(DigestProblem(name, "missing", sha))
+                continue
+            actual_size = path.stat().st_size
+            if actual_size != size:
+                problems.append(DigestProblem(name, "size", str(size), str(actual_size)))
+                continue
+            actual = sha256_file(path)
+            if actual != sha:
+                problems.append(DigestProblem(name, "modified", sha, actual))
+        return problems
+
+    def verify(self, only: list[str] | None = None) -> None:
+        """Raise IntegrityError naming every file that is missing or does not match."""
+        problems = self.digest_problems(only)
+        if problems:
+            lines = "; ".join(f"{p.file}: {p.problem}" for p in problems)
+            raise IntegrityError(
+                f"bundle {self.path} failed verification: {lines}",
+                hint="the files were changed after export; re-export or restore them",
+                details=problems,
+            )
+
+    def verify_variant(self, name: str) -> Path:
+        """Check a variant's file (and any external data it names) before loading it."""
+        path = self.variant_path(name)
+        self.verify(only=[self.variant(name)["file"]])
+        return path
+
+    # -- writing -----------------------------------------------------------------------------
+    def register_file(self, name: str) -> dict[str, Any]:
+        path = self.file_path(name)
+        entry = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        self.manifest["files"][name] = entry
+        return entry
+
+    def add_variant(
+        self, name: str, onnx_file: str | Path, info: dict[str, Any], *, replace: bool = False
+    ) -> dict[str, Any]:
+        """Copy an ONNX file into the bundle as variant `name` and record it."""
+        if name in self.variants and not replace:
+            raise BundleError(
+                f"bundle already has a variant {name!r}", hint="choose another --name"
+            )
+        file_name = f"{name}.onnx"
+        dest = self.file_path(file_name)
+        src = Path(onnx_file)
+        if src.resolve() != dest.resolve():
+            tmp = dest.with_name(f".{file_name}.tmp")
+            shutil.copyfile(src, tmp)
+            tmp.replace(dest)
+        entry = {
+            "file": file_name,
+            "sha256": sha256_file(dest),
+            "bytes": dest.stat().st_size,
+            "created": manifest_io.utc_now(),
+            "rejected": False,
+            "reject_reason": None,
+            "benchmarks": {},
+            **info,
+        }
+        self.variants[name] = entry
+        return entry
+
+    def save(self) -> None:
+        manifest_io.write(self.path, self.manifest)
+
+    # -- samples -----------------------------------------------------------------------------
+    def load_samples(self) -> dict[str, np.ndarray]:
+        """Stored sample inputs, keyed by ONNX input name (plus `__expected__/<output>` rows)."""
+        name = self.manifest.get("samples")
+        if not name:
+            raise BundleError(
+                f"bundle {self.path} stores no sample inputs", hint="re-export it with --data"
+            )
+        self.verify(only=[name])
+        with np.load(self.file_path(name), allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+
+    def sample_inputs(self) -> dict[str, np.ndarray]:
+        return {k: v for k, v in self.load_samples().items() if not k.startswith("__")}
+
+    def baseline(self) -> dict[str, Any]:
+        import json
+
+        name = self.manifest.get("baseline")
+        if not name:
+            raise BundleError(f"bundle {self.path} has no drift baseline")
+        self.verify(only=[name])
+        return json.loads(self.file_path(name).read_text("utf-8"))
+
+
+def save_samples(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write sample inputs without pickled objects, so loading them can never run code."""
+    clean = {}
+    for key, arr in arrays.items():
+        arr = np.asarray(arr)
+        if arr.dtype == object:
+            arr = arr.astype(str)
+        clean[key] = arr
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(tmp, **clean)
+    tmp.replace(path)
+
+
+def write_json_file(bundle: Bundle, name: str, obj: Any) -> None:
+    atomic.write_json(bundle.file_path(name), obj)
+    bundle.register_file(name)

@@ -1,0 +1,117 @@
+"""Sample data for export: CSV, Parquet, NPY or NPZ, checked to be what its extension says."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_agent.errors import BadInputError
+from edge_agent.hashing import sha256_file
+
+SUFFIXES = (".csv", ".parquet", ".pq", ".npy", ".npz")
+
+
+@dataclass
+class SampleData:
+    """Tabular data (a pandas DataFrame) or named tensors (dict of arrays)."""
+
+    path: Path
+    frame: Any | None = None  # pandas.DataFrame
+    tensors: dict[str, np.ndarray] | None = None
+    target: np.ndarray | None = None
+
+    @property
+    def rows(self) -> int:
+        if self.frame is not None:
+            return len(self.frame)
+        return int(next(iter(self.tensors.values())).shape[0])
+
+    def head(self, n: int) -> SampleData:
+        if self.frame is not None:
+            return SampleData(
+                self.path,
+                frame=self.frame.iloc[:n].reset_index(drop=True),
+                target=None if self.target is None else self.target[:n],
+            )
+        return SampleData(
+            self.path,
+            tensors={k: v[:n] for k, v in self.tensors.items()},
+            target=None if self.target is None else self.target[:n],
+        )
+
+    def fingerprint(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "path": str(self.path),
+            "sha256": sha256_file(self.path),
+            "rows": self.rows,
+        }
+        if self.frame is not None:
+            info["columns"] = [str(c) for c in self.frame.columns]
+        else:
+            info["tensors"] = {k: list(v.shape) for k, v in self.tensors.items()}
+        return info
+
+
+def _check_magic(path: Path, suffix: str) -> None:
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    expected = {".parquet": b"PAR1", ".pq": b"PAR1", ".npy": b"\x93NUMPY", ".npz": b"PK"}.get(
+        suffix
+    )
+    if expected and not head.startswith(expected):
+        raise BadInputError(
+            f"{path} is not a {suffix[1:].upper()} file (its first bytes are {head[:6]!r})",
+            hint="check the file or give it the extension of its real format",
+        )
+
+
+def load(path: str | Path, target_column: str | None = None) -> SampleData:
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"data file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise BadInputError(
+            f"data file {path} has an unsupported type {suffix!r}",
+            hint="use CSV, Parquet, NPY or NPZ",
+        )
+    _check_magic(path, suffix)
+    if suffix in (".csv", ".parquet", ".pq"):
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        except (UnicodeDecodeError, ValueError, pd.errors.ParserError, OSError) as exc:
+            raise BadInputError(f"cannot read {path} as {suffix[1:].upper()}: {exc}") from exc
+        if frame.empty:
+            raise BadInputError(f"data file {path} has no rows")
+        target = None
+        if target_column is not None and target_column in frame.columns:
+            target = frame[target_column].to_numpy()
+            frame = frame.drop(columns=[target_column])
+        return SampleData(path, frame=frame, target=target)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise BadInputError(
+            f"cannot read {path}: {exc}",
+            hint="object arrays are refused (they need pickle); save plain numeric arrays",
+        ) from exc
+    if suffix == ".npy":
+        tensors = {"input": loaded}
+    else:
+        with loaded:
+            tensors = {k: loaded[k] for k in loaded.files}
+    if not tensors or any(a.ndim == 0 for a in tensors.values()):
+        raise BadInputError(f"{path} must hold arrays with a leading batch axis")
+    target = None
+    if target_column is not None and target_column in tensors:
+        target = tensors.pop(target_column)
+    rows = {a.shape[0] for a in tensors.values()}
+    if len(rows) != 1:
+        raise BadInputError(f"arrays in {path} have different numbers of rows: {sorted(rows)}")
+    return SampleData(path, tensors=tensors, target=target)

@@ -1,0 +1,277 @@
+"""scikit-learn -> ONNX with skl2onnx: estimators and Pipelines, ColumnTransformer included.
+
+Probabilities come out as a plain tensor (zipmap disabled) and class labels go to the manifest.
+Pipelines with a ColumnTransformer take one ONNX input per column, so string columns stay strings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_agent.errors import BadInputError
+from export.data import SampleData
+from export.exporters import ExportOptions, ExportResult, register
+from export.onnx_types import tensor_spec
+from export.versions import library_versions
+
+_FAMILIES = {
+    "sklearn.linear_model": "linear",
+    "sklearn.svm": "svm",
+    "sklearn.neighbors": "neighbors",
+    "sklearn.neural_network": "mlp",
+    "sklearn.tree": "tree",
+    "sklearn.ensemble": "tree",
+}
+
+_CONVERTER_HINT = (
+    "skl2onnx has no converter for it: register one with skl2onnx.update_registered_converter "
+    "(shape calculator + converter), import that module in your factory, or use a supported estimator"
+)
+
+
+def final_estimator(model: Any) -> Any:
+    from sklearn.pipeline import Pipeline
+
+    while isinstance(model, Pipeline):
+        model = model.steps[-1][1]
+    return model
+
+
+def family_of(model: Any) -> str:
+    module = type(final_estimator(model)).__module__
+    for prefix, family in _FAMILIES.items():
+        if module.startswith(prefix):
+            return family
+    return "other"
+
+
+def _contains_column_transformer(model: Any) -> bool:
+    from sklearn.compose import ColumnTransformer
+
+    if isinstance(model, ColumnTransformer):
+        return True
+    params = model.get_params(deep=True) if hasattr(model, "get_params") else {}
+    return any(isinstance(v, ColumnTransformer) for v in params.values())
+
+
+def _unsupported_estimators(model: Any) -> list[str]:
+    """Names of the estimators in `model` that skl2onnx has no converter for."""
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+
+    found = []
+    candidates = (
+        [model, *model.get_params(deep=True).values()] if hasattr(model, "get_params") else [model]
+    )
+    for obj in candidates:
+        if hasattr(obj, "fit") and type(obj) not in sklearn_operator_name_map:
+            from sklearn.compose import ColumnTransformer
+            from sklearn.pipeline import FeatureUnion, Pipeline
+
+            if not isinstance(obj, Pipeline | ColumnTransformer | FeatureUnion):
+                found.append(type(obj).__name__)
+    return sorted(set(found))
+
+
+def _frame_columns(model: Any, data: SampleData):
+    """The DataFrame restricted to and ordered by the model's columns, or a clear error."""
+    frame = data.frame
+    expected = getattr(model, "feature_names_in_", None)
+    columns = [str(c) for c in frame.columns]
+    if expected is not None:
+        expected = [str(c) for c in expected]
+        missing = [c for c in expected if c not in columns]
+        extra = [c for c in columns if c not in expected]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing {missing}")
+            if extra:
+                parts.append(f"unexpected {extra}")
+            raise BadInputError(
+                f"data columns do not match the model's: {'; '.join(parts)}",
+                hint="give the columns the model was trained on; drop the label with --target-column",
+            )
+        return frame[expected]
+    n_expected = getattr(model, "n_features_in_", None)
+    if n_expected is not None and n_expected != len(columns):
+        raise BadInputError(
+            f"the model expects {n_expected} features and the data has {len(columns)} columns",
+            hint="drop the label with --target-column or check the data file",
+        )
+    return frame
+
+
+class SklearnExporter:
+    name = "sklearn"
+
+    def accepts(self, obj: Any) -> bool:
+        try:
+            from sklearn.base import BaseEstimator
+        except ImportError:
+            return False
+        return isinstance(obj, BaseEstimator)
+
+    def export(
+        self, obj: Any, data: SampleData, options: ExportOptions, workdir: Path
+    ) -> ExportResult:
+        from sklearn.base import is_classifier, is_regressor
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_is_fitted
+
+        try:
+            check_is_fitted(obj)
+        except NotFittedError as exc:
+            raise BadInputError(
+                f"the {type(obj).__name__} is not fitted", hint="fit it before exporting"
+            ) from exc
+        unsupported = _unsupported_estimators(obj)
+        if unsupported:
+            raise BadInputError(
+                f"cannot convert {', '.join(unsupported)} to ONNX", hint=_CONVERTER_HINT
+            )
+
+        if is_classifier(obj):
+            task = "classification"
+        elif is_regressor(obj):
+            task = "regression"
+        else:
+            task = options.task or "raw"
+
+        native_x, feeds, initial_types, input_kind, columns = self._inputs(obj, data)
+        onnx_model = self._convert(obj, initial_types, task, options)
+        path = workdir / "model.onnx"
+        path.write_bytes(onnx_model.SerializeToString())
+
+        outputs = [tensor_spec(o) for o in onnx_model.graph.output]
+        native = self._native_outputs(obj, native_x, task, outputs)
+        labels = [_py(c) for c in obj.classes_] if task == "classification" else None
+        signature = {
+            "inputs": [{**tensor_spec(i), "role": "features"} for i in onnx_model.graph.input],
+            "outputs": outputs,
+            "input_kind": input_kind,
+            "columns": columns,
+            "labels": labels,
+        }
+        opset = next(
+            (o.version for o in onnx_model.opset_import if o.domain in ("", "ai.onnx")), None
+        )
+        return ExportResult(
+            onnx_path=path,
+            framework="sklearn",
+            family=family_of(obj),
+            task=task,
+            signature=signature,
+            feeds=feeds,
+            native_outputs=native,
+            versions=library_versions(),
+            opset=opset,
+        )
+
+    def _inputs(self, model: Any, data: SampleData):
+        from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+        if data.frame is None:
+            if len(data.tensors) != 1:
+                raise BadInputError(
+                    "a scikit-learn model takes one table: give CSV, Parquet or a single NPY array"
+                )
+            x = next(iter(data.tensors.values()))
+            if x.ndim != 2:
+                raise BadInputError(
+                    f"a scikit-learn model takes a 2-D table; the data has shape {x.shape}"
+                )
+            n_expected = getattr(model, "n_features_in_", x.shape[1])
+            if n_expected != x.shape[1]:
+                raise BadInputError(
+                    f"the model expects {n_expected} features and the data has {x.shape[1]}"
+                )
+            x32 = x.astype(np.float32)
+            cols = [
+                {"name": f"x{i}", "kind": "numeric", "dtype": "float32"} for i in range(x.shape[1])
+            ]
+            return x, {"X": x32}, [("X", FloatTensorType([None, x.shape[1]]))], "tabular", cols
+
+        frame = _frame_columns(model, data)
+        numeric = {c: frame[c].dtype.kind in "fiub" for c in frame.columns}
+        if _contains_column_transformer(model):
+            feeds, types, cols = {}, [], []
+            for col in frame.columns:
+                name = str(col)
+                if numeric[col]:
+                    feeds[name] = frame[col].to_numpy(dtype=np.float32).reshape(-1, 1)
+                    types.append((name, FloatTensorType([None, 1])))
+                    cols.append({"name": name, "kind": "numeric", "dtype": "float32"})
+                else:
+                    values = frame[col].astype(object).where(frame[col].notna(), "").astype(str)
+                    feeds[name] = values.to_numpy().reshape(-1, 1)
+                    types.append((name, StringTensorType([None, 1])))
+                    cols.append({"name": name, "kind": "categorical", "dtype": "string"})
+            return frame, feeds, types, "tabular", cols
+        text = [str(c) for c, is_num in numeric.items() if not is_num]
+        if text:
+            raise BadInputError(
+                f"columns {text} hold text but the model has no ColumnTransformer to encode them",
+                hint="encode them in a Pipeline with a ColumnTransformer (OneHotEncoder) or drop them",
+            )
+        x32 = frame.to_numpy(dtype=np.float32)
+        cols = [{"name": str(c), "kind": "numeric", "dtype": "float32"} for c in frame.columns]
+        native_x = (
+            frame if getattr(model, "feature_names_in_", None) is not None else frame.to_numpy()
+        )
+        return native_x, {"X": x32}, [("X", FloatTensorType([None, x32.shape[1]]))], "tabular", cols
+
+    def _convert(self, model: Any, initial_types: list, task: str, options: ExportOptions):
+        from skl2onnx import convert_sklearn
+
+        target_opset = {"": options.opset, "ai.onnx.ml": 3} if options.opset else None
+        conv_options = (
+            {id(final_estimator(model)): {"zipmap": False}} if task == "classification" else None
+        )
+        try:
+            return convert_sklearn(
+                model, initial_types=initial_types, target_opset=target_opset, options=conv_options
+            )
+        except (
+            Exception
+        ) as exc:  # skl2onnx raises RuntimeError, NotImplementedError and its own types
+            name = type(final_estimator(model)).__name__
+            if "converter" in str(exc).lower() or "shape calculator" in str(exc).lower():
+                raise BadInputError(
+                    f"cannot convert {name} to ONNX: {exc}", hint=_CONVERTER_HINT
+                ) from exc
+            raise BadInputError(
+                f"skl2onnx failed to convert {name}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _native_outputs(
+        self, model: Any, x: Any, task: str, outputs: list[dict[str, Any]]
+    ) -> dict[str, np.ndarray]:
+        names = [o["name"] for o in outputs]
+        if task == "classification":
+            native = {names[0]: np.asarray(model.predict(x))}
+            for o in outputs:
+                o["role"] = "label" if o["name"] == names[0] else "probabilities"
+            if len(names) > 1 and _has_predict_proba(model):
+                native[names[1]] = np.asarray(model.predict_proba(x))
+            return native
+        for o in outputs:
+            o["role"] = "value" if task == "regression" else "raw"
+        pred = np.asarray(model.predict(x) if hasattr(model, "predict") else model.transform(x))
+        return {names[0]: pred.reshape(len(pred), -1)}
+
+
+def _has_predict_proba(model: Any) -> bool:
+    try:
+        return hasattr(model, "predict_proba")
+    except AttributeError:  # SVC(probability=False) raises from the property
+        return False
+
+
+def _py(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+register(SklearnExporter())

@@ -1,0 +1,105 @@
+"""Parity: the native model and onnxruntime on the same rows, compared per output.
+
+Unlike Optimum, a difference beyond tolerance is a failure, not a warning: the caller
+turns a failed report into exit code 1 and writes no bundle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from export.tolerances import Tolerance
+
+
+def _compare_numeric(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> dict[str, Any]:
+    ref = np.asarray(ref, dtype=np.float64).reshape(len(ref), -1)
+    got = np.asarray(got, dtype=np.float64).reshape(len(got), -1)
+    if ref.shape != got.shape:
+        return {
+            "kind": "numeric",
+            "passed": False,
+            "error": f"shape {got.shape} != native {ref.shape}",
+        }
+    diff = np.abs(ref - got)
+    rel = diff / np.maximum(np.abs(ref), 1e-12)
+    bad_rows = np.any(diff > tol.atol + tol.rtol * np.abs(ref), axis=1) | np.any(
+        np.isnan(got) != np.isnan(ref), axis=1
+    )
+    mismatch = float(bad_rows.mean()) if len(bad_rows) else 0.0
+    return {
+        "kind": "numeric",
+        "max_abs_diff": float(np.nanmax(diff)) if diff.size else 0.0,
+        "max_rel_diff": float(np.nanmax(rel)) if rel.size else 0.0,
+        "mismatch_rate": mismatch,
+        "atol": tol.atol,
+        "rtol": tol.rtol,
+        "max_mismatch_rate": tol.max_mismatch_rate,
+        "passed": mismatch <= tol.max_mismatch_rate,
+    }
+
+
+def _compare_labels(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> dict[str, Any]:
+    ref = np.asarray(ref).reshape(-1)
+    got = np.asarray(got).reshape(-1)
+    if ref.shape != got.shape:
+        return {
+            "kind": "label",
+            "passed": False,
+            "error": f"shape {got.shape} != native {ref.shape}",
+        }
+    agreement = float(np.mean(ref.astype(str) == got.astype(str))) if ref.size else 1.0
+    return {
+        "kind": "label",
+        "label_agreement": agreement,
+        "min_label_agreement": tol.min_label_agreement,
+        "passed": agreement >= tol.min_label_agreement,
+    }
+
+
+def compare(
+    outputs: list[dict[str, Any]],
+    native: dict[str, np.ndarray],
+    onnx: dict[str, np.ndarray],
+    tol: Tolerance,
+) -> dict[str, Any]:
+    """Compare every output the native model also produced; the report says what was compared."""
+    per_output = {}
+    for spec in outputs:
+        name = spec["name"]
+        if name not in native:
+            continue
+        if name not in onnx:
+            per_output[name] = {"passed": False, "error": "missing from the ONNX outputs"}
+            continue
+        if spec.get("role") == "label" or spec.get("dtype") == "string":
+            per_output[name] = _compare_labels(native[name], onnx[name], tol)
+        else:
+            per_output[name] = _compare_numeric(native[name], onnx[name], tol)
+    rows = len(next(iter(native.values()))) if native else 0
+    return {
+        "rows": int(rows),
+        "tolerance": tol.as_dict(),
+        "outputs": per_output,
+        "passed": bool(per_output) and all(o["passed"] for o in per_output.values()),
+    }
+
+
+def failure_summary(report: dict[str, Any]) -> str:
+    bad = []
+    for name, r in report["outputs"].items():
+        if r["passed"]:
+            continue
+        if "error" in r:
+            bad.append(f"{name}: {r['error']}")
+        elif r["kind"] == "label":
+            bad.append(
+                f"{name}: label agreement {r['label_agreement']:.4f} < {r['min_label_agreement']}"
+            )
+        else:
+            bad.append(
+                f"{name}: max abs diff {r['max_abs_diff']:.3g} (atol {r['atol']:g}, rtol {r['rtol']:g}), "
+                f"{r['mismatch_rate']:.2%} rows out of tolerance (allowed {r['max_mismatch_rate']:.2%})"
+            )
+    return "; ".join(bad) or "no output was compared"

@@ -1,0 +1,31 @@
+"""The `edgekit` command. Each command lives in its own module and registers itself on `app`;
+COMMAND_MODULES is the one list to extend when a stage adds a command.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="edgekit",
+    help="Take a trained model to a fleet of edge devices and keep watching it there.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+COMMAND_MODULES = [
+    "toolkit.cli.export_cmd",
+    "toolkit.cli.inspect_cmd",
+    "toolkit.cli.demo_cmd",
+]
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module)
+
+
+def main() -> None:
+    app()

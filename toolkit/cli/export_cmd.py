@@ -1,0 +1,195 @@
+"""`edgekit export`: a framework model and sample data to a verified ONNX bundle."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from edge_agent.errors import BadInputError
+from toolkit.cli import app
+from toolkit.cli.common import (
+    JSON_OPTION,
+    err,
+    fmt_bytes,
+    handle_errors,
+    out,
+    print_json,
+    report_error,
+)
+
+
+def parse_dynamic_axes(specs: list[str]) -> dict[str, dict[int, str]]:
+    """`input:2=height,3=width` -> {"input": {2: "height", 3: "width"}}."""
+    axes: dict[str, dict[int, str]] = {}
+    for spec in specs:
+        name, sep, rest = spec.partition(":")
+        if not sep or not name or not rest:
+            raise BadInputError(f"--dynamic-axes {spec!r} is not INPUT:AXIS=NAME[,AXIS=NAME]")
+        for part in rest.split(","):
+            axis, eq, label = part.partition("=")
+            if not axis.strip().isdigit():
+                raise BadInputError(f"--dynamic-axes {spec!r}: axis {axis!r} is not a number")
+            axes.setdefault(name, {})[int(axis)] = label.strip() or f"{name}_dim{axis.strip()}"
+    return axes
+
+
+def parity_table(report: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"parity on {report['rows']} rows ({report.get('reference', 'native')} vs onnxruntime)"
+    )
+    for col in (
+        "output",
+        "check",
+        "max abs diff",
+        "max rel diff",
+        "rows out of tol",
+        "label agreement",
+        "result",
+    ):
+        table.add_column(
+            col, justify="right" if col not in ("output", "check", "result") else "left"
+        )
+    for name, r in report["outputs"].items():
+        ok = "[green]pass[/]" if r["passed"] else "[red]FAIL[/]"
+        if "error" in r:
+            table.add_row(name, "-", "-", "-", "-", "-", f"{ok} {r['error']}")
+        elif r["kind"] == "label":
+            table.add_row(
+                name,
+                "labels",
+                "-",
+                "-",
+                "-",
+                f"{r['label_agreement']:.4f} (≥{r['min_label_agreement']})",
+                ok,
+            )
+        else:
+            table.add_row(
+                name,
+                f"atol {r['atol']:g} rtol {r['rtol']:g}",
+                f"{r['max_abs_diff']:.3g}",
+                f"{r['max_rel_diff']:.3g}",
+                f"{r['mismatch_rate']:.2%} (≤{r['max_mismatch_rate']:.0%})",
+                "-",
+                ok,
+            )
+    return table
+
+
+@app.command("export")
+@handle_errors
+def export_command(
+    source: str = typer.Argument(
+        ...,
+        help="Model file (.skops, .joblib/.pkl, .pt2, .onnx) or factory "
+        "package.module:function / path/to/file.py:function.",
+    ),
+    data: Path = typer.Option(
+        ..., "--data", help="Sample data: CSV, Parquet, NPY or NPZ (≥200 rows advised)."
+    ),
+    output: Path = typer.Option(..., "-o", "--output", help="Bundle folder to create."),
+    trust_pickle: bool = typer.Option(
+        False,
+        "--trust-pickle",
+        help="Allow loading .joblib/.pkl files. Unpickling "
+        "runs any code in the file: only for files you made yourself.",
+    ),
+    target_column: str | None = typer.Option(
+        None, "--target-column", help="Label column to drop from the data."
+    ),
+    opset: int | None = typer.Option(
+        None, "--opset", min=7, help="ONNX opset (default: the exporter's)."
+    ),
+    dynamic_axes: list[str] = typer.Option(
+        [],
+        "--dynamic-axes",
+        help="Extra dynamic axes, INPUT:AXIS=NAME[,...]; the batch axis is always dynamic.",
+    ),
+    weights: Path | None = typer.Option(
+        None, "--weights", help="torch state dict, loaded with weights_only=True."
+    ),
+    legacy_exporter: bool = typer.Option(
+        False,
+        "--legacy-exporter",
+        help="Use torch's TorchScript exporter when the dynamo exporter cannot trace the model.",
+    ),
+    task: str | None = typer.Option(
+        None,
+        "--task",
+        help="classification|regression|raw for torch/ONNX models (scikit-learn is detected).",
+    ),
+    labels: str | None = typer.Option(
+        None, "--labels", help="Comma-separated class labels for a torch/ONNX classifier."
+    ),
+    atol: float | None = typer.Option(
+        None, "--atol", help="Override the family's absolute parity tolerance."
+    ),
+    rtol: float | None = typer.Option(
+        None, "--rtol", help="Override the family's relative parity tolerance."
+    ),
+    name: str | None = typer.Option(
+        None, "--name", help="Model name in the manifest (default: folder name)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle folder."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Export a scikit-learn or PyTorch model (or an ONNX file) to a verified ONNX bundle."""
+    from export.builder import ExportRequest, ParityError, export_bundle
+    from export.exporters import ExportOptions
+
+    if task not in (None, "classification", "regression", "raw"):
+        raise BadInputError(f"--task {task!r} is not classification, regression or raw")
+    label_list = [s.strip() for s in labels.split(",")] if labels else None
+    request = ExportRequest(
+        source=source,
+        data=data,
+        output=output,
+        trust_pickle=trust_pickle,
+        target_column=target_column,
+        options=ExportOptions(
+            opset=opset,
+            dynamic_axes=parse_dynamic_axes(dynamic_axes),
+            legacy=legacy_exporter,
+            weights=weights,
+            task=task,
+            labels=label_list,
+        ),
+        atol=atol,
+        rtol=rtol,
+        name=name,
+        overwrite=overwrite,
+        command=shlex.join(["edgekit", *sys.argv[1:]]),
+    )
+    try:
+        with err.status("exporting and checking parity…"):
+            bundle, report = export_bundle(request)
+    except ParityError as exc:
+        if not as_json:
+            out.print(parity_table(exc.details))
+        report_error(exc, as_json)
+        raise typer.Exit(exc.exit_code) from None
+    variant = bundle.variant("fp32")
+    if as_json:
+        print_json(
+            {
+                "ok": True,
+                "bundle": str(bundle.path),
+                "name": bundle.manifest["name"],
+                "task": bundle.task,
+                "variant": "fp32",
+                "bytes": variant["bytes"],
+                "sha256": variant["sha256"],
+                "parity": report,
+            }
+        )
+        return
+    out.print(parity_table(report))
+    out.print(
+        f"[green]✓[/] bundle [bold]{bundle.path}[/] ({bundle.manifest['lineage']['framework']}, "
+        f"{bundle.task}, fp32 {fmt_bytes(variant['bytes'])})"
+    )
