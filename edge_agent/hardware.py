@@ -1,0 +1,155 @@
+"""The hardware profile of this machine: what `edgekit probe` prints and what the agent sends
+in its `hello` message, so lab and device describe themselves the same way.
+
+Reads /proc and os facts only (psutil if present), never a vendor tool, so it works on a
+Raspberry Pi as on a server.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import Path
+from typing import Any
+
+# ISA features that change which quantization formats are fast.
+FEATURES = {
+    "avx2": ("avx2",),
+    "avx512f": ("avx512f",),
+    "avx512_vnni": ("avx512_vnni",),
+    "avx_vnni": ("avx_vnni",),
+    "avx512_bf16": ("avx512_bf16",),
+    "amx": ("amx_tile", "amx_int8"),
+    "f16c": ("f16c",),
+    "neon": ("neon", "asimd"),
+    "dotprod": ("asimddp",),
+    "fp16": ("fphp", "asimdhp"),
+    "i8mm": ("i8mm",),
+    "sve": ("sve",),
+}
+
+
+def greengrass_architecture(machine: str | None = None) -> str:
+    """Architecture as the Greengrass nucleus reports it: amd64, x86, arm or aarch64."""
+    m = (machine or platform.machine()).lower()
+    if m in ("x86_64", "amd64"):
+        return "amd64"
+    if m in ("i386", "i486", "i586", "i686", "x86"):
+        return "x86"
+    if m in ("aarch64", "arm64"):
+        return "aarch64"
+    if "arm" in m:
+        return "arm"
+    return m
+
+
+def greengrass_os() -> str:
+    if Path("/proc").is_dir() and platform.system() == "Linux":
+        return "linux"
+    return platform.system().lower()
+
+
+def _cpuinfo(path: str = "/proc/cpuinfo") -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return {"model": platform.processor() or None, "flags": set()}
+    model = None
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "hardware", "cpu model") and model is None:
+            model = value.strip()
+        elif key in ("flags", "features"):
+            flags.update(value.split())
+    if model is None:
+        implementer = re.search(r"CPU implementer\s*:\s*(\S+)", text)
+        part = re.search(r"CPU part\s*:\s*(\S+)", text)
+        if implementer and part:
+            model = f"ARM implementer {implementer.group(1)} part {part.group(1)}"
+    return {"model": model, "flags": flags}
+
+
+def isa_features(flags: set[str]) -> dict[str, bool]:
+    return {name: any(f in flags for f in aliases) for name, aliases in FEATURES.items()}
+
+
+def physical_cores() -> int | None:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False)
+    except ImportError:
+        pass
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    pairs = set(re.findall(r"physical id\s*:\s*(\d+).*?core id\s*:\s*(\d+)", text, re.S))
+    return len(pairs) or None
+
+
+def memory_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def gpus() -> list[dict[str, Any]]:
+    """NVIDIA GPUs seen by the driver's /proc interface; no CUDA library is loaded."""
+    found = []
+    root = Path("/proc/driver/nvidia/gpus")
+    if root.is_dir():
+        for entry in sorted(root.iterdir()):
+            info = entry / "information"
+            try:
+                model = re.search(r"Model:\s*(.+)", info.read_text())
+            except OSError:
+                continue
+            found.append({"vendor": "nvidia", "model": model.group(1).strip() if model else None})
+    return found
+
+
+def onnxruntime_info() -> dict[str, Any]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return {"version": None, "providers": []}
+    return {"version": ort.__version__, "providers": list(ort.get_available_providers())}
+
+
+def probe() -> dict[str, Any]:
+    """This machine's profile, in the same shape as a target profile's hardware section."""
+    cpu = _cpuinfo()
+    return {
+        "platform": {
+            "os": greengrass_os(),
+            "architecture": greengrass_architecture(),
+            "architecture.detail": platform.machine(),
+        },
+        "cpu": {
+            "model": cpu["model"],
+            "physical_cores": physical_cores(),
+            "logical_cores": os.cpu_count(),
+            "usable_cores": usable_cpus(),
+            "features": isa_features(cpu["flags"]),
+        },
+        "memory_bytes": memory_bytes(),
+        "gpus": gpus(),
+        "onnxruntime": onnxruntime_info(),
+        "os": {"system": platform.system(), "release": platform.release()},
+        "python": platform.python_version(),
+    }
