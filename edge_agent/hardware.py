@@ -24,7 +24,7 @@ FEATURES = {
     "f16c": ("f16c",),
     "neon": ("neon", "asimd"),
     "dotprod": ("asimddp",),
-    "fp16": ("fphp", "asimdhp"),
+    "fp16": ("fphp", "asimdhp", "avx512_fp16"),
     "i8mm": ("i8mm",),
     "sve": ("sve",),
 }
