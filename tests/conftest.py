@@ -112,3 +112,7 @@ def copy_bundle(tmp_path: Path):
         return dest
 
     return _copy
+
+
+# The real MQTT broker (mosquitto) fixtures, shared by the agent, simulator and fleet suites.
+from helpers.mosquitto import mosquitto_broker, mosquitto_tls_broker  # noqa: E402, F401

@@ -1,0 +1,1 @@
+"""Reusable test helpers (brokers, clients) shared by every suite."""
