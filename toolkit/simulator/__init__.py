@@ -1,0 +1,1 @@
+"""Local Greengrass core emulator: runs packaged components on simulated devices, offline."""
