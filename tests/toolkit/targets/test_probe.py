@@ -1,0 +1,91 @@
+"""`edgekit probe` on this machine agrees with /proc/cpuinfo and with what the OS reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edge_agent import hardware
+from toolkit.cli import app
+from toolkit.targets import local_profile
+
+CPUINFO = Path("/proc/cpuinfo")
+pytestmark = pytest.mark.skipif(not CPUINFO.is_file(), reason="needs Linux /proc/cpuinfo")
+
+
+def _cpuinfo() -> tuple[str | None, set[str], int]:
+    text = CPUINFO.read_text()
+    model = re.search(r"^(?:model name|Hardware|cpu model)\s*:\s*(.+)$", text, re.M)
+    flags: set[str] = set()
+    for m in re.finditer(r"^(?:flags|Features)\s*:\s*(.*)$", text, re.M):
+        flags.update(m.group(1).split())
+    processors = len(re.findall(r"^processor\s*:", text, re.M))
+    return (model.group(1).strip() if model else None), flags, processors
+
+
+def test_probe_matches_proc_cpuinfo():
+    model, flags, processors = _cpuinfo()
+    p = hardware.probe()
+    assert p["cpu"]["model"] == model
+    assert p["cpu"]["logical_cores"] == processors == os.cpu_count()
+    assert p["cpu"]["usable_cores"] == len(os.sched_getaffinity(0))
+    feats = p["cpu"]["features"]
+    # every ISA feature is reported exactly as the kernel's flags say
+    for name, aliases in hardware.FEATURES.items():
+        assert feats[name] == any(a in flags for a in aliases), name
+    assert feats["avx512_vnni"] == ("avx512_vnni" in flags)
+    assert feats["avx2"] == ("avx2" in flags)
+
+
+def test_probe_platform_is_greengrass_spelling():
+    p = hardware.probe()["platform"]
+    assert p["os"] == "linux"
+    assert p["architecture.detail"] == platform.machine()
+    expected = {"x86_64": "amd64", "aarch64": "aarch64", "armv7l": "arm"}.get(platform.machine())
+    if expected:
+        assert p["architecture"] == expected
+    assert p["architecture"] in ("amd64", "x86", "arm", "aarch64")
+
+
+def test_memory_matches_meminfo():
+    kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+    assert hardware.probe()["memory_bytes"] == kb * 1024
+
+
+def test_local_profile_is_built_from_probe():
+    _, flags, _ = _cpuinfo()
+    local = local_profile()
+    assert local.cores == min(len(os.sched_getaffinity(0)), hardware.physical_cores() or 99)
+    assert ("avx512_vnni" in local.features) == ("avx512_vnni" in flags)
+    assert "AzureExecutionProvider" not in local.providers
+    assert "CPUExecutionProvider" in local.providers
+    first = local.prefer[0]
+    if local.architecture == "amd64" and {"avx512_vnni", "avx_vnni"} & flags:
+        # VNNI: onnxruntime's S8S8 QDQ, no reduce_range
+        assert (first["kind"], first["activation_type"], first["reduce_range"]) == (
+            "int8-static",
+            "int8",
+            False,
+        )
+    if "fp16" not in local.features:
+        assert "fp16" in local.avoid
+
+
+def test_probe_cli_json_and_table():
+    runner = CliRunner()
+    res = runner.invoke(app, ["probe", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    model, _, _ = _cpuinfo()
+    assert data["cpu"]["model"] == model
+    assert data["onnxruntime"]["providers"]
+    res = runner.invoke(app, ["probe"])
+    assert res.exit_code == 0
+    assert "architecture (Greengrass)" in res.stdout
+    assert "avx2" in res.stdout or "neon" in res.stdout
