@@ -6,11 +6,15 @@ device can be added up and compared with the same reference.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_agent import atomic
+from edge_agent.errors import BundleError
 from edge_agent.features import FeatureSpec, specs_for, values_for
+from edge_agent.schemas import validation_errors
 
 SCHEMA_VERSION = 1
 DEFAULT_BINS = 10
@@ -107,3 +111,20 @@ def compute(
         "features": [_describe(s, values_for(s, inputs), bins) for s in feature_specs],
         "predictions": [_describe(s, values_for(s, outputs), bins) for s in prediction_specs],
     }
+
+
+def validate(doc: dict[str, Any]) -> None:
+    """Raise BundleError listing every way `doc` breaks baseline.schema.json."""
+    problems = validation_errors(doc, "baseline")
+    if problems:
+        listed = "\n  ".join(problems[:20])
+        raise BundleError(
+            f"drift baseline does not match schema version {SCHEMA_VERSION}:\n  {listed}",
+            hint="the baseline was edited by hand or made by an incompatible edgekit; re-export",
+        )
+
+
+def write(path: str | Path, doc: dict[str, Any]) -> None:
+    """Validate, then write atomically: a baseline on disk always matches its schema."""
+    validate(doc)
+    atomic.write_json(path, doc)

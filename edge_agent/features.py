@@ -15,6 +15,9 @@ import numpy as np
 # not one feature per element (an image has thousands of pixels).
 MAX_ELEMENT_FEATURES = 64
 SUMMARIES = ("mean", "std", "min", "max")
+# Scores per class (logits, probabilities) are also watched as the predicted class index.
+CLASS_SCORE_ROLES = ("logits", "probabilities")
+ARGMAX = "argmax"
 
 
 @dataclass(frozen=True)
@@ -45,19 +48,23 @@ def specs_for(
 ) -> list[FeatureSpec]:
     """Decide which features to track for these tensors, from the signature and example data."""
     specs: list[FeatureSpec] = []
+    has_label = any(t.get("role") == "label" and t["name"] in arrays for t in tensors)
     for tensor in tensors:
         name = tensor["name"]
         if name not in arrays:
             continue
         arr = np.asarray(arrays[name])
         per_row = int(np.prod(arr.shape[1:])) if arr.ndim > 1 else 1
-        categorical = _is_string(arr) or (prediction and tensor.get("role") == "label")
+        role = tensor.get("role")
+        categorical = _is_string(arr) or (prediction and role == "label")
         if categorical:
             if per_row == 1:
                 specs.append(FeatureSpec(name, "categorical", name))
             continue  # multi-valued string tensors are not tracked
-        if prediction and tensor.get("role") == "probabilities":
+        if prediction and role in CLASS_SCORE_ROLES and has_label:
             continue  # the predicted label already carries the class distribution
+        if prediction and role in CLASS_SCORE_ROLES and arr.ndim == 2 and per_row > 1:
+            specs.append(FeatureSpec(f"{name}:{ARGMAX}", "categorical", name, summary=ARGMAX))
         if per_row == 1:
             specs.append(FeatureSpec(name, "numeric", name))
         elif arr.ndim == 2 and per_row <= MAX_ELEMENT_FEATURES:
@@ -73,6 +80,8 @@ def values_for(spec: FeatureSpec, arrays: dict[str, np.ndarray]) -> np.ndarray:
     """One value per row for this feature (strings for categorical, float64 for numeric)."""
     arr = np.asarray(arrays[spec.tensor])
     rows = arr.shape[0] if arr.ndim else 1
+    if spec.summary == ARGMAX:  # predicted class index, as text like any category
+        return np.argmax(arr.reshape(rows, -1), axis=1).astype(str)
     if spec.kind == "categorical":
         return np.asarray(arr).reshape(rows, -1)[:, 0].astype(str)
     flat = arr.reshape(rows, -1).astype(np.float64, copy=False)

@@ -57,22 +57,61 @@ class SampleData:
 
 
 def _check_magic(path: Path, suffix: str) -> None:
+    """Refuse a file whose first bytes contradict its extension, before a reader guesses."""
     with open(path, "rb") as fh:
-        head = fh.read(8)
+        head = fh.read(4096)
     expected = {".parquet": b"PAR1", ".pq": b"PAR1", ".npy": b"\x93NUMPY", ".npz": b"PK"}.get(
         suffix
     )
-    if expected and not head.startswith(expected):
+    wrong = (expected and not head.startswith(expected)) or (suffix == ".csv" and b"\x00" in head)
+    if wrong:
         raise BadInputError(
             f"{path} is not a {suffix[1:].upper()} file (its first bytes are {head[:6]!r})",
             hint="check the file or give it the extension of its real format",
         )
 
 
+def _text_as_object(series: Any) -> Any:
+    """Text columns as object dtype with NaN for missing, whatever the reader produced
+    (pandas' `str` dtype, Arrow strings, categoricals, None): the form scikit-learn sees
+    when it is trained on a DataFrame, so the native side of parity sees the same."""
+    import pandas as pd
+
+    if series.dtype.kind in "fiub":
+        return series
+    values = series.astype(object)
+    return values.where(pd.notna(values), np.nan)
+
+
+def _split_npy_column(
+    path: Path, table: np.ndarray, target_column: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """An NPY file has no column names: --target-column is a column index (-1 for the last)."""
+    try:
+        index = int(target_column)
+    except ValueError:
+        raise BadInputError(
+            f"{path} is an NPY array without column names; --target-column {target_column!r} "
+            "must be a column index",
+            hint="pass the label's column index (for example -1 for the last column), "
+            "or save an NPZ with the label under its own key",
+        ) from None
+    if table.ndim != 2 or not -table.shape[1] <= index < table.shape[1]:
+        raise BadInputError(
+            f"--target-column {index} is not a column of the {table.shape} array in {path}",
+            hint="an NPY label column needs a 2-D table",
+        )
+    index %= table.shape[1]
+    return np.delete(table, index, axis=1), table[:, index]
+
+
 def load(path: str | Path, target_column: str | None = None) -> SampleData:
     path = Path(path)
     if not path.is_file():
-        raise BadInputError(f"data file {path} does not exist")
+        raise BadInputError(
+            f"data file {path} does not exist",
+            hint="check the --data path (CSV, Parquet, NPY, NPZ)",
+        )
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise BadInputError(
@@ -89,10 +128,16 @@ def load(path: str | Path, target_column: str | None = None) -> SampleData:
             raise BadInputError(f"cannot read {path} as {suffix[1:].upper()}: {exc}") from exc
         if frame.empty:
             raise BadInputError(f"data file {path} has no rows")
+        frame.columns = [str(c) for c in frame.columns]
         target = None
         if target_column is not None and target_column in frame.columns:
-            target = frame[target_column].to_numpy()
+            target = _text_as_object(frame[target_column]).to_numpy()
             frame = frame.drop(columns=[target_column])
+        if frame.shape[1] == 0:
+            raise BadInputError(f"data file {path} has no feature columns")
+        for col in frame.columns:
+            if frame[col].dtype.kind not in "fiub":
+                frame[col] = _text_as_object(frame[col])
         return SampleData(path, frame=frame, target=target)
     try:
         loaded = np.load(path, allow_pickle=False)
@@ -109,8 +154,13 @@ def load(path: str | Path, target_column: str | None = None) -> SampleData:
     if not tensors or any(a.ndim == 0 for a in tensors.values()):
         raise BadInputError(f"{path} must hold arrays with a leading batch axis")
     target = None
-    if target_column is not None and target_column in tensors:
-        target = tensors.pop(target_column)
+    if target_column is not None:
+        if suffix == ".npz" and target_column in tensors:
+            target = tensors.pop(target_column)
+            if not tensors:
+                raise BadInputError(f"{path} holds only the target array {target_column!r}")
+        elif suffix == ".npy":
+            tensors["input"], target = _split_npy_column(path, tensors["input"], target_column)
     rows = {a.shape[0] for a in tensors.values()}
     if len(rows) != 1:
         raise BadInputError(f"arrays in {path} have different numbers of rows: {sorted(rows)}")

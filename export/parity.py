@@ -22,22 +22,35 @@ def _compare_numeric(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> dict[s
             "passed": False,
             "error": f"shape {got.shape} != native {ref.shape}",
         }
-    diff = np.abs(ref - got)
-    rel = diff / np.maximum(np.abs(ref), 1e-12)
-    bad_rows = np.any(diff > tol.atol + tol.rtol * np.abs(ref), axis=1) | np.any(
-        np.isnan(got) != np.isnan(ref), axis=1
-    )
+    finite = np.isfinite(ref) & np.isfinite(got)
+    # NaN or inf must be the same on both sides; only finite pairs have a difference
+    with np.errstate(invalid="ignore"):
+        special_ok = (ref == got) | (np.isnan(ref) & np.isnan(got))
+    special_rows = np.any(~finite & ~special_ok, axis=1)
+    diff = np.abs(np.where(finite, ref, 0.0) - np.where(finite, got, 0.0))
+    scale = np.abs(np.where(finite, ref, 0.0))
+    rel = diff / np.maximum(scale, 1e-12)
+    bad_rows = np.any(diff > tol.atol + tol.rtol * scale, axis=1) | special_rows
     mismatch = float(bad_rows.mean()) if len(bad_rows) else 0.0
     return {
         "kind": "numeric",
-        "max_abs_diff": float(np.nanmax(diff)) if diff.size else 0.0,
-        "max_rel_diff": float(np.nanmax(rel)) if rel.size else 0.0,
+        "max_abs_diff": float(diff.max()) if diff.size else 0.0,
+        "max_rel_diff": float(rel.max()) if rel.size else 0.0,
         "mismatch_rate": mismatch,
+        "nonfinite_mismatch_rows": int(special_rows.sum()),
         "atol": tol.atol,
         "rtol": tol.rtol,
         "max_mismatch_rate": tol.max_mismatch_rate,
         "passed": mismatch <= tol.max_mismatch_rate,
     }
+
+
+def same_labels(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """Per row, whether two label arrays agree: numerically when both are numbers or bools
+    (skl2onnx emits float and bool classes as int64), as text otherwise."""
+    if ref.dtype.kind in "biuf" and got.dtype.kind in "biuf":
+        return ref.astype(np.float64) == got.astype(np.float64)
+    return ref.astype(str) == got.astype(str)
 
 
 def _compare_labels(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> dict[str, Any]:
@@ -49,7 +62,7 @@ def _compare_labels(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> dict[st
             "passed": False,
             "error": f"shape {got.shape} != native {ref.shape}",
         }
-    agreement = float(np.mean(ref.astype(str) == got.astype(str))) if ref.size else 1.0
+    agreement = float(np.mean(same_labels(ref, got))) if ref.size else 1.0
     return {
         "kind": "label",
         "label_agreement": agreement,

@@ -18,7 +18,7 @@ from edge_agent.errors import BadInputError
 from edge_agent.hashing import sha256_file
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
-TRUSTED_SKOPS_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+TRUSTED_SKOPS_PREFIXES = ("sklearn.", "numpy.", "scipy.", "collections.")
 _FACTORY = re.compile(r"^(?P<module>[^:]+):(?P<func>[A-Za-z_][A-Za-z0-9_]*)$")
 
 
@@ -53,6 +53,19 @@ def load_source(source: str, *, trust_pickle: bool = False) -> LoadedSource:
     )
 
 
+def _trusted_skops_type(name: str) -> bool:
+    """scikit-learn, numpy and scipy names, and builtin *types* (never builtin functions
+    such as eval or exec, which a FunctionTransformer could call)."""
+    if name.startswith(TRUSTED_SKOPS_PREFIXES):
+        return True
+    module, _, attr = name.rpartition(".")
+    if module == "builtins":
+        import builtins
+
+        return isinstance(getattr(builtins, attr, None), type)
+    return False
+
+
 def _load_skops(path: Path) -> LoadedSource:
     import zipfile
 
@@ -64,13 +77,16 @@ def _load_skops(path: Path) -> LoadedSource:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:  # skops raises a variety of errors on a damaged file
         raise BadInputError(f"cannot read skops file {path}: {exc}") from exc
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_SKOPS_PREFIXES)]
+    refused = [t for t in untrusted if not _trusted_skops_type(t)]
     if refused:
         raise BadInputError(
             f"skops file {path} contains types outside scikit-learn/numpy/scipy: {', '.join(refused)}",
             hint="edgekit only loads skops files made of scikit-learn objects; use a factory for custom code",
         )
-    obj = sio.load(path, trusted=untrusted)
+    try:
+        obj = sio.load(path, trusted=untrusted)
+    except Exception as exc:
+        raise BadInputError(f"cannot load skops file {path}: {type(exc).__name__}: {exc}") from exc
     return LoadedSource(obj, "skops", _file_info(path, "skops"))
 
 
@@ -110,6 +126,8 @@ def _load_onnx_file(path: Path) -> LoadedSource:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         raise BadInputError(f"{path} is not an ONNX model: {exc}") from exc
+    if model.ir_version == 0 or not model.HasField("graph"):  # protobuf parses "" as a message
+        raise BadInputError(f"{path} is not an ONNX model (no IR version or graph)")
     return LoadedSource(model, "onnx", {**_file_info(path, "onnx"), "dir": str(path.parent)})
 
 

@@ -8,6 +8,7 @@ from importlib import metadata
 PACKAGES = (
     "edgekit",
     "numpy",
+    "pandas",
     "onnx",
     "onnxruntime",
     "scikit-learn",

@@ -2,10 +2,17 @@
 
 Probabilities come out as a plain tensor (zipmap disabled) and class labels go to the manifest.
 Pipelines with a ColumnTransformer take one ONNX input per column, so string columns stay strings.
+
+A missing text value is NaN to scikit-learn but a string tensor cannot hold NaN, so on the ONNX
+side it is the empty string (MISSING_TEXT, recorded per column in the signature). The model is
+converted from a copy whose string imputers and encoders treat "" as they treated NaN; parity
+then compares the untouched model on NaN with the ONNX model on "".
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +32,8 @@ _FAMILIES = {
     "sklearn.tree": "tree",
     "sklearn.ensemble": "tree",
 }
+
+MISSING_TEXT = ""
 
 _CONVERTER_HINT = (
     "skl2onnx has no converter for it: register one with skl2onnx.update_registered_converter "
@@ -57,14 +66,94 @@ def _contains_column_transformer(model: Any) -> bool:
     return any(isinstance(v, ColumnTransformer) for v in params.values())
 
 
+def _walk(est: Any) -> Iterator[Any]:
+    """Every fitted estimator inside `est` (Pipelines, ColumnTransformers, FeatureUnions)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    yield est
+    if isinstance(est, Pipeline):
+        children = [step for _, step in est.steps]
+    elif isinstance(est, ColumnTransformer):
+        children = [t for _, t, _ in getattr(est, "transformers_", est.transformers)]
+    elif isinstance(est, FeatureUnion):
+        children = [t for _, t in est.transformer_list]
+    else:
+        children = []
+    for child in children:
+        if child is not None and not isinstance(child, str):
+            yield from _walk(child)
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and value != value
+
+
+def adapt_missing_text(model: Any) -> tuple[Any, list[str]]:
+    """A copy of `model` in which text imputers and encoders read MISSING_TEXT as NaN.
+
+    skl2onnx converts a string SimpleImputer only when its missing value is a string, and
+    turns a NaN category into the text "nan"; on the ONNX side a missing text is "" instead.
+    Returns the model to convert (the original when nothing needed changing) and notes.
+    """
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    def needs(est: Any) -> bool:
+        if isinstance(est, SimpleImputer):
+            stats = getattr(est, "statistics_", None)
+            return _is_nan(est.missing_values) and stats is not None and stats.dtype == object
+        if isinstance(est, OneHotEncoder | OrdinalEncoder):
+            return any(
+                c.dtype == object and any(_is_nan(v) for v in c)
+                for c in getattr(est, "categories_", [])
+            )
+        return False
+
+    if not any(needs(e) for e in _walk(model)):
+        return model, []
+    adapted = copy.deepcopy(model)
+    notes = []
+    for est in _walk(adapted):
+        if not needs(est):
+            continue
+        if isinstance(est, SimpleImputer):
+            est.missing_values = MISSING_TEXT
+            notes.append("text SimpleImputer: a missing value is fed as the empty string")
+        else:
+            est.categories_ = [
+                np.array([MISSING_TEXT if _is_nan(v) else v for v in c], dtype=object)
+                if c.dtype == object
+                else c
+                for c in est.categories_
+            ]
+            notes.append(
+                f"{type(est).__name__}: the NaN category is the empty string on the ONNX side"
+            )
+    return adapted, sorted(set(notes))
+
+
+def _rename_output(onnx_model: Any, old: str, new: str) -> None:
+    for node in onnx_model.graph.node:
+        for i, name in enumerate(node.output):
+            if name == old:
+                node.output[i] = new
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+    for out in onnx_model.graph.output:
+        if out.name == old:
+            out.name = new
+
+
 def _unsupported_estimators(model: Any) -> list[str]:
     """Names of the estimators in `model` that skl2onnx has no converter for."""
     from skl2onnx._supported_operators import sklearn_operator_name_map
 
     found = []
-    candidates = (
-        [model, *model.get_params(deep=True).values()] if hasattr(model, "get_params") else [model]
-    )
+    candidates = list(_walk(model))
+    if hasattr(model, "get_params"):
+        candidates += list(model.get_params(deep=True).values())
     for obj in candidates:
         if hasattr(obj, "fit") and type(obj) not in sklearn_operator_name_map:
             from sklearn.compose import ColumnTransformer
@@ -141,13 +230,19 @@ class SklearnExporter:
             task = options.task or "raw"
 
         native_x, feeds, initial_types, input_kind, columns = self._inputs(obj, data)
-        onnx_model = self._convert(obj, initial_types, task, options)
-        path = workdir / "model.onnx"
-        path.write_bytes(onnx_model.SerializeToString())
-
+        convertible, notes = adapt_missing_text(obj)
+        onnx_model = self._convert(convertible, initial_types, task, options)
+        scores = task == "classification" and not _has_predict_proba(obj)
+        if scores and len(onnx_model.graph.output) > 1:
+            # without predict_proba skl2onnx's second output holds decision scores
+            _rename_output(onnx_model, onnx_model.graph.output[1].name, "scores")
         outputs = [tensor_spec(o) for o in onnx_model.graph.output]
         native = self._native_outputs(obj, native_x, task, outputs)
-        labels = [_py(c) for c in obj.classes_] if task == "classification" else None
+        if scores and "scores" in native:
+            _declare_columns(onnx_model, outputs, "scores", native["scores"].shape[1])
+        path = workdir / "model.onnx"
+        path.write_bytes(onnx_model.SerializeToString())
+        labels = _labels(obj, outputs[0]) if task == "classification" else None
         signature = {
             "inputs": [{**tensor_spec(i), "role": "features"} for i in onnx_model.graph.input],
             "outputs": outputs,
@@ -168,6 +263,7 @@ class SklearnExporter:
             native_outputs=native,
             versions=library_versions(),
             opset=opset,
+            notes=notes,
         )
 
     def _inputs(self, model: Any, data: SampleData):
@@ -205,10 +301,22 @@ class SklearnExporter:
                     types.append((name, FloatTensorType([None, 1])))
                     cols.append({"name": name, "kind": "numeric", "dtype": "float32"})
                 else:
-                    values = frame[col].astype(object).where(frame[col].notna(), "").astype(str)
+                    values = (
+                        frame[col]
+                        .astype(object)
+                        .where(frame[col].notna(), MISSING_TEXT)
+                        .astype(str)
+                    )
                     feeds[name] = values.to_numpy().reshape(-1, 1)
                     types.append((name, StringTensorType([None, 1])))
-                    cols.append({"name": name, "kind": "categorical", "dtype": "string"})
+                    cols.append(
+                        {
+                            "name": name,
+                            "kind": "categorical",
+                            "dtype": "string",
+                            "missing": MISSING_TEXT,
+                        }
+                    )
             return frame, feeds, types, "tabular", cols
         text = [str(c) for c, is_num in numeric.items() if not is_num]
         if text:
@@ -227,9 +335,13 @@ class SklearnExporter:
         from skl2onnx import convert_sklearn
 
         target_opset = {"": options.opset, "ai.onnx.ml": 3} if options.opset else None
-        conv_options = (
-            {id(final_estimator(model)): {"zipmap": False}} if task == "classification" else None
-        )
+        conv_options = None
+        estimator = final_estimator(model)
+        if task == "classification":
+            # an entry even when empty: skl2onnx's Pipeline parser otherwise asks a classifier
+            # without ZipMap (LinearSVC) for a zipmap option and fails
+            allowed = "zipmap" in _allowed_options(estimator)
+            conv_options = {id(estimator): {"zipmap": False} if allowed else {}}
         try:
             return convert_sklearn(
                 model, initial_types=initial_types, target_opset=target_opset, options=conv_options
@@ -252,15 +364,73 @@ class SklearnExporter:
         names = [o["name"] for o in outputs]
         if task == "classification":
             native = {names[0]: np.asarray(model.predict(x))}
-            for o in outputs:
-                o["role"] = "label" if o["name"] == names[0] else "probabilities"
-            if len(names) > 1 and _has_predict_proba(model):
+            outputs[0]["role"] = "label"
+            if len(names) < 2:
+                return native
+            if _has_predict_proba(model):
+                outputs[1]["role"] = "probabilities"
                 native[names[1]] = np.asarray(model.predict_proba(x))
+            elif hasattr(model, "decision_function"):
+                outputs[1]["role"] = "raw"
+                scores = np.asarray(model.decision_function(x))
+                if scores.ndim == 1:  # binary: skl2onnx emits two columns
+                    scores = _binary_scores(final_estimator(model), scores)
+                native[names[1]] = scores
+            else:
+                outputs[1]["role"] = "raw"
             return native
         for o in outputs:
             o["role"] = "value" if task == "regression" else "raw"
         pred = np.asarray(model.predict(x) if hasattr(model, "predict") else model.transform(x))
         return {names[0]: pred.reshape(len(pred), -1)}
+
+
+def _labels(model: Any, label_output: dict[str, Any]) -> list[Any]:
+    """Class labels as the ONNX label output gives them (skl2onnx emits integral float
+    and bool classes as int64), so the manifest maps outputs to labels without a cast."""
+    classes = np.asarray(model.classes_)
+    if label_output["dtype"] == "int64" and classes.dtype.kind in "fb":
+        return [int(c) for c in classes]
+    if label_output["dtype"] == "string":
+        return [str(c) for c in classes]
+    return [_py(c) for c in classes]
+
+
+def _allowed_options(estimator: Any) -> dict[str, Any]:
+    """The conversion options skl2onnx's converter for this estimator accepts (LinearSVC,
+    for one, has no ZipMap and refuses the zipmap option)."""
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from skl2onnx.common._registration import get_converter
+
+    alias = sklearn_operator_name_map.get(type(estimator))
+    try:
+        return dict(get_converter(alias).get_allowed_options() or {}) if alias else {}
+    except (ValueError, KeyError, AttributeError):
+        return {}
+
+
+def _binary_scores(estimator: Any, d: np.ndarray) -> np.ndarray:
+    """Binary decision scores laid out as skl2onnx emits them: libsvm-based SVC/NuSVC put
+    the decision value first ([d, -d]), LinearSVC and RidgeClassifier emit d alone, other
+    linear classifiers put it second ([-d, d])."""
+    from sklearn.linear_model import RidgeClassifier, RidgeClassifierCV
+    from sklearn.svm import SVC, LinearSVC, NuSVC
+
+    if isinstance(estimator, SVC | NuSVC):
+        return np.stack([d, -d], axis=1)
+    if isinstance(estimator, LinearSVC | RidgeClassifier | RidgeClassifierCV):
+        return d.reshape(-1, 1)
+    return np.stack([-d, d], axis=1)
+
+
+def _declare_columns(onnx_model: Any, outputs: list[dict[str, Any]], name: str, cols: int) -> None:
+    """Make the declared second dimension of output `name` say what the graph computes
+    (skl2onnx declares two score columns for binary LinearSVC, which emits one)."""
+    for out, spec in zip(onnx_model.graph.output, outputs, strict=True):
+        dims = out.type.tensor_type.shape.dim
+        if out.name == name and len(dims) == 2 and dims[1].dim_value not in (0, cols):
+            dims[1].dim_value = cols
+            spec["shape"] = [spec["shape"][0], cols]
 
 
 def _has_predict_proba(model: Any) -> bool:

@@ -5,8 +5,11 @@ is one file with one digest.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
+import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from export.onnx_types import tensor_spec
 from export.versions import library_versions
 
 NATIVE_CHUNK = 256
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # torch.onnx logs a warning per missing torchvision op on every export; they say nothing about ours.
 logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
 
@@ -78,6 +82,8 @@ class TorchExporter:
                 self._load_weights(obj, options.weights)
             module = obj.eval()
 
+        if program:
+            _check_program_batch(obj)
         names = _input_names(obj, data)
         if len(data.tensors) == 1:
             arrays = [next(iter(data.tensors.values()))]
@@ -90,7 +96,8 @@ class TorchExporter:
         task = options.task or "raw"
         out_names = self._output_names(len(native), task)
         path = workdir / "model.onnx"
-        example = tuple(torch.from_numpy(a[: min(2, len(a))].copy()) for a in arrays)
+        # two rows: with one, torch.export would specialise the batch axis to 1
+        example = tuple(torch.from_numpy(np.resize(a, (2, *a.shape[1:])).copy()) for a in arrays)
         self._export(obj if program else module, example, names, out_names, options, path)
 
         import onnx
@@ -112,6 +119,12 @@ class TorchExporter:
             "labels": labels,
         }
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        if options.opset and opset != options.opset:
+            raise BadInputError(
+                f"torch could not export at opset {options.opset} (the model came out at {opset})",
+                hint="choose an opset the exporter supports (18 or later for the dynamo exporter), "
+                "or try --legacy-exporter",
+            )
         return ExportResult(
             onnx_path=path,
             framework="torch",
@@ -191,42 +204,75 @@ class TorchExporter:
         if options.opset:
             kwargs["opset_version"] = options.opset
         try:
-            if options.legacy:
-                torch.onnx.export(
-                    model, example, str(path), dynamo=False, dynamic_axes=axes, **kwargs
-                )
-            elif isinstance(model, torch.export.ExportedProgram):
-                torch.onnx.export(model, (), str(path), dynamo=True, external_data=False, **kwargs)
-            else:
-                dims: dict[str, Any] = {}
-                made: dict[str, Any] = {}
-                for n, a in axes.items():
-                    dims[n] = {
-                        ax: made.setdefault(label, torch.export.Dim(_dim_name(label)))
-                        for ax, label in a.items()
-                    }
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    torch.onnx.export(
-                        model,
-                        example,
-                        str(path),
-                        dynamo=True,
-                        external_data=False,
-                        dynamic_shapes=dims,
-                        verbose=False,
-                        **kwargs,
-                    )
+            # the exporter prints progress on stdout, which belongs to --json output
+            with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _call_export(torch, model, example, path, axes, options, kwargs)
         except BadInputError:
             raise
         except Exception as exc:
             hint = "try --legacy-exporter (TorchScript-based)" if not options.legacy else None
+            message = _ANSI.sub("", str(exc)).strip()
             raise BadInputError(
-                f"torch.onnx.export failed: {type(exc).__name__}: {str(exc)[:800]}", hint=hint
+                f"torch.onnx.export failed: {type(exc).__name__}: {message[:800]}", hint=hint
             ) from exc
         for leftover in path.parent.glob("*.onnx.data"):
             raise BadInputError(
                 f"torch wrote external data {leftover.name}; edgekit needs a single-file model"
+            )
+
+
+def _call_export(
+    torch: Any,
+    model: Any,
+    example: tuple,
+    path: Path,
+    axes: dict[str, dict[int, str]],
+    options: ExportOptions,
+    kwargs: dict[str, Any],
+) -> None:
+    if options.legacy:
+        torch.onnx.export(model, example, str(path), dynamo=False, dynamic_axes=axes, **kwargs)
+    elif isinstance(model, torch.export.ExportedProgram):
+        # the program carries its own dynamic shapes, fixed when it was exported
+        torch.onnx.export(
+            model, (), str(path), dynamo=True, external_data=False, verbose=False, **kwargs
+        )
+    else:
+        dims: dict[str, Any] = {}
+        made: dict[str, Any] = {}
+        for n, a in axes.items():
+            dims[n] = {
+                ax: made.setdefault(label, torch.export.Dim(_dim_name(label)))
+                for ax, label in a.items()
+            }
+        torch.onnx.export(
+            model,
+            example,
+            str(path),
+            dynamo=True,
+            external_data=False,
+            dynamic_shapes=dims,
+            verbose=False,
+            **kwargs,
+        )
+
+
+def _check_program_batch(program: Any) -> None:
+    """An ExportedProgram saved with a fixed batch size cannot serve other batch sizes:
+    say so before running it, with the fix, instead of torch's guard failure."""
+    user_inputs = set(program.graph_signature.user_inputs)
+    for node in program.graph.nodes:
+        if node.op != "placeholder" or node.name not in user_inputs:
+            continue
+        val = node.meta.get("val")
+        shape = getattr(val, "shape", None)
+        if shape is not None and len(shape) and isinstance(shape[0], int):
+            raise BadInputError(
+                f"the ExportedProgram's input {node.name!r} has a fixed batch size "
+                f"({list(shape)}); edgekit bundles take any batch size",
+                hint="export it with a dynamic batch: torch.export.export(model, args, "
+                "dynamic_shapes={'x': {0: torch.export.Dim('batch')}}), then torch.export.save",
             )
 
 
