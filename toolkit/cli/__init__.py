@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "toolkit.cli.export_cmd",
     "toolkit.cli.inspect_cmd",
     "toolkit.cli.demo_cmd",
+    "toolkit.cli.bench_cmd",
 ]
 
 for _module in COMMAND_MODULES:

@@ -1,0 +1,288 @@
+"""`edgekit bench BUNDLE_DIR [...]` and `edgekit bench compare OLD.json NEW.json`.
+
+`bench` is a group whose default command is `run`: anything that is not a subcommand name is
+handed to `run`, so both forms of the contract work as written (`edgekit bench run ...` too).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgressBar
+from rich.table import Table
+from typer.core import TyperGroup
+
+from edge_agent.benchmark import StabilityConfig, TimingConfig
+from edge_agent.bundle import Bundle
+from edge_agent.errors import BadInputError, CheckFailedError
+from toolkit.cli import app
+from toolkit.cli.common import JSON_OPTION, err, fmt_bytes, handle_errors, out, print_json
+
+
+class DefaultRunGroup(TyperGroup):
+    """Routes `bench BUNDLE ...` to `bench run BUNDLE ...`; `bench compare ...` stays."""
+
+    default_command = "run"
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+bench_app = typer.Typer(
+    cls=DefaultRunGroup,
+    help="Benchmark a bundle's variants (edgekit bench BUNDLE_DIR ...), or compare two runs "
+    "(edgekit bench compare OLD.json NEW.json).",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(bench_app, name="bench")
+
+
+def _list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def _ints(option: str, text: str | None) -> list[int] | None:
+    items = _list(text)
+    if items is None:
+        return None
+    try:
+        return [int(t) for t in items]
+    except ValueError:
+        raise BadInputError(
+            f"{option} takes comma-separated integers, got {text!r}", hint=f"e.g. {option} 1,2"
+        ) from None
+
+
+class RichProgress:
+    """The engine's progress drawn as a rich bar on stderr (stdout stays clean for --json)."""
+
+    def __init__(self) -> None:
+        self.bar = RichProgressBar(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
+        self.task: Any = None
+        self.done = 0
+
+    def start(self, total: int) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task("benchmark", total=total)
+
+    def begin(self, label: str) -> None:
+        self.bar.update(self.task, description=label, completed=self.done)
+
+    def update(self, fraction: float) -> None:
+        self.bar.update(self.task, completed=self.done + min(fraction, 1.0))
+
+    def end(self, label: str, record: dict[str, Any] | None, skipped: str | None = None) -> None:
+        self.done += 1
+        self.bar.update(self.task, completed=self.done)
+        if skipped:
+            self.bar.console.print(f"[yellow]skipped[/] {label}: {skipped}", highlight=False)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def results_table(doc: dict[str, Any]) -> Table:
+    from toolkit.bench.providers import short_name
+
+    table = Table(title=f"{doc['bundle']['name']} — {doc['scenario']}")
+    first = doc["records"][0]["headline"] if doc["records"] else {"name": "headline", "unit": ""}
+    cols = ["variant", "prov", "thr", "batch", f"{first['name']} ({first['unit']})", "p50 ms",
+            "p99 ms", "samples/s", "cold ms", "peak RSS", "× native", "stable"]  # fmt: skip
+    for c in cols:
+        table.add_column(
+            c, justify="left" if c in ("variant", "prov") else "right", no_wrap=c == "variant"
+        )
+    for r in doc["records"]:
+        native = r["system"] != "onnxruntime"
+        speed = (r.get("vs_native") or {}).get("p50_speedup")
+        cold = r["session"]["cold_first_ms"]
+        table.add_row(
+            r["system"] if native else r["variant"],
+            "–" if native else short_name(r["provider"]),
+            str(r["threads"] or "def"),
+            str(r["batch"]),
+            f"{r['headline']['value']:.4g}",
+            f"{r['latency_ms']['p50']:.4g}",
+            f"{r['latency_ms']['p99']:.4g}",
+            f"{r['throughput']['samples_per_s']:,.0f}",
+            f"{cold:.3g}" if cold is not None else "–",
+            fmt_bytes(r["resources"].get("peak_rss_bytes")),
+            f"{speed:.2f}" if speed else "–",
+            "[green]yes[/]" if r["stability"]["stable"] else "[red]UNSTABLE[/]",
+        )
+    return table
+
+
+@bench_app.command("run")
+@handle_errors
+def bench_run(
+    bundle_dir: Path = typer.Argument(..., help="Bundle folder."),
+    variants: str = typer.Option("all", "--variants", help="Variants to measure: a,b or all."),
+    include_rejected: bool = typer.Option(False, "--include-rejected", help="Measure rejected variants too."),
+    providers: str = typer.Option("cpu", "--providers", help="Execution providers: cpu,cuda,tensorrt,openvino,... or all."),
+    threads: str = typer.Option("1", "--threads", help="Intra-op thread counts, e.g. 1,2 (0 = onnxruntime's default)."),
+    batch: str | None = typer.Option(None, "--batch", help="Batch sizes (samples per query), e.g. 1,32. Default by scenario."),
+    scenario: str = typer.Option("single-stream", "--scenario", help="single-stream | multi-stream | server | offline."),
+    duration: float | None = typer.Option(None, "--duration", help="Seconds of timed windows per configuration (default 2)."),
+    iterations: int | None = typer.Option(None, "--iterations", help="Timed calls per configuration (instead of --duration)."),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed warm-up calls per configuration."),
+    qps: float | None = typer.Option(None, "--qps", help="Server: Poisson arrival rate (queries/s); with --latency-bound, where the search starts."),
+    latency_bound: str | None = typer.Option(None, "--latency-bound", help="Server: search the highest QPS meeting e.g. p99=10ms."),
+    workers: int | None = typer.Option(None, "--workers", help="Server: concurrent workers (default: usable cores, at least 2)."),
+    stability: float = typer.Option(0.10, "--stability", help="Windows agree when max/min - 1 is within this (perf_analyzer's 10%)."),
+    max_windows: int = typer.Option(10, "--max-windows", help="Give up (report unstable) after this many windows."),
+    price_per_hour: float | None = typer.Option(None, "--price-per-hour", help="Hourly price of this machine for the cost figures."),
+    instance: str | None = typer.Option(None, "--instance", help="Take the hourly price from this row of the price table."),
+    prices: Path | None = typer.Option(None, "--prices", help="Your own price table (YAML, like toolkit/bench/prices.yaml)."),
+    predictions_per_user: float | None = typer.Option(None, "--predictions-per-user", help="Predictions per user per month, for the cost per user."),
+    native: bool = typer.Option(True, "--native/--no-native", help="Time the source framework too (scikit-learn / PyTorch eager)."),
+    target: str = typer.Option("local", "--target", help="Manifest target name the results are stored under."),
+    save: bool = typer.Option(True, "--save/--no-save", help="Store results in the bundle manifest."),
+    seed: int = typer.Option(0, "--seed", help="Seed for input selection and generation and for arrivals."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Report folder (report.html, results.json, results.csv). Default ./bench-<bundle>."),
+    as_json: bool = JSON_OPTION,
+) -> None:  # fmt: skip
+    """Measure latency and throughput of every variant × provider × threads × batch."""
+    from toolkit.bench.cost import choose_price
+    from toolkit.bench.engine import BenchPlan, run_bench
+    from toolkit.bench.loadgen import LatencyBound
+    from toolkit.bench.report import write_report
+    from toolkit.bench.store import save_to_manifest, write_outputs
+
+    if duration is not None and iterations is not None:
+        raise BadInputError("give --duration or --iterations, not both")
+    try:
+        timing = TimingConfig(
+            warmup_iterations=warmup,
+            iterations=iterations,
+            duration_s=duration,
+            stability=StabilityConfig(tolerance=stability, max_windows=max_windows),
+        )
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from None
+    plan = BenchPlan(
+        variants=_list(variants),
+        include_rejected=include_rejected,
+        providers=_list(providers),
+        threads=_ints("--threads", threads) or [1],
+        batches=_ints("--batch", batch),
+        scenario=scenario,
+        timing=timing,
+        qps=qps,
+        latency_bound=LatencyBound.parse(latency_bound) if latency_bound else None,
+        workers=workers,
+        native=native,
+        seed=seed,
+        price=choose_price(price_per_hour, instance, prices),
+        predictions_per_user=predictions_per_user,
+        target=target,
+    )
+    bundle = Bundle.open(bundle_dir)
+    progress = RichProgress()
+    try:
+        run = run_bench(bundle_dir, plan, progress)
+    finally:
+        progress.stop()
+    if not run.records:
+        raise CheckFailedError(
+            "no configuration could be measured",
+            hint="; ".join(f"{s['what']}: {s['reason']}" for s in run.skipped) or None,
+        )
+    saved = save_to_manifest(run, target) if save else []
+    out_dir = output or Path(f"bench-{bundle.manifest['name']}")
+    paths = write_outputs(run, out_dir)
+    doc = run.to_dict()
+    paths["html"] = write_report(doc, Bundle.open(bundle_dir).manifest, out_dir / "report.html")
+    if as_json:
+        print_json(
+            {
+                **doc,
+                "ok": True,
+                "outputs": {k: str(v) for k, v in paths.items()},
+                "saved_to_manifest": saved,
+            }
+        )
+        return
+    out.print(results_table(doc))
+    for s in run.skipped:
+        out.print(f"[yellow]skipped[/] {s['what']}: {s['reason']}", highlight=False)
+    env = doc["environment"]
+    out.print(
+        f"[dim]{env['cpu_model']} · {env['usable_cores']} usable cores · onnxruntime {env['onnxruntime']}"
+        f" · load {env['load_average']}[/]"
+    )
+    if saved:
+        out.print(f"stored in the manifest under target [bold]{target}[/] for: {', '.join(saved)}")
+    out.print(f"report: {paths['html']}  ·  {paths['json']}  ·  {paths['csv']}")
+
+
+@bench_app.command("compare")
+@handle_errors
+def bench_compare(
+    old: Path = typer.Argument(..., help="Earlier results.json (or `edgekit bench --json` output)."),
+    new: Path = typer.Argument(..., help="Later results.json."),
+    threshold: float = typer.Option(0.10, "--threshold", help="Regression when NEW is worse than OLD by more than this share."),
+    as_json: bool = JSON_OPTION,
+) -> None:  # fmt: skip
+    """Ratio NEW/OLD per configuration; exit 1 when any regressed beyond --threshold."""
+    from toolkit.bench.compare import compare_runs
+    from toolkit.bench.store import load_run
+
+    result = compare_runs(load_run(old), load_run(new), threshold)
+    if not result["rows"]:
+        raise BadInputError(
+            "the two runs have no configuration in common (scenario, variant, provider, threads, batch)",
+            hint="compare runs of the same bundle and options",
+            details=result,
+        )
+    if as_json:
+        print_json({"ok": result["passed"], **result})
+    else:
+        table = Table(title=f"bench compare (threshold {threshold:.0%})")
+        for c in ("configuration", "metric", "old", "new", "new/old", "verdict"):
+            table.add_column(c, justify="right" if c in ("old", "new", "new/old") else "left")
+        for r in result["rows"]:
+            verdict = "[red]REGRESSION[/]" if r["regression"] else "[green]ok[/]"
+            if r["notes"]:
+                verdict += f" [dim]({'; '.join(r['notes'])})[/]"
+            who = r["variant"] if r["system"] == "onnxruntime" else r["system"]
+            prov = r["provider"].removesuffix("ExecutionProvider").lower()
+            table.add_row(
+                f"{r['scenario']} {who} {prov} t{r['threads']} b{r['batch']}",
+                f"{r['metric']} {r['unit']} {'↓' if r['better'] == 'lower' else '↑'}",
+                f"{r['old']:.4g}",
+                f"{r['new']:.4g}",
+                f"{r['ratio']:.3f}" if r["ratio"] is not None else "–",
+                verdict,
+            )
+        out.print(table)
+        for label, items in (
+            ("only in OLD", result["only_old"]),
+            ("only in NEW", result["only_new"]),
+        ):
+            if items:
+                out.print(f"[yellow]{label}:[/] {len(items)} configuration(s)")
+        out.print(
+            f"[bold red]{result['regressions']} regression(s)[/]"
+            if result["regressions"]
+            else "[green]no regression[/]"
+        )
+    if result["regressions"]:
+        raise typer.Exit(1)

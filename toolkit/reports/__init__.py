@@ -1,0 +1,7 @@
+"""Self-contained HTML reports: one file, figures embedded, tables, no external assets.
+
+Shared by every command that writes a report (bench, fleet, ...)."""
+
+from toolkit.reports.html import HtmlReport, figure_data_uri, figure_svg, new_figure
+
+__all__ = ["HtmlReport", "figure_data_uri", "figure_svg", "new_figure"]
