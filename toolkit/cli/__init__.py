@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "toolkit.cli.inspect_cmd",
     "toolkit.cli.demo_cmd",
     "toolkit.cli.bench_cmd",
+    "toolkit.cli.targets_cmd",
+    "toolkit.cli.tune_cmd",
 ]
 
 for _module in COMMAND_MODULES:

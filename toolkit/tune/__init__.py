@@ -1,0 +1,1 @@
+"""Hardware-aware selection: per target, the variant, provider and session options to run."""

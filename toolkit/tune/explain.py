@@ -1,0 +1,165 @@
+"""The plain-language reason for a selection: what was chosen, by how much it wins, at what
+cost in accuracy, and why each other variant lost (rejected, no speed-up, or just slower)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from toolkit.tune.gate import VariantInfo
+from toolkit.tune.objective import LatencyBudget, latency_of
+from toolkit.tune.space import Candidate
+
+SAME = 0.03  # within 3 % counts as "no difference"
+
+
+@dataclass
+class Point:
+    """A candidate with what is known about it: its variant's gate info and, if measured,
+    its metrics and where they were measured."""
+
+    candidate: Candidate
+    info: VariantInfo
+    metrics: dict[str, Any] | None = None
+    source: str = "profile"  # "this machine", "emulated", "device", "profile"
+
+    @property
+    def measured(self) -> bool:
+        return self.metrics is not None
+
+    def axes(self, budget: LatencyBudget | None = None) -> dict[str, float]:
+        return {
+            "accuracy": -(self.info.drop or 0.0),
+            "latency_ms": latency_of(self.metrics, budget) if self.metrics else 0.0,
+            "bytes": float(self.info.bytes),
+        }
+
+    def to_dict(self, budget: LatencyBudget | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            **self.candidate.to_dict(),
+            "kind": self.info.kind,
+            "bytes": self.info.bytes,
+            "metric": self.info.metric,
+            "metric_value": self.info.value,
+            "drop": self.info.drop,
+            "source": self.source,
+        }
+        if self.metrics:
+            lat = self.metrics["latency_ms"]
+            out["latency_ms"] = {k: lat[k] for k in ("p50", "p90", "p99", "mean") if k in lat}
+            if "samples_per_s" in self.metrics:
+                out["samples_per_s"] = self.metrics["samples_per_s"]
+            out["stable"] = self.metrics.get("stable")
+        return out
+
+
+def _best_per_variant(
+    points: list[Point], objective: str, budget: LatencyBudget | None
+) -> dict[str, Point]:
+    best: dict[str, Point] = {}
+    for p in points:
+        if not p.measured:
+            continue
+        cur = best.get(p.candidate.variant)
+        if cur is None or _speed(p, objective, budget) > _speed(cur, objective, budget):
+            best[p.candidate.variant] = p
+    return best
+
+
+def _speed(p: Point, objective: str, budget: LatencyBudget | None) -> float:
+    """Higher is faster: samples/s for throughput, 1/latency otherwise."""
+    if objective == "throughput":
+        return float(p.metrics["samples_per_s"])
+    return 1.0 / max(latency_of(p.metrics, budget), 1e-9)
+
+
+def _ratio_text(ratio: float, objective: str) -> str:
+    if objective == "throughput":
+        return f"{ratio:.1f}× the throughput of fp32"
+    if ratio >= 1:
+        return f"{ratio:.1f}× faster than fp32"
+    return f"{1 / ratio:.1f}× slower than fp32"
+
+
+def measured_reason(
+    selected: Point,
+    points: list[Point],
+    infos: dict[str, VariantInfo],
+    objective: str,
+    budget: LatencyBudget | None,
+    where: str,
+) -> str:
+    best = _best_per_variant(points, objective, budget)
+    ref = best.get("fp32")
+    sel = selected
+    head = f"{sel.info.label}, {sel.candidate.options.short()}"
+    parts = []
+    if sel.candidate.variant != "fp32" and ref is not None:
+        ratio = _speed(sel, objective, budget) / _speed(ref, objective, budget)
+        text = _ratio_text(ratio, objective)
+        if objective == "size":
+            text = f"{ref.info.bytes / max(sel.info.bytes, 1):.1f}× smaller than fp32, " + text
+        delta = sel.info.delta_text()
+        parts.append(text + (f" at {delta}" if delta else ""))
+    elif objective == "size":
+        parts.append("the smallest variant that passes the gate")
+    else:
+        parts.append(
+            f"the {'highest throughput' if objective == 'throughput' else 'fastest'} {where}"
+        )
+    # what threads bought, for the chosen variant
+    same = [
+        p
+        for p in points
+        if p.measured
+        and p.candidate.variant == sel.candidate.variant
+        and p.candidate.provider == sel.candidate.provider
+        and p.candidate.options.intra_op_num_threads == 1
+    ]
+    if sel.candidate.options.intra_op_num_threads > 1 and same:
+        one = max(same, key=lambda p: _speed(p, objective, budget))
+        gain = _speed(sel, objective, budget) / _speed(one, objective, budget)
+        parts.append(f"{sel.candidate.options.intra_op_num_threads} threads {gain:.1f}× 1 thread")
+    if budget is not None:
+        value = float(sel.metrics["latency_ms"][budget.percentile])
+        verdict = "meets" if value <= budget.limit_ms else "misses"
+        parts.append(f"{verdict} {budget} ({budget.percentile} {value:.3g} ms)")
+    lines = [f"{head}: " + "; ".join(parts)]
+
+    for name, info in infos.items():
+        if name == sel.candidate.variant:
+            continue
+        if not info.passed:
+            lines.append(f"{name} rejected: {info.pruned}")
+            continue
+        other = best.get(name)
+        if other is None:
+            lines.append(f"{name}: not measured (search budget)")
+            continue
+        if ref is not None and name != "fp32":
+            r = _speed(other, objective, budget) / _speed(ref, objective, budget)
+            if r < 1 + SAME:
+                lines.append(f"{name}: no speed-up {where} ({_ratio_text(r, objective)})")
+                continue
+            lines.append(f"{name}: {_ratio_text(r, objective)}, less than {sel.candidate.variant}")
+        elif name == "fp32":
+            r = _speed(sel, objective, budget) / _speed(other, objective, budget)
+            if objective == "size":
+                lines.append(f"fp32: {info.bytes / max(sel.info.bytes, 1):.1f}× larger")
+            elif r < 1 + SAME and sel.candidate.variant != "fp32":
+                lines.append("fp32: as fast; the chosen variant wins on the tie-break")
+    return "; ".join(lines)
+
+
+def profile_reason(
+    selected: Point, infos: dict[str, VariantInfo], target_name: str, why: str | None
+) -> str:
+    head = f"{selected.info.label}, {selected.candidate.options.short()}"
+    text = (
+        f"{head}: the {target_name} profile's first choice that passes the gate"
+        + (f" ({why})" if why else "")
+        + f". Nothing was measured on {target_name}: ranked by the profile's preferences; "
+        "measure on the device (the agent's bench command) to confirm"
+    )
+    pruned = [f"{n} rejected: {i.pruned}" for n, i in infos.items() if not i.passed]
+    return "; ".join([text, *pruned])

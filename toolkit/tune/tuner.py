@@ -1,0 +1,457 @@
+"""`edgekit tune`: choose, per hardware target, the variant, provider and session options.
+
+The steps, each in its own module:
+  1. the target's profile, and whether this machine can stand in for it (targets.compat);
+  2. the variants the target prefers, created if missing (sources.ensure_preferred);
+  3. the accuracy and memory gate, before anything is timed (gate);
+  4. the figures: measured here (measure + search), measured on the device
+     (variant["benchmarks"][target] or the fleet), or none (ranked by the profile);
+  5. the Pareto front, the selection per objective, the reason (pareto, objective, explain);
+  6. manifest["selection"][target] with the session options the agent applies.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_agent import manifest as manifest_io
+from edge_agent.bundle import Bundle
+from edge_agent.errors import BadInputError, CheckFailedError
+from toolkit.targets import TargetProfile, can_emulate, get_target, local_profile
+from toolkit.tune import device, sources
+from toolkit.tune.explain import Point, measured_reason, profile_reason
+from toolkit.tune.gate import VariantInfo, apply_gate, recheck_memory
+from toolkit.tune.measure import BASE_DURATION_S, QUICK_DURATION_S, LocalMeasurer, allowed_cpus
+from toolkit.tune.objective import (
+    TIE,
+    LatencyBudget,
+    check_objective,
+    latency_of,
+    meets_budget,
+    parse_latency_budget,
+    score,
+)
+from toolkit.tune.pareto import pareto_front
+from toolkit.tune.search import Budget, SearchResult, Trial, search
+from toolkit.tune.space import (
+    DEFAULT_GRAPH_LEVELS,
+    Candidate,
+    SessionOptions,
+    candidate_space,
+)
+from toolkit.tune.variants import matches
+
+THROUGHPUT_BATCH = 32
+QUICK_GRAPH_LEVELS = ("basic", "all")
+
+
+@dataclass
+class TuneRequest:
+    bundle_dir: Path
+    target: str = "local"
+    objective: str = "latency"
+    latency_budget: str | None = None
+    max_drop: float | None = 0.01
+    max_trials: int | None = None
+    time_budget_s: float | None = None
+    targets_dir: Path | None = None
+    from_fleet: Path | None = None
+    create_missing: bool = True
+    quick: bool = False
+    graph_levels: tuple[str, ...] | None = None
+    base_duration_s: float | None = None
+    exhaustive_limit: int | None = None
+    write: bool = True
+    command: str = "edgekit tune"
+
+
+@dataclass
+class TuneResult:
+    target: TargetProfile
+    mode: str  # "measured", "emulated", "device", "profile"
+    measured_on: str | None
+    objective: str
+    budget: LatencyBudget | None
+    variants: dict[str, VariantInfo]
+    points: list[Point]
+    front: list[Point]
+    selected: Point
+    reason: str
+    budget_met: bool | None
+    search: SearchResult | None = None
+    notes: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+
+    def selection_record(self) -> dict[str, Any]:
+        """What goes into manifest["selection"][target]; the agent reads the first five keys."""
+        c = self.selected.candidate
+        return {
+            "variant": c.variant,
+            "provider": c.provider,
+            "session_options": c.options.to_manifest(),
+            "reason": self.reason,
+            "measured_on": self.measured_on,
+            "mode": self.mode,
+            "objective": self.objective,
+            "latency_budget": str(self.budget) if self.budget else None,
+            "budget_met": self.budget_met,
+            "max_drop": None,
+            "metrics": self.selected.to_dict(self.budget),
+            "front": [p.to_dict(self.budget) for p in self.front],
+            "search": self.search_summary(),
+            "notes": self.notes,
+            "tuned_at": manifest_io.utc_now(),
+        }
+
+    def search_summary(self) -> dict[str, Any] | None:
+        s = self.search
+        if s is None:
+            return None
+        return {
+            "strategy": s.strategy,
+            "space": s.space_size,
+            "trials": s.n_trials,
+            "rounds": s.rounds,
+            "stopped": s.stopped,
+            "elapsed_s": round(s.elapsed_s, 3),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target.name,
+            "mode": self.mode,
+            "measured_on": self.measured_on,
+            "objective": self.objective,
+            "latency_budget": str(self.budget) if self.budget else None,
+            "budget_met": self.budget_met,
+            "selection": {
+                **self.selected.candidate.to_dict(),
+                "reason": self.reason,
+                "measured_on": self.measured_on,
+            },
+            "selected": self.selected.to_dict(self.budget),
+            "front": [p.to_dict(self.budget) for p in self.front],
+            "variants": {n: i.to_dict() for n, i in self.variants.items()},
+            "candidates": [p.to_dict(self.budget) for p in self.points],
+            "search": self.search_summary(),
+            "notes": self.notes,
+            "created_variants": self.created,
+        }
+
+
+def _host() -> str:
+    local = local_profile()
+    return f"this machine ({local.data['cpu']['model']}, {platform.machine()})"
+
+
+def _providers_for(
+    target: TargetProfile, bundle: Bundle, names: list[str], usable: list[str]
+) -> dict[str, list[str]]:
+    """Each variant's providers: those of the first recipe it matches, else all usable ones."""
+    out = {}
+    for name in names:
+        recipe = next((r for r in target.prefer if matches(r, name, bundle.variant(name))), None)
+        allowed = target.providers_for(recipe) if recipe else target.providers
+        out[name] = [p for p in allowed if p in usable] or usable
+    return out
+
+
+def _prior_key(target: TargetProfile, infos: dict[str, VariantInfo]) -> Callable[[Candidate], Any]:
+    """Search order (most promising first): preferred kinds, full graph optimisation, more
+    threads, sequential execution."""
+    level_order = {"all": 0, "extended": 1, "basic": 2, "disable": 3}
+
+    def key(c: Candidate) -> Any:
+        o = c.options
+        return (
+            target.preference_rank(infos[c.variant].kind),
+            level_order[o.graph_optimization_level],
+            -o.intra_op_num_threads,
+            o.execution_mode != "sequential",
+            c.variant,
+        )
+
+    return key
+
+
+def choose(
+    points: list[Point], objective: str, budget: LatencyBudget | None
+) -> tuple[Point, bool | None]:
+    """The best measured point for the objective; ties (within TIE) go to accuracy, then fewer
+    CPUs, then the smaller file. Returns (point, budget met?)."""
+    measured = [p for p in points if p.measured and p.info.passed]
+    ranked = sorted(measured, key=lambda p: score(objective, p.metrics, p.info.bytes, budget))
+    best = ranked[0]
+    best_score = score(objective, best.metrics, best.info.bytes, budget)
+
+    def close(p: Point) -> bool:
+        s = score(objective, p.metrics, p.info.bytes, budget)
+        if s[0] != best_score[0] or (objective == "size" and s[1] != best_score[1]):
+            return False
+        a, b = abs(s[-1]), abs(best_score[-1])
+        return abs(a - b) <= TIE * max(a, b)
+
+    tied = [p for p in ranked if close(p)]
+    pick = min(
+        tied,
+        key=lambda p: (
+            p.info.drop or 0.0,
+            p.candidate.options.cpus_needed,
+            p.info.bytes,
+            score(objective, p.metrics, p.info.bytes, budget),
+        ),
+    )
+    return pick, (meets_budget(pick.metrics, budget) if budget else None)
+
+
+def tune(
+    request: TuneRequest, progress: Callable[[Trial, int, int], None] | None = None
+) -> TuneResult:
+    objective = check_objective(request.objective)
+    budget = parse_latency_budget(request.latency_budget)
+    if request.max_drop is not None and request.max_drop < 0:
+        raise BadInputError("--max-drop must be >= 0", hint="e.g. --max-drop 0.01 (one point)")
+    search_budget = Budget(request.max_trials, request.time_budget_s)
+    target = get_target(request.target, request.targets_dir)
+    bundle = Bundle.open(request.bundle_dir)
+    bundle.verify()
+    notes: list[str] = []
+
+    created = sources.ensure_preferred(bundle, target, notes) if request.create_missing else []
+    bundle = Bundle.open(request.bundle_dir)
+    sources.evaluate_missing(bundle, request.max_drop, notes)
+    bundle = Bundle.open(request.bundle_dir)
+    infos = apply_gate(bundle.variants, request.max_drop, target.model_memory_budget)
+    if not any(i.passed for i in infos.values()):
+        raise CheckFailedError(
+            f"no variant of {bundle.manifest['name']} passes the gate for {target.name}: "
+            + "; ".join(f"{n}: {i.pruned}" for n, i in infos.items()),
+            hint="raise --max-drop, or re-quantize with other settings",
+        )
+
+    local = local_profile()
+    emulation = can_emulate(target, local)
+    device_points = device.points(bundle, target, infos, request.from_fleet)
+    search_result = None
+    if emulation.possible:
+        mode = "measured" if target.is_local else "emulated"
+        points, search_result, measured_on = _measure_here(
+            request,
+            bundle,
+            target,
+            local,
+            emulation,
+            infos,
+            objective,
+            budget,
+            search_budget,
+            progress,
+        )
+        notes.extend(emulation.limits)
+        if not target.is_local:
+            notes.append(
+                f"measured on {measured_on} as a stand-in for {target.name}: the same "
+                f"instruction-set tier, threads capped at {emulation.max_threads}"
+            )
+    elif device_points:
+        mode, points = "device", device_points
+        measured_on = sorted({p.source for p in points})[0]
+        notes.append(f"figures measured on the device ({measured_on}), not on this machine")
+    else:
+        mode, points, measured_on = "profile", _rank_by_profile(bundle, target, infos), None
+        notes.append(
+            f"nothing was measured on {target.name}: "
+            + "; ".join(emulation.reasons)
+            + ". Ranked by the profile's quantization preferences."
+        )
+
+    for name, info in infos.items():
+        mems = [
+            p.metrics.get("memory_bytes")
+            for p in points
+            if p.metrics and p.candidate.variant == name
+        ]
+        mems = [m for m in mems if m]
+        if mems:
+            recheck_memory(info, max(mems), target.model_memory_budget)
+
+    alive = [p for p in points if p.info.passed]
+    if not alive:
+        raise CheckFailedError(
+            f"no candidate for {target.name} fits its memory: "
+            + "; ".join(f"{n}: {i.pruned}" for n, i in infos.items() if i.pruned),
+            hint="choose a smaller variant or a target with more memory",
+        )
+    if mode == "profile":
+        selected, budget_met = alive[0], None
+        recipe = next(
+            (
+                r
+                for r in target.prefer
+                if matches(
+                    r, selected.candidate.variant, bundle.variant(selected.candidate.variant)
+                )
+            ),
+            None,
+        )
+        reason = profile_reason(selected, infos, target.name, recipe["why"] if recipe else None)
+        front = pareto_front(alive, lambda p: p.axes(), {"accuracy": +1, "bytes": -1})
+        if budget is not None:
+            notes.append(f"the latency budget {budget} was not checked: nothing was measured")
+    else:
+        selected, budget_met = choose(alive, objective, budget)
+        where = "on this CPU" if mode in ("measured", "emulated") else f"on {measured_on}"
+        reason = measured_reason(selected, alive, infos, objective, budget, where)
+        front = pareto_front([p for p in alive if p.measured], lambda p: p.axes(budget))
+    result = TuneResult(
+        target=target,
+        mode=mode,
+        measured_on=measured_on,
+        objective=objective,
+        budget=budget,
+        variants=infos,
+        points=points,
+        front=_compact_front(front, budget),
+        selected=selected,
+        reason=reason,
+        budget_met=budget_met,
+        search=search_result,
+        notes=notes,
+        created=created,
+    )
+    if budget_met is False:
+        raise CheckFailedError(
+            f"no candidate meets --latency-budget {budget} on {target.name}: the best, "
+            f"{selected.candidate.describe()}, has {budget.percentile} "
+            f"{selected.metrics['latency_ms'][budget.percentile]:.3g} ms",
+            hint="relax the budget, allow a larger --max-drop, or choose a faster target",
+            details={"result": result.to_dict()},
+        )
+    if request.write:
+        record(bundle, result, request)
+    return result
+
+
+def _compact_front(front: list[Point], budget: LatencyBudget | None) -> list[Point]:
+    """One point per (accuracy, size) value pair is enough for a variant: its fastest."""
+    best: dict[tuple[str, str], Point] = {}
+    for p in front:
+        key = (p.candidate.variant, p.candidate.provider)
+        cur = best.get(key)
+        if cur is None or (
+            p.measured and latency_of(p.metrics, budget) < latency_of(cur.metrics, budget)
+        ):
+            best[key] = p
+    return sorted(best.values(), key=lambda p: p.axes(budget)["latency_ms"])
+
+
+def _measure_here(
+    request: TuneRequest,
+    bundle: Bundle,
+    target: TargetProfile,
+    local: TargetProfile,
+    emulation: Any,
+    infos: dict[str, VariantInfo],
+    objective: str,
+    budget: LatencyBudget | None,
+    search_budget: Budget,
+    progress: Callable[[Trial, int, int], None] | None,
+) -> tuple[list[Point], SearchResult, str]:
+    usable = [p for p in target.providers if p in local.providers] or ["CPUExecutionProvider"]
+    names = [n for n, i in infos.items() if i.passed]
+    levels = request.graph_levels or (QUICK_GRAPH_LEVELS if request.quick else DEFAULT_GRAPH_LEVELS)
+    space = candidate_space(
+        names,
+        usable,
+        emulation.max_threads,
+        graph_levels=tuple(levels),
+        providers_for=_providers_for(target, bundle, names, usable),
+    )
+    space.sort(key=_prior_key(target, infos))
+    cpus = allowed_cpus()
+    pin = cpus[: emulation.max_threads] if len(cpus) > emulation.max_threads else None
+    batch = THROUGHPUT_BATCH if objective == "throughput" and _dynamic_batch(bundle) else 1
+    measurer = LocalMeasurer(
+        bundle,
+        cpus=pin,
+        base_duration_s=request.base_duration_s
+        or (QUICK_DURATION_S if request.quick else BASE_DURATION_S),
+        batch=batch,
+    )
+    kwargs = {}
+    if request.exhaustive_limit is not None:
+        kwargs["exhaustive_limit"] = request.exhaustive_limit
+    result = search(
+        space,
+        measurer,
+        lambda t: score(objective, t.metrics, infos[t.candidate.variant].bytes, budget),
+        search_budget,
+        on_trial=progress,
+        **kwargs,
+    )
+    source = "this machine" if target.is_local else "emulated"
+    points = [
+        Point(t.candidate, infos[t.candidate.variant], t.metrics, source)
+        for t in result.finalists()
+    ]
+    if not points:
+        raise CheckFailedError(
+            "the search budget ran out before a single candidate was measured",
+            hint="raise --time-budget or --max-trials",
+        )
+    where = _host()
+    if pin:
+        where += f", pinned to {len(pin)} CPU(s)"
+    return points, result, where
+
+
+def _dynamic_batch(bundle: Bundle) -> bool:
+    for t in bundle.signature["inputs"]:
+        shape = t.get("shape") or []
+        if not shape or isinstance(shape[0], int) and shape[0] > 0:
+            return False
+    return True
+
+
+def _rank_by_profile(
+    bundle: Bundle, target: TargetProfile, infos: dict[str, VariantInfo]
+) -> list[Point]:
+    """Unmeasured points, in the profile's order of preference (the first is the choice)."""
+    options = SessionOptions(target.cores, 1, "sequential", "all")
+    ranked: list[tuple[Any, Point]] = []
+    for name, info in infos.items():
+        v = bundle.variant(name)
+        for i, recipe in enumerate(target.prefer):
+            if matches(recipe, name, v):
+                provider = target.providers_for(recipe)[0]
+                ranked.append(((i, 0, name), Point(Candidate(name, provider, options), info)))
+                break
+        else:
+            # not what the profile asks for (e.g. U8S8 on an S8S8 target): after its kind
+            rank = target.preference_rank(info.kind)
+            ranked.append(
+                ((rank, 1, name), Point(Candidate(name, target.providers[-1], options), info))
+            )
+    ranked.sort(key=lambda x: x[0])
+    return [p for _, p in ranked]
+
+
+def record(bundle: Bundle, result: TuneResult, request: TuneRequest) -> None:
+    """Write the selection for this target into the manifest (validated, atomic)."""
+    fresh = Bundle.open(bundle.path)
+    rec = result.selection_record()
+    rec["max_drop"] = request.max_drop
+    fresh.manifest.setdefault("selection", {})[result.target.name] = rec
+    manifest_io.append_history(
+        fresh.manifest,
+        "tune",
+        request.command,
+        target=result.target.name,
+        variant=result.selected.candidate.variant,
+        mode=result.mode,
+    )
+    fresh.save()
