@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "toolkit.cli.bench_cmd",
     "toolkit.cli.targets_cmd",
     "toolkit.cli.tune_cmd",
+    "toolkit.cli.simulate_cmd",
 ]
 
 for _module in COMMAND_MODULES:

@@ -1,0 +1,297 @@
+"""`edgekit simulate`: run the packaged component on simulated Greengrass core devices, offline,
+with load, drift and faults; `edgekit simulate bench` runs the on-device benchmark fleet-wide."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from edge_agent.errors import BadInputError
+from toolkit.cli import app
+from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json
+from toolkit.simulator.faults import parse_faults
+from toolkit.simulator.lifecycle import Timeouts
+from toolkit.simulator.profiles import DeviceProfile, get_profile
+from toolkit.simulator.runner import SimulateOptions, simulate
+
+simulate_app = typer.Typer(help="Run a Greengrass component on simulated core devices, offline.")
+app.add_typer(simulate_app, name="simulate")
+
+_STATE_STYLE = {"RUNNING": "green", "FINISHED": "green", "BROKEN": "bold red", "ERRORED": "red"}
+
+
+def _seconds(text: str | None, what: str) -> float | None:
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*([\d.]+)\s*(ms|s|m|qps)?\s*", str(text))
+    if not m:
+        raise BadInputError(f"{what} {text!r} is not a number (e.g. 60, 60s, 2m)")
+    value = float(m.group(1))
+    return value * 60 if m.group(2) == "m" else value / 1000 if m.group(2) == "ms" else value
+
+
+def parse_profiles(text: str | None) -> list[DeviceProfile]:
+    """`host,rpi4*3`: a simulator profile or a hardware target name, `*N` a slowdown factor."""
+    if not text:
+        return [get_profile("host")]
+    out_: list[DeviceProfile] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, factor = part.partition("*")
+        profile = _profile(name)
+        if factor:
+            from dataclasses import replace
+
+            profile = replace(profile, slowdown=float(factor), name=part)
+        out_.append(profile)
+    return out_
+
+
+def _profile(name: str) -> DeviceProfile:
+    try:
+        return get_profile(name)
+    except BadInputError:
+        pass
+    try:  # a hardware target from `edgekit targets` (platform values, cores, memory)
+        from toolkit.targets import get_target
+
+        t = get_target(name)
+    except Exception:
+        raise BadInputError(
+            f"unknown profile {name!r}", hint="use host, gateway, small, pi4 or a target name"
+        ) from None
+    return DeviceProfile(
+        name,
+        dict(t.platform),
+        cores=t.cores,
+        memory_mb=None,
+        threads=t.threads,
+        description=f"{t.title} (platform and cores from the target; memory not capped)",
+    )
+
+
+def _table(snap: dict[str, Any]) -> Table:
+    table = Table(title=f"simulated fleet — t={snap['t']:.0f}s")
+    for col in (
+        "device",
+        "profile",
+        "version",
+        "state",
+        "restarts",
+        "req/s",
+        "p99 ms",
+        "ok",
+        "errors",
+        "alerts",
+        "spooled",
+    ):
+        table.add_column(
+            col, justify="right" if col not in ("device", "profile", "state", "version") else "left"
+        )
+    for thing, d in snap["devices"].items():
+        style = _STATE_STYLE.get(d["state"], "yellow")
+        table.add_row(
+            thing,
+            d["profile"],
+            str(d["version"] or "-"),
+            f"[{style}]{d['state']}[/]",
+            str(d["restarts"]),
+            f"{d['throughput']:.1f}",
+            "-" if d["p99_ms"] is None else f"{d['p99_ms']:.1f}",
+            str(d["requests"]),
+            str(d["errors"]),
+            str(d["alerts"]),
+            str(d["mqtt"]["spooled"]),
+        )
+    return table
+
+
+def _options(
+    component: Path,
+    devices: int,
+    profiles: str | None,
+    duration: str,
+    load: str,
+    drift_after: str | None,
+    faults: str | None,
+    broker: str | None,
+    output: Path | None,
+    name: str | None,
+    data: Path | None,
+    base_port: int,
+    timeout_scale: float,
+) -> SimulateOptions:
+    if not component.is_dir():
+        raise BadInputError(
+            f"component folder {component} does not exist",
+            hint="run `edgekit package` and pass its greengrass-build folder",
+        )
+    if devices < 1:
+        raise BadInputError("--devices must be at least 1")
+    return SimulateOptions(
+        component_dir=component,
+        run_dir=output or Path("edgekit-sim-run"),
+        devices=devices,
+        profiles=parse_profiles(profiles),
+        duration_s=_seconds(duration, "--duration") or 0.0,
+        qps=_seconds(load, "--load") or 0.0,
+        drift_after_s=_seconds(drift_after, "--drift-after"),
+        drift_devices=1 if drift_after else None,
+        faults=parse_faults(faults),
+        broker=broker,
+        component=name,
+        data=data,
+        base_port=base_port,
+        timeouts=Timeouts().scaled(timeout_scale),
+    )
+
+
+COMPONENT = typer.Option(
+    ..., "--component", help="greengrass-build folder (recipes/ + artifacts/)."
+)
+DEVICES = typer.Option(3, "--devices", help="Number of simulated core devices.")
+PROFILES = typer.Option(
+    None,
+    "--profiles",
+    help="Comma-separated profiles (host, gateway, small, pi4 or a target), `*N` = slowdown.",
+)
+BROKER = typer.Option(
+    None,
+    "--broker",
+    help="mqtt://host:port or mqtts://...: bridge the cloud side to a real broker.",
+)
+OUTPUT = typer.Option(
+    None, "-o", "--output", help="Run folder (device roots, logs, cloud.jsonl, summary.json)."
+)
+NAME = typer.Option(None, "--name", help="Component name when the build folder holds several.")
+DATA = typer.Option(
+    None, "--data", help="Inputs to send (.npz keyed by input name); default: the bundle's samples."
+)
+PORT = typer.Option(
+    18080, "--base-port", help="REST port of the first device's agent (then +1 each)."
+)
+SCALE = typer.Option(1.0, "--timeout-scale", help="Multiply the nucleus's lifecycle timeouts.")
+
+
+@simulate_app.callback(invoke_without_command=True)
+@handle_errors
+def simulate_command(
+    ctx: typer.Context,
+    component: Path = typer.Option(
+        None, "--component", help="greengrass-build folder (recipes/ + artifacts/)."
+    ),
+    devices: int = DEVICES,
+    profiles: str = PROFILES,
+    duration: str = typer.Option("60", "--duration", help="Seconds of load after the rollout."),
+    load: str = typer.Option(
+        "0", "--load", help="Requests per second per device (KServe v2 REST)."
+    ),
+    drift_after: str = typer.Option(
+        None, "--drift-after", help="Shift the first device's inputs after S seconds."
+    ),
+    faults: str = typer.Option(
+        None, "--faults", help="KIND@START[+LEN][:THING][*F], comma-separated."
+    ),
+    broker: str = BROKER,
+    output: Path = OUTPUT,
+    name: str = NAME,
+    data: Path = DATA,
+    base_port: int = PORT,
+    timeout_scale: float = SCALE,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Start N devices, deploy the component (canary first), drive load, inject faults."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if component is None:
+        raise BadInputError(
+            "--component is required", hint="edgekit simulate --component greengrass-build"
+        )
+    opts = _options(
+        component,
+        devices,
+        profiles,
+        duration,
+        load,
+        drift_after,
+        faults,
+        broker,
+        output,
+        name,
+        data,
+        base_port,
+        timeout_scale,
+    )
+    summary = _run(opts, as_json)
+    _finish(summary, as_json)
+
+
+@simulate_app.command("bench")
+@handle_errors
+def bench_command(
+    component: Path = COMPONENT,
+    devices: int = DEVICES,
+    profiles: str = PROFILES,
+    broker: str = BROKER,
+    output: Path = OUTPUT,
+    name: str = NAME,
+    base_port: int = PORT,
+    timeout_scale: float = SCALE,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Deploy, send the bench command (cmd/edgekit/{thing}/bench) to every device, collect results."""
+    opts = _options(
+        component,
+        devices,
+        profiles,
+        "0",
+        "0",
+        None,
+        None,
+        broker,
+        output,
+        name,
+        None,
+        base_port,
+        timeout_scale,
+    )
+    opts.bench = {}
+    summary = _run(opts, as_json)
+    if not as_json:
+        err.print(f"bench results from {len(summary['bench'])}/{devices} devices")
+    _finish(summary, as_json)
+
+
+def _run(opts: SimulateOptions, as_json: bool) -> dict[str, Any]:
+    if as_json:
+        return asyncio.run(simulate(opts))
+    with Live(console=err, refresh_per_second=2, transient=False) as live:
+        return asyncio.run(simulate(opts, lambda snap: live.update(_table(snap))))
+
+
+def _finish(summary: dict[str, Any], as_json: bool) -> None:
+    rollout = summary["rollout"]
+    ok = not rollout["aborted"] and all(
+        r["status"] == "SUCCEEDED" for r in rollout["results"].values()
+    )
+    if as_json:
+        print_json({"ok": ok, **summary})
+    else:
+        for thing, r in rollout["results"].items():
+            out.print(f"{thing}: deployment {r['detailed_status']} {r['reason']}".rstrip())
+        if rollout["aborted"]:
+            out.print(
+                f"[bold red]rollout aborted[/]: {rollout['reason']}; skipped {rollout['skipped']}"
+            )
+        for f in summary["faults"]:
+            out.print(
+                f"fault {f['kind']}@{f['start']}s: " + "; ".join(e["what"] for e in f["events"])
+            )
+        out.print(f"run folder: {summary['run_dir']} (summary.json, cloud.jsonl, devices/*/logs)")
+    if not ok:
+        raise typer.Exit(1)

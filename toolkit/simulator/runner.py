@@ -1,0 +1,246 @@
+"""`edgekit simulate` end to end: start N devices, roll the component out (canary first), drive
+load, inject faults, watch the cloud traffic, and write a summary into the run folder."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_agent.atomic import write_json
+from edge_agent.errors import BadInputError
+from toolkit.simulator.catalog import Catalog
+from toolkit.simulator.cloud import InProcessCloud, Listener
+from toolkit.simulator.deployment import ComponentUpdate, Deployment
+from toolkit.simulator.faults import Fault, FaultContext, run_fault
+from toolkit.simulator.fleet import SimFleet
+from toolkit.simulator.lifecycle import Timeouts
+from toolkit.simulator.load import Dataset, DeviceLoad, drive, find_dataset, load_dataset
+from toolkit.simulator.profiles import DeviceProfile, get_profile
+
+BENCH_TOPIC = "cmd/edgekit/{thing}/bench"
+
+
+@dataclass
+class SimulateOptions:
+    component_dir: Path
+    run_dir: Path
+    devices: int = 3
+    profiles: list[DeviceProfile] = field(default_factory=lambda: [get_profile("host")])
+    duration_s: float = 60.0
+    qps: float = 0.0
+    drift_after_s: float | None = None
+    drift_devices: int | None = None  # the first N devices drift (None: all)
+    faults: list[Fault] = field(default_factory=list)
+    broker: str | None = None
+    base_port: int = 18080
+    component: str | None = None
+    data: Path | None = None
+    waves: list[int | str] = field(default_factory=lambda: [1, "100%"])
+    abort_threshold: float = 0.5
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    extra_merge: dict[str, Any] = field(default_factory=dict)
+    listeners: list[Listener] = field(default_factory=list)  # the fleet collector plugs in here
+    bench: dict[str, Any] | None = None  # send the bench command after the rollout
+
+
+class CloudTap:
+    """Counts device-to-cloud messages per thing and kind (hello/metrics/alerts/bench)."""
+
+    def __init__(self, path: Path) -> None:
+        self.counts: dict[str, Counter] = defaultdict(Counter)
+        self.last: dict[tuple[str, str], Any] = {}
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def __call__(self, thing: str, topic: str, payload: bytes) -> None:
+        kind = topic.rsplit("/", 1)[-1]
+        self.counts[thing][kind] += 1
+        try:
+            body: Any = json.loads(payload)
+        except ValueError:
+            body = payload.decode("utf-8", "replace")
+        self.last[(thing, kind)] = body
+        self._fh.write(
+            json.dumps({"t": time.time(), "thing": thing, "topic": topic, "payload": body}) + "\n"
+        )
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def pick_component(catalog: Catalog, wanted: str | None) -> str:
+    names = sorted({n for n, _ in catalog.entries})
+    if wanted:
+        if wanted not in names:
+            raise BadInputError(f"component {wanted} is not in the build folder (have {names})")
+        return wanted
+    if len(names) == 1:
+        return names[0]
+    raise BadInputError(f"the build folder has several components {names}", hint="pass --name")
+
+
+async def simulate(
+    opts: SimulateOptions, on_tick: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    opts.run_dir.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog()
+    catalog.add_build_dir(opts.component_dir)
+    component = pick_component(catalog, opts.component)
+    if opts.broker:
+        from toolkit.simulator.mqtt_bridge import MqttCloud
+
+        cloud: Any = MqttCloud(opts.broker)
+    else:
+        cloud = InProcessCloud()
+    tap = CloudTap(opts.run_dir / "cloud.jsonl")
+    if isinstance(cloud, InProcessCloud):
+        cloud.add_listener(tap)
+        for fn in opts.listeners:
+            cloud.add_listener(fn)
+    fleet = SimFleet(opts.run_dir, cloud, catalog, opts.timeouts)
+    things = [f"sim-{i + 1:03d}" for i in range(opts.devices)]
+    ports = {t: opts.base_port + i for i, t in enumerate(things)}
+    started = time.time()
+    try:
+        for i, t in enumerate(things):
+            await fleet.add_device(t, opts.profiles[i % len(opts.profiles)])
+        if not isinstance(cloud, InProcessCloud):
+            _tap_broker(fleet, tap)
+
+        def make(thing: str) -> Deployment:
+            merge = {"port": str(ports[thing]), **opts.extra_merge}
+            return Deployment(
+                [ComponentUpdate(component, merge=merge)],
+                timeout_s=opts.timeouts.install + opts.timeouts.startup + 30,
+            )
+
+        rollout = await fleet.rollout(make, opts.waves, opts.abort_threshold)
+        ready = [t for t in things if t in rollout.results and rollout.results[t].ok]
+        data: Dataset | None = None
+        if opts.qps > 0 and ready:
+            data = (
+                load_dataset(opts.data)
+                if opts.data
+                else find_dataset(fleet.devices[ready[0]].root.path)
+            )
+            if data is None:
+                raise BadInputError(
+                    "no data set to drive load with", hint="pass --data samples.npz"
+                )
+        loads = [DeviceLoad(t, ports[t]) for t in ready]
+        drift_things = set(ready[: opts.drift_devices]) if opts.drift_devices else None
+        t0 = time.monotonic()
+        ctx = FaultContext(fleet, component, opts.run_dir)
+        fault_tasks = [asyncio.ensure_future(run_fault(ctx, f, t0)) for f in opts.faults]
+        bench_results: dict[str, Any] = {}
+        if opts.bench is not None and ready:
+            bench_results = await send_bench(cloud, tap, ready, opts.bench)
+
+        async def ticker() -> None:
+            while True:
+                if on_tick:
+                    on_tick(_snapshot(fleet, component, loads, tap, time.monotonic() - t0))
+                await asyncio.sleep(1.0)
+
+        tick = asyncio.ensure_future(ticker())
+        try:
+            if data is not None:
+                await drive(
+                    loads, data, opts.qps, opts.duration_s, opts.drift_after_s, drift_things
+                )
+            else:
+                await asyncio.sleep(opts.duration_s)
+            if fault_tasks:
+                await asyncio.wait(fault_tasks, timeout=max(5.0, opts.timeouts.startup))
+        finally:
+            tick.cancel()
+        final = _snapshot(fleet, component, loads, tap, time.monotonic() - t0)
+        if on_tick:
+            on_tick(final)
+        summary = {
+            "component": component,
+            "run_dir": str(opts.run_dir),
+            "started_at": started,
+            "duration_s": opts.duration_s,
+            "cloud": "mqtt " + opts.broker if opts.broker else "in-process",
+            "profiles": {t: fleet.devices[t].profile.to_dict() for t in things},
+            "slowdown_note": "slowdown factors are applied by SIGSTOP/SIGCONT duty cycling of the "
+            "component's processes: a fixed factor, not a model of a real device",
+            "rollout": rollout.to_dict(),
+            "devices": final["devices"],
+            "faults": [f.to_dict() for f in opts.faults],
+            "bench": bench_results,
+            "load": {x.thing: x.summary() for x in loads},
+            "drift_after_s": opts.drift_after_s,
+        }
+        write_json(opts.run_dir / "summary.json", summary)
+        return summary
+    finally:
+        tap.close()
+        await fleet.stop()
+
+
+def _tap_broker(fleet: SimFleet, tap: CloudTap) -> None:
+    """With a real broker the collector subscribes itself; the run folder still records what each
+    device published through its proxy."""
+    for thing, dev in fleet.devices.items():
+        proxy = dev.services.mqtt
+        original = proxy.link.publish
+
+        async def publish(topic: str, payload: bytes, qos: int, _o=original, _t=thing) -> None:
+            await _o(topic, payload, qos)
+            tap(_t, topic, payload)
+
+        proxy.link.publish = publish  # type: ignore[method-assign]
+
+
+async def send_bench(
+    cloud: Any, tap: CloudTap, things: list[str], body: dict[str, Any], timeout_s: float = 120
+) -> dict[str, Any]:
+    """Send the bench command to every device and wait for each dt/edgekit/{thing}/bench reply."""
+    before = {t: tap.counts[t]["bench"] for t in things}
+    for t in things:
+        topic = BENCH_TOPIC.format(thing=t)
+        payload = json.dumps(body).encode()
+        if isinstance(cloud, InProcessCloud):
+            cloud.inject(topic, payload)
+        else:
+            await _broker_publish(cloud, topic, payload)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(tap.counts[t]["bench"] <= before[t] for t in things):
+        await asyncio.sleep(0.2)
+    return {t: tap.last.get((t, "bench")) for t in things if tap.counts[t]["bench"] > before[t]}
+
+
+async def _broker_publish(cloud: Any, topic: str, payload: bytes) -> None:
+    link = next(iter(cloud.links.values()))
+    await link.publish(topic, payload, 1)
+
+
+def _snapshot(
+    fleet: SimFleet, component: str, loads: list[DeviceLoad], tap: CloudTap, t: float
+) -> dict[str, Any]:
+    by_thing = {x.thing: x for x in loads}
+    devices = {}
+    for thing, dev in fleet.devices.items():
+        comp = dev.components.get(component)
+        load = by_thing.get(thing)
+        devices[thing] = {
+            "profile": dev.profile.name,
+            "version": comp.version if comp else None,
+            "state": dev.state(component) or "-",
+            "restarts": comp.service.restarts if comp and comp.service else 0,
+            "throughput": round(load.throughput(), 2) if load else 0.0,
+            "p99_ms": load.p99_ms() if load else None,
+            "requests": load.ok if load else 0,
+            "errors": load.errors if load else 0,
+            "alerts": tap.counts[thing]["alerts"],
+            "metrics_msgs": tap.counts[thing]["metrics"],
+            "mqtt": dev.services.mqtt.stats(),
+        }
+    return {"t": round(t, 1), "devices": devices}
