@@ -25,6 +25,10 @@ COMMAND_MODULES = [
     "toolkit.cli.targets_cmd",
     "toolkit.cli.tune_cmd",
     "toolkit.cli.simulate_cmd",
+    "toolkit.cli.package_cmd",
+    "toolkit.cli.recipe_cmd",
+    "toolkit.cli.publish_cmd",
+    "toolkit.cli.deploy_cmd",
 ]
 
 for _module in COMMAND_MODULES:

@@ -1,0 +1,125 @@
+"""`edgekit package`: a bundle to a Greengrass component (recipe + deterministic artifacts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from toolkit.cli import app
+from toolkit.cli.common import JSON_OPTION, err, fmt_bytes, handle_errors, out, print_json
+from toolkit.greengrass.names import parse_assignments
+from toolkit.greengrass.package import DEFAULT_PLATFORMS, PackageRequest, package
+from toolkit.greengrass.preflight import Finding
+from toolkit.greengrass.recipe import Settings
+
+
+def findings_table(findings: list[Finding]) -> Table:
+    table = Table(title="compatibility preflight")
+    for col in ("platform", "target", "check", "severity", "finding"):
+        table.add_column(col)
+    for f in findings:
+        color = "red" if f.severity == "error" else "yellow"
+        text = f.message + (f"\n[dim]→ {f.hint}[/]" if f.hint else "")
+        table.add_row(f.platform, f.target, f.check, f"[{color}]{f.severity}[/]", text)
+    return table
+
+
+@app.command("package")
+@handle_errors
+def package_command(
+    bundle_dir: Path = typer.Argument(
+        ..., help="Bundle folder (from edgekit export/quantize/tune)."
+    ),
+    name: str = typer.Option(..., "--name", help="Component name, e.g. com.example.Classifier."),
+    version: str = typer.Option(..., "--version", help="Component version (SemVer, e.g. 1.0.0)."),
+    platforms: list[str] = typer.Option(
+        list(DEFAULT_PLATFORMS), "--platform", help="OS/ARCH per manifest (repeat)."
+    ),
+    output: Path = typer.Option(Path("greengrass-build"), "-o", "--output", help="Build folder."),
+    fmt: str = typer.Option("json", "--format", help="Recipe format: json or yaml."),
+    targets: list[str] = typer.Option(
+        [], "--target", help="PLATFORM=TARGET: the target whose tuned selection a platform uses."
+    ),
+    variants: list[str] = typer.Option(
+        [], "--variant", help="PLATFORM=VARIANT: package this variant for a platform."
+    ),
+    wheelhouse: bool = typer.Option(
+        False, "--wheelhouse", help="Bundle the agent's wheels per platform (offline Install)."
+    ),
+    wheel_source: Path | None = typer.Option(
+        None, "--wheel-source", help="Take wheels from this folder instead of the package index."
+    ),
+    python_version: str = typer.Option("3.11", "--python-version", help="Device Python (X.Y)."),
+    glibc: str = typer.Option("2.28", "--glibc", help="Device glibc, for manylinux wheel tags."),
+    catch_all: bool = typer.Option(
+        False, "--catch-all", help="Add a last manifest matching any Linux device (fp32)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Package despite preflight errors."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace this version's output."),
+    window: int = typer.Option(60, "--window", min=1, help="Monitoring window in seconds."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="Agent REST port."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Agent REST bind address."),
+    capture_fraction: float = typer.Option(
+        0.0, "--capture-fraction", min=0.0, max=1.0, help="Share of requests captured to disk."
+    ),
+    publisher: str = typer.Option("edgekit", "--publisher", help="ComponentPublisher."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Package a bundle as a Greengrass v2 component in the Development Kit's layout."""
+    request = PackageRequest(
+        bundle_dir=bundle_dir,
+        name=name,
+        version=version,
+        platforms=platforms,
+        output=output,
+        fmt=fmt,
+        targets=parse_assignments(targets, "--target"),
+        variants=parse_assignments(variants, "--variant"),
+        wheelhouse=wheelhouse or wheel_source is not None,
+        wheel_source=wheel_source,
+        python_version=python_version,
+        glibc=glibc,
+        force=force,
+        overwrite=overwrite,
+        catch_all=catch_all,
+        publisher=publisher,
+        settings=Settings(window_s=window, host=host, port=port, capture_fraction=capture_fraction),
+    )
+    with err.status("packaging…") as status:
+        result = package(request, progress=lambda m: status.update(f"packaging: {m}…"))
+    if as_json:
+        print_json(result.to_dict())
+        return
+    plans = Table(title=f"{result.name} {result.version}")
+    for col in ("platform", "target", "variant", "provider", "session options", "why"):
+        plans.add_column(col)
+    for p in result.plans:
+        plans.add_row(
+            p.label, p.target or "-", p.variant, p.provider, str(p.session_options or "-"), p.reason
+        )
+    out.print(plans)
+    for p in result.plans:
+        if p.notice:
+            err.print(f"[yellow]notice:[/] {p.notice}", highlight=False)
+    if result.findings:
+        out.print(findings_table(result.findings))
+    arts = Table(title="artifacts")
+    for col in ("file", "size", "Base64 SHA-256"):
+        arts.add_column(col)
+    for file, digest in result.artifacts.items():
+        arts.add_row(file, fmt_bytes((result.artifacts_dir / file).stat().st_size), digest)
+    out.print(arts)
+    v = result.validation
+    lite = sum(1 for p in v.problems if p.lite)
+    out.print(
+        f"[green]✓[/] recipe [bold]{result.recipe_path}[/] ({v.size_bytes:,} bytes) validates: "
+        f"{len(v.errors)} errors, {len(v.warnings) - lite} warnings, {lite} nucleus-lite notes"
+    )
+    out.print("local core (Greengrass CLI):")
+    out.print(f"  {result.local_deploy_command()}", highlight=False, soft_wrap=True)
+    out.print(
+        "[dim]the accessControl uses {iot:thingName}: the nucleus must run with "
+        "interpolateComponentConfiguration: true (nucleus 2.6+)[/]"
+    )

@@ -1,0 +1,373 @@
+"""`edgekit package`: a bundle to a Greengrass component in the Development Kit's layout.
+
+Order matters: names are checked before anything else, the preflight runs before anything is
+written, artifacts are built in a staging folder and validated with the recipe, and only then
+moved into `greengrass-build/`. A failure leaves the output folder as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_agent import atomic
+from edge_agent.bundle import FP32, Bundle
+from edge_agent.errors import BadInputError, CheckFailedError
+from edge_agent.hashing import sha256_b64_file
+from toolkit.greengrass import agent_artifact, model_artifact, recipe_io, validate
+from toolkit.greengrass import wheelhouse as wh
+from toolkit.greengrass.names import (
+    Platform,
+    check_component_name,
+    check_component_version,
+    parse_platform,
+)
+from toolkit.greengrass.preflight import CPU, Finding, PreflightInput, run_preflight
+from toolkit.greengrass.recipe import (
+    CATCH_ALL_KEY,
+    Artifact,
+    ManifestPlan,
+    Settings,
+    build_recipe,
+)
+from toolkit.greengrass.targets import choose_target, target_facts
+
+DEFAULT_PLATFORMS = ("linux/amd64", "linux/aarch64")
+
+
+@dataclass
+class PackageRequest:
+    bundle_dir: Path
+    name: str
+    version: str
+    platforms: list[str] = field(default_factory=lambda: list(DEFAULT_PLATFORMS))
+    output: Path = Path("greengrass-build")
+    fmt: str = "json"
+    targets: dict[Platform, str] = field(default_factory=dict)
+    variants: dict[Platform, str] = field(default_factory=dict)
+    wheelhouse: bool = False
+    wheel_source: Path | None = None  # a local folder of wheels instead of the package index
+    python_version: str = "3.11"
+    glibc: str = wh.DEFAULT_GLIBC
+    force: bool = False
+    overwrite: bool = False
+    catch_all: bool = False
+    description: str | None = None
+    publisher: str = "edgekit"
+    settings: Settings = field(default_factory=Settings)
+
+
+@dataclass
+class PlatformPlan:
+    platform: Platform | None  # None: the catch-all manifest
+    target: str | None
+    variant: str
+    provider: str
+    session_options: dict[str, Any]
+    reason: str
+    notice: str | None = None
+    selected: bool = False  # the bundle has a selection entry for (target, variant)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return self.platform.key if self.platform else CATCH_ALL_KEY
+
+    @property
+    def label(self) -> str:
+        return self.platform.label if self.platform else "linux/* (catch-all)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "platform": self.label,
+            "target": self.target,
+            "variant": self.variant,
+            "provider": self.provider,
+            "session_options": self.session_options,
+            "reason": self.reason,
+            "notice": self.notice,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+@dataclass
+class PackageResult:
+    name: str
+    version: str
+    recipe_path: Path
+    artifacts_dir: Path
+    plans: list[PlatformPlan]
+    artifacts: dict[str, str]  # file -> Base64 SHA-256
+    validation: validate.Report
+    report_path: Path
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for p in self.plans for f in p.findings]
+
+    def local_deploy_command(self) -> str:
+        root = self.recipe_path.parent.parent.resolve()
+        return (
+            "sudo /greengrass/v2/bin/greengrass-cli deployment create "
+            f"--recipeDir {root / 'recipes'} --artifactDir {root / 'artifacts'} "
+            f'--merge "{self.name}={self.version}"'
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "component": self.name,
+            "version": self.version,
+            "recipe": str(self.recipe_path),
+            "artifacts_dir": str(self.artifacts_dir),
+            "artifacts": self.artifacts,
+            "platforms": [p.to_dict() for p in self.plans],
+            "validation": self.validation.to_dict(),
+            "local_deploy_command": self.local_deploy_command(),
+            "report": str(self.report_path),
+        }
+
+
+def ort_pin() -> str:
+    """The onnxruntime version the component pins: the one installed and tested here."""
+    return agent_artifact.installed_version("onnxruntime")
+
+
+def plan_platforms(bundle: Bundle, request: PackageRequest) -> list[PlatformPlan]:
+    platforms = [parse_platform(p) for p in request.platforms]
+    if not platforms:
+        raise BadInputError("no --platform given", hint="e.g. --platform linux/amd64")
+    if len(set(platforms)) != len(platforms):
+        raise BadInputError("the same --platform is given twice")
+    for p in {*request.targets, *request.variants}:
+        if p not in platforms:
+            raise BadInputError(
+                f"--target/--variant name {p.label}, which is not one of the --platform values"
+            )
+    selection = bundle.manifest.get("selection") or {}
+    plans = []
+    for p in platforms:
+        choice = choose_target(p, selection, request.targets.get(p))
+        entry = choice.selection
+        notice = None
+        if p in request.variants:
+            variant = request.variants[p]
+            reason = f"--variant {p.label}={variant}"
+            entry = entry if entry and entry.get("variant") == variant else None
+        elif entry is not None:
+            variant = entry["variant"]
+            reason = f"tune's selection for {choice.target}: {entry.get('reason', '')}".rstrip(": ")
+        else:
+            variant = FP32
+            reason = "fp32 fallback"
+            notice = (
+                f"no tuned selection for {p.label} (target {choice.target}): packaging the fp32 "
+                "variant with default session options; run `edgekit tune` for a hardware-aware "
+                "choice, or pass --variant PLATFORM=NAME"
+            )
+        v = bundle.variant(variant)
+        if v.get("rejected"):
+            raise BadInputError(
+                f"variant {variant!r} chosen for {p.label} was rejected: {v.get('reject_reason')}",
+                hint="choose another with --variant PLATFORM=NAME",
+            )
+        plans.append(
+            PlatformPlan(
+                platform=p,
+                target=choice.target,
+                variant=variant,
+                provider=(entry or {}).get("provider") or CPU,
+                session_options=dict((entry or {}).get("session_options") or {}),
+                reason=reason,
+                notice=notice,
+                selected=entry is not None,
+            )
+        )
+    if request.catch_all:
+        plans.append(
+            PlatformPlan(None, None, FP32, CPU, {}, "catch-all manifest (--catch-all), fp32")
+        )
+    return plans
+
+
+def preflight(bundle: Bundle, plans: list[PlatformPlan], ort_version: str) -> None:
+    for plan in plans:
+        if plan.platform is None or plan.target is None:
+            continue
+        plan.findings = run_preflight(
+            PreflightInput(
+                bundle=bundle,
+                variant=plan.variant,
+                platform=plan.label,
+                target=plan.target,
+                facts=target_facts(plan.target),
+                provider=plan.provider,
+                session_options=plan.session_options,
+                ort_version=ort_version,
+            )
+        )
+
+
+def _findings_text(findings: list[Finding]) -> str:
+    return "\n".join(f"  {f.platform} ({f.target}) {f.check}: {f.message}" for f in findings)
+
+
+def package(
+    request: PackageRequest, progress: Callable[[str], None] | None = None
+) -> PackageResult:
+    say = progress or (lambda _msg: None)
+    name = check_component_name(request.name)
+    version = check_component_version(request.version)
+    if request.fmt not in recipe_io.FORMATS:
+        raise BadInputError(f"--format {request.fmt!r} is not json or yaml")
+    if request.wheel_source is not None and not Path(request.wheel_source).is_dir():
+        raise BadInputError(f"--wheel-source {request.wheel_source} is not a folder")
+    bundle = Bundle.open(request.bundle_dir)
+    plans = plan_platforms(bundle, request)
+
+    say("preflight")
+    ort_version = ort_pin()
+    preflight(bundle, plans, ort_version)
+    errors = [f for p in plans for f in p.findings if f.severity == "error"]
+    if errors and not request.force:
+        raise CheckFailedError(
+            f"compatibility preflight failed ({len(errors)} error(s)):\n{_findings_text(errors)}",
+            hint="fix the bundle or the targets, or pass --force to package anyway",
+            details={"findings": [f.to_dict() for p in plans for f in p.findings]},
+        )
+
+    output = Path(request.output)
+    final_artifacts = output / "artifacts" / name / version
+    recipe_path = output / "recipes" / recipe_io.file_name(name, version, request.fmt)
+    if (final_artifacts.exists() or recipe_path.exists()) and not request.overwrite:
+        raise BadInputError(
+            f"{name} {version} is already packaged in {output}",
+            hint="component versions are immutable: bump --version, or pass --overwrite",
+        )
+
+    output.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{name}-{version}.", suffix=".partial", dir=output))
+    try:
+        real = [p.platform for p in plans if p.platform is not None]
+        requirements = agent_artifact.requirements_text(
+            real or [Platform("linux", "amd64")], request.python_version
+        )
+        say("agent archive")
+        agent_zip = agent_artifact.build_agent_archive(stage, requirements)
+        digests: dict[str, str] = {agent_zip.name: sha256_b64_file(agent_zip)}
+        manifest_plans: list[ManifestPlan] = []
+        for plan in plans:
+            say(f"model archive for {plan.label}")
+            model_zip = model_artifact.build_model_archive(bundle, [plan.variant], stage)
+            digests[model_zip.name] = sha256_b64_file(model_zip)
+            artifacts = [
+                Artifact(agent_zip.name, digests[agent_zip.name]),
+                Artifact(model_zip.name, digests[model_zip.name]),
+            ]
+            wheel_dir = None
+            if request.wheelhouse and plan.platform is not None:
+                say(f"wheelhouse for {plan.label}")
+                wheels = wh.build_wheelhouse(
+                    plan.platform,
+                    requirements,
+                    stage,
+                    request.python_version,
+                    request.glibc,
+                    request.wheel_source,
+                )
+                digests[wheels.name] = sha256_b64_file(wheels)
+                artifacts.append(Artifact(wheels.name, digests[wheels.name]))
+                wheel_dir = wh.unpack_dir(plan.platform)
+            manifest_plans.append(
+                ManifestPlan(
+                    key=plan.key,
+                    platform=(
+                        plan.platform.recipe_platform()
+                        if plan.platform
+                        else {"os": "linux", "architecture": "*"}
+                    ),
+                    label=f"{plan.label} {plan.target or 'any'} {plan.variant}",
+                    target=plan.target if plan.selected else None,
+                    variant=plan.variant,
+                    provider=plan.provider,
+                    session_options=plan.session_options,
+                    model_dir=model_artifact.unpack_dir([plan.variant]),
+                    artifacts=artifacts,
+                    wheel_dir=wheel_dir,
+                    python_version=request.python_version,
+                )
+            )
+        marker = (
+            ".edgekit-installed-"
+            + hashlib.sha256(
+                (version + requirements + json.dumps(sorted(digests.items()))).encode()
+            ).hexdigest()[:12]
+        )
+        recipe = build_recipe(
+            name=name,
+            version=version,
+            description=request.description
+            or f"edgekit model {bundle.manifest['name']} ({bundle.task}) served by edge_agent",
+            publisher=request.publisher,
+            plans=manifest_plans,
+            settings=request.settings,
+            install_marker=marker,
+        )
+        text = recipe_io.dumps(recipe, request.fmt)
+        staged_recipe = stage / recipe_path.name
+        staged_recipe.write_text(text, "utf-8")
+        report = validate.validate_file(staged_recipe, artifacts_dir=stage)
+        if not report.ok:
+            raise CheckFailedError(
+                "the generated recipe does not validate:\n"
+                + "\n".join(f"  {p.path}: {p.message}" for p in report.errors),
+                hint="this is an edgekit bug; please report it with the bundle's manifest",
+            )
+        say("writing")
+        staged_recipe.unlink()
+        _move_into_place(stage, final_artifacts, request.overwrite)
+        stage = None
+        atomic.write_text(recipe_path, text)
+        for other in recipe_io.FORMATS:
+            stale = recipe_path.with_suffix(f".{other}")
+            if other != request.fmt and stale.exists():
+                stale.unlink()
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+
+    report.path = str(recipe_path)
+    report.artifacts_dir = str(final_artifacts)
+    result = PackageResult(
+        name, version, recipe_path, final_artifacts, plans, digests, report, Path()
+    )
+    result.report_path = output / f"{name}-{version}.edgekit.json"
+    atomic.write_json(
+        result.report_path,
+        {
+            **result.to_dict(),
+            "bundle": str(Path(request.bundle_dir).resolve()),
+            "onnxruntime_pin": ort_version,
+        },
+    )
+    return result
+
+
+def _move_into_place(stage: Path, final: Path, overwrite: bool) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        if not overwrite:  # checked before, kept for safety against a race
+            raise BadInputError(f"{final} already exists")
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+        os.replace(stage, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(stage, final)

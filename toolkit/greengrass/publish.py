@@ -1,0 +1,218 @@
+"""`edgekit publish`: upload a packaged component's artifacts to S3 and create the component
+version in AWS IoT Greengrass, then wait until it is DEPLOYABLE.
+
+A component version is immutable, so an existing one is never overwritten: bump the version.
+Every call goes through `Clients`, so --dry-run prints exactly what a real run would send.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_agent import atomic
+from edge_agent.errors import BadInputError, CheckFailedError
+from edge_agent.hashing import sha256_b64_file
+from toolkit.greengrass import recipe_io, validate
+from toolkit.greengrass.aws import AwsError, Call, Clients, component_arn
+from toolkit.greengrass.validate import get_ci
+
+READY = "DEPLOYABLE"
+FAILED = ("FAILED", "DEPRECATED")
+
+
+@dataclass
+class PublishRequest:
+    build_dir: Path
+    bucket: str
+    recipe: Path | None = None
+    dry_run: bool = False
+    wait_timeout_s: float = 300.0
+    poll_s: float = 2.0
+
+
+def find_recipe(build_dir: Path, recipe: Path | None) -> Path:
+    if recipe is not None:
+        return recipe
+    recipes = sorted((Path(build_dir) / "recipes").glob("*.json")) + sorted(
+        (Path(build_dir) / "recipes").glob("*.yaml")
+    )
+    if not recipes:
+        raise BadInputError(
+            f"no recipe in {Path(build_dir) / 'recipes'}",
+            hint="pass the folder `edgekit package -o` wrote (greengrass-build)",
+        )
+    if len(recipes) > 1:
+        listed = ", ".join(p.name for p in recipes)
+        raise BadInputError(
+            f"{build_dir} holds several recipes ({listed})", hint="choose one with --recipe FILE"
+        )
+    return recipes[0]
+
+
+def s3_artifacts(recipe: dict[str, Any]) -> list[str]:
+    """File names of the recipe's s3: artifacts, each once, in recipe order."""
+    seen: list[str] = []
+    for manifest in get_ci(recipe, "Manifests")[1] or []:
+        for art in get_ci(manifest, "Artifacts")[1] or []:
+            uri = get_ci(art, "Uri")[1]
+            if isinstance(uri, str) and uri.lower().startswith("s3://"):
+                name = uri.rsplit("/", 1)[-1]
+                if name not in seen:
+                    seen.append(name)
+    return seen
+
+
+def rewrite_uris(recipe: dict[str, Any], bucket: str, name: str, version: str) -> dict[str, Any]:
+    out = json.loads(json.dumps(recipe))
+    for manifest in get_ci(out, "Manifests")[1] or []:
+        for art in get_ci(manifest, "Artifacts")[1] or []:
+            key, uri = get_ci(art, "Uri")
+            if isinstance(uri, str) and uri.lower().startswith("s3://"):
+                art[key] = f"s3://{bucket}/{name}/{version}/{uri.rsplit('/', 1)[-1]}"
+    return out
+
+
+def publish(
+    request: PublishRequest, clients: Clients, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    say = progress or (lambda _m: None)
+    recipe_path = find_recipe(request.build_dir, request.recipe)
+    recipe, _raw = recipe_io.read(recipe_path)
+    name = get_ci(recipe, "ComponentName")[1]
+    version = get_ci(recipe, "ComponentVersion")[1]
+    artifacts_dir = Path(request.build_dir) / "artifacts" / str(name) / str(version)
+    report = validate.validate_file(recipe_path, artifacts_dir=artifacts_dir)
+    if not report.ok:
+        raise CheckFailedError(
+            f"{recipe_path} does not validate ({len(report.errors)} error(s)):\n"
+            + "\n".join(f"  {p.path}: {p.message}" for p in report.errors),
+            hint=f"run `edgekit recipe validate {recipe_path}` and fix the recipe",
+        )
+    files = s3_artifacts(recipe)
+    for file in files:
+        if not (artifacts_dir / file).is_file():
+            raise BadInputError(f"artifact {file} is missing from {artifacts_dir}")
+    published = rewrite_uris(recipe, request.bucket, name, version)
+    inline = json.dumps(published, indent=2).encode("utf-8")
+
+    if request.dry_run:
+        region = _dry_region(clients)
+        arn = component_arn(region, "<account-id>", name, version)
+        calls = [
+            Call("sts", "GetCallerIdentity", {}),
+            Call("greengrassv2", "DescribeComponent", {"arn": arn}),
+            Call("s3", "HeadBucket", {"Bucket": request.bucket}),
+            *[
+                Call(
+                    "s3",
+                    "PutObject",
+                    {
+                        "Bucket": request.bucket,
+                        "Key": f"{name}/{version}/{file}",
+                        "Body": f"<{artifacts_dir / file}, {(artifacts_dir / file).stat().st_size} bytes>",
+                        "ChecksumSHA256": sha256_b64_file(artifacts_dir / file),
+                    },
+                )
+                for file in files
+            ],
+            Call("greengrassv2", "CreateComponentVersion", {"inlineRecipe": published}),
+            Call("greengrassv2", "DescribeComponent", {"arn": arn}),
+        ]
+        return {
+            "ok": True,
+            "dry_run": True,
+            "component": name,
+            "version": version,
+            "arn": arn,
+            "calls": [c.to_dict() for c in calls],
+        }
+
+    say("checking the account and the component version")
+    account = clients.call("sts", "get_caller_identity")["Account"]
+    region = clients.client("greengrassv2").meta.region_name
+    arn = component_arn(region, account, name, version)
+    try:
+        existing = clients.call("greengrassv2", "describe_component", arn=arn)
+    except AwsError as exc:
+        if not exc.not_found:
+            raise
+        existing = None
+    if existing is not None:
+        state = (existing.get("status") or {}).get("componentState", "?")
+        raise BadInputError(
+            f"component {name} {version} already exists in {region} ({state}); published "
+            "component versions are immutable",
+            hint="bump --version and package again",
+        )
+    clients.call("s3", "head_bucket", Bucket=request.bucket)
+    uploaded = []
+    for file in files:
+        say(f"uploading {file}")
+        path = artifacts_dir / file
+        key = f"{name}/{version}/{file}"
+        with open(path, "rb") as body:
+            clients.call(
+                "s3",
+                "put_object",
+                Bucket=request.bucket,
+                Key=key,
+                Body=body,
+                ChecksumSHA256=sha256_b64_file(path),
+            )
+        uploaded.append(f"s3://{request.bucket}/{key}")
+    say("creating the component version")
+    created = clients.call("greengrassv2", "create_component_version", inlineRecipe=inline)
+    arn = created.get("arn", arn)
+    status = wait_deployable(clients, arn, request.wait_timeout_s, request.poll_s, say)
+    result = {
+        "ok": True,
+        "dry_run": False,
+        "component": name,
+        "version": version,
+        "arn": arn,
+        "state": status.get("componentState"),
+        "uploaded": uploaded,
+        "calls": [c.to_dict() for c in clients.calls],
+    }
+    atomic.write_json(
+        Path(request.build_dir) / f"{name}-{version}.published.json",
+        {**{k: v for k, v in result.items() if k != "calls"}, "recipe": published},
+    )
+    return result
+
+
+def wait_deployable(
+    clients: Clients, arn: str, timeout_s: float, poll_s: float, say: Callable[[str], None]
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = clients.call("greengrassv2", "describe_component", arn=arn).get("status") or {}
+        state = status.get("componentState")
+        if state == READY:
+            return status
+        if state in FAILED:
+            errors = "; ".join(f"{k}: {v}" for k, v in (status.get("errors") or {}).items())
+            raise CheckFailedError(
+                f"Greengrass did not accept {arn}: {state}: {status.get('message', '')} {errors}".strip(),
+                hint="the service could not read an artifact or the recipe; check the S3 "
+                "objects and the Greengrass service role's access to the bucket",
+            )
+        if time.monotonic() >= deadline:
+            raise CheckFailedError(
+                f"{arn} is still {state} after {timeout_s:.0f} s",
+                hint="check later with `aws greengrassv2 describe-component --arn ...`",
+            )
+        say(f"component is {state}; waiting")
+        time.sleep(poll_s)
+
+
+def _dry_region(clients: Clients) -> str:
+    try:
+        return clients.resolved_region() or "<region>"
+    except Exception:
+        return "<region>"

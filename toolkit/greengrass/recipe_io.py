@@ -1,0 +1,62 @@
+"""Reading and writing recipes as JSON or YAML, the way the nucleus reads them.
+
+YAML is loaded without the timestamp resolver: `RecipeFormatVersion: 2020-01-25` stays the
+string the nucleus (Jackson) sees, not a Python date.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edge_agent.errors import BadInputError
+
+FORMATS = ("json", "yaml")
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    pass
+
+
+_RecipeLoader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def parse(text: str, origin: str = "recipe") -> dict[str, Any]:
+    stripped = text.lstrip()
+    try:
+        data = json.loads(text) if stripped.startswith("{") else yaml.load(text, _RecipeLoader)  # noqa: S506
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise BadInputError(f"{origin} is neither valid JSON nor valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadInputError(f"{origin} must hold a JSON/YAML object at the top level")
+    return data
+
+
+def read(path: Path) -> tuple[dict[str, Any], bytes]:
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"recipe file {path} does not exist")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInputError(f"{path} is not UTF-8 text") from exc
+    return parse(text, str(path)), raw
+
+
+def dumps(recipe: dict[str, Any], fmt: str = "json") -> str:
+    if fmt == "json":
+        return json.dumps(recipe, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "yaml":
+        return yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False, width=100)
+    raise BadInputError(f"--format {fmt!r} is not json or yaml")
+
+
+def file_name(name: str, version: str, fmt: str) -> str:
+    return f"{name}-{version}.{fmt}"
