@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "toolkit.cli.export_cmd",
     "toolkit.cli.inspect_cmd",
     "toolkit.cli.demo_cmd",
+    "toolkit.cli.quantize_cmd",
+    "toolkit.cli.evaluate_cmd",
     "toolkit.cli.bench_cmd",
     "toolkit.cli.targets_cmd",
     "toolkit.cli.tune_cmd",

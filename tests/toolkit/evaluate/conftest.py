@@ -1,0 +1,1 @@
+from tests.toolkit.quantize.bundles import forest_data, mlp_bundle, tree_bundle  # noqa: F401

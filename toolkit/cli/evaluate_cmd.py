@@ -1,0 +1,183 @@
+"""`edgekit evaluate`: every variant scored with sklearn.metrics, compared with FP32 and gated."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from edge_agent.errors import CheckFailedError
+from toolkit.cli import app
+from toolkit.cli.common import (
+    JSON_OPTION,
+    err,
+    fmt_bytes,
+    handle_errors,
+    out,
+    print_json,
+    report_error,
+)
+
+# Shown in the table when present (all of them are in --json and the manifest).
+TABLE_METRICS = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "f1_macro",
+    "f1_weighted",
+    "roc_auc",
+    "roc_auc_ovr",
+    "log_loss",
+    "mae",
+    "mse",
+    "rmse",
+    "r2",
+)
+
+
+def _f(x: Any, spec: str = ".4f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def results_table(report: dict[str, Any]) -> Table:
+    """One row per variant: the gate metric, its change, agreement with FP32 and the verdict."""
+    metric = report["metric"]
+    table = Table(
+        title=f"evaluation on {report['data']['rows']} rows "
+        f"(gate: {metric}, max drop {report['max_drop']:g})"
+    )
+    for col in ("variant", "precision", "size", metric, "change", "agreement", "cosine", "gate"):
+        table.add_column(
+            col, justify="left" if col in ("variant", "precision", "gate") else "right"
+        )
+    for name, r in report["variants"].items():
+        g, vs = r["gate"], r["vs_fp32"]
+        value = r["metrics"].get(metric, vs.get(metric))
+        ref = report["variants"]["fp32"]
+        ref_value = ref["metrics"].get(metric, ref["vs_fp32"].get(metric))
+        change = None if value is None or ref_value is None else value - ref_value
+        if g.get("reference"):
+            verdict = "[dim]reference[/]"
+        elif g["passed"]:
+            verdict = "[green]pass[/]"
+        else:
+            verdict = "[red]rejected[/]"
+        table.add_row(
+            name,
+            r["precision"],
+            fmt_bytes(r["bytes"]),
+            _f(value),
+            "-" if name == "fp32" or change is None else f"{change:+.4f}",
+            _f(vs.get("label_agreement")),
+            _f(vs.get("cosine_mean"), ".5f"),
+            verdict,
+        )
+    return table
+
+
+def metrics_table(report: dict[str, Any]) -> Table | None:
+    """Metrics down, variants across (so it fits a terminal whatever the number of metrics)."""
+    variants = report["variants"]
+    first = next(iter(variants.values()))
+    shown = [m for m in TABLE_METRICS if first["metrics"].get(m) is not None]
+    if not shown:
+        return None
+    table = Table(title="metrics (sklearn.metrics; all of them in --json and the manifest)")
+    table.add_column("metric")
+    for name in variants:
+        table.add_column(name, justify="right")
+    for m in shown:
+        table.add_row(m, *[_f(v["metrics"].get(m)) for v in variants.values()])
+    return table
+
+
+def debug_table(name: str, debug: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"{name}: largest quantization error (qdq_loss_debug, {debug['rows']} rows)"
+    )
+    for col in ("tensor", "kind", "QDQ SQNR dB", "vs float SQNR dB"):
+        table.add_column(col, justify="right" if "dB" in col else "left")
+    for t in debug["worst_tensors"]:
+        table.add_row(
+            t["tensor"], t["kind"], _f(t["qdq_sqnr_db"], ".1f"), _f(t["vs_float_sqnr_db"], ".1f")
+        )
+    return table
+
+
+@app.command("evaluate")
+@handle_errors
+def evaluate_command(
+    bundle: Path = typer.Argument(..., help="Bundle folder."),
+    data: Path = typer.Option(..., "--data", help="Evaluation data: CSV, Parquet, NPY or NPZ."),
+    target_column: str | None = typer.Option(
+        None, "--target-column", help="Label column (CSV/Parquet) or array (NPZ)."
+    ),
+    max_drop: float = typer.Option(
+        0.01, "--max-drop", help="Largest allowed drop of the gate metric against FP32."
+    ),
+    metric: str | None = typer.Option(
+        None, "--metric", help="Gate metric (default: accuracy, r2, or agreement without labels)."
+    ),
+    require_pass: bool = typer.Option(
+        False, "--require-pass", help="Exit 1 unless at least one quantized variant passes."
+    ),
+    auto_exclude: int = typer.Option(
+        0,
+        "--auto-exclude",
+        min=0,
+        help="Re-quantize a failing static variant without its K worst nodes.",
+    ),
+    variant: list[str] = typer.Option([], "--variant", help="Only these variants (repeatable)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Score every variant (sklearn.metrics), compare with FP32, and gate the quantized ones."""
+    from toolkit.evaluate import EvaluateRequest, evaluate_bundle
+
+    request = EvaluateRequest(
+        data=data,
+        target_column=target_column,
+        max_drop=max_drop,
+        metric=metric,
+        auto_exclude=auto_exclude,
+        variants=variant or None,
+        command=shlex.join(["edgekit", *sys.argv[1:]]),
+    )
+    with err.status("evaluating variants…"):
+        report = evaluate_bundle(bundle, request)
+    failure = None
+    if require_pass and not report["passed"]:
+        failure = CheckFailedError(
+            "no quantized variant passed the accuracy gate"
+            if report["quantized"]
+            else "the bundle has no quantized variant to pass the gate",
+            hint="loosen --max-drop, try another method, or --auto-exclude K for static INT8",
+        )
+    if as_json:
+        print_json({"ok": failure is None, **report})
+    else:
+        out.print(results_table(report))
+        table = metrics_table(report)
+        if table is not None:
+            out.print(table)
+        for name, r in report["variants"].items():
+            if r.get("debug") and "worst_tensors" in r["debug"]:
+                out.print(debug_table(name, r["debug"]))
+                worst = ", ".join(n["node"] for n in r["debug"]["worst_nodes"][:5])
+                out.print(f"  worst nodes: {worst}  (retry with --auto-exclude K)")
+            if r.get("auto_exclude"):
+                a = r["auto_exclude"]
+                out.print(
+                    f"  {name}: {a['from']} re-quantized without {', '.join(a['excluded_nodes'])}"
+                )
+        for name, r in report["variants"].items():
+            if not r["gate"].get("passed"):
+                out.print(f"[red]✗[/] {name}: {r['gate']['reason']}")
+    if failure is not None:
+        if not as_json:
+            report_error(failure)
+        raise typer.Exit(failure.exit_code)

@@ -1,0 +1,131 @@
+"""`edgekit quantize`: a new INT8 or FP16 variant of a bundle's FP32 model, checked and recorded."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from toolkit.cli import app
+from toolkit.cli.common import JSON_OPTION, err, fmt_bytes, handle_errors, out, print_json
+
+
+def split_list(values: list[str]) -> list[str]:
+    """Repeatable options that also take comma-separated lists."""
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _fmt(x: Any, spec: str = ".4f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def variant_table(result: dict[str, Any]) -> Table:
+    q, parity = result["quantization"], result["parity"]
+    table = Table(title=f"variant {result['variant']} ({q['method']}, {result['precision']})")
+    table.add_column("", style="bold")
+    table.add_column("")
+    table.add_row("size", f"{fmt_bytes(result['bytes'])} ({result['size_ratio']:.2f}× fp32)")
+    table.add_row(
+        "settings", ", ".join(f"{k}={v}" for k, v in q["config"].items() if v not in ([], None))
+    )
+    pre = q["preprocess"]
+    table.add_row(
+        "pre-processing", pre.get("steps") if pre.get("applied") else f"none: {pre.get('reason')}"
+    )
+    if q.get("calibration"):
+        c = q["calibration"]
+        where = c.get("path") or "stored samples"
+        table.add_row("calibration", f"{c['rows']} rows from {where}")
+    if q.get("quantized_ops"):
+        table.add_row("quantized ops", ", ".join(f"{k}×{v}" for k, v in q["quantized_ops"].items()))
+    table.add_row(
+        f"vs fp32 ({parity['rows']} samples)",
+        f"label agreement {_fmt(parity['label_agreement'])}, min cosine "
+        f"{_fmt(parity['min_cosine'], '.5f')}, max abs diff {_fmt(parity['max_abs_diff'], '.3g')}",
+    )
+    if q.get("auto"):
+        table.add_row("auto", "\n".join(q["auto"]["reasons"]))
+    return table
+
+
+@app.command("quantize")
+@handle_errors
+def quantize_command(
+    bundle: Path = typer.Argument(..., help="Bundle folder made by `edgekit export`."),
+    method: str = typer.Option(..., "--method", help="dynamic | static | fp16 | auto"),
+    calibration: Path | None = typer.Option(
+        None,
+        "--calibration",
+        help="Calibration data (CSV, Parquet, NPY, NPZ); default: the bundle's samples.",
+    ),
+    target_column: str | None = typer.Option(
+        None, "--target-column", help="Label column/array in the calibration file, to drop."
+    ),
+    per_channel: bool | None = typer.Option(
+        None, "--per-channel/--no-per-channel", help="Per-channel weight scales."
+    ),
+    reduce_range: bool | None = typer.Option(
+        None, "--reduce-range/--no-reduce-range", help="7-bit weights (x86 without VNNI)."
+    ),
+    calibrate: str | None = typer.Option(
+        None, "--calibrate", help="Static calibration: minmax | entropy | percentile."
+    ),
+    fmt: str | None = typer.Option(
+        None, "--format", help="Static format: qdq (default) | qoperator."
+    ),
+    activation_type: str | None = typer.Option(
+        None, "--activation-type", help="int8 | uint8 (static)."
+    ),
+    weight_type: str | None = typer.Option(None, "--weight-type", help="int8 | uint8."),
+    exclude_nodes: list[str] = typer.Option(
+        [], "--exclude-nodes", help="Node names to leave in float (repeat or comma-separate)."
+    ),
+    exclude_op_types: list[str] = typer.Option(
+        [],
+        "--exclude-op-types",
+        help="Operator types to leave in float (repeat or comma-separate).",
+    ),
+    name: str | None = typer.Option(None, "--name", help="Variant name (default by method)."),
+    replace: bool = typer.Option(False, "--replace", help="Replace a variant of the same name."),
+    no_preprocess: bool = typer.Option(
+        False, "--no-preprocess", help="Skip quant_pre_process (not advised)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Quantize the FP32 variant (onnxruntime.quantization / onnxconverter-common) into a new variant."""
+    from toolkit.quantize import QuantizeRequest, quantize_bundle
+
+    options = {
+        "per_channel": per_channel,
+        "reduce_range": reduce_range,
+        "calibrate": calibrate,
+        "format": fmt,
+        "activation_type": activation_type,
+        "weight_type": weight_type,
+        "nodes_to_exclude": split_list(exclude_nodes) or None,
+        "op_types_to_exclude": split_list(exclude_op_types) or None,
+    }
+    request = QuantizeRequest(
+        method=method,
+        options=options,
+        calibration=calibration,
+        target_column=target_column,
+        name=name,
+        replace=replace,
+        preprocess=not no_preprocess,
+        command=shlex.join(["edgekit", *sys.argv[1:]]),
+    )
+    with err.status(f"quantizing ({method})…"):
+        result = quantize_bundle(bundle, request).as_dict()
+    if as_json:
+        print_json({"ok": True, **result})
+        return
+    out.print(variant_table(result))
+    out.print(
+        f"[green]✓[/] added variant [bold]{result['variant']}[/] to {result['bundle']}; "
+        "judge it with `edgekit evaluate`"
+    )

@@ -1,0 +1,282 @@
+"""quantize_bundle: the whole quantize stage, from a bundle's FP32 variant to a new checked
+variant recorded in the same bundle.
+
+All work happens in a temp folder; the bundle is touched only once the new variant has loaded,
+run and been compared with FP32, so a failure leaves the bundle as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_agent import manifest as manifest_io
+from edge_agent.bundle import FP32, Bundle
+from edge_agent.errors import BadInputError, BundleError, CheckFailedError
+from toolkit.quantize import auto, calibration, check, graph, preprocess, registry, runtime
+
+QUANT_OP = re.compile(r"^(QLinear.*|Q[A-Z].*|.*Quantize.*|.*Integer)$")
+
+
+@dataclass
+class QuantizeRequest:
+    method: str  # a registered method or "auto"
+    options: dict[str, Any] = field(default_factory=dict)  # config fields; None = default
+    calibration: Path | None = None
+    target_column: str | None = None
+    name: str | None = None
+    replace: bool = False
+    hardware: dict[str, Any] | None = None  # a profile like edge_agent.hardware.probe()
+    preprocess: bool = True
+    command: str | None = None
+
+
+@dataclass
+class QuantizeResult:
+    bundle: Path
+    variant: str
+    entry: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        q = self.entry["quantization"]
+        return {
+            "bundle": str(self.bundle),
+            "variant": self.variant,
+            "method": q["method"],
+            "precision": self.entry["precision"],
+            "bytes": self.entry["bytes"],
+            "size_ratio": q["size_ratio"],
+            "quantization": q,
+            "parity": self.entry["parity"],
+        }
+
+
+def tree_refusal(info: graph.GraphInfo, method: str) -> BadInputError:
+    what = (
+        "onnxruntime.quantization has no integer kernels for ai.onnx.ml TreeEnsemble operators"
+        if method != "fp16"
+        else "onnxconverter-common keeps ai.onnx.ml TreeEnsemble operators in float32, so FP16 "
+        "would change nothing"
+    )
+    return BadInputError(
+        f"cannot quantize a tree ensemble with the {method} method: {what}",
+        hint="keep the FP32 variant (tree ensembles are already fast on CPU) or export a "
+        "neural/linear model if a smaller variant is needed",
+    )
+
+
+def _fp32_path(bundle: Bundle) -> Path:
+    if FP32 not in bundle.variants:
+        known = ", ".join(bundle.variants) or "none"
+        raise BundleError(
+            f"bundle {bundle.path} has no fp32 variant (it has: {known}); quantization starts "
+            "from the FP32 model",
+            hint="re-export the model with `edgekit export` to get an fp32 variant",
+        )
+    return bundle.verify_variant(FP32)
+
+
+def resolve(
+    request: QuantizeRequest, info: graph.GraphInfo
+) -> tuple[registry.Method, Any, dict[str, Any] | None]:
+    """The method, its config and (for auto) the recorded choice."""
+    choice = None
+    options = {k: v for k, v in request.options.items() if v not in (None, [], ())}
+    if request.method == "auto":
+        from edge_agent.hardware import probe
+
+        made = auto.choose(info, request.hardware or probe())
+        choice = made.as_dict()
+        user = dict(options)
+        options = {**made.options, **user}
+        if user:
+            choice["overridden_by_user"] = user
+        method = registry.get(made.method)
+    else:
+        method = registry.get(request.method)
+        if info.has_trees:
+            raise tree_refusal(info, method.name)
+    return method, registry.build_config(method, options), choice
+
+
+class _Capture(logging.Filter):
+    """Keep the quantizers' root-logger warnings for the record instead of the terminal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            line = record.getMessage().splitlines()[0][:300]
+            if line not in self.lines and len(self.lines) < 20:
+                self.lines.append(line)
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _captured_warnings() -> Iterator[list[str]]:
+    capture = _Capture()
+    root = logging.getLogger()
+    root.addFilter(capture)
+    try:
+        yield capture.lines
+    finally:
+        root.removeFilter(capture)
+
+
+def _quant_ops(path: Path) -> dict[str, int]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return dict(Counter(n.op_type for n in model.graph.node if QUANT_OP.match(n.op_type)))
+
+
+def _fp16_tensors(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return sum(1 for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16)
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for pkg in ("onnxruntime", "onnx", "onnxconverter-common"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> QuantizeResult:
+    bundle = Bundle.open(bundle_dir)
+    fp32_path = _fp32_path(bundle)
+    info = graph.analyse(fp32_path)
+    method, config, choice = resolve(request, info)
+    name = request.name or method.default_name(config)
+    if name in bundle.variants and not request.replace:
+        raise BundleError(
+            f"bundle already has a variant {name!r}",
+            hint="choose another --name or pass --replace",
+        )
+    if name == FP32:
+        raise BadInputError("the fp32 variant cannot be replaced by a quantized one")
+    calib = None
+    if method.needs_calibration:
+        calib = calibration.load(bundle, request.calibration, target_column=request.target_column)
+    elif request.calibration is not None:
+        raise BadInputError(f"--calibration applies to static quantization, not {method.name}")
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="edgekit-quantize-") as tmp:
+        work = Path(tmp)
+        if method.integer:
+            pre = preprocess.preprocess(
+                fp32_path, work, lineage=bundle.manifest.get("lineage"), enabled=request.preprocess
+            )
+        else:
+            pre = preprocess.Preprocessed(
+                fp32_path, {"applied": False, "reason": "not needed for FP16 conversion"}
+            )
+        out_path = work / f"{name}.onnx"
+        ctx = registry.MethodContext(
+            source=pre.path,
+            output=out_path,
+            signature=bundle.signature,
+            calibration=(
+                (lambda: calibration.reader_for(bundle.signature, calib.feeds)) if calib else None
+            ),
+            workdir=work,
+        )
+        try:
+            # The calibrators print progress; keep stdout clean for --json.
+            with _captured_warnings() as warned, contextlib.redirect_stdout(sys.stderr):
+                details = method.run(config, ctx)
+            if warned:
+                details["quantizer_warnings"] = warned
+        except BadInputError:
+            raise
+        except Exception as exc:  # the quantizers raise many types on graphs they cannot handle
+            raise BadInputError(
+                f"the {method.name} quantizer cannot handle this model: "
+                f"{type(exc).__name__}: {str(exc)[:600]}",
+                hint="exclude the failing nodes (--exclude-nodes) or op types (--exclude-op-types)",
+            ) from exc
+        duration = time.perf_counter() - started
+
+        quant_ops = _quant_ops(out_path)
+        if method.integer and not quant_ops:
+            raise BadInputError(
+                f"{method.name} quantization found nothing to quantize in this model "
+                f"(kind {info.kind}; operators {', '.join(sorted(info.ops))})",
+                hint="try another --method (static quantizes more operator types) or keep FP32",
+            )
+        if method.name == "fp16" and not _fp16_tensors(out_path):
+            raise BadInputError(
+                "FP16 conversion changed nothing: every operator of this model stays float32",
+                hint="keep the FP32 variant",
+            )
+
+        samples = bundle.sample_inputs()
+        rows = min(calibration.MAX_ROWS, len(next(iter(samples.values()))))
+        samples = {k: v[:rows] for k, v in samples.items()}
+        reference = runtime.run(fp32_path, samples, bundle.signature, "the fp32 variant")
+        produced = runtime.run(out_path, samples, bundle.signature, f"the new {name} variant")
+        parity = check.compare(bundle.signature, reference, produced, rows=rows)
+        if not parity["passed"]:
+            raise CheckFailedError(
+                f"the {name} variant runs but its outputs are unusable: "
+                f"{check.failure_summary(parity)}",
+                hint="exclude the affected nodes or try another method",
+                details=parity,
+            )
+        fp32_bytes = bundle.variant(FP32)["bytes"]
+        record: dict[str, Any] = {
+            "method": method.name,
+            "requested": request.method,
+            "config": registry.config_dict(config),
+            **details,
+            "auto": choice,
+            "preprocess": pre.record,
+            "calibration": calib.source if calib else None,
+            "graph": info.as_dict(),
+            "quantized_ops": quant_ops,
+            "size_ratio": round(out_path.stat().st_size / fp32_bytes, 4),
+            "duration_s": round(duration, 3),
+            "versions": _versions(),
+        }
+        entry = bundle.add_variant(
+            name,
+            out_path,
+            {
+                "precision": method.precision(config),
+                "opset": bundle.variant(FP32).get("opset"),
+                "source_variant": FP32,
+                "quantization": record,
+                "parity": parity,
+                "evaluation": None,
+            },
+            replace=request.replace,
+        )
+        manifest_io.append_history(
+            bundle.manifest,
+            "quantize",
+            request.command or f"edgekit quantize {bundle.path} --method {request.method}",
+            variant=name,
+            method=method.name,
+        )
+        bundle.save()
+    return QuantizeResult(bundle.path, name, entry)

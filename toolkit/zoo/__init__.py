@@ -1,0 +1,1 @@
+"""Seeded model definitions that benchmarks and stages share (no downloads, no training)."""
