@@ -163,7 +163,11 @@ class Broker:
         lines = [
             f"listener {self.port} {self.host}",
             "allow_anonymous true",
-            "persistence false",
+            # sessions and queued QoS 1 messages survive stop()/start(), so a collector with a
+            # persistent session misses nothing published while it was reconnecting
+            "persistence true",
+            f"persistence_location {self.folder / 'data'}/",
+            "autosave_interval 0",
             f"log_dest file {self.folder / 'mosquitto.log'}",
             "log_type error",
             "log_type warning",
@@ -179,6 +183,9 @@ class Broker:
                 "require_certificate true",
                 "use_identity_as_username true",
             ]
+        data = self.folder / "data"
+        data.mkdir(exist_ok=True)
+        data.chmod(0o777)  # written by the mosquitto user
         self.config_path.write_text("\n".join(lines) + "\n")
         self.config_path.chmod(0o644)
         log = self.folder / "mosquitto.log"
@@ -285,6 +292,8 @@ class MqttCollector:
     """Subscribe with awscrt's MQTT 5 client and keep every message (for assertions)."""
 
     def __init__(self, broker: Broker, topic_filter: str, client_id: str = "edgekit-collector"):
+        """A persistent session (fixed client id, 1 h expiry): across a broker restart the
+        broker keeps queuing QoS 1 messages for it until it is back."""
         from awscrt import io, mqtt5
 
         self.messages: list[Message] = []
@@ -318,7 +327,7 @@ class MqttCollector:
     def _on_connect(self, _data) -> None:
         from awscrt import mqtt5
 
-        # Resubscribe on every (re)connection: the session is clean.
+        # Subscribe on every connection too (harmless when the session already has it).
         self.client.subscribe(
             mqtt5.SubscribePacket([mqtt5.Subscription(self._filter, mqtt5.QoS.AT_LEAST_ONCE)])
         ).add_done_callback(lambda _f: self._connected.set())

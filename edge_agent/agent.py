@@ -1,0 +1,387 @@
+"""The edge agent: load and serve a bundle, watch it per window, send telemetry that loses nothing.
+
+Start-up order matters: configuration (Greengrass component configuration when under a nucleus)
+→ model verified, warmed up, self-tested → REST and local pub/sub → ``hello`` → UpdateState
+RUNNING. Telemetry goes through the durable outbox and a publisher thread; the inference path
+never waits for the network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import signal
+import subprocess
+import threading
+import time
+from typing import Any
+
+from edge_agent import hardware, telemetry
+from edge_agent import model as model_mod
+from edge_agent import transports as transport_registry
+from edge_agent.alerts import AlertEngine
+from edge_agent.config import AgentConfig
+from edge_agent.engine import Active, Engine, ModelError
+from edge_agent.errors import EdgekitError
+from edge_agent.outbox import Outbox, Publisher
+from edge_agent.transports.base import Transport
+from edge_agent.validation import RequestError
+
+log = logging.getLogger("edge_agent")
+
+COMMAND_HANDLERS: dict[str, str] = {
+    "bench": "_cmd_bench",
+    "feedback": "_cmd_feedback",
+    "swap": "_cmd_swap",
+    "config": "_cmd_config",
+}
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, transport: Transport | None = None) -> None:
+        config.check()
+        self.config = config
+        self._transport = transport
+        self.transport: Transport | None = None
+        self.engine: Engine | None = None
+        self.rest: Any = None
+        self.outbox: Outbox | None = None
+        self.publisher: Publisher | None = None
+        self.alerts = AlertEngine(config)
+        self.started_at = time.time()
+        self.ready_s: float | None = None
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._window_lock = threading.Lock()
+        self._window_thread: threading.Thread | None = None
+        self._swaps: list[dict[str, Any]] = []
+        self._commands = threading.Semaphore(1)
+        self.greengrass = False
+
+    # -- start-up -----------------------------------------------------------------------------
+    def start(self) -> Agent:
+        t0 = time.perf_counter()
+        cfg = self.config
+        name = transport_registry.choose(cfg)
+        self.greengrass = name == "greengrass"
+        self.transport = self._transport or transport_registry.create(name, cfg)
+        if self.greengrass:
+            self._load_greengrass_config()
+            cfg = self.config
+        if not cfg.bundle:
+            raise EdgekitError(
+                "no bundle given", hint="pass --bundle DIR (or set bundle in --config)"
+            )
+        loaded = model_mod.load(cfg.bundle, cfg.variant, cfg.target)
+        self.engine = Engine(cfg, loaded)
+        self.engine.on_swap = self._on_swap
+        self.outbox = Outbox(
+            cfg.outbox, max_messages=cfg.outbox_max_messages, max_bytes=cfg.outbox_max_bytes
+        )
+        self.transport.start()
+        self.publisher = Publisher(
+            self.outbox,
+            self.transport,
+            timeout_s=cfg.publish_timeout_s,
+            on_error=self._publish_error,
+        )
+        self.publisher.start()
+        if cfg.port is not None and cfg.port >= 0:
+            from edge_agent.rest import RestServer
+
+            self.rest = RestServer(
+                self.engine, cfg.host, cfg.port, cfg.token, cfg.max_request_bytes
+            )
+            self.rest.start()
+        self.transport.subscribe(f"{telemetry.COMMAND_PREFIX}/{cfg.thing}/+", self._on_command)
+        if self.greengrass:
+            self._start_greengrass_local()
+        self.ready_s = time.perf_counter() - t0
+        self._enqueue("hello", (self.started_at, time.time()), self._hello_body())
+        if self.greengrass:
+            self._update_state("RUNNING")
+        self._window_thread = threading.Thread(
+            target=self._window_loop, name="edge-agent-window", daemon=True
+        )
+        self._window_thread.start()
+        log.info("ready in %.3fs serving %s/%s", self.ready_s, loaded.name, loaded.variant)
+        return self
+
+    def _hello_body(self) -> dict[str, Any]:
+        model = self.engine.model
+        bundle = model.bundle
+        import onnxruntime
+
+        return {
+            "hardware": hardware.probe(),
+            "bundle": {
+                "name": bundle.manifest["name"],
+                "task": bundle.task,
+                "variants": {
+                    n: {"sha256": v["sha256"], "bytes": v["bytes"], "precision": v.get("precision")}
+                    for n, v in bundle.variants.items()
+                },
+                "selected": model.variant,
+                "target": model.choice.target,
+                "reason": model.choice.reason,
+                "session_options": model.choice.session_options,
+                "self_test": model.self_test,
+            },
+            "agent": {
+                "pid": os.getpid(),
+                "started_at": self.started_at,
+                "transport": self.transport.name if self.transport else None,
+                "window_s": self.config.window_s,
+                "python": platform.python_version(),
+                "onnxruntime": onnxruntime.__version__,
+                "endpoints": {"rest": self.rest.url if self.rest else None},
+            },
+            "ready_s": self.ready_s,
+        }
+
+    # -- telemetry ------------------------------------------------------------------------------
+    def _enqueue(
+        self,
+        message_type: str,
+        window: tuple[float, float],
+        body: dict[str, Any],
+        model: dict[str, Any] | None = None,
+    ) -> list[int]:
+        cfg = self.config
+        message = telemetry.make_message(
+            message_type,
+            thing=cfg.thing,
+            component_version=cfg.component_version,
+            model=model or self.engine.model.describe(),
+            window=window,
+            body=body,
+        )
+        return self.outbox.enqueue(telemetry.data_topic(cfg.thing, message_type), message)
+
+    def _publish_error(self, exc: Exception) -> None:
+        log.debug("publish failed, kept in the outbox: %s", exc)
+
+    def close_window(self, active: Active | None = None) -> dict[str, Any]:
+        """Close the current window: metrics message, then any alerts it triggers."""
+        with self._window_lock:
+            active = active or self.engine.active
+            start, end, body = active.monitor.close_window()
+            stats = self.outbox.stats()
+            body["outbox"] = {"pending": stats["pending"], "dropped_total": stats["dropped_total"]}
+            body["swaps"], self._swaps = self._swaps, []
+            model = active.model.describe()
+            self._enqueue("metrics", (start, end), body, model)
+            fired = self.alerts.evaluate(body, end)
+            if fired:
+                self._enqueue("alerts", (start, end), {"alerts": fired}, model)
+                self._run_hooks(fired)
+            return body
+
+    def _window_loop(self) -> None:
+        while not self._stop.wait(self.config.window_s):
+            try:
+                self.close_window()
+            except Exception:
+                log.exception("closing the window failed")
+
+    def _run_hooks(self, alerts: list[dict[str, Any]]) -> None:
+        hook = self.config.alert_hook or {}
+        firing = [a for a in alerts if a["state"] == "firing"]
+        if not firing:
+            return
+        if hook.get("command"):
+            cmd = hook["command"]
+            args = cmd if isinstance(cmd, list) else [cmd]
+            try:
+                subprocess.Popen(
+                    [*args, json.dumps({"thing": self.config.thing, "alerts": firing})],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            except OSError as exc:
+                log.error("alert hook command %s failed: %s", args, exc)
+        # A hook topic is acted on by the fleet side: it is carried in every alert's payload.
+
+    # -- model swap ----------------------------------------------------------------------------
+    def swap(self, bundle: str | None = None, variant: str | None = None) -> dict[str, Any]:
+        try:
+            result = self.engine.swap(bundle, variant)
+        except EdgekitError as exc:
+            alert = self.alerts.immediate(
+                "swap_failed", f"model swap refused, still serving the old model: {exc.message}"
+            )
+            now = time.time()
+            self._enqueue("alerts", (now, now), {"alerts": [alert]})
+            self._swaps.append({"ok": False, "error": exc.message, "at": now})
+            raise
+        self._swaps.append({"ok": True, "at": time.time(), **result})
+        return result
+
+    def _on_swap(self, old: Active, new: Active) -> None:
+        # the old model's window is closed and sent with the old digest
+        try:
+            self.close_window(old)
+        finally:
+            old.monitor.stop()
+
+    # -- commands -------------------------------------------------------------------------------
+    def _on_command(self, topic: str, payload: bytes) -> None:
+        parsed = telemetry.parse_topic(topic)
+        if not parsed or parsed[0] != "cmd":
+            return
+        handler = COMMAND_HANDLERS.get(parsed[2])
+        if handler is None:
+            return
+        try:
+            body = json.loads(payload or b"{}")
+        except ValueError:
+            log.error("command on %s is not JSON; ignored", topic)
+            return
+        # never on the transport's thread: commands may take long (bench) or call IPC
+        threading.Thread(target=self._run_command, args=(handler, body), daemon=True).start()
+
+    def _run_command(self, handler: str, body: Any) -> None:
+        with self._commands:
+            try:
+                getattr(self, handler)(body if isinstance(body, dict) else {})
+            except Exception:
+                log.exception("command %s failed", handler)
+
+    def _cmd_feedback(self, body: dict[str, Any]) -> None:
+        try:
+            self.engine.feedback(body)
+        except RequestError as exc:
+            log.error("feedback command refused: %s", exc.message)
+
+    def _cmd_swap(self, body: dict[str, Any]) -> None:
+        try:
+            self.swap(body.get("bundle"), body.get("variant"))
+        except EdgekitError as exc:
+            log.error("swap command failed: %s", exc)
+
+    def _cmd_config(self, body: dict[str, Any]) -> None:
+        self.apply_config(body)
+
+    def _cmd_bench(self, body: dict[str, Any]) -> None:
+        self._enqueue_bench(body)
+
+    def _enqueue_bench(self, body: dict[str, Any]) -> dict[str, Any]:
+        from edge_agent.bench import run_bench
+
+        start = time.time()
+        result = run_bench(self.engine.model.bundle, body)
+        self._enqueue("bench", (start, time.time()), result)
+        return result
+
+    # -- configuration ------------------------------------------------------------------------
+    def apply_config(self, changes: dict[str, Any]) -> AgentConfig:
+        """Apply live settings (window, thresholds, variant); others wait for a restart."""
+        old = self.config
+        new = old.updated(changes, live_only=True)
+        self.config = new
+        self.alerts.config = new
+        self.engine.apply_config(new)
+        if new.variant and new.variant != self.engine.model.variant:
+            try:
+                self.swap(None, new.variant)
+            except EdgekitError:
+                self.config = new.updated({"variant": self.engine.model.variant})
+        return self.config
+
+    # -- Greengrass ----------------------------------------------------------------------------
+    def _load_greengrass_config(self) -> None:
+        try:
+            values = self.transport.get_configuration()
+        except Exception as exc:
+            log.warning("GetConfiguration failed, using defaults and flags: %s", exc)
+            return
+        self.config = self.config.updated(values)
+        self.alerts.config = self.config
+
+    def _on_configuration_update(self, key_path: list[str]) -> None:
+        try:
+            values = self.transport.get_configuration()
+            self.apply_config(values)
+            log.info("configuration update %s applied", key_path)
+        except Exception:
+            log.exception("applying the configuration update failed")
+
+    def _start_greengrass_local(self) -> None:
+        gg = self.transport
+        topic = self.config.greengrass_local_topic or f"edgekit/{self.config.thing}/infer"
+        gg.subscribe_local(topic, self._on_local_request)
+        gg.subscribe_configuration(
+            lambda kp: threading.Thread(
+                target=self._on_configuration_update, args=(kp,), daemon=True
+            ).start()
+        )
+
+    def _on_local_request(self, topic: str, message: Any) -> None:
+        """Local pub/sub request/response: a v2 request in, the v2 response (or error) out."""
+        reply = f"{topic}/response"
+        if isinstance(message, dict) and isinstance(message.get("reply_topic"), str):
+            reply = message["reply_topic"]
+        request_id = message.get("id") if isinstance(message, dict) else None
+        try:
+            if isinstance(message, dict) and "feedback" in message:
+                response: dict[str, Any] = self.engine.feedback(message["feedback"])
+            else:
+                response = self.engine.infer_json(message)
+            status = 200
+        except RequestError as exc:
+            response, status = {"error": exc.message}, 400
+        except ModelError as exc:
+            response, status = {"error": str(exc)}, 500
+        response.update(status=status, request_id=request_id)
+        try:
+            self.transport.publish_local(reply, response)
+        except Exception as exc:
+            log.error("could not publish the local response on %s: %s", reply, exc)
+
+    def _update_state(self, state: str) -> None:
+        try:
+            self.transport.update_state(state)
+        except Exception as exc:
+            log.error("UpdateState %s failed: %s", state, exc)
+
+    # -- running and stopping --------------------------------------------------------------------
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT, then finish the window, flush, exit 0."""
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        self._stop.wait()
+        self.stop()
+        return 0
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self, flush_timeout: float = 5.0) -> None:
+        if self._stopped.is_set():
+            return
+        self._stop.set()
+        if self.rest:
+            self.rest.stop()
+        if self._window_thread:
+            self._window_thread.join(5)
+        if self.engine:
+            self.engine.ready = False
+            try:
+                self.close_window()
+            except Exception:
+                log.exception("closing the last window failed")
+            self.engine.close()
+        if self.publisher:
+            flushed = self.publisher.flush(flush_timeout)
+            if not flushed:
+                log.warning(
+                    "%s message(s) stay in the outbox for the next start",
+                    self.outbox.stats()["pending"],
+                )
+        if self.transport:
+            self.transport.close()
+        if self.outbox:
+            self.outbox.close()
+        self._stopped.set()

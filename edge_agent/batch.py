@@ -1,0 +1,143 @@
+"""``edge-agent batch``: the device-side batch transform. A file or a folder of inputs in,
+outputs out, in chunks no bigger than the serving caps, through the same validated path as
+every request (so data quality and drift are counted the same way).
+
+Inputs: ``.npz`` (arrays keyed by input name), ``.npy`` (a single-input model), ``.json``
+(a KServe v2 request, or ``{input: nested list}``), ``.jsonl`` (one ``{input: row}`` per line)
+and ``.csv`` (a header of input names, one row per line; for tabular bundles). Outputs: one
+``.npz`` per input file (arrays keyed by output name, plus ``__inference_ids__``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_agent import atomic
+from edge_agent.engine import Engine
+from edge_agent.errors import BadInputError
+from edge_agent.progress import progress
+from edge_agent.validation import RequestError
+
+SUFFIXES = (".npz", ".npy", ".json", ".jsonl", ".csv")
+
+
+def read_inputs(path: Path, engine: Engine) -> dict[str, np.ndarray]:
+    specs = engine.active.validator.inputs
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        elif suffix == ".npy":
+            if len(specs) != 1:
+                raise BadInputError(
+                    f"{path}: .npy holds one array but the model takes {list(specs)}"
+                )
+            arrays = {next(iter(specs)): np.load(path, allow_pickle=False)}
+        elif suffix == ".json":
+            body = json.loads(path.read_text("utf-8"))
+            if isinstance(body, dict) and "inputs" in body:
+                feeds, _wanted, _id = engine.active.validator.parse_kserve(body)
+                return feeds
+            arrays = {k: np.asarray(v) for k, v in body.items()}
+        elif suffix == ".jsonl":
+            rows = [
+                json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()
+            ]
+            arrays = {name: np.asarray([r[name] for r in rows]) for name in specs}
+        elif suffix == ".csv":
+            arrays = _read_csv(path, specs)
+        else:
+            raise BadInputError(f"{path}: unsupported input type; use one of {', '.join(SUFFIXES)}")
+    except (OSError, ValueError, KeyError) as exc:
+        raise BadInputError(f"cannot read inputs from {path}: {exc}") from exc
+    except RequestError as exc:
+        raise BadInputError(f"{path}: {exc.message}") from exc
+    return {k: _shape_rows(v, specs[k].shape) if k in specs else v for k, v in arrays.items()}
+
+
+def _shape_rows(arr: np.ndarray, shape: tuple[int | None, ...]) -> np.ndarray:
+    # A 1-D column for a [None, 1] input is the common tabular case.
+    if arr.ndim == 1 and len(shape) == 2 and shape[1] == 1:
+        return arr.reshape(-1, 1)
+    return arr
+
+
+def _read_csv(path: Path, specs: dict[str, Any]) -> dict[str, np.ndarray]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise BadInputError(f"{path} has no rows")
+    missing = [n for n in specs if n not in rows[0]]
+    if missing:
+        raise BadInputError(f"{path} lacks column(s) {missing} the model takes")
+    out = {}
+    for name, spec in specs.items():
+        values = [r[name] for r in rows]
+        if spec.is_string:
+            out[name] = np.asarray(values, dtype=str)
+        else:
+            out[name] = np.asarray([v if v != "" else "nan" for v in values], dtype=np.float64)
+    return out
+
+
+def input_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
+        if not files:
+            raise BadInputError(f"{path} holds no input files ({', '.join(SUFFIXES)})")
+        return files
+    if not path.is_file():
+        raise BadInputError(f"input {path} does not exist")
+    return [path]
+
+
+def transform(
+    engine: Engine, source: Path, output: Path, *, show_progress: bool = True
+) -> dict[str, Any]:
+    """Run every input file through the engine in chunks; write outputs atomically."""
+    files = input_files(source)
+    loaded = [(f, read_inputs(f, engine)) for f in files]
+    total = sum(len(next(iter(a.values()))) for _, a in loaded)
+    chunk = engine.config.max_batch
+    many = source.is_dir()
+    if many:
+        output.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"files": [], "rows": 0, "errors": 0}
+    with progress(total, "batch", enabled=show_progress) as bar:
+        for file, arrays in loaded:
+            rows = len(next(iter(arrays.values())))
+            collected: dict[str, list[np.ndarray]] = {}
+            ids: list[str] = []
+            for start in range(0, rows, chunk):
+                part = {k: v[start : start + chunk] for k, v in arrays.items()}
+                try:
+                    iid, names, outs = engine.infer(part)
+                except RequestError as exc:
+                    raise BadInputError(
+                        f"{file} rows {start}..{start + len(next(iter(part.values()))) - 1}: {exc.message}"
+                    ) from exc
+                for name, arr in zip(names, outs, strict=True):
+                    collected.setdefault(name, []).append(np.asarray(arr))
+                ids.extend([iid] * len(next(iter(part.values()))))
+                bar.advance(len(next(iter(part.values()))))
+            target = output / f"{file.stem}.npz" if many else output
+            _write_npz(target, {k: np.concatenate(v) for k, v in collected.items()}, ids)
+            summary["files"].append({"input": str(file), "output": str(target), "rows": rows})
+            summary["rows"] += rows
+    return summary
+
+
+def _write_npz(target: Path, arrays: dict[str, np.ndarray], ids: list[str]) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays, __inference_ids__=np.asarray(ids, dtype=str))
+    if target.suffix != ".npz":
+        target = target.with_suffix(".npz") if not target.suffix else target
+    atomic.write_bytes(target, buf.getvalue())

@@ -1,0 +1,162 @@
+"""``edge-agent`` (and ``python -m edge_agent``): serve a bundle, or run a batch transform.
+
+stdlib argparse only: the device has no typer or rich. Exit codes follow the project contract:
+0 ok, 1 a check failed (digest, self-test), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from edge_agent.errors import EdgekitError
+
+log = logging.getLogger("edge_agent")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edge-agent", description="edgekit on-device inference agent")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="serve a bundle over REST (and Greengrass), with monitoring")
+    s.add_argument("--bundle", required=False, help="bundle folder (from edgekit export)")
+    s.add_argument("--variant", help="variant to serve (default: the selection for --target)")
+    s.add_argument("--target", help="hardware target whose selection to use")
+    s.add_argument("--port", type=int, help="REST port (0 = any free port, -1 = no REST)")
+    s.add_argument("--host", help="REST bind address (default 127.0.0.1)")
+    s.add_argument("--token", help="require this bearer token on /v2/models calls")
+    s.add_argument("--config", help="JSON configuration file (flags override it)")
+    s.add_argument("--mqtt", help="mqtt://HOST:PORT (loopback only) or mqtts://HOST:PORT")
+    s.add_argument("--cert", help="device certificate (PEM) for mqtts")
+    s.add_argument("--key", help="device private key (PEM) for mqtts")
+    s.add_argument("--ca", help="CA bundle (PEM) that signed the broker's certificate")
+    s.add_argument("--thing", help="IoT thing name (default: $AWS_IOT_THING_NAME or edge-device)")
+    s.add_argument("--outbox", help="SQLite outbox file (default edge-agent-outbox.sqlite)")
+    s.add_argument("--window", type=float, help="monitoring window in seconds (default 60)")
+    s.add_argument("--transport", choices=["greengrass", "mqtt", "inprocess", "none"])
+    s.add_argument("--component-version", help="version reported in telemetry")
+
+    b = sub.add_parser("batch", help="run a file or folder of inputs through the model")
+    b.add_argument("--bundle", required=True)
+    b.add_argument(
+        "--input", required=True, help="input file or folder (.npz .npy .json .jsonl .csv)"
+    )
+    b.add_argument("-o", "--output", required=True, help="output .npz (file input) or folder")
+    b.add_argument("--variant")
+    b.add_argument("--target")
+    b.add_argument("--chunk", type=int, help="rows per inference call (default: max_batch 256)")
+    b.add_argument("--json", action="store_true", help="print the summary as JSON")
+    b.add_argument("--no-progress", action="store_true")
+    return p
+
+
+_FLAG_KEYS = {
+    "bundle": "bundle",
+    "variant": "variant",
+    "target": "target",
+    "port": "port",
+    "host": "host",
+    "token": "token",
+    "mqtt": "mqtt",
+    "cert": "cert",
+    "key": "key",
+    "ca": "ca",
+    "thing": "thing",
+    "outbox": "outbox",
+    "window": "window_s",
+    "transport": "transport",
+    "component_version": "component_version",
+    "chunk": "max_batch",
+}
+
+
+def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Any:
+    """Defaults ← --config file ← environment (thing name) ← flags."""
+    import os
+
+    from edge_agent.config import AgentConfig, load_file
+
+    env = os.environ if env is None else env
+    config = AgentConfig()
+    if getattr(args, "config", None):
+        config = config.updated(load_file(args.config))
+    if env.get("AWS_IOT_THING_NAME"):
+        config = config.updated({"thing": env["AWS_IOT_THING_NAME"]})
+    flags = {
+        key: getattr(args, attr)
+        for attr, key in _FLAG_KEYS.items()
+        if getattr(args, attr, None) is not None
+    }
+    return config.updated(flags)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from edge_agent.agent import Agent
+
+    config = build_config(args)
+    agent = Agent(config)
+    try:
+        agent.start()
+    except BaseException:
+        agent.stop(flush_timeout=1.0)
+        raise
+    rest = agent.rest.url if agent.rest else "off"
+    print(
+        f"edge-agent ready in {agent.ready_s:.3f}s: {agent.engine.model.name}/"
+        f"{agent.engine.model.variant} rest={rest} transport={agent.transport.name}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return agent.run()
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from edge_agent import batch
+    from edge_agent import model as model_mod
+    from edge_agent.engine import Engine
+
+    config = build_config(args)
+    loaded = model_mod.load(args.bundle, args.variant, args.target)
+    engine = Engine(config, loaded)
+    try:
+        summary = batch.transform(
+            engine, Path(args.input), Path(args.output), show_progress=not args.no_progress
+        )
+        _start, _end, metrics = engine.active.monitor.close_window()
+    finally:
+        engine.close()
+    summary["data_quality"] = metrics["data_quality"]["counts"]
+    summary["drift"] = {
+        name: entry["status"] for name, entry in metrics["drift"]["features"].items()
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        drifted = [n for n, s in summary["drift"].items() if s == "drift"]
+        print(
+            f"{summary['rows']} rows from {len(summary['files'])} file(s) → {args.output}; "
+            f"drift: {', '.join(drifted) or 'none'}"
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return _serve(args) if args.command == "serve" else _batch(args)
+    except EdgekitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The agent's configuration: one dataclass filled from defaults, a JSON file, flags and, under
+Greengrass, the component configuration (applied live on SubscribeToConfigurationUpdate).
+
+Keys are snake_case in every source; Greengrass configuration may use the same names or
+camelCase (``windowSeconds``), both are accepted, so a recipe author does not have to guess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_agent.errors import BadInputError
+
+# Settings that can change while serving (others need a restart).
+LIVE_KEYS = {
+    "window_s",
+    "drift_min_samples",
+    "drift_alpha",
+    "drift_psi_threshold",
+    "alert_m",
+    "alert_n",
+    "latency_budget_ms",
+    "error_rate_threshold",
+    "data_quality_threshold",
+    "quality_drop",
+    "alert_hook",
+    "variant",
+    "capture_fraction",
+    "reject_nan",
+    "reject_inf",
+}
+
+
+@dataclass
+class AgentConfig:
+    bundle: str | None = None
+    variant: str | None = None
+    target: str | None = None
+    thing: str = "edge-device"
+    component_version: str = "0.0.0"
+    # serving
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = None
+    max_batch: int = 256
+    max_elements: int = 4_000_000
+    max_request_bytes: int = 32 * 1024 * 1024
+    reject_nan: bool = False  # NaN is a missing value for tabular models with imputers
+    reject_inf: bool = True
+    # monitoring
+    window_s: float = 60.0
+    drift_min_samples: int = 100
+    drift_alpha: float = 0.001
+    drift_psi_threshold: float = 0.1
+    feedback_keep: int = 100_000  # predictions kept for joining labels
+    # alerts: a rule fires when it holds in alert_m of the last alert_n windows
+    alert_m: int = 3
+    alert_n: int = 5
+    latency_budget_ms: float | None = None
+    error_rate_threshold: float = 0.05
+    data_quality_threshold: float = 0.05
+    quality_drop: float = 0.1  # accuracy/F1 below baseline by this much, or RMSE above by ratio
+    alert_hook: dict[str, Any] | None = None  # {"command": [...]} or {"topic": "..."}
+    # capture (off by default)
+    capture_dir: str | None = None
+    capture_fraction: float = 0.0
+    capture_max_bytes: int = 10 * 1024 * 1024
+    capture_files: int = 5
+    # telemetry
+    mqtt: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    ca: str | None = None
+    transport: str | None = None  # greengrass | mqtt | inprocess | none; None = choose
+    outbox: str = "edge-agent-outbox.sqlite"
+    outbox_max_messages: int = 10_000
+    outbox_max_bytes: int = 64 * 1024 * 1024
+    publish_timeout_s: float = 10.0
+    greengrass_local_topic: str | None = None  # default edgekit/{thing}/infer
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def updated(self, changes: dict[str, Any], *, live_only: bool = False) -> AgentConfig:
+        """A copy with ``changes`` applied (keys normalized and type-checked)."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        values = dataclasses.asdict(self)
+        for raw_key, value in changes.items():
+            key = _snake(raw_key)
+            if key not in fields or key == "extra":
+                values["extra"][raw_key] = value
+                continue
+            if live_only and key not in LIVE_KEYS:
+                continue
+            values[key] = _coerce(key, value, fields[key].type)
+        config = AgentConfig(**values)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        if self.window_s <= 0:
+            raise BadInputError(f"window_s must be > 0 (got {self.window_s})")
+        if not 1 <= self.alert_m <= self.alert_n:
+            raise BadInputError(
+                f"alerts need 1 <= alert_m <= alert_n (got {self.alert_m} of {self.alert_n})"
+            )
+        if not 0 <= self.capture_fraction <= 1:
+            raise BadInputError("capture_fraction must be within 0..1")
+        if self.max_batch < 1 or self.max_elements < 1 or self.max_request_bytes < 1:
+            raise BadInputError("request caps must be positive")
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower().replace("-", "_")
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    # Greengrass configuration often carries numbers as strings; accept them.
+    text = str(annotation)
+    if value is None:
+        return None
+    try:
+        if text.startswith("bool"):
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if text.startswith("int"):
+            return int(value)
+        if text.startswith("float"):
+            return float(value)
+    except (TypeError, ValueError) as exc:
+        raise BadInputError(f"configuration {key}={value!r} is not a valid {text}") from exc
+    return value
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Read a JSON configuration file (an object of settings)."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(
+            f"config file {p} does not exist", hint="pass an existing --config FILE"
+        )
+    try:
+        data = json.loads(p.read_text("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"config file {p} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadInputError(f"config file {p} must hold a JSON object")
+    return data

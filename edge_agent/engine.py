@@ -1,0 +1,226 @@
+"""The serving core shared by REST, local pub/sub and batch mode: validate → run → hand the
+timings and data to the monitor. One reference (``_active``) holds model, validator and
+monitor together, so a swap replaces all three at once and in-flight requests finish on the
+old model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge_agent import drift
+from edge_agent import model as model_mod
+from edge_agent.capture import Capture
+from edge_agent.config import AgentConfig
+from edge_agent.errors import EdgekitError
+from edge_agent.monitor import Monitor
+from edge_agent.validation import Limits, RequestError, Validator, encode_outputs, spec_from_ort
+
+
+class ModelError(Exception):
+    """onnxruntime failed on an input that passed validation (a server-side fault)."""
+
+
+@dataclass
+class Active:
+    model: model_mod.LoadedModel
+    validator: Validator
+    monitor: Monitor
+
+
+def limits_from(config: AgentConfig) -> Limits:
+    return Limits(
+        max_batch=config.max_batch,
+        max_elements=config.max_elements,
+        max_request_bytes=config.max_request_bytes,
+        reject_nan=config.reject_nan,
+        reject_inf=config.reject_inf,
+    )
+
+
+def build_active(model: model_mod.LoadedModel, config: AgentConfig) -> Active:
+    session = model.session
+    validator = Validator(
+        [spec_from_ort(i) for i in session.get_inputs()],
+        [spec_from_ort(o) for o in session.get_outputs()],
+        limits_from(config),
+    )
+    bundle = model.bundle
+    baseline = bundle.baseline() if bundle.manifest.get("baseline") else None
+    roles = {o["name"]: o.get("role", "raw") for o in bundle.signature["outputs"]}
+    capture = None
+    if config.capture_dir and config.capture_fraction > 0:
+        capture = Capture(
+            config.capture_dir,
+            config.capture_fraction,
+            config.capture_max_bytes,
+            config.capture_files,
+        )
+    monitor = Monitor(
+        baseline,
+        bundle.task,
+        bundle.labels,
+        roles,
+        policy=drift_policy(config),
+        feedback_keep=config.feedback_keep,
+        capture=capture,
+    )
+    return Active(model, validator, monitor)
+
+
+def drift_policy(config: AgentConfig) -> drift.DriftPolicy:
+    return drift.DriftPolicy(
+        min_samples=config.drift_min_samples,
+        alpha=config.drift_alpha,
+        psi_threshold=config.drift_psi_threshold,
+    )
+
+
+class Engine:
+    def __init__(self, config: AgentConfig, model: model_mod.LoadedModel) -> None:
+        self.config = config
+        self.prefix = secrets.token_hex(4)
+        self._ids = itertools.count(1)
+        self._active = build_active(model, config)
+        self._active.monitor.start()
+        self._swap_lock = threading.Lock()
+        self.ready = True
+        self.on_swap: Callable[[Active, Active], None] | None = None
+
+    @property
+    def active(self) -> Active:
+        return self._active
+
+    @property
+    def model(self) -> model_mod.LoadedModel:
+        return self._active.model
+
+    # -- the inference path -------------------------------------------------------------------
+    def infer(
+        self,
+        feeds: dict[str, Any],
+        outputs: list[str] | None = None,
+        received: float | None = None,
+    ) -> tuple[str, list[str], list[np.ndarray]]:
+        """Validate and run one request; returns (inference id, output names, arrays)."""
+        active = self._active
+        if received is None:
+            received = time.perf_counter()
+        try:
+            checked, rows = active.validator.check_feeds(feeds)
+        except RequestError as exc:
+            active.monitor.record_error(exc.kind, wrong_type=exc.wrong_type)
+            raise
+        names = outputs or active.model.output_names
+        started = time.perf_counter()
+        try:
+            result = active.model.session.run(names, checked)
+        except Exception as exc:
+            active.monitor.record_error("model_error")
+            raise ModelError(f"the model failed on a validated request: {exc}") from exc
+        finished = time.perf_counter()
+        inference_id = f"{self.prefix}-{next(self._ids)}"
+        active.monitor.record(
+            received, started, finished, rows, inference_id, checked, result, names
+        )
+        return inference_id, names, result
+
+    def infer_json(self, body: Any, received: float | None = None) -> dict[str, Any]:
+        """A decoded KServe v2 request → v2 response (with the inference id as ``id``)."""
+        active = self._active
+        received = received if received is not None else time.perf_counter()
+        try:
+            feeds, wanted, request_id = active.validator.parse_kserve(body)
+        except RequestError as exc:
+            active.monitor.record_error(exc.kind, wrong_type=exc.wrong_type)
+            raise
+        inference_id, names, arrays = self.infer(feeds, wanted, received)
+        model = active.model
+        return {
+            "model_name": model.name,
+            "model_version": model.variant,
+            "id": inference_id,
+            "parameters": {"request_id": request_id, "sha256": model.sha256},
+            "outputs": encode_outputs(active.validator.outputs, names, arrays),
+        }
+
+    def record_error(self, kind: str) -> None:
+        self._active.monitor.record_error(kind)
+
+    # -- metadata -----------------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        active = self._active
+        return {
+            "name": active.model.name,
+            "versions": [active.model.variant],
+            "platform": "onnxruntime_onnx",
+            "inputs": [s.describe() for s in active.validator.inputs.values()],
+            "outputs": [s.describe() for s in active.validator.outputs.values()],
+            "parameters": {"sha256": active.model.sha256, "task": active.model.bundle.task},
+        }
+
+    # -- labels -------------------------------------------------------------------------------
+    def feedback(self, body: Any) -> dict[str, Any]:
+        """``{"inference_id", "label"|"labels"}`` or ``{"labels": [{...}, ...]}``."""
+        if (
+            isinstance(body, dict)
+            and isinstance(body.get("labels"), list)
+            and "inference_id" not in body
+        ):
+            items = body["labels"]
+        elif isinstance(body, dict) and "inference_id" in body:
+            items = [body]
+        elif isinstance(body, list):
+            items = body
+        else:
+            raise RequestError(
+                "feedback needs {inference_id, label} or {labels: [{inference_id, label}, ...]}"
+            )
+        if not all(isinstance(i, dict) for i in items):
+            raise RequestError("each feedback item must be an object with inference_id and label")
+        return self._active.monitor.feedback(items)
+
+    # -- model swap ---------------------------------------------------------------------------
+    def swap(self, bundle_dir: str | None = None, variant: str | None = None) -> dict[str, Any]:
+        """Load, verify and self-test the new model aside; switch only when all passed.
+
+        Raises EdgekitError (the old model keeps serving) when anything fails.
+        """
+        with self._swap_lock:
+            old = self._active
+            target_dir = bundle_dir or str(old.model.bundle.path)
+            new_model = model_mod.load(target_dir, variant, self.config.target)
+            new = build_active(new_model, self.config)
+            new.monitor.start()
+            self._active = new
+        if self.on_swap:
+            self.on_swap(old, new)
+        else:
+            old.monitor.stop()
+        return {
+            "from": old.model.describe(),
+            "to": new_model.describe(),
+            "load_s": new_model.load_s,
+            "self_test": new_model.self_test,
+        }
+
+    def apply_config(self, config: AgentConfig) -> None:
+        """Live settings: limits and drift policy take effect on the next request/window."""
+        self.config = config
+        active = self._active
+        active.validator.limits = limits_from(config)
+        active.monitor.policy = drift_policy(config)
+
+    def close(self) -> None:
+        self._active.monitor.stop()
+
+
+__all__ = ["Active", "Engine", "EdgekitError", "ModelError", "RequestError"]

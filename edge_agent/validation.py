@@ -1,0 +1,359 @@
+"""Strict request validation: nothing reaches onnxruntime unless its names, dtypes, ranks, fixed
+dimensions, sizes and values are what the model declares and the caps allow.
+
+Every problem is a ``RequestError`` with a kind (for the error counters) and a message that names
+the input and says what was expected; the REST layer turns it into HTTP 400 (413 for too large).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# KServe v2 / Open Inference Protocol datatypes.
+KSERVE_TO_NUMPY: dict[str, Any] = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "BYTES": np.str_,
+}
+ORT_TO_KSERVE = {
+    "tensor(bool)": "BOOL",
+    "tensor(uint8)": "UINT8",
+    "tensor(uint16)": "UINT16",
+    "tensor(uint32)": "UINT32",
+    "tensor(uint64)": "UINT64",
+    "tensor(int8)": "INT8",
+    "tensor(int16)": "INT16",
+    "tensor(int32)": "INT32",
+    "tensor(int64)": "INT64",
+    "tensor(float16)": "FP16",
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
+    "tensor(string)": "BYTES",
+}
+
+
+class RequestError(Exception):
+    """A request the agent refuses; ``kind`` is one of telemetry.ERROR_KINDS."""
+
+    def __init__(self, message: str, kind: str = "bad_request", *, wrong_type: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.wrong_type = wrong_type
+        self.status = 400  # the contract: every refused request is a 400 with the reason
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    datatype: str  # KServe name
+    dtype: Any  # numpy dtype (np.str_ for strings)
+    shape: tuple[int | None, ...]  # None = dynamic
+
+    @property
+    def is_string(self) -> bool:
+        return self.datatype == "BYTES"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "datatype": self.datatype,
+            "shape": [-1 if d is None else d for d in self.shape],
+        }
+
+
+def spec_from_ort(node: Any) -> TensorSpec:
+    datatype = ORT_TO_KSERVE.get(node.type)
+    if datatype is None:
+        raise ValueError(f"tensor {node.name} has unsupported type {node.type}")
+    shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in (node.shape or []))
+    return TensorSpec(node.name, datatype, np.dtype(KSERVE_TO_NUMPY[datatype]), shape)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_batch: int = 256
+    max_elements: int = 4_000_000
+    max_request_bytes: int = 32 * 1024 * 1024
+    reject_nan: bool = False
+    reject_inf: bool = True
+
+
+class Validator:
+    """Checks feeds against one model's inputs; rebuilt on every model swap."""
+
+    def __init__(self, inputs: list[TensorSpec], outputs: list[TensorSpec], limits: Limits):
+        self.inputs = {s.name: s for s in inputs}
+        self.outputs = {s.name: s for s in outputs}
+        self.limits = limits
+        self._order = [s.name for s in inputs]
+        self._expected = ", ".join(self._order)
+
+    # -- numpy feeds (in-process path, batch mode) -------------------------------------------
+    def check_feeds(self, feeds: Any) -> tuple[dict[str, np.ndarray], int]:
+        """Return feeds ready for session.run and the batch size; raise RequestError."""
+        if not isinstance(feeds, dict):
+            raise RequestError("inputs must be a mapping of input name to array")
+        if len(feeds) != len(self.inputs) or any(k not in self.inputs for k in feeds):
+            self._name_problem(feeds)
+        out: dict[str, np.ndarray] = {}
+        batch: int | None = None
+        elements = 0
+        for name, spec in self.inputs.items():
+            arr = feeds[name]
+            if type(arr) is not np.ndarray:
+                try:
+                    arr = np.asarray(arr)
+                except Exception as exc:  # ragged lists and the like
+                    raise RequestError(f"input {name!r} is not a regular array: {exc}") from None
+            arr = self._dtype(spec, arr)
+            n = self._shape(spec, arr.shape)
+            if batch is None:
+                batch = n
+            elif n != batch and n is not None:
+                raise RequestError(
+                    f"input {name!r} has batch size {n} but another input has {batch}; "
+                    "all inputs must have the same number of rows"
+                )
+            elements += arr.size
+            if arr.dtype.kind == "f":
+                self._finite(name, arr)
+            out[name] = arr
+        batch = batch or 1
+        if batch > self.limits.max_batch:
+            raise RequestError(
+                f"batch of {batch} rows exceeds the cap of {self.limits.max_batch}; "
+                "send smaller batches (or raise max_batch)",
+                "too_large",
+            )
+        if elements > self.limits.max_elements:
+            raise RequestError(
+                f"request has {elements} elements, over the cap of {self.limits.max_elements}",
+                "too_large",
+            )
+        return out, batch
+
+    def _name_problem(self, feeds: dict[str, Any]) -> None:
+        unknown = [str(k) for k in feeds if k not in self.inputs]
+        missing = [k for k in self._order if k not in feeds]
+        parts = []
+        if unknown:
+            parts.append(f"unknown input(s) {', '.join(map(repr, unknown))}")
+        if missing:
+            parts.append(f"missing input(s) {', '.join(map(repr, missing))}")
+        raise RequestError(f"{'; '.join(parts)}; the model takes: {self._expected}")
+
+    def _dtype(self, spec: TensorSpec, arr: np.ndarray) -> np.ndarray:
+        if arr.dtype == spec.dtype:
+            return arr
+        kind = arr.dtype.kind
+        if spec.is_string:
+            if kind in "US":
+                return arr.astype(str)
+            if kind == "O" and all(isinstance(v, str) for v in arr.flat):
+                return arr.astype(str)
+        elif spec.dtype.kind == "b":
+            if kind == "b":
+                return arr
+        elif kind in "biuf" and not (kind == "f" and spec.dtype.kind in "iu"):
+            # ints into floats, narrower/wider ints and floats; never floats into ints
+            if kind in "iu" and spec.dtype.kind in "iu":
+                info = np.iinfo(spec.dtype)
+                if arr.size and (arr.min() < info.min or arr.max() > info.max):
+                    raise RequestError(
+                        f"input {spec.name!r} has values outside the range of {spec.datatype}"
+                    )
+            return arr.astype(spec.dtype)
+        raise RequestError(
+            f"input {spec.name!r} has type {arr.dtype} but the model expects {spec.datatype}",
+            wrong_type=True,
+        )
+
+    def _shape(self, spec: TensorSpec, shape: tuple[int, ...]) -> int | None:
+        if len(shape) != len(spec.shape):
+            raise RequestError(
+                f"input {spec.name!r} has rank {len(shape)} (shape {list(shape)}) but the model "
+                f"expects rank {len(spec.shape)} (shape {spec.describe()['shape']}, -1 = any)"
+            )
+        for axis, (got, want) in enumerate(zip(shape, spec.shape, strict=True)):
+            if want is not None and got != want:
+                raise RequestError(
+                    f"input {spec.name!r} has size {got} on axis {axis} but the model needs "
+                    f"{want} (expected shape {spec.describe()['shape']})"
+                )
+        if shape and shape[0] == 0:
+            raise RequestError(f"input {spec.name!r} has no rows")
+        return shape[0] if shape and spec.shape and spec.shape[0] is None else None
+
+    def _finite(self, name: str, arr: np.ndarray) -> None:
+        limits = self.limits
+        if not (limits.reject_nan or limits.reject_inf):
+            return
+        total = float(np.add.reduce(arr, axis=None, dtype=np.float64))
+        if math.isfinite(total):
+            return  # every value is finite: the common case costs one reduction
+        if limits.reject_nan and np.isnan(arr).any():
+            raise RequestError(f"input {name!r} contains NaN (not allowed by reject_nan)")
+        if limits.reject_inf and np.isinf(arr).any():
+            raise RequestError(f"input {name!r} contains infinite values (not allowed)")
+
+    # -- KServe v2 JSON -------------------------------------------------------------------------
+    def parse_kserve(self, body: Any) -> tuple[dict[str, np.ndarray], list[str] | None, str | None]:
+        """A v2 inference request body (already JSON-decoded) → (feeds, outputs wanted, id)."""
+        if not isinstance(body, dict):
+            raise RequestError("request body must be a JSON object with an 'inputs' list")
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list) or not inputs:
+            raise RequestError("request needs a non-empty 'inputs' list")
+        feeds: dict[str, np.ndarray] = {}
+        for i, item in enumerate(inputs):
+            if not isinstance(item, dict):
+                raise RequestError(
+                    f"inputs[{i}] must be an object with name, shape, datatype, data"
+                )
+            name = item.get("name")
+            if not isinstance(name, str):
+                raise RequestError(f"inputs[{i}].name must be a string")
+            if name in feeds:
+                raise RequestError(f"input {name!r} is given twice")
+            spec = self.inputs.get(name)
+            if spec is None:
+                raise RequestError(f"unknown input {name!r}; the model takes: {self._expected}")
+            feeds[name] = self._kserve_tensor(spec, item)
+        wanted = self._wanted_outputs(body.get("outputs"))
+        rid = body.get("id")
+        if rid is not None and not isinstance(rid, str):
+            raise RequestError("request 'id' must be a string")
+        return feeds, wanted, rid
+
+    def _kserve_tensor(self, spec: TensorSpec, item: dict[str, Any]) -> np.ndarray:
+        datatype, shape, data = item.get("datatype"), item.get("shape"), item.get("data")
+        if not isinstance(datatype, str) or datatype not in KSERVE_TO_NUMPY:
+            raise RequestError(
+                f"input {spec.name!r} has unknown datatype {datatype!r}; expected {spec.datatype}",
+                wrong_type=True,
+            )
+        if datatype != spec.datatype and (datatype == "BYTES" or spec.is_string):
+            raise RequestError(
+                f"input {spec.name!r} has datatype {datatype} but the model expects {spec.datatype}",
+                wrong_type=True,
+            )
+        if (
+            not isinstance(shape, list)
+            or not shape
+            or not all(type(d) is int and d >= 0 for d in shape)
+        ):
+            raise RequestError(f"input {spec.name!r} needs 'shape' as a list of non-negative ints")
+        count = math.prod(shape)
+        if count > self.limits.max_elements:
+            raise RequestError(
+                f"input {spec.name!r} declares {count} elements, over the cap of "
+                f"{self.limits.max_elements}",
+                "too_large",
+            )
+        if not isinstance(data, list):
+            raise RequestError(f"input {spec.name!r} needs 'data' as a (flat or nested) list")
+        flat = _flatten(data, count, spec.name)
+        if len(flat) != count:
+            raise RequestError(
+                f"input {spec.name!r} has {len(flat)} values but shape {shape} needs {count}"
+            )
+        want = np.dtype(KSERVE_TO_NUMPY[datatype])
+        if datatype == "BYTES":
+            if not all(isinstance(v, str) for v in flat):
+                raise RequestError(
+                    f"input {spec.name!r} (BYTES) must hold strings", wrong_type=True
+                )
+            arr = np.asarray(flat, dtype=str)
+        else:
+            if not all(type(v) in (int, float, bool) for v in flat):
+                raise RequestError(
+                    f"input {spec.name!r} ({datatype}) must hold numbers", wrong_type=True
+                )
+            if datatype == "BOOL" and not all(type(v) is bool for v in flat):
+                raise RequestError(
+                    f"input {spec.name!r} (BOOL) must hold true/false", wrong_type=True
+                )
+            if want.kind in "iu" and not all(type(v) is int for v in flat):
+                raise RequestError(
+                    f"input {spec.name!r} ({datatype}) must hold integers", wrong_type=True
+                )
+            try:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    arr = np.asarray(flat, dtype=want)
+            except (OverflowError, ValueError) as exc:
+                raise RequestError(f"input {spec.name!r}: {exc}") from None
+            if want.kind in "iu" and any(int(a) != v for a, v in zip(arr.flat, flat, strict=True)):
+                raise RequestError(f"input {spec.name!r} has values outside {datatype}'s range")
+        return arr.reshape(shape)
+
+    def _wanted_outputs(self, outputs: Any) -> list[str] | None:
+        if outputs is None:
+            return None
+        if not isinstance(outputs, list):
+            raise RequestError("'outputs' must be a list of {name}")
+        names = []
+        for item in outputs:
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str) or name not in self.outputs:
+                raise RequestError(
+                    f"unknown output {name!r}; the model returns: {', '.join(self.outputs)}"
+                )
+            names.append(name)
+        return names
+
+
+def _flatten(data: list[Any], cap: int, name: str) -> list[Any]:
+    """Row-major flatten of nested lists, refusing to walk more than ``cap`` values."""
+    if not any(isinstance(v, list) for v in data):
+        return data
+    out: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for value in stack[-1]:
+            if isinstance(value, list):
+                stack.append(iter(value))
+                break
+            out.append(value)
+            if len(out) > cap:
+                raise RequestError(f"input {name!r} has more values than its shape allows")
+        else:
+            stack.pop()
+    return out
+
+
+def encode_outputs(
+    specs: dict[str, TensorSpec], names: list[str], arrays: list[np.ndarray]
+) -> list[dict[str, Any]]:
+    """Model outputs as v2 response tensors (flat row-major data)."""
+    out = []
+    for name, arr in zip(names, arrays, strict=True):
+        arr = np.asarray(arr)
+        spec = specs.get(name)
+        datatype = spec.datatype if spec else _datatype_of(arr)
+        data = arr.astype(str).ravel().tolist() if datatype == "BYTES" else arr.ravel().tolist()
+        if arr.dtype.kind == "f":
+            data = [None if not math.isfinite(v) else v for v in data]
+        out.append({"name": name, "shape": list(arr.shape), "datatype": datatype, "data": data})
+    return out
+
+
+def _datatype_of(arr: np.ndarray) -> str:
+    for name, dtype in KSERVE_TO_NUMPY.items():
+        if name != "BYTES" and arr.dtype == np.dtype(dtype):
+            return name
+    return "BYTES"

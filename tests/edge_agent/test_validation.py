@@ -1,0 +1,183 @@
+"""Strict request validation, fuzzed with hypothesis: any input gives a result or a RequestError,
+and over HTTP a 200 or a 400, never a 500 and never a dead server."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+
+import numpy as np
+import pytest
+from agent_helpers import config, kserve_body, sample_feeds
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge_agent import model as model_mod
+from edge_agent.engine import Engine
+from edge_agent.rest import RestServer
+from edge_agent.validation import RequestError
+
+
+@pytest.fixture(scope="module")
+def cnn_engine(cnn_bundle, tmp_path_factory):
+    cfg = config(cnn_bundle, tmp_path_factory.mktemp("v"), max_batch=8, max_elements=4096)
+    engine = Engine(cfg, model_mod.load(cnn_bundle))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def tabular_engine(tabular_bundle, tmp_path_factory):
+    engine = Engine(
+        config(tabular_bundle, tmp_path_factory.mktemp("t")), model_mod.load(tabular_bundle)
+    )
+    yield engine
+    engine.close()
+
+
+def test_valid_numpy_and_json_requests(cnn_engine, cnn_bundle):
+    feeds = sample_feeds(cnn_bundle, 2)
+    iid, names, outs = cnn_engine.infer(feeds)
+    assert names == ["logits"] and outs[0].shape == (2, 10) and iid
+    response = cnn_engine.infer_json(kserve_body(feeds))
+    assert response["outputs"][0]["shape"] == [2, 10]
+    assert np.allclose(response["outputs"][0]["data"], outs[0].ravel(), atol=1e-5)
+    assert response["id"] != iid
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda f: {"nope": f["input"]}, "unknown input"),
+        (lambda f: {"input": f["input"][0]}, "rank 3"),
+        (lambda f: {"input": np.zeros((1, 1, 8, 9), np.float32)}, "axis 3"),
+        (lambda f: {"input": np.full((1, 1, 8, 8), np.inf, np.float32)}, "infinite"),
+        (lambda f: {"input": np.zeros((9, 1, 8, 8), np.float32)}, "exceeds the cap"),
+        (lambda f: {"input": np.array([["a"] * 8] * 8)[None, None]}, "expects FP32"),
+        (lambda f: {"input": np.zeros((0, 1, 8, 8), np.float32)}, "no rows"),
+    ],
+)
+def test_bad_numpy_requests_say_why(cnn_engine, cnn_bundle, mutate, message):
+    with pytest.raises(RequestError, match=message):
+        cnn_engine.infer(mutate(sample_feeds(cnn_bundle, 1)))
+
+
+def test_json_shape_and_type_mismatches(cnn_engine):
+    base = {"name": "input", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": [0.5] * 64}
+    cnn_engine.infer_json({"inputs": [base]})
+    for change, message in [
+        ({"data": [0.5] * 63}, "needs 64"),
+        ({"datatype": "BYTES", "data": ["x"] * 64}, "datatype BYTES"),
+        ({"datatype": "FP99"}, "unknown datatype"),
+        ({"shape": [1, 1, 8, -8]}, "non-negative"),
+        ({"data": ["x"] * 64}, "must hold numbers"),
+        ({"shape": [100000, 1, 8, 8]}, "elements"),
+    ]:
+        with pytest.raises(RequestError, match=message):
+            cnn_engine.infer_json({"inputs": [{**base, **change}]})
+    with pytest.raises(RequestError, match="unknown output"):
+        cnn_engine.infer_json({"inputs": [base], "outputs": [{"name": "nope"}]})
+
+
+def test_tabular_strings_and_missing_values(tabular_engine, tabular_bundle):
+    feeds = sample_feeds(tabular_bundle, 3)
+    body = kserve_body(feeds)
+    response = tabular_engine.infer_json(body)
+    assert [o["name"] for o in response["outputs"]] == ["label", "probabilities"]
+    num = next(i for i in body["inputs"] if i["datatype"] == "FP32")
+    num["data"][0] = None  # JSON null is not a number
+    with pytest.raises(RequestError, match="must hold numbers"):
+        tabular_engine.infer_json(body)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=6), children, max_size=5)
+    ),
+    max_leaves=40,
+)
+tensor_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.sampled_from(["input", "x", ""]) | json_values,
+        "shape": st.lists(st.integers(-2, 70), max_size=5) | json_values,
+        "datatype": st.sampled_from(["FP32", "FP64", "INT64", "BYTES", "BOOL", "FP16"])
+        | json_values,
+        "data": st.lists(st.floats(allow_nan=True) | st.integers(-(2**70), 2**70), max_size=80)
+        | json_values,
+    },
+)
+request_like = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "inputs": st.lists(tensor_like, max_size=3) | json_values,
+            "outputs": json_values,
+            "id": json_values,
+        },
+    )
+    | json_values
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=request_like)
+def test_fuzz_validator_never_crashes(cnn_engine, body):
+    try:
+        response = cnn_engine.infer_json(body)
+    except RequestError as exc:
+        assert exc.status == 400 and exc.message
+    else:
+        assert response["outputs"][0]["shape"][1] == 10
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    feeds=st.dictionaries(
+        st.sampled_from(["input", "other"]), st.from_type(object) | json_values, max_size=2
+    )
+)
+def test_fuzz_numpy_feeds_never_crash(cnn_engine, feeds):
+    with contextlib.suppress(RequestError):
+        cnn_engine.infer(feeds)
+
+
+@pytest.fixture(scope="module")
+def rest(cnn_engine):
+    server = RestServer(cnn_engine, "127.0.0.1", 0, token=None, max_bytes=64 * 1024)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _post(server, path, raw: bytes, headers=None):
+    conn = http.client.HTTPConnection(*server.address, timeout=10)
+    conn.request("POST", path, body=raw, headers=headers or {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, data
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=request_like | st.binary(max_size=200).map(lambda b: b"RAW" + b))
+def test_fuzz_http_never_500(rest, cnn_engine, body):
+    raw = body[3:] if isinstance(body, bytes) else json.dumps(body).encode()
+    status, data = _post(rest, f"/v2/models/{cnn_engine.model.name}/infer", raw)
+    assert status in (200, 400), data
+    assert "error" in json.loads(data) or status == 200
+
+
+def test_http_oversized_body_is_400(rest, cnn_engine):
+    status, data = _post(
+        rest, f"/v2/models/{cnn_engine.model.name}/infer", b"[" + b"1," * 40000 + b"1]"
+    )
+    assert status == 400 and b"exceeds the cap" in data
