@@ -82,7 +82,11 @@ class Clients:
                     "no AWS region configured",
                     hint="pass --region, or set AWS_REGION / a profile's region",
                 )
-            if session.get_credentials() is None:
+            try:
+                credentials = session.get_credentials()
+            except Exception as exc:  # a broken provider in the chain (bad env, bad profile)
+                raise BadInputError(f"cannot read AWS credentials: {exc}") from exc
+            if credentials is None:
                 raise BadInputError(
                     "no AWS credentials found",
                     hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run "

@@ -1,0 +1,306 @@
+"""`edgekit recipe validate` catches each problem on hand-made bad recipes, with its JSON path."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edge_agent.hashing import sha256_b64_file
+from tests.toolkit.greengrass.gg_helpers import NAME, VERSION
+from toolkit.cli import app
+from toolkit.greengrass.validate import validate_file, validate_recipe
+
+runner = CliRunner()
+DIGEST = "lb4azsp0uDeBl6sK/A4UlRDHbi/Zup6eqwIk81Dt35M="
+
+
+def good() -> dict:
+    return {
+        "RecipeFormatVersion": "2020-01-25",
+        "ComponentName": "com.example.Hand",
+        "ComponentVersion": "1.2.3",
+        "ComponentConfiguration": {
+            "DefaultConfiguration": {
+                "port": "8080",
+                "accessControl": {
+                    "aws.greengrass.ipc.mqttproxy": {
+                        "com.example.Hand:mqttproxy:1": {
+                            "operations": ["aws.greengrass#PublishToIoTCore"],
+                            "resources": ["dt/hand/{iot:thingName}/#"],
+                        }
+                    }
+                },
+            }
+        },
+        "ComponentDependencies": {
+            "aws.greengrass.Nucleus": {"VersionRequirement": ">=2.6.0 <3.0.0"}
+        },
+        "Manifests": [
+            {
+                "Platform": {"os": "linux", "architecture": "aarch64", "runtime": "*"},
+                "Lifecycle": {
+                    "Run": "python3 {artifacts:decompressedPath}/app/main.py "
+                    "--port {configuration:/port} --data {artifacts:path}/data.bin"
+                },
+                "Artifacts": [
+                    {
+                        "Uri": "s3://b/app.zip",
+                        "Unarchive": "ZIP",
+                        "Digest": DIGEST,
+                        "Algorithm": "SHA-256",
+                    },
+                    {"Uri": "s3://b/data.bin"},
+                ],
+            }
+        ],
+    }
+
+
+def errors(recipe: dict, **kw) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for p in validate_recipe(recipe, **kw):
+        if p.severity == "error":
+            found.setdefault(p.code, []).append(p.path)
+    return found
+
+
+def test_hand_written_good_recipe_has_no_errors_or_lite_notes():
+    problems = validate_recipe(good(), size_bytes=len(json.dumps(good())))
+    assert [p for p in problems if p.severity == "error"] == []
+    assert [p for p in problems if not p.lite] == []
+
+
+def _set(recipe, path, value):
+    node = recipe
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+
+
+M0 = ["Manifests", 0]
+CASES = {
+    "arm64": (
+        M0 + ["Platform", "architecture"],
+        "arm64",
+        "platform-value",
+        "$.Manifests[0].Platform.architecture",
+    ),
+    "detail": (
+        M0 + ["Platform", "architecture.detail"],
+        "arm71",
+        "platform-value",
+        "$.Manifests[0].Platform['architecture.detail']",
+    ),
+    "regex": (
+        M0 + ["Platform", "architecture"],
+        "/arm64|x86_64/",
+        "platform-value",
+        "$.Manifests[0].Platform.architecture",
+    ),
+    "config-var": (
+        M0 + ["Lifecycle", "Run"],
+        "run --x {configuration:/nope/deeper}",
+        "variable-configuration",
+        "$.Manifests[0].Lifecycle.Run",
+    ),
+    "unzipped-dir": (
+        M0 + ["Lifecycle", "Run"],
+        "run {artifacts:decompressedPath}/data/x",
+        "variable-artifact",
+        "$.Manifests[0].Lifecycle.Run",
+    ),
+    "artifact-path": (
+        M0 + ["Lifecycle", "Run"],
+        "cat {artifacts:path}/missing.bin",
+        "variable-artifact",
+        "$.Manifests[0].Lifecycle.Run",
+    ),
+    "unknown-var": (
+        M0 + ["Lifecycle", "Run"],
+        "echo {iot:thing}",
+        "variable-unknown",
+        "$.Manifests[0].Lifecycle.Run",
+    ),
+    "dep-var": (
+        M0 + ["Lifecycle", "Run"],
+        "echo {com.other:configuration:/x}",
+        "variable-dependency",
+        "$.Manifests[0].Lifecycle.Run",
+    ),
+    "star": (
+        [
+            "ComponentConfiguration",
+            "DefaultConfiguration",
+            "accessControl",
+            "aws.greengrass.ipc.mqttproxy",
+            "com.example.Hand:mqttproxy:1",
+            "resources",
+        ],
+        ["*"],
+        "resource-star",
+        "['com.example.Hand:mqttproxy:1'].resources[0]",
+    ),
+    "hash": (
+        [
+            "ComponentConfiguration",
+            "DefaultConfiguration",
+            "accessControl",
+            "aws.greengrass.ipc.mqttproxy",
+            "com.example.Hand:mqttproxy:1",
+            "resources",
+        ],
+        ["dt/hand/x", "#"],
+        "resource-star",
+        "resources[1]",
+    ),
+    "hex-digest": (
+        M0 + ["Artifacts", 0, "Digest"],
+        "ab" * 32,
+        "digest-format",
+        "$.Manifests[0].Artifacts[0].Digest",
+    ),
+    "algorithm": (
+        M0 + ["Artifacts", 0, "Algorithm"],
+        "MD5",
+        "digest-algorithm",
+        "$.Manifests[0].Artifacts[0].Algorithm",
+    ),
+    "uri": (
+        M0 + ["Artifacts", 1, "Uri"],
+        "https://example.com/data.bin",
+        "uri-scheme",
+        "$.Manifests[0].Artifacts[1].Uri",
+    ),
+    "dup-artifact": (
+        M0 + ["Artifacts", 1, "Uri"],
+        "s3://other/app.zip",
+        "duplicate-artifact",
+        "$.Manifests[0].Artifacts[1].Uri",
+    ),
+    "unarchive": (
+        M0 + ["Artifacts", 0, "Unarchive"],
+        "TAR",
+        "schema",
+        "$.Manifests[0].Artifacts[0].Unarchive",
+    ),
+    "format": (["RecipeFormatVersion"], "2021-01-01", "schema", "$.RecipeFormatVersion"),
+    "bad-name": (["ComponentName"], "com/example", "schema", "$.ComponentName"),
+    "semver": (["ComponentVersion"], "1.2", "version", "$.ComponentVersion"),
+    "timeout": (
+        M0 + ["Lifecycle", "Install"],
+        {"Script": "x", "Timeout": "soon"},
+        "timeout",
+        "$.Manifests[0].Lifecycle.Install.Timeout",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_problem_is_caught_with_its_path(case):
+    path, value, code, where = CASES[case]
+    recipe = good()
+    _set(recipe, path, value)
+    found = errors(recipe)
+    assert code in found, (case, found)
+    assert any(where in p for p in found[code]), (case, found[code])
+
+
+def test_structural_problems():
+    r = good()
+    r["Manifests"][0]["Lifecycle"]["Startup"] = "also"
+    assert "run-and-startup" in errors(r)
+    r = good()
+    r["Manifests"].insert(0, {"Platform": {"os": "*"}, "Lifecycle": {"Run": "x"}})
+    assert errors(r)["catch-all-first"] == ["$.Manifests[0].Platform"]
+    r = good()
+    r["Manifests"][0]["Lifecycle"]["run"] = "twice"
+    assert "case-collision" in errors(r)
+    r = good()
+    del r["ComponentName"]
+    assert "schema" in errors(r)
+    r = good()
+    r["Manifests"] = []
+    assert "no-manifest" in errors(r)
+    assert "size" in errors(good(), size_bytes=16_001)
+
+
+def test_warnings_nucleus_range_and_lite():
+    r = good()
+    r["ComponentDependencies"]["aws.greengrass.Nucleus"]["VersionRequirement"] = ">=2.4.0"
+    r["Manifests"][0]["Lifecycle"] = {
+        "install": {"Script": "pip install x", "Skipif": "onpath x"},
+        "Run": "{artifacts:decompressedPath}/app/main.py",
+    }
+    del r["Manifests"][0]["Platform"]["runtime"]
+    problems = validate_recipe(r)
+    codes = {p.code: p for p in problems}
+    assert not [p for p in problems if p.severity == "error"]
+    assert codes["nucleus-range"].severity == "warning"
+    assert (
+        codes["lite-skipif"].lite
+        and codes["lite-casing"].path == "$.Manifests[0].Lifecycle.install"
+    )
+    assert "lite-runtime" in codes
+
+
+@pytest.fixture
+def build_copy(packaged, tmp_path) -> Path:
+    root = Path(packaged.recipe_path).parent.parent
+    dest = tmp_path / "greengrass-build"
+    shutil.copytree(root, dest)
+    return dest
+
+
+def test_digests_checked_against_files_present(build_copy):
+    recipe = build_copy / "recipes" / f"{NAME}-{VERSION}.json"
+    artifacts = build_copy / "artifacts" / NAME / VERSION
+    report = validate_file(recipe)
+    assert report.ok and report.artifacts_dir == str(artifacts)
+    model = artifacts / "model-fp32.zip"
+    model.write_bytes(model.read_bytes() + b"tampered")
+    found = {p.code: p.path for p in validate_file(recipe).errors}
+    assert found["digest-mismatch"].endswith(".Digest")
+    model.unlink()
+    assert "artifact-missing" in {p.code for p in validate_file(recipe).errors}
+
+
+def test_reference_inside_an_archive_must_exist(build_copy):
+    recipe_path = build_copy / "recipes" / f"{NAME}-{VERSION}.json"
+    recipe = json.loads(recipe_path.read_text())
+    startup = recipe["Manifests"][0]["Lifecycle"]["Startup"]
+    startup["Script"] = startup["Script"].replace("model-fp32", "model-fp32/not-there")
+    recipe_path.write_text(json.dumps(recipe))
+    report = validate_file(recipe_path)
+    assert [p.path for p in report.errors if p.code == "variable-artifact"] == [
+        "$.Manifests[0].Lifecycle.Startup.Script"
+    ]
+
+
+def test_cli_exit_codes_and_json(build_copy, tmp_path):
+    recipe = build_copy / "recipes" / f"{NAME}-{VERSION}.json"
+    res = runner.invoke(app, ["recipe", "validate", str(recipe)])
+    assert res.exit_code == 0, res.output
+    bad = copy.deepcopy(good())
+    bad["Manifests"][0]["Platform"]["architecture"] = "arm64"
+    bad_path = tmp_path / "bad.yaml"
+    import yaml
+
+    bad_path.write_text(yaml.safe_dump(bad))
+    res = runner.invoke(app, ["recipe", "validate", str(bad_path), "--json"])
+    assert res.exit_code == 1
+    data = json.loads(res.stdout)
+    assert data["ok"] is False and data["errors"] >= 1
+    assert {"severity", "path", "code", "message", "lite"} <= set(data["problems"][0])
+    assert any(p["path"] == "$.Manifests[0].Platform.architecture" for p in data["problems"])
+    assert data["artifacts_dir"] is None
+
+
+def test_packaged_digest_equals_file(packaged):
+    recipe = json.loads(Path(packaged.recipe_path).read_text())
+    art = recipe["Manifests"][0]["Artifacts"][0]
+    assert art["Digest"] == sha256_b64_file(packaged.artifacts_dir / "agent.zip")
