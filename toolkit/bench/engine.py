@@ -256,6 +256,8 @@ def run_bench(
             native_load_s = time.perf_counter() - t0
         except NativeUnavailable as exc:
             skipped.append(Skipped("native baseline", str(exc)))
+        except Exception as exc:  # rebuilding someone's model may fail in many ways
+            skipped.append(Skipped("native baseline", f"{type(exc).__name__}: {str(exc)[:300]}"))
 
     configs: list[tuple[str, Callable[[], Any], int]] = []
     for name in variants:

@@ -110,18 +110,26 @@ def _torch(bundle: Bundle, module: Any, notes: list[str]) -> NativeModel:
     if hasattr(module, "module") and not isinstance(module, torch.nn.Module):
         module = module.module()  # ExportedProgram
     lineage = bundle.manifest["lineage"]
-    weights = lineage.get("source", {}).get("weights") or _weights_from_command(
-        lineage.get("command", "")
-    )
+    recorded = lineage.get("source", {}).get("weights")
+    weights_sha = None
+    if isinstance(recorded, dict):  # {"path", "sha256"} as export records it
+        weights_sha = recorded.get("sha256")
+        recorded = recorded.get("path")
+    weights = recorded or _weights_from_command(lineage.get("command", ""))
     if weights is not None:
-        if Path(weights).is_file():
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            module.load_state_dict(state)
-        else:
+        weights = Path(weights)
+        if not weights.is_file():
             notes.append(
                 f"weights {weights} not found: the factory's initial weights are timed "
                 "(same architecture, same cost)"
             )
+        elif weights_sha and sha256_file(weights) != weights_sha:
+            raise NativeUnavailable(
+                f"the weights file {weights} changed since export (sha256 differs)"
+            )
+        else:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            module.load_state_dict(state)
     if hasattr(module, "eval"):
         module.eval()
     names = [t["name"] for t in bundle.signature["inputs"]]

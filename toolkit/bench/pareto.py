@@ -6,11 +6,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-LOWER_IS_BETTER = {"mae", "mse", "rmse", "log_loss", "logloss", "max_difference", "max_abs_diff"}
+LOWER_IS_BETTER = {
+    "mae",
+    "mse",
+    "rmse",
+    "log_loss",
+    "logloss",
+    "max_difference",
+    "max_abs_diff",
+    "mean_abs_diff",
+}
 PREFERRED = {
     "classification": ("accuracy", "f1", "f1_macro", "f1_weighted", "roc_auc", "balanced_accuracy"),
     "regression": ("r2", "rmse", "mae", "mse"),
-    "raw": ("cosine_similarity", "max_difference"),
+    "raw": ("cosine_mean", "cosine_similarity", "label_agreement"),
 }
 
 
@@ -27,12 +36,23 @@ def _number(value: Any) -> float | None:
 def main_metric(evaluation: Mapping[str, Any] | None, task: str) -> tuple[str, float, bool] | None:
     """(name, value, higher_is_better) of the evaluation's main metric, or None.
 
-    Reads `main_metric` when the evaluation names it (a name, or {name, value}), else the
-    first metric the task prefers, from the evaluation or its `metrics` mapping.
+    The evaluate stage records {metrics: {...}, gate: {metric, value, direction, ...}}: the
+    gate's metric is the main one. Otherwise `main_metric` when named (a name, or
+    {name, value}), else the first metric the task prefers, from the evaluation or `metrics`.
     """
     if not evaluation:
         return None
     pools = [evaluation, evaluation.get("metrics") or {}]
+    gate = evaluation.get("gate") or {}
+    if isinstance(gate, Mapping) and gate.get("metric"):
+        name = str(gate["metric"])
+        value = _number(gate.get("value"))
+        if value is None and isinstance(pools[1], Mapping):
+            value = _number(pools[1].get(name))
+        if value is not None:
+            direction = str(gate.get("direction", ""))
+            higher = not direction.startswith("lower") if direction else name not in LOWER_IS_BETTER
+            return name, value, higher
     named = evaluation.get("main_metric") or evaluation.get("primary_metric")
     candidates: list[str] = []
     if isinstance(named, Mapping) and "name" in named:

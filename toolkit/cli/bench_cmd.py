@@ -19,7 +19,7 @@ from edge_agent.benchmark import StabilityConfig, TimingConfig
 from edge_agent.bundle import Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
 from toolkit.cli import app
-from toolkit.cli.common import JSON_OPTION, err, fmt_bytes, handle_errors, out, print_json
+from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json
 
 
 class DefaultRunGroup(TyperGroup):
@@ -103,8 +103,9 @@ def results_table(doc: dict[str, Any]) -> Table:
 
     table = Table(title=f"{doc['bundle']['name']} — {doc['scenario']}")
     first = doc["records"][0]["headline"] if doc["records"] else {"name": "headline", "unit": ""}
-    cols = ["variant", "prov", "thr", "batch", f"{first['name']} ({first['unit']})", "p50 ms",
-            "p99 ms", "samples/s", "cold ms", "peak RSS", "× native", "stable"]  # fmt: skip
+    head = f"{first['name'].replace(' latency', '')} {first['unit']}"
+    cols = ["variant", "prov", "thr", "batch", head, "p50 ms", "samples/s", "cold ms", "RSS MB",
+            "×native", "stable"]  # fmt: skip
     for c in cols:
         table.add_column(
             c, justify="left" if c in ("variant", "prov") else "right", no_wrap=c == "variant"
@@ -113,6 +114,7 @@ def results_table(doc: dict[str, Any]) -> Table:
         native = r["system"] != "onnxruntime"
         speed = (r.get("vs_native") or {}).get("p50_speedup")
         cold = r["session"]["cold_first_ms"]
+        rss = r["resources"].get("peak_rss_bytes")
         table.add_row(
             r["system"] if native else r["variant"],
             "–" if native else short_name(r["provider"]),
@@ -120,12 +122,11 @@ def results_table(doc: dict[str, Any]) -> Table:
             str(r["batch"]),
             f"{r['headline']['value']:.4g}",
             f"{r['latency_ms']['p50']:.4g}",
-            f"{r['latency_ms']['p99']:.4g}",
             f"{r['throughput']['samples_per_s']:,.0f}",
             f"{cold:.3g}" if cold is not None else "–",
-            fmt_bytes(r["resources"].get("peak_rss_bytes")),
+            f"{rss / 2**20:.0f}" if rss else "–",
             f"{speed:.2f}" if speed else "–",
-            "[green]yes[/]" if r["stability"]["stable"] else "[red]UNSTABLE[/]",
+            "[green]yes[/]" if r["stability"]["stable"] else "[red]no[/]",
         )
     return table
 

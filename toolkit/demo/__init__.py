@@ -17,6 +17,7 @@ from rich.console import Console
 DEMO_STAGE_MODULES = [
     "toolkit.demo.train_stage",
     "toolkit.demo.export_stage",
+    "toolkit.demo.bench_stage",
 ]
 
 

@@ -1,0 +1,44 @@
+"""Demo stage: benchmark every variant of both demo models (single-stream, with the native
+baseline) and write one HTML report per model under reports/."""
+
+from __future__ import annotations
+
+from edge_agent.benchmark import TimingConfig
+from edge_agent.bundle import Bundle
+from toolkit.bench.engine import BenchPlan, run_bench
+from toolkit.bench.report import write_report
+from toolkit.bench.store import save_to_manifest, write_outputs
+from toolkit.cli.bench_cmd import results_table
+from toolkit.demo import DemoContext, stage
+
+
+@stage(40, "bench")
+def bench(ctx: DemoContext) -> None:
+    # quick: a few tenths of a second per configuration keeps each model to about two seconds
+    timing = TimingConfig(duration_s=0.2 if ctx.quick else 1.0, warmup_iterations=5)
+    batches = [1] if ctx.quick else [1, 32]
+    ctx.results["bench"] = {}
+    for key, path in ctx.bundles.items():
+        plan = BenchPlan(variants=None, batches=batches, timing=timing)
+        run = run_bench(path, plan)
+        saved = save_to_manifest(run, "local", command=f"edgekit bench {path} (demo)")
+        name = Bundle.open(path).manifest["name"]
+        out_dir = ctx.out / "reports" / f"bench-{name}"
+        paths = write_outputs(run, out_dir)
+        html = write_report(run.to_dict(), Bundle.open(path).manifest, out_dir / "report.html")
+        ctx.console.print(results_table(run.to_dict()))
+        for s in run.skipped:
+            ctx.console.print(f"  [yellow]skipped[/] {s['what']}: {s['reason']}", highlight=False)
+        ctx.console.print(f"  report: {html}")
+        ctx.results["bench"][key] = {
+            "report": str(html),
+            "results": str(paths["json"]),
+            "variants": saved,
+            "configurations": len(run.records),
+            "p50_ms": {
+                f"{r['variant'] if r['system'] == 'onnxruntime' else r['system']}/b{r['batch']}": r[
+                    "latency_ms"
+                ]["p50"]
+                for r in run.records
+            },
+        }
