@@ -135,8 +135,8 @@ def evaluate_missing(bundle: Bundle, max_drop: float | None, notes: list[str]) -
     from toolkit.evaluate.gate import DEFAULT_MAX_DROP
 
     missing = [n for n, v in bundle.variants.items() if not v.get("evaluation")]
-    if not missing:
-        return []
+    if not missing or missing == ["fp32"] and len(bundle.variants) == 1:
+        return []  # nothing to judge: fp32 alone is its own reference
     ref = _reference_data(bundle)
     if ref is not None:
         data, column, names = ref[0], ref[1], [n for n in missing if n != "fp32"]
