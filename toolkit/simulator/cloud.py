@@ -134,6 +134,7 @@ class MqttProxy:
         self.dropped_qos0 = 0
         self.dropped_spool = 0
         self.published = 0
+        self.spooled_total = 0
         self._flushing: asyncio.Task | None = None
         link.on_online(self._online_changed)
 
@@ -149,6 +150,7 @@ class MqttProxy:
             self.dropped_qos0 += 1
             return
         self.spool.append((topic, payload))
+        self.spooled_total += 1
         self.spool_bytes += len(payload)
         while self.spool_bytes > self.spool_max_bytes and self.spool:
             _, old = self.spool.popleft()
@@ -184,6 +186,7 @@ class MqttProxy:
         return {
             "published": self.published,
             "spooled": len(self.spool),
+            "spooled_total": self.spooled_total,
             "dropped_qos0": self.dropped_qos0,
             "dropped_spool": self.dropped_spool,
         }

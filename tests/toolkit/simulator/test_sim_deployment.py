@@ -42,7 +42,9 @@ def _build(tmp: Path) -> Catalog:
         build,
         SVC,
         "2.0.0",
-        lifecycle={"Run": "echo crash; exit 7"},
+        # Startup, not Run: with Run the nucleus reports RUNNING as the script starts, so a
+        # deployment can succeed before the crash (documented Greengrass behaviour)
+        lifecycle={"Startup": "echo crash; exit 7"},
         files={"a.txt": "v2"},
         config={"Message": "v2"},
     )

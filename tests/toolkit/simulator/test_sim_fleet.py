@@ -102,6 +102,10 @@ def test_fleet_rollout_telemetry_bench_and_faults(short_dir):
     assert bad["status"] == "FAILED_ROLLBACK_COMPLETE" and bad["state"] == "RUNNING"
     outage = [e["what"] for e in faults["broker-outage"]["events"]]
     assert outage == ["cloud connection down", "cloud connection back"]
+    assert (
+        devices["sim-001"]["mqtt"]["spooled_total"] > 0
+        and devices["sim-001"]["mqtt"]["spooled"] == 0
+    )
     # QoS 1 telemetry was spooled during the outage and flushed: no sequence gaps in the cloud
     seqs: dict[str, list[int]] = {}
     for line in (short_dir / "run" / "cloud.jsonl").read_text().splitlines():
