@@ -97,7 +97,12 @@ def package_command(
         plans.add_column(col)
     for p in result.plans:
         plans.add_row(
-            p.label, p.target or "-", p.variant, p.provider, str(p.session_options or "-"), p.reason
+            p.label,
+            p.target or "-",
+            p.variant,
+            p.provider,
+            str(p.session_options or "-"),
+            p.reason if len(p.reason) <= 90 else p.reason[:89] + "…",
         )
     out.print(plans)
     for p in result.plans:
