@@ -89,16 +89,16 @@ def _latency_vs_qps(report: HtmlReport, records: list[dict[str, Any]]) -> None:
         if curve:
             key = result["latency_bound"]["percentile"]
             bound = result["latency_bound"]["ms"]
-            pts = sorted(curve, key=lambda c: c["achieved_qps"])
+            pts = sorted(curve, key=lambda c: c["target_qps"])
             ax.plot(
-                [c["achieved_qps"] for c in pts],
+                [c["target_qps"] for c in pts],
                 [c[key] for c in pts],
                 marker="o",
                 label=f"{_series(r)} ({key})",
             )
             fails = [c for c in pts if not c["passed"]]
             ax.scatter(
-                [c["achieved_qps"] for c in fails],
+                [c["target_qps"] for c in fails],
                 [c[key] for c in fails],
                 marker="x",
                 color="red",
@@ -106,14 +106,14 @@ def _latency_vs_qps(report: HtmlReport, records: list[dict[str, Any]]) -> None:
             )
         else:
             ax.scatter(
-                [result.get("achieved_qps", 0)],
+                [result.get("target_qps", 0)],
                 [r["latency_ms"]["p99"]],
                 label=f"{_series(r)} (p99)",
             )
     if bound:
         ax.axhline(bound, color="red", linestyle="--", linewidth=1, label=f"bound {bound:g} ms")
     ax.set_yscale("log")
-    ax.set_xlabel("achieved queries/s (Poisson arrivals)")
+    ax.set_xlabel("offered queries/s (Poisson arrivals)")
     ax.set_ylabel("latency under load (ms, log scale)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
