@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from edge_agent.bundle import Bundle
@@ -378,7 +377,3 @@ def run_preflight(inp: PreflightInput) -> list[Finding]:
     for fn in CHECKS.values():
         findings.extend(fn(inp))
     return findings
-
-
-def bundle_path(bundle: Bundle) -> Path:
-    return bundle.path
