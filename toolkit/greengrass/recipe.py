@@ -178,7 +178,7 @@ def install_step(plan: ManifestPlan, version: str, marker: str) -> dict[str, Any
     }
 
 
-def startup_step(plan: ManifestPlan) -> dict[str, Any]:
+def startup_step(plan: ManifestPlan, version: str) -> dict[str, Any]:
     cfg = f"{{configuration:/platforms/{plan.key}"
     args = [
         "{work:path}/venv/bin/python3 -m edge_agent serve",
@@ -189,6 +189,7 @@ def startup_step(plan: ManifestPlan) -> dict[str, Any]:
         args.append(f"--target {cfg}/target}}")
     args += [
         "--thing {iot:thingName}",
+        f"--component-version {version}",
         "--host {configuration:/host}",
         "--port {configuration:/port}",
     ]
@@ -215,7 +216,7 @@ def manifest(plan: ManifestPlan, name: str, version: str, marker: str) -> dict[s
                 "EDGEKIT_COMPONENT_VERSION": version,
             },
             "Install": install_step(plan, version, marker),
-            "Startup": startup_step(plan),
+            "Startup": startup_step(plan, version),
             "Shutdown": shutdown_step(),
         },
         "Artifacts": [a.recipe() for a in plan.artifacts],

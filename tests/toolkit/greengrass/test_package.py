@@ -120,6 +120,7 @@ def test_lifecycle_venv_startup_shutdown(packaged):
     assert "--no-index" not in install["Script"]
     startup = aarch64["Startup"]["Script"]
     assert "-m edge_agent serve" in startup
+    assert f"--component-version {VERSION}" in startup and "--thing {iot:thingName}" in startup
     assert "--bundle {artifacts:decompressedPath}/model-fp32" in startup
     assert "--variant {configuration:/platforms/linux-aarch64/variant}" in startup
     assert "--port {configuration:/port}" in startup and "--host {configuration:/host}" in startup
