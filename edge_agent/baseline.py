@@ -38,7 +38,10 @@ def numeric_summary(values: np.ndarray, bins: int = DEFAULT_BINS) -> dict[str, A
     }
     if finite.size == 0:
         return out
-    quantiles = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])
+    # Edges are observed values (inverted CDF, no interpolation): with right-closed bins each
+    # bin then holds its share exactly, and a discrete feature gets one bin per value instead
+    # of empty bins between values. Repeated quantiles collapse into one edge.
+    quantiles = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1], method="inverted_cdf")
     edges = np.unique(quantiles)
     counts = numeric_counts(finite, edges)
     out.update(
