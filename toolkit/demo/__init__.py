@@ -18,6 +18,7 @@ DEMO_STAGE_MODULES = [
     "toolkit.demo.train_stage",
     "toolkit.demo.export_stage",
     "toolkit.demo.bench_stage",
+    "toolkit.demo.tune_stage",
     "toolkit.demo.package_stage",
 ]
 

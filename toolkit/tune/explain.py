@@ -56,9 +56,15 @@ class Point:
 def _best_per_variant(
     points: list[Point], objective: str, budget: LatencyBudget | None
 ) -> dict[str, Point]:
+    """Each variant's fastest point among those measured at its highest effort."""
+    top: dict[str, float] = {}
+    for p in points:
+        if p.measured:
+            e = p.metrics.get("effort", 1.0)
+            top[p.candidate.variant] = max(e, top.get(p.candidate.variant, 0.0))
     best: dict[str, Point] = {}
     for p in points:
-        if not p.measured:
+        if not p.measured or p.metrics.get("effort", 1.0) < top[p.candidate.variant] - 1e-9:
             continue
         cur = best.get(p.candidate.variant)
         if cur is None or _speed(p, objective, budget) > _speed(cur, objective, budget):
@@ -73,12 +79,17 @@ def _speed(p: Point, objective: str, budget: LatencyBudget | None) -> float:
     return 1.0 / max(latency_of(p.metrics, budget), 1e-9)
 
 
+def fmt_ratio(r: float) -> str:
+    """1.03 -> '1.03', 2.41 -> '2.4': two decimals near 1, where one would read '1.0'."""
+    return f"{r:.2f}" if abs(r - 1) < 0.1 else f"{r:.1f}"
+
+
 def _ratio_text(ratio: float, objective: str) -> str:
     if objective == "throughput":
-        return f"{ratio:.1f}× the throughput of fp32"
+        return f"{fmt_ratio(ratio)}× the throughput of fp32"
     if ratio >= 1:
-        return f"{ratio:.1f}× faster than fp32"
-    return f"{1 / ratio:.1f}× slower than fp32"
+        return f"{fmt_ratio(ratio)}× faster than fp32"
+    return f"{fmt_ratio(1 / ratio)}× slower than fp32"
 
 
 def measured_reason(
@@ -98,7 +109,9 @@ def measured_reason(
         ratio = _speed(sel, objective, budget) / _speed(ref, objective, budget)
         text = _ratio_text(ratio, objective)
         if objective == "size":
-            text = f"{ref.info.bytes / max(sel.info.bytes, 1):.1f}× smaller than fp32, " + text
+            text = (
+                f"{fmt_ratio(ref.info.bytes / max(sel.info.bytes, 1))}× smaller than fp32, " + text
+            )
         delta = sel.info.delta_text()
         parts.append(text + (f" at {delta}" if delta else ""))
     elif objective == "size":
@@ -115,11 +128,14 @@ def measured_reason(
         and p.candidate.variant == sel.candidate.variant
         and p.candidate.provider == sel.candidate.provider
         and p.candidate.options.intra_op_num_threads == 1
+        and p.metrics.get("effort", 1.0) == sel.metrics.get("effort", 1.0)
     ]
     if sel.candidate.options.intra_op_num_threads > 1 and same:
         one = max(same, key=lambda p: _speed(p, objective, budget))
         gain = _speed(sel, objective, budget) / _speed(one, objective, budget)
-        parts.append(f"{sel.candidate.options.intra_op_num_threads} threads {gain:.1f}× 1 thread")
+        parts.append(
+            f"{sel.candidate.options.intra_op_num_threads} threads {fmt_ratio(gain)}× 1 thread"
+        )
     if budget is not None:
         value = float(sel.metrics["latency_ms"][budget.percentile])
         verdict = "meets" if value <= budget.limit_ms else "misses"

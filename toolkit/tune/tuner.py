@@ -23,7 +23,7 @@ from edge_agent.bundle import Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
 from toolkit.targets import TargetProfile, can_emulate, get_target, local_profile
 from toolkit.tune import device, sources
-from toolkit.tune.explain import Point, measured_reason, profile_reason
+from toolkit.tune.explain import Point, fmt_ratio, measured_reason, profile_reason
 from toolkit.tune.gate import VariantInfo, apply_gate, recheck_memory
 from toolkit.tune.measure import BASE_DURATION_S, QUICK_DURATION_S, LocalMeasurer, allowed_cpus
 from toolkit.tune.objective import (
@@ -160,22 +160,43 @@ def _providers_for(
     return out
 
 
-def _prior_key(target: TargetProfile, infos: dict[str, VariantInfo]) -> Callable[[Candidate], Any]:
-    """Search order (most promising first): preferred kinds, full graph optimisation, more
-    threads, sequential execution."""
+def _prior_order(
+    space: list[Candidate], target: TargetProfile, infos: dict[str, VariantInfo]
+) -> list[Candidate]:
+    """Search order, most promising first, interleaving variants: every variant's likeliest
+    options (full graph optimisation, more threads, sequential) come before any variant's
+    second-likeliest, so a trial budget that cuts the tail still measures every variant,
+    fp32 (the reference) included. Within a tier, the target's preferred kinds go first."""
     level_order = {"all": 0, "extended": 1, "basic": 2, "disable": 3}
 
-    def key(c: Candidate) -> Any:
+    def option_key(c: Candidate) -> Any:
         o = c.options
         return (
-            target.preference_rank(infos[c.variant].kind),
             level_order[o.graph_optimization_level],
             -o.intra_op_num_threads,
             o.execution_mode != "sequential",
-            c.variant,
+            o.inter_op_num_threads,
         )
 
-    return key
+    groups: dict[tuple[str, str], list[Candidate]] = {}
+    for c in space:
+        groups.setdefault((c.variant, c.provider), []).append(c)
+    ranked = []
+    for (variant, _), members in groups.items():
+        members.sort(key=option_key)
+        pref = target.preference_rank(infos[variant].kind)
+        ranked += [((i, pref, variant), c) for i, c in enumerate(members)]
+    ranked.sort(key=lambda x: x[0])
+    return [c for _, c in ranked]
+
+
+def _top_effort(points: list[Point]) -> list[Point]:
+    """The points measured at the highest effort reached: the only ones compared directly."""
+    measured = [p for p in points if p.measured]
+    if not measured:
+        return []
+    top = max(p.metrics.get("effort", 1.0) for p in measured)
+    return [p for p in measured if p.metrics.get("effort", 1.0) >= top - 1e-9]
 
 
 def choose(
@@ -183,7 +204,7 @@ def choose(
 ) -> tuple[Point, bool | None]:
     """The best measured point for the objective; ties (within TIE) go to accuracy, then fewer
     CPUs, then the smaller file. Returns (point, budget met?)."""
-    measured = [p for p in points if p.measured and p.info.passed]
+    measured = [p for p in _top_effort(points) if p.info.passed]
     ranked = sorted(measured, key=lambda p: score(objective, p.metrics, p.info.bytes, budget))
     best = ranked[0]
     best_score = score(objective, best.metrics, best.info.bytes, budget)
@@ -299,6 +320,9 @@ def tune(
             None,
         )
         reason = profile_reason(selected, infos, target.name, recipe["why"] if recipe else None)
+        caveat = _local_caveat(bundle, selected.candidate.variant)
+        if caveat:
+            notes.append(caveat)
         front = pareto_front(alive, lambda p: p.axes(), {"accuracy": +1, "bytes": -1})
         if budget is not None:
             notes.append(f"the latency budget {budget} was not checked: nothing was measured")
@@ -306,7 +330,7 @@ def tune(
         selected, budget_met = choose(alive, objective, budget)
         where = "on this CPU" if mode in ("measured", "emulated") else f"on {measured_on}"
         reason = measured_reason(selected, alive, infos, objective, budget, where)
-        front = pareto_front([p for p in alive if p.measured], lambda p: p.axes(budget))
+        front = pareto_front(_top_effort(alive), lambda p: p.axes(budget))
     result = TuneResult(
         target=target,
         mode=mode,
@@ -334,6 +358,27 @@ def tune(
     if request.write:
         record(bundle, result, request)
     return result
+
+
+def _local_caveat(bundle: Bundle, variant: str) -> str | None:
+    """When this machine measured the profile's choice slower than fp32, say so: a hint that
+    the device may not gain either (small models often do not), never a substitute for it."""
+    front = ((bundle.manifest.get("selection") or {}).get("local") or {}).get("front") or []
+    best: dict[str, float] = {}
+    for p in front:
+        lat = (p.get("latency_ms") or {}).get("p50")
+        if lat is not None:
+            best[p["variant"]] = min(lat, best.get(p["variant"], float("inf")))
+    if variant == "fp32" or variant not in best or "fp32" not in best:
+        return None
+    ratio = best[variant] / best["fp32"]
+    if ratio <= 1.0:
+        return None
+    return (
+        f"on this machine ({platform.machine()}) {variant} ran {fmt_ratio(ratio)}× slower than fp32 "
+        "(tune --target local): small models often gain nothing from INT8, so measure on the "
+        "device before relying on this ranking"
+    )
 
 
 def _compact_front(front: list[Point], budget: LatencyBudget | None) -> list[Point]:
@@ -371,7 +416,7 @@ def _measure_here(
         graph_levels=tuple(levels),
         providers_for=_providers_for(target, bundle, names, usable),
     )
-    space.sort(key=_prior_key(target, infos))
+    space = _prior_order(space, target, infos)
     cpus = allowed_cpus()
     pin = cpus[: emulation.max_threads] if len(cpus) > emulation.max_threads else None
     batch = THROUGHPUT_BATCH if objective == "throughput" and _dynamic_batch(bundle) else 1
@@ -395,8 +440,8 @@ def _measure_here(
     )
     source = "this machine" if target.is_local else "emulated"
     points = [
-        Point(t.candidate, infos[t.candidate.variant], t.metrics, source)
-        for t in result.finalists()
+        Point(t.candidate, infos[t.candidate.variant], {**t.metrics, "effort": t.effort}, source)
+        for t in result.trials.values()
     ]
     if not points:
         raise CheckFailedError(
