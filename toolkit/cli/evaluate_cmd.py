@@ -62,11 +62,11 @@ def results_table(report: dict[str, Any]) -> Table:
         ref_value = ref["metrics"].get(metric, ref["vs_fp32"].get(metric))
         change = None if value is None or ref_value is None else value - ref_value
         if g.get("reference"):
-            verdict = "[dim]reference[/]"
+            verdict = "[dim]ref[/]"
         elif g["passed"]:
             verdict = "[green]pass[/]"
         else:
-            verdict = "[red]rejected[/]"
+            verdict = "[red]reject[/]"
         table.add_row(
             name,
             r["precision"],

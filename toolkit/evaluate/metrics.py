@@ -40,10 +40,15 @@ def classification(
         ):
             out[name] = float(fn(y_true, y_pred, pos_label=1, average="binary", zero_division=0))
         try:
-            out["roc_auc"] = float(m.roc_auc_score(y_true, proba[:, 1]))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out["roc_auc"] = float(m.roc_auc_score(y_true, proba[:, 1]))
         except ValueError as exc:
             out["roc_auc"] = None
             notes.append(f"roc_auc: {exc}")
+        if out["roc_auc"] is not None and not np.isfinite(out["roc_auc"]):
+            out["roc_auc"] = None
+            notes.append("roc_auc: undefined, the data holds one class only")
     else:
         for avg in ("macro", "weighted"):
             out[f"precision_{avg}"] = float(
@@ -61,9 +66,12 @@ def classification(
                 out["roc_auc_ovr"] = float(
                     m.roc_auc_score(y_true, proba, multi_class="ovr", labels=idx)
                 )
-        except ValueError as exc:  # e.g. a class absent from the data
+        except ValueError as exc:  # e.g. a class absent from the data (older scikit-learn)
             out["roc_auc_ovr"] = None
             notes.append(f"roc_auc_ovr: {exc}")
+        if out["roc_auc_ovr"] is not None and not np.isfinite(out["roc_auc_ovr"]):
+            out["roc_auc_ovr"] = None  # newer scikit-learn returns NaN with a warning
+            notes.append("roc_auc_ovr: undefined, a class has no rows in the data")
     out["log_loss"] = float(m.log_loss(y_true, proba, labels=idx))
     out["confusion_matrix"] = m.confusion_matrix(y_true, y_pred, labels=idx).tolist()
     out["confusion_labels"] = [str(label) for label in labels] if labels else [str(i) for i in idx]
@@ -125,7 +133,7 @@ def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {
         k: float(v)
         for k, v in metrics.items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and v is not None
+        if isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
     }
 
 

@@ -96,9 +96,9 @@ def target_indices(target: np.ndarray, labels: list[Any]) -> np.ndarray:
         idx = target.astype(np.int64)
         if idx.min() >= 0 and idx.max() < len(labels):
             return idx
-    unknown = sorted(set(np.unique(as_str)) - set(lookup))[:10]
+    unknown = sorted(str(v) for v in set(np.unique(as_str)) - set(lookup))[:10]
     raise BadInputError(
-        f"the target holds classes {unknown} that the model does not know "
-        f"(its labels are {labels[:20]})",
+        f"the target holds classes {', '.join(repr(u) for u in unknown)} that the model does "
+        f"not know (its labels are {', '.join(map(str, labels[:20]))})",
         hint="check --target-column and that the data belongs to this model",
     )

@@ -124,6 +124,17 @@ def _requantize(bundle: Bundle, name: str, nodes: list[str], k: int) -> tuple[st
     return new_name, notes
 
 
+def _clean(obj: Any) -> Any:
+    """NaN and infinities become None: the manifest and --json must stay valid JSON."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
 def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[str, Any]:
     bundle = Bundle.open(bundle_dir)
     if FP32 not in bundle.variants:
@@ -196,6 +207,7 @@ def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[st
             }
             retried.append(new_name)
 
+    results = _clean(results)
     data_info = {
         "path": str(Path(request.data).resolve()),
         "sha256": sha256_file(request.data),

@@ -42,6 +42,11 @@ class GraphInfo:
         return sum(self.ops[o] for o in ops)
 
     @property
+    def compute_ops(self) -> int:
+        """Operators whose weights or arithmetic INT8 quantization can speed up or shrink."""
+        return self.count(CONV_OPS | DENSE_OPS | ATTENTION_OPS | RECURRENT_OPS)
+
+    @property
     def has_trees(self) -> bool:
         return self.count(TREE_OPS) > 0
 

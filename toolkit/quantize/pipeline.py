@@ -105,6 +105,13 @@ def resolve(
         method = registry.get(request.method)
         if info.has_trees:
             raise tree_refusal(info, method.name)
+        if method.integer and not info.compute_ops:
+            raise BadInputError(
+                f"{method.name} quantization has nothing to quantize in this model: it has no "
+                f"MatMul, Gemm, Conv, attention or recurrent operator "
+                f"(its operators: {', '.join(sorted(info.ops))})",
+                hint="keep the FP32 variant",
+            )
     return method, registry.build_config(method, options), choice
 
 
