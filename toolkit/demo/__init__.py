@@ -17,6 +17,8 @@ from rich.console import Console
 DEMO_STAGE_MODULES = [
     "toolkit.demo.train_stage",
     "toolkit.demo.export_stage",
+    "toolkit.demo.quantize_stage",
+    "toolkit.demo.evaluate_stage",
     "toolkit.demo.bench_stage",
     "toolkit.demo.tune_stage",
     "toolkit.demo.package_stage",

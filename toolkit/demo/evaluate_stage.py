@@ -1,0 +1,60 @@
+"""Demo stage: evaluate every variant of both bundles on the held-out test data with the
+accuracy gate; a failing static INT8 variant gets its qdq_loss_debug report and one retry
+without its worst nodes (--auto-exclude)."""
+
+from __future__ import annotations
+
+from toolkit.cli.evaluate_cmd import debug_table, metrics_table, results_table
+from toolkit.demo import DemoContext, stage
+from toolkit.demo.models import TABULAR_TARGET
+from toolkit.evaluate import EvaluateRequest, evaluate_bundle
+
+AUTO_EXCLUDE = 2
+MAX_DROP = 0.01
+
+
+@stage(35, "evaluate")
+def evaluate(ctx: DemoContext) -> None:
+    data = {
+        "tabular": (ctx.artifacts["tabular"]["test"], TABULAR_TARGET),
+        "cnn": (ctx.artifacts["cnn"]["test"], "target"),
+    }
+    ctx.results["evaluate"] = {}
+    for key, (path, target) in data.items():
+        bundle = ctx.bundles[key]
+        ctx.console.print(f"[bold]{key}[/]: {bundle.name} on {path.name}")
+        report = evaluate_bundle(
+            bundle,
+            EvaluateRequest(
+                data=path,
+                target_column=target,
+                max_drop=MAX_DROP,
+                auto_exclude=AUTO_EXCLUDE,
+                command=f"edgekit evaluate {bundle} --data {path} --target-column {target} "
+                f"--max-drop {MAX_DROP} --auto-exclude {AUTO_EXCLUDE}",
+            ),
+        )
+        ctx.console.print(results_table(report))
+        table = metrics_table(report)
+        if table is not None:
+            ctx.console.print(table)
+        for name, r in report["variants"].items():
+            if r.get("debug") and "worst_tensors" in r["debug"]:
+                ctx.console.print(debug_table(name, r["debug"]))
+            if r.get("auto_exclude"):
+                a = r["auto_exclude"]
+                ctx.console.print(
+                    f"  {name}: {a['from']} re-quantized leaving {', '.join(a['excluded_nodes'])} "
+                    "in float"
+                )
+            if not r["gate"].get("passed"):
+                ctx.console.print(f"  [red]✗[/] {name}: {r['gate']['reason']}")
+        ctx.results["evaluate"][key] = {
+            "metric": report["metric"],
+            "passed": report["passed"],
+            "rejected": [n for n in report["quantized"] if n not in report["passed"]],
+            "values": {
+                n: r["metrics"].get(report["metric"], r["vs_fp32"].get(report["metric"]))
+                for n, r in report["variants"].items()
+            },
+        }
