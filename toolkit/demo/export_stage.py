@@ -38,8 +38,20 @@ def export(ctx: DemoContext) -> None:
         ctx.bundles[key] = bundle.path
         for table in summary_tables(Bundle.open(bundle.path), []):
             ctx.console.print(table)
+        variant = bundle.variant("fp32")
         ctx.results["export"][key] = {
             "bundle": str(bundle.path),
+            "name": bundle.manifest["name"],
+            "task": bundle.task,
+            "inputs": {t["name"]: t["shape"] for t in bundle.signature["inputs"]},
+            "outputs": {t["name"]: t["shape"] for t in bundle.signature["outputs"]},
+            "labels": bundle.labels,
             "parity_passed": report["passed"],
-            "bytes": bundle.variant("fp32")["bytes"],
+            "parity_rows": report["rows"],
+            "parity": {
+                name: r.get("label_agreement", r.get("max_abs_diff"))
+                for name, r in report["outputs"].items()
+            },
+            "bytes": variant["bytes"],
+            "sha256": variant["sha256"],
         }
