@@ -257,8 +257,17 @@ def tune(
     local = local_profile()
     emulation = can_emulate(target, local)
     device_points = device.points(bundle, target, infos, request.from_fleet)
+    if request.from_fleet is not None and not device_points:
+        notes.append(
+            f"{request.from_fleet} holds no usable bench results from {target.name} devices "
+            "for this bundle's variants"
+        )
     search_result = None
-    if emulation.possible:
+    if device_points:  # the real device beats any stand-in
+        mode, points = "device", device_points
+        measured_on = ", ".join(sorted({p.source for p in points}))
+        notes.append(f"figures measured on the device ({measured_on}), not on this machine")
+    elif emulation.possible:
         mode = "measured" if target.is_local else "emulated"
         points, search_result, measured_on = _measure_here(
             request,
@@ -278,10 +287,6 @@ def tune(
                 f"measured on {measured_on} as a stand-in for {target.name}: the same "
                 f"instruction-set tier, threads capped at {emulation.max_threads}"
             )
-    elif device_points:
-        mode, points = "device", device_points
-        measured_on = sorted({p.source for p in points})[0]
-        notes.append(f"figures measured on the device ({measured_on}), not on this machine")
     else:
         mode, points, measured_on = "profile", _rank_by_profile(bundle, target, infos), None
         notes.append(

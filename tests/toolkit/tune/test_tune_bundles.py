@@ -231,10 +231,8 @@ def test_bad_inputs(cnn_bundle, copy_bundle):
         tune(TuneRequest(path, "no-such-device", **FAST))
     with pytest.raises(BadInputError, match="--objective"):
         tune(TuneRequest(path, "local", objective="cheapest", **FAST))
-    with pytest.raises(BadInputError, match="fleet"):
-        db = path / "fleet.db"
-        db.write_bytes(b"")
-        tune(TuneRequest(path, "rpi4", from_fleet=db, **FAST))
+    with pytest.raises(BadInputError, match="no such database file"):
+        tune(TuneRequest(path, "rpi4", from_fleet=path / "no-fleet.db", **FAST))
 
 
 def test_tune_cli_end_to_end_creates_evaluates_and_budgets(cnn_bundle, copy_bundle):

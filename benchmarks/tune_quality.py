@@ -1,0 +1,194 @@
+"""Tune quality: is the candidate `edgekit tune` selects as fast as the best one an exhaustive
+search over the same space finds, while meeting the accuracy gate?
+
+For the two demo models (breast_cancer MLP pipeline, digits CNN) and the two realistic models
+of the quantize issue (toolkit.zoo.realistic: a ~1.2 M-parameter ResNet-style CNN and a 4-layer
+hidden-256 text encoder), on this machine:
+
+  1. build the bundle (export) and let tune create and evaluate the variants `local` prefers;
+  2. run tune as a user would (exhaustive for small spaces, successive halving for large);
+  3. run an exhaustive search over the very same space, every candidate at full effort;
+  4. report the selected candidate's latency in the exhaustive table against the best there.
+
+Pass: selected <= 1.05 x best, and the selected variant passes the gate.
+
+    .venv/bin/python benchmarks/tune_quality.py            # all four models (a few minutes)
+    .venv/bin/python benchmarks/tune_quality.py --models cnn,tabular --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from export.builder import ExportRequest, export_bundle  # noqa: E402
+from export.exporters import ExportOptions  # noqa: E402
+from toolkit.tune.objective import latency_of  # noqa: E402
+from toolkit.tune.tuner import TuneRequest, tune  # noqa: E402
+
+TOLERANCE = 1.05
+MODELS = ("tabular", "cnn", "image", "text")
+
+
+def build_tabular(work: Path) -> Path:
+    from toolkit.demo.models import TABULAR_TARGET, train_tabular
+
+    tab = train_tabular(work / "data")
+    out = work / "tabular"
+    export_bundle(
+        ExportRequest(
+            source=str(tab["model"]), data=tab["test"], output=out, target_column=TABULAR_TARGET
+        )
+    )
+    return out
+
+
+def build_cnn(work: Path) -> Path:
+    from toolkit.demo.models import train_digits
+
+    cnn = train_digits(work / "data", epochs=5)
+    out = work / "cnn"
+    export_bundle(
+        ExportRequest(
+            source=cnn["factory"],
+            data=cnn["test"],
+            output=out,
+            target_column="target",
+            options=ExportOptions(weights=cnn["weights"], task="classification"),
+        )
+    )
+    return out
+
+
+def _zoo(work: Path, name: str, factory: str, arrays: dict[str, np.ndarray]) -> Path:
+    data = work / f"{name}.npz"
+    np.savez(data, **arrays)
+    out = work / name
+    export_bundle(
+        ExportRequest(source=factory, data=data, output=out, options=ExportOptions(task="raw"))
+    )
+    return out
+
+
+def build_image(work: Path) -> Path:
+    from toolkit.zoo import realistic
+
+    return _zoo(work, "image", "toolkit.zoo.realistic:image_cnn", realistic.image_inputs(128))
+
+
+def build_text(work: Path) -> Path:
+    from toolkit.zoo import realistic
+
+    return _zoo(work, "text", "toolkit.zoo.realistic:text_encoder", realistic.text_inputs(128))
+
+
+BUILDERS = {"tabular": build_tabular, "cnn": build_cnn, "image": build_image, "text": build_text}
+
+
+def evaluate_model(name: str, work: Path, quick: bool) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    bundle = BUILDERS[name](work)
+    built_s = time.perf_counter() - t0
+
+    common: dict[str, Any] = {"target": "local", "write": False}
+    if quick:
+        common["base_duration_s"] = 0.2
+    t0 = time.perf_counter()
+    chosen = tune(TuneRequest(bundle, **common))  # creates + evaluates the preferred variants
+    tune_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    exhaustive = tune(TuneRequest(bundle, create_missing=False, exhaustive_limit=10**6, **common))
+    exhaustive_s = time.perf_counter() - t0
+
+    table = {p.candidate.key: p for p in exhaustive.points if p.measured and p.info.passed}
+    best = min(table.values(), key=lambda p: latency_of(p.metrics, None))
+    sel_key = chosen.selected.candidate.key
+    sel = table.get(sel_key)
+    best_ms = latency_of(best.metrics, None)
+    sel_ms = latency_of(sel.metrics, None) if sel else float("nan")
+    ratio = sel_ms / best_ms if sel else float("inf")
+    gate_ok = chosen.variants[chosen.selected.candidate.variant].passed
+    return {
+        "model": name,
+        "variants": {
+            n: ("pass" if i.passed else f"pruned: {i.pruned}") for n, i in chosen.variants.items()
+        },
+        "selected": chosen.selected.candidate.describe(),
+        "selected_p50_ms_in_exhaustive": sel_ms,
+        "best": best.candidate.describe(),
+        "best_p50_ms": best_ms,
+        "ratio": ratio,
+        "gate_ok": gate_ok,
+        "passed": bool(gate_ok and ratio <= TOLERANCE),
+        "tune_strategy": chosen.search.strategy if chosen.search else None,
+        "tune_trials": chosen.search.n_trials if chosen.search else 0,
+        "space": exhaustive.search.space_size if exhaustive.search else 0,
+        "tune_s": round(tune_s, 1),
+        "exhaustive_s": round(exhaustive_s, 1),
+        "build_s": round(built_s, 1),
+        "reason": chosen.reason,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help="comma list of " + ", ".join(MODELS)
+    )
+    parser.add_argument("--quick", action="store_true", help="shorter measurements (a smoke run)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in names if m not in BUILDERS]
+    if unknown:
+        parser.error(f"unknown models: {', '.join(unknown)}")
+
+    from edge_agent.hardware import probe
+
+    cpu = probe()["cpu"]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="edgekit-tune-quality-") as tmp:
+        for name in names:
+            work = Path(tmp) / name
+            work.mkdir()
+            print(f"[{name}] building, tuning, then searching exhaustively ...", file=sys.stderr)
+            rows.append(evaluate_model(name, work, args.quick))
+    if args.json:
+        print(
+            json.dumps(
+                {"cpu": cpu["model"], "cores": cpu["usable_cores"], "results": rows}, indent=2
+            )
+        )
+    else:
+        print(f"machine: {cpu['model']}, {cpu['usable_cores']} usable cores")
+        header = f"{'model':8} {'selected':44} {'p50 ms':>8} {'best':44} {'p50 ms':>8} {'ratio':>6} {'tune':>18} {'exhaustive':>16}  result"
+        print(header)
+        for r in rows:
+            print(
+                f"{r['model']:8} {r['selected'][:44]:44} {r['selected_p50_ms_in_exhaustive']:8.4f} "
+                f"{r['best'][:44]:44} {r['best_p50_ms']:8.4f} {r['ratio']:6.3f} "
+                f"{r['tune_strategy'][:10] + ' ' + str(r['tune_trials']) + 'x':>12} {r['tune_s']:4.0f}s "
+                f"{str(r['space']) + 'x':>8} {r['exhaustive_s']:5.0f}s  "
+                + ("PASS" if r["passed"] else "FAIL" + ("" if r["gate_ok"] else " (gate)"))
+            )
+        for r in rows:
+            print(f"  {r['model']}: {r['reason']}")
+            pruned = {n: s for n, s in r["variants"].items() if s != "pass"}
+            for n, s in pruned.items():
+                print(f"    {n}: {s}")
+    return 0 if all(r["passed"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
