@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "toolkit.cli.recipe_cmd",
     "toolkit.cli.publish_cmd",
     "toolkit.cli.deploy_cmd",
+    "toolkit.cli.fleet_cmd",
 ]
 
 for _module in COMMAND_MODULES:

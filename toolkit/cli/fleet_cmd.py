@@ -1,0 +1,171 @@
+"""`edgekit fleet collect` (device telemetry from an MQTT broker into SQLite) and
+`edgekit fleet report` (terminal summary, --json, self-contained HTML)."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from edge_agent.errors import BadInputError
+from toolkit.cli import app
+from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json
+
+fleet_app = typer.Typer(help="Collect device telemetry for a fleet and report on it.")
+app.add_typer(fleet_app, name="fleet")
+
+BUNDLE = typer.Option(
+    None, "--bundle", help="Model bundle(s) the fleet runs: lab results and drift baselines."
+)
+RULES = typer.Option(None, "--rules", help="Alert rules and actions (JSON or YAML).")
+
+
+def parse_duration(text: str | None) -> float | None:
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*([\d.]+)\s*(s|m|h)?\s*", text)
+    if not m:
+        raise BadInputError(f"--duration {text!r} is not a duration (e.g. 60, 60s, 5m, 1h)")
+    return float(m.group(1)) * {"s": 1, None: 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def _status(collector, source, started: float, duration: float | None) -> Table:
+    s = collector.stats
+    t = Table(title="edgekit fleet collect", show_header=False)
+    t.add_row(
+        "broker",
+        f"{source.host}:{source.port} "
+        + ("[green]connected[/]" if source.connected.is_set() else "[red]offline[/]"),
+    )
+    t.add_row("subscriptions", ", ".join(source.filters))
+    elapsed = time.monotonic() - started
+    t.add_row("elapsed", f"{elapsed:.0f}s" + (f" of {duration:g}s" if duration else ""))
+    t.add_row("stored", f"{s.stored} ({', '.join(f'{k} {v}' for k, v in s.by_type.items())})")
+    t.add_row("duplicates dropped", str(s.duplicates))
+    t.add_row("rejected", str(s.rejected))
+    t.add_row("alerts", str(s.alerts))
+    return t
+
+
+@fleet_app.command("collect")
+@handle_errors
+def collect_command(
+    broker: str = typer.Option(..., "--broker", help="mqtt://HOST:PORT or mqtts://HOST:PORT"),
+    db: Path = typer.Option(..., "--db", help="SQLite database to write (created if new)."),
+    group: str = typer.Option(
+        "edgekit",
+        "--group",
+        help="Shared-subscription group: collectors in one group split "
+        "the fleet. Empty: subscribe without sharing.",
+    ),
+    duration: str = typer.Option(None, "--duration", help="Stop after this long (60s, 5m)."),
+    client_id: str = typer.Option(
+        None, "--client-id", help="MQTT client id (unique per collector; keeps its session)."
+    ),
+    cert: str = typer.Option(None, "--cert", help="Client certificate (mutual TLS)."),
+    key: str = typer.Option(None, "--key", help="Client private key (mutual TLS)."),
+    ca: str = typer.Option(None, "--ca", help="CA file to trust for the broker."),
+    bundle: list[Path] = BUNDLE,
+    rules: Path = RULES,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Subscribe to dt/edgekit/+/hello|metrics|alerts|bench and store into SQLite (WAL)."""
+    from toolkit.fleet.collector import Collector
+    from toolkit.fleet.mqtt_source import MqttSource
+    from toolkit.fleet.rules import RulesConfig
+
+    seconds = parse_duration(duration)
+    config = RulesConfig.load(rules)
+    for b in bundle or []:
+        if not (b / "manifest.json").is_file():
+            raise BadInputError(f"--bundle {b} is not a model bundle (no manifest.json)")
+    collector = Collector.open(db, bundles=bundle or [], config=config).start()
+    source = MqttSource(
+        collector, broker, group=group or None, client_id=client_id, cert=cert, key=key, ca=ca
+    )
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    started = time.monotonic()
+    try:
+        source.start()
+        with Live(
+            _status(collector, source, started, seconds),
+            console=err,
+            refresh_per_second=2,
+            transient=as_json,
+        ) as live:
+            while not stop.is_set():
+                if seconds is not None and time.monotonic() - started >= seconds:
+                    break
+                stop.wait(0.5)
+                live.update(_status(collector, source, started, seconds))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        collector.flush(30)  # store (and acknowledge) what arrived before disconnecting
+        source.stop()
+        collector.evaluate()
+        stats = collector.stats.to_dict()
+        collector.close()
+    if as_json:
+        print_json({"ok": True, "db": str(db), "broker": broker, "group": group, **stats})
+    else:
+        out.print(
+            f"stored {stats['stored']} messages in {db} "
+            f"({stats['duplicates']} duplicates dropped, {stats['rejected']} rejected)"
+        )
+
+
+@fleet_app.command("report")
+@handle_errors
+def report_command(
+    db: Path = typer.Option(..., "--db", help="Fleet database written by `fleet collect`."),
+    output: Path = typer.Option(None, "-o", "--output", help="Write the HTML report here."),
+    bundle: list[Path] = BUNDLE,
+    rules: Path = RULES,
+    run_dir: Path = typer.Option(
+        None, "--run-dir", help="A simulation's run folder: import its deployment history."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Terminal summary, --json, and a self-contained HTML report with plots."""
+    from toolkit.fleet.lab import BundleIndex
+    from toolkit.fleet.report import print_summary, write_html
+    from toolkit.fleet.rules import RulesConfig
+    from toolkit.fleet.store import SqliteStore
+    from toolkit.fleet.summary import fleet_summary, import_run_dir
+
+    config = RulesConfig.load(rules)
+    if run_dir is not None and not run_dir.is_dir():
+        raise BadInputError(f"--run-dir {run_dir} is not a folder")
+    for b in bundle or []:
+        if not (b / "manifest.json").is_file():
+            raise BadInputError(f"--bundle {b} is not a model bundle (no manifest.json)")
+    store = SqliteStore.open_existing(db)
+    try:
+        roots = []
+        if run_dir is not None:
+            import_run_dir(store, run_dir)
+            roots.append(run_dir / "devices")
+        elif (db.parent / "devices").is_dir():  # the database inside a simulation's run folder
+            roots.append(db.parent / "devices")
+        bundles = BundleIndex(bundle or [], roots)
+        summary = fleet_summary(store, bundles, config)
+        if output is not None:
+            write_html(summary, store, output)
+            summary["html"] = str(output)
+    finally:
+        store.close()
+    if as_json:
+        print_json(summary)
+        return
+    print_summary(summary, out)
+    if output is not None:
+        out.print(f"report: {output}")

@@ -1,0 +1,188 @@
+"""Lab against device: the latency a device measured for a variant (its ``bench`` reply, made by
+the same harness as ``edgekit bench``, same record schema) against the lab result stored in the
+bundle for that device's target, ``variant["benchmarks"][target]``.
+
+A device slower than the lab beyond a threshold is the regression alarm: a thermal throttle, a
+wrong build of onnxruntime, a neighbour process, a target profile that lies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_agent.bundle import Bundle
+from edge_agent.errors import EdgekitError
+
+DEFAULT_THRESHOLD = 0.25  # device p50 more than 25% above the lab's
+DEFAULT_METRIC = "p50"
+
+
+class BundleIndex:
+    """Bundles by name (manifest ``name``), from given folders and from folders searched for a
+    ``manifest.json`` (e.g. the simulator's unarchived artifacts), rescanned when a name is new."""
+
+    def __init__(
+        self, bundles: Iterable[Path] = (), search_roots: Iterable[Path] = (), rescan_s: float = 5
+    ) -> None:
+        self._by_name: dict[str, Bundle] = {}
+        self.search_roots = [Path(p) for p in search_roots]
+        self.rescan_s = rescan_s
+        self._scanned_at = -1e9
+        for path in bundles:
+            self.add(Bundle.open(path))
+
+    def add(self, bundle: Bundle) -> None:
+        self._by_name.setdefault(bundle.manifest["name"], bundle)
+
+    def _scan(self) -> None:
+        self._scanned_at = time.monotonic()
+        for root in self.search_roots:
+            if not root.is_dir():
+                continue
+            for manifest in sorted(root.glob("**/manifest.json")):
+                try:
+                    self.add(Bundle.open(manifest.parent))
+                except (EdgekitError, OSError, ValueError):
+                    continue  # not a bundle (or half unpacked): skip
+
+    def get(self, name: str | None) -> Bundle | None:
+        if not name:
+            return None
+        if name not in self._by_name and time.monotonic() - self._scanned_at > self.rescan_s:
+            self._scan()
+        return self._by_name.get(name)
+
+    def names(self) -> list[str]:
+        if time.monotonic() - self._scanned_at > self.rescan_s:
+            self._scan()
+        return sorted(self._by_name)
+
+    def baseline(self, name: str | None) -> dict[str, Any] | None:
+        bundle = self.get(name)
+        if bundle is None:
+            return None
+        try:
+            return bundle.baseline()
+        except EdgekitError:
+            return None
+
+
+def lab_records(bundle: Bundle, variant: str, target: str) -> list[dict[str, Any]]:
+    """Single-stream records of ``variant`` for ``target`` in any of the manifest's layouts."""
+    entry = ((bundle.variants.get(variant) or {}).get("benchmarks") or {}).get(target)
+    if isinstance(entry, list):
+        return [r for r in entry if isinstance(r, dict)]
+    if not isinstance(entry, dict):
+        return []
+    scenarios = entry.get("scenarios")
+    if isinstance(scenarios, dict):
+        return [r for r in scenarios.get("single-stream") or [] if isinstance(r, dict)]
+    inner = entry.get("records") or entry.get("results")
+    if isinstance(inner, list):
+        return [r for r in inner if isinstance(r, dict)]
+    return [entry] if "latency_ms" in entry else []
+
+
+def match_lab(device: dict[str, Any], lab: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The lab record measured the most like the device's: same provider and batch, then the
+    nearest thread count."""
+    provider = device.get("provider") or "CPUExecutionProvider"
+    batch = int(device.get("batch") or 1)
+    same = [
+        r
+        for r in lab
+        if (r.get("provider") or "CPUExecutionProvider") == provider
+        and int(r.get("batch") or 1) == batch
+        and isinstance(r.get("latency_ms"), dict)
+    ]
+    if not same:
+        return None
+    threads = device.get("threads") or 0
+    return min(same, key=lambda r: abs((r.get("threads") or 0) - threads))
+
+
+@dataclass
+class Comparison:
+    thing: str
+    target: str
+    variant: str
+    metric: str
+    device_ms: float
+    lab_ms: float
+    threshold: float
+    lab_threads: int | None
+    device_threads: int | None
+
+    @property
+    def ratio(self) -> float:
+        return self.device_ms / self.lab_ms if self.lab_ms > 0 else float("inf")
+
+    @property
+    def slower(self) -> bool:
+        return self.ratio > 1 + self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "thing": self.thing,
+            "target": self.target,
+            "variant": self.variant,
+            "metric": self.metric,
+            "device_ms": self.device_ms,
+            "lab_ms": self.lab_ms,
+            "ratio": round(self.ratio, 4),
+            "threshold": self.threshold,
+            "slower": self.slower,
+            "lab_threads": self.lab_threads,
+            "device_threads": self.device_threads,
+        }
+
+    def alert(self, t: float | None = None) -> dict[str, Any]:
+        return {
+            "t": t or time.time(),
+            "source": "fleet",
+            "thing": self.thing,
+            "rule": "lab_regression",
+            "state": "firing",
+            "severity": "critical" if self.ratio > 2 * (1 + self.threshold) else "warning",
+            "message": (
+                f"{self.variant} runs {self.ratio:.2f}x the lab's {self.metric} on {self.thing} "
+                f"({self.device_ms:.3g} ms vs {self.lab_ms:.3g} ms for target {self.target})"
+            ),
+            "subject": self.variant,
+            "value": round(self.ratio, 4),
+            "threshold": 1 + self.threshold,
+            "detail": self.to_dict(),
+        }
+
+
+def compare(
+    thing: str,
+    target: str,
+    variant: str,
+    device_record: dict[str, Any],
+    bundle: Bundle,
+    threshold: float = DEFAULT_THRESHOLD,
+    metric: str = DEFAULT_METRIC,
+) -> Comparison | None:
+    """None when the device record has no latency or the bundle has no lab result to match."""
+    dev_lat = device_record.get("latency_ms")
+    if not isinstance(dev_lat, dict) or not isinstance(dev_lat.get(metric), (int, float)):
+        return None
+    lab = match_lab(device_record, lab_records(bundle, variant, target))
+    if lab is None or not isinstance(lab["latency_ms"].get(metric), (int, float)):
+        return None
+    return Comparison(
+        thing,
+        target,
+        variant,
+        metric,
+        float(dev_lat[metric]),
+        float(lab["latency_ms"][metric]),
+        threshold,
+        lab.get("threads"),
+        device_record.get("threads"),
+    )

@@ -1,0 +1,248 @@
+"""The fleet's state read back from the store: devices, loss, latency percentiles from merged
+histograms, lab against device, drift per feature, alerts, actions and deployments.
+
+One dict (``fleet_summary``) feeds the terminal tables, ``--json`` and the HTML report.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from edge_agent import telemetry
+from toolkit.fleet import fastjson, lab
+from toolkit.fleet.drift import FLEET, FeatureDrift, aggregate
+from toolkit.fleet.ingest import expand_drift
+from toolkit.fleet.rules import RulesConfig
+from toolkit.fleet.store import SqliteStore
+
+
+def merged_latency(histograms: Iterable[str | Mapping[str, Any] | None]) -> dict[str, Any]:
+    """Sum wire-form histograms (JSON text or dicts) and read p50/p90/p99 off the sum."""
+    total = telemetry.Histogram()
+    for h in histograms:
+        if not h:
+            continue
+        data = fastjson.loads(h) if isinstance(h, str) else h
+        if data.get("count"):
+            total = total.merge(telemetry.Histogram.from_dict(data))
+    wire = total.to_dict()
+    return {
+        "count": total.count,
+        "mean": total.sum / total.count if total.count else None,
+        "p50": telemetry.percentile(wire, 50),
+        "p90": telemetry.percentile(wire, 90),
+        "p99": telemetry.percentile(wire, 99),
+        "max": wire["max"],
+        "relative_error": telemetry.LATENCY_RELATIVE_ERROR,
+    }
+
+
+def drift_entries(store: SqliteStore, since: float | None = None) -> list[dict[str, Any]]:
+    sql, params = "SELECT * FROM drift", ()
+    if since is not None:
+        sql, params = sql + " WHERE window_end >= ?", (since,)
+    return [r for row in store.query(sql, params) for r in expand_drift(row)]
+
+
+def fleet_drift(
+    store: SqliteStore, bundles: lab.BundleIndex | None, config: RulesConfig | None = None
+) -> list[FeatureDrift]:
+    policy = (config or RulesConfig()).drift_policy
+    return aggregate(drift_entries(store), bundles.baseline if bundles else None, policy)
+
+
+def lab_vs_device(
+    store: SqliteStore, bundles: lab.BundleIndex | None, config: RulesConfig | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The latest bench result per (device, variant) against the lab; notes say what was skipped."""
+    config = config or RulesConfig()
+    targets = {r["thing"]: r["target"] for r in store.query("SELECT thing, target FROM devices")}
+    rows = store.query(
+        "SELECT b.* FROM bench b JOIN (SELECT thing, variant, MAX(seq) AS seq FROM bench "
+        "GROUP BY thing, variant) last USING (thing, variant, seq) ORDER BY thing, variant"
+    )
+    out, notes = [], []
+    for r in rows:
+        target = config.target_for(r["thing"], targets.get(r["thing"]))
+        bundle = bundles.get(r["model_name"]) if bundles else None
+        if target is None:
+            notes.append(f"{r['thing']}: names no target (hello) — pass a rules `targets` map")
+            continue
+        if bundle is None:
+            notes.append(f"{r['thing']}: bundle {r['model_name']!r} not given (--bundle DIR)")
+            continue
+        record = fastjson.loads(r["record"])
+        cmp = lab.compare(
+            r["thing"],
+            target,
+            r["variant"],
+            record,
+            bundle,
+            config.lab_threshold,
+            config.lab_metric,
+        )
+        if cmp is None:
+            reason = record.get("error") or record.get("skipped")
+            notes.append(
+                f"{r['thing']}/{r['variant']}: "
+                + (f"device bench {reason}" if reason else f"no lab record for target {target}")
+            )
+            continue
+        out.append({**cmp.to_dict(), "measured_at": r["t"]})
+    return out, sorted(set(notes))
+
+
+def device_rows(store: SqliteStore, gaps_by_thing: Mapping[str, int]) -> list[dict[str, Any]]:
+    latency: dict[str, list[str]] = defaultdict(list)
+    agg: dict[str, dict[str, Any]] = {}
+    for r in store.query(
+        "SELECT thing, latency, requests, errors, requests_per_s FROM metrics ORDER BY thing"
+    ):
+        latency[r["thing"]].append(r["latency"])
+        a = agg.setdefault(r["thing"], {"windows": 0, "requests": 0, "errors": 0, "rps": 0.0})
+        a["windows"] += 1
+        a["requests"] += r["requests"] or 0
+        a["errors"] += r["errors"] or 0
+        a["rps"] += r["requests_per_s"] or 0.0
+    counts = {
+        r["thing"]: r["n"]
+        for r in store.query("SELECT thing, COUNT(*) AS n FROM messages GROUP BY thing")
+    }
+    firing = {
+        r["thing"]: r["n"]
+        for r in store.query(
+            "SELECT thing, COUNT(*) AS n FROM alerts WHERE state = 'firing' GROUP BY thing"
+        )
+    }
+    out = []
+    for d in store.query("SELECT * FROM devices ORDER BY thing"):
+        t = d["thing"]
+        a = agg.get(t, {"windows": 0, "requests": 0, "errors": 0, "rps": 0.0})
+        lat = merged_latency(latency.get(t, []))
+        out.append(
+            {
+                "thing": t,
+                "target": d["target"],
+                "bundle": d["bundle"],
+                "variant": d["variant"],
+                "component_version": d["component_version"],
+                "cpu": d["cpu"],
+                "first_seen": d["first_seen"],
+                "last_seen": d["last_seen"],
+                "messages": counts.get(t, 0),
+                "lost": gaps_by_thing.get(t, 0),
+                "windows": a["windows"],
+                "requests": a["requests"],
+                "errors": a["errors"],
+                "requests_per_s": a["rps"] / a["windows"] if a["windows"] else None,
+                "p50_ms": lat["p50"],
+                "p90_ms": lat["p90"],
+                "p99_ms": lat["p99"],
+                "alerts": firing.get(t, 0),
+            }
+        )
+    return out
+
+
+def _alerts(store: SqliteStore, limit: int = 500) -> list[dict[str, Any]]:
+    rows = store.query("SELECT * FROM alerts ORDER BY t, id LIMIT ?", (limit,))
+    out = []
+    for r in rows:
+        a = dict(r)
+        a["detail"] = json.loads(a["detail"] or "{}")
+        out.append(a)
+    return out
+
+
+def fleet_summary(
+    store: SqliteStore,
+    bundles: lab.BundleIndex | None = None,
+    config: RulesConfig | None = None,
+) -> dict[str, Any]:
+    gaps = store.gaps()
+    lost_by_thing: dict[str, int] = defaultdict(int)
+    for g in gaps:
+        lost_by_thing[g.thing] += g.missing
+    by_type = {
+        r["type"]: r["n"]
+        for r in store.query("SELECT type, COUNT(*) AS n FROM messages GROUP BY type")
+    }
+    span = store.query("SELECT MIN(window_start) AS lo, MAX(window_end) AS hi FROM messages")[0]
+    per_variant = defaultdict(list)
+    for r in store.query("SELECT variant, latency FROM metrics"):
+        per_variant[r["variant"]].append(r["latency"])
+    drift = fleet_drift(store, bundles, config)
+    comparisons, notes = lab_vs_device(store, bundles, config)
+    alerts = _alerts(store)
+    alert_counts: dict[str, int] = defaultdict(int)
+    for a in alerts:
+        if a["state"] == "firing":
+            alert_counts[a["rule"]] += 1
+    deployments = [
+        {**dict(r), "versions": json.loads(r["versions"] or "{}")}
+        for r in store.query("SELECT * FROM deployments ORDER BY started_at, thing")
+    ]
+    actions = [dict(r) for r in store.query("SELECT * FROM actions ORDER BY t")]
+    return {
+        "db": str(store.path),
+        "generated_at": time.time(),
+        "span": {"start": span["lo"], "end": span["hi"]},
+        "messages": {
+            "stored": sum(by_type.values()),
+            "by_type": by_type,
+            "duplicates_dropped": store.counter("duplicates"),
+            "rejected": store.counter("rejected"),
+            "lost": sum(g.missing for g in gaps),
+            "lost_before_first_seen": sum(g.missing for g in gaps if g.leading),
+        },
+        "gaps": [
+            {
+                "thing": g.thing,
+                "first": g.first,
+                "last": g.last,
+                "missing": g.missing,
+                "leading": g.leading,
+            }
+            for g in gaps
+        ],
+        "devices": device_rows(store, lost_by_thing),
+        "fleet_latency": {
+            "all": merged_latency(h for hs in per_variant.values() for h in hs),
+            "by_variant": {
+                str(v): merged_latency(hs)
+                for v, hs in sorted(per_variant.items(), key=lambda kv: str(kv[0]))
+            },
+        },
+        "lab_vs_device": comparisons,
+        "lab_notes": notes,
+        "drift": {
+            "fleet": [f.to_dict() for f in drift if f.thing == FLEET],
+            "by_device": [f.to_dict() for f in drift if f.thing != FLEET],
+            "baselines": sorted({f.model or "" for f in drift if f.verdict is not None}),
+        },
+        "alerts": alerts,
+        "alert_counts": dict(alert_counts),
+        "actions": actions,
+        "deployments": deployments,
+    }
+
+
+def import_run_dir(store: SqliteStore, run_dir: str | Path) -> int:
+    """Deployment history the simulator wrote (devices/<thing>/deployments/<id>.json)."""
+    records = []
+    for path in sorted(Path(run_dir).glob("devices/*/deployments/*.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        res = doc.get("result") or {}
+        if "deployment_id" not in res or "thing" not in res:
+            continue
+        components = (doc.get("deployment") or {}).get("components") or []
+        records.append({**res, "components": components})
+    return store.add_deployments(records)
