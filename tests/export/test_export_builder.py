@@ -223,3 +223,25 @@ def test_bundle_name_is_sanitised(regression_data: Path, tmp_path: Path):
     assert bundle.manifest["name"] == "my-model--v2"
     assert Bundle.open(tmp_path / "my model (v2)!").manifest["name"] == "my-model--v2"
     assert os.path.isdir(tmp_path / "my model (v2)!")
+
+
+@pytest.mark.parametrize("fmt", ["npy", "npz"])
+def test_scikit_learn_from_numpy_files_with_a_target(fmt: str, tmp_path: Path):
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=1000).fit(x, y)
+    sio.dump(model, tmp_path / "m.skops")
+    if fmt == "npy":
+        np.save(tmp_path / "d.npy", np.column_stack([x, y]))  # label in the last column
+        target = "-1"
+    else:
+        np.savez(tmp_path / "d.npz", features=x, label=y)
+        target = "label"
+    bundle, report = run_export(
+        tmp_path / "m.skops", tmp_path / f"d.{fmt}", tmp_path / "b", target_column=target
+    )
+    assert report["passed"] and report["rows"] == 150
+    assert bundle.signature["inputs"][0]["shape"] == [None, 4]
+    np.testing.assert_array_equal(bundle.load_samples()["__target__"], y[:150])
