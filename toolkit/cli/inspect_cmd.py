@@ -80,6 +80,10 @@ def summary_tables(bundle: Bundle, problems: list) -> list[Table]:
     lin.add_row("source", f"{src.get('kind', '-')}: {src.get('factory') or src.get('path', '-')}")
     if src.get("sha256"):
         lin.add_row("source sha256", src["sha256"])
+    if src.get("weights"):
+        lin.add_row("weights", f"{src['weights']['path']} sha256 {src['weights']['sha256'][:12]}")
+    if lineage.get("exporter") == "legacy":
+        lin.add_row("exporter", "legacy TorchScript exporter")
     data = lineage.get("data", {})
     lin.add_row(
         "data",
