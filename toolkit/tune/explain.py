@@ -171,9 +171,15 @@ def profile_reason(
     selected: Point, infos: dict[str, VariantInfo], target_name: str, why: str | None
 ) -> str:
     head = f"{selected.info.label}, {selected.candidate.options.short()}"
+    if why is not None:
+        choice = f"the {target_name} profile's first choice that passes the gate ({why})"
+    else:
+        choice = (
+            f"of the variants that pass the gate, the kind the {target_name} profile ranks "
+            f"highest ({selected.info.kind}), though its settings differ from the profile's recipe"
+        )
     text = (
-        f"{head}: the {target_name} profile's first choice that passes the gate"
-        + (f" ({why})" if why else "")
+        f"{head}: {choice}"
         + f". Nothing was measured on {target_name}: ranked by the profile's preferences; "
         "measure on the device (the agent's bench command) to confirm"
     )

@@ -54,6 +54,12 @@ class VariantInfo:
         }
 
 
+def _label(name: str, kind_label: str) -> str:
+    """'int8-static (QDQ S8S8)', or 'int8-static-excl2: int8-static (QDQ S8S8)' when the
+    variant's name is not its kind."""
+    return kind_label if kind_label.split(" ")[0] == name else f"{name}: {kind_label}"
+
+
 def evaluation_summary(variant: dict[str, Any]) -> tuple[str | None, float | None, float | None]:
     """(main metric, value, drop vs fp32) from the evaluate stage's record, when present.
 
@@ -94,7 +100,7 @@ def apply_gate(
         info = VariantInfo(
             name=name,
             kind=variant_kind(name, v),
-            label=describe_kind(name, v),
+            label=_label(name, describe_kind(name, v)),
             bytes=int(v["bytes"]),
             metric=metric,
             value=value,

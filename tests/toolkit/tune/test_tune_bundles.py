@@ -282,3 +282,19 @@ def test_tune_cli_errors(cnn_bundle, copy_bundle, tmp_path):
     (path / "fp32.onnx").write_bytes(b"tampered")
     res = runner.invoke(app, ["tune", str(path), "--target", "local", "--no-create"])
     assert res.exit_code == 1 and "failed verification" in res.output
+
+
+def test_size_and_throughput_objectives(cnn_bundle, copy_bundle):
+    path = copy_bundle(cnn_bundle)
+    fast = {**FAST, "create_missing": True}
+    small = tune(TuneRequest(path, "local", objective="size", write=False, **fast))
+    passing = {n: i.bytes for n, i in small.variants.items() if i.passed}
+    assert len(passing) >= 2  # quantized variants were created and passed the gate
+    assert small.selected.info.bytes == min(passing.values())
+    assert "smaller than fp32" in small.reason
+    fast["create_missing"] = False
+    busy = tune(TuneRequest(path, "local", objective="throughput", **fast))
+    assert all(p.metrics["batch"] == 32 for p in busy.points)  # the CNN has a dynamic batch axis
+    best = max(p.metrics["samples_per_s"] for p in busy.points)
+    assert busy.selected.metrics["samples_per_s"] >= best / 1.02
+    assert manifest_io.read(path)["selection"]["local"]["objective"] == "throughput"
