@@ -11,6 +11,7 @@ import hmac
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from http import HTTPStatus
@@ -36,6 +37,11 @@ class Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
     server_version = "edgekit-edge-agent"
+
+    def setup(self) -> None:
+        super().setup()
+        # small JSON replies: without this, Nagle + delayed ACK add ~40 ms per keep-alive call
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), format % args)

@@ -102,12 +102,23 @@ class Validator:
         self.limits = limits
         self._order = [s.name for s in inputs]
         self._expected = ", ".join(self._order)
+        # Fast path for the common request: right names, exact dtype, fixed trailing dims.
+        self._fast = [
+            (s.name, s.dtype, len(s.shape), tuple(s.shape[1:]), s.dtype.kind == "f")
+            for s in inputs
+            if s.shape and s.shape[0] is None and None not in s.shape[1:]
+        ]
+        if len(self._fast) != len(inputs):
+            self._fast = []
 
     # -- numpy feeds (in-process path, batch mode) -------------------------------------------
     def check_feeds(self, feeds: Any) -> tuple[dict[str, np.ndarray], int]:
         """Return feeds ready for session.run and the batch size; raise RequestError."""
         if not isinstance(feeds, dict):
             raise RequestError("inputs must be a mapping of input name to array")
+        fast = self._fast_path(feeds)
+        if fast is not None:
+            return fast
         if len(feeds) != len(self.inputs) or any(k not in self.inputs for k in feeds):
             self._name_problem(feeds)
         out: dict[str, np.ndarray] = {}
@@ -146,6 +157,29 @@ class Validator:
                 "too_large",
             )
         return out, batch
+
+    def _fast_path(self, feeds: dict[str, Any]) -> tuple[dict[str, np.ndarray], int] | None:
+        """Same checks as the full path for well-formed numpy feeds, in a few attribute reads;
+        anything unusual (or over a cap, or non-finite) falls through to the full path."""
+        if not self._fast or len(feeds) != len(self._fast):
+            return None
+        batch = -1
+        elements = 0
+        for name, dtype, rank, tail, is_float in self._fast:
+            arr = feeds.get(name)
+            if type(arr) is not np.ndarray or arr.dtype != dtype or arr.ndim != rank:
+                return None
+            shape = arr.shape
+            if shape[1:] != tail or shape[0] == 0 or (batch != -1 and shape[0] != batch):
+                return None
+            batch = shape[0]
+            elements += arr.size
+            checks_finite = self.limits.reject_nan or self.limits.reject_inf
+            if is_float and checks_finite and not math.isfinite(np.add.reduce(arr, axis=None)):
+                return None
+        if batch > self.limits.max_batch or elements > self.limits.max_elements:
+            return None
+        return feeds, batch
 
     def _name_problem(self, feeds: dict[str, Any]) -> None:
         unknown = [str(k) for k in feeds if k not in self.inputs]
