@@ -169,6 +169,8 @@ def evaluate_command(
                 out.print(debug_table(name, r["debug"]))
                 worst = ", ".join(n["node"] for n in r["debug"]["worst_nodes"][:5])
                 out.print(f"  worst nodes: {worst}  (retry with --auto-exclude K)")
+            if r.get("debug") and "error" in r["debug"]:
+                out.print(f"  {name}: qdq_loss_debug could not run: {r['debug']['error']}")
             if r.get("auto_exclude"):
                 a = r["auto_exclude"]
                 out.print(

@@ -6,8 +6,11 @@ worse). The nodes touching the worst tensors are what `--auto-exclude K` leaves 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ from edge_agent.bundle import FP32, Bundle
 from toolkit.quantize import preprocess
 from toolkit.quantize.calibration import reader_for
 from toolkit.quantize.feeds import take
+from toolkit.quantize.graph import EXTREME_MAGNITUDE
 
 DEBUG_ROWS = 32
 
@@ -40,7 +44,10 @@ def sqnr(x: Any, y: Any) -> float:
     fa, fb = np.isfinite(a), np.isfinite(b)
     if np.any(fa != fb):
         return -math.inf
-    a, b = a[fa], b[fa]
+    # Mask sentinels (float min) would dominate the norm and hide that every real value was
+    # crushed to one quantization step; like NaN they are not signal.
+    keep = fa & (np.abs(np.where(fa, a, 0.0)) < EXTREME_MAGNITUDE)
+    a, b = a[keep], b[keep]
     eps = np.finfo(np.float64).eps
     signal = max(float(np.linalg.norm(a)), eps)
     noise = max(float(np.linalg.norm(a - b)), eps)
@@ -48,7 +55,9 @@ def sqnr(x: Any, y: Any) -> float:
 
 
 def _as_list(x: Any) -> list[Any]:
-    return [x] if isinstance(x, np.ndarray) else list(x)
+    if isinstance(x, np.ndarray | np.generic | float | int):  # a scalar weight dequantizes to one
+        return [np.asarray(x)]
+    return list(x)
 
 
 def _finite(x: float) -> float | None:
@@ -58,7 +67,40 @@ def _finite(x: float) -> float | None:
 def report(
     bundle: Bundle, variant: str, feeds: dict[str, np.ndarray], top: int = 10
 ) -> dict[str, Any]:
-    import onnx
+
+    with _quiet_logging() as messages:
+        result = _report(bundle, variant, feeds, top)
+    if messages:
+        result["tool_messages"] = messages
+    return result
+
+
+class _Keep(logging.Filter):
+    """The debug tools log every unmatched weight at ERROR on the root logger; keep a few for
+    the report instead of the terminal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if len(self.lines) < 5:
+            self.lines.append(record.getMessage().splitlines()[0][:200])
+        return False
+
+
+@contextlib.contextmanager
+def _quiet_logging() -> Iterator[list[str]]:
+    keep = _Keep()
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield keep.lines
+    finally:
+        root.removeFilter(keep)
+
+
+def _report(bundle: Bundle, variant: str, feeds: dict[str, np.ndarray], top: int) -> dict[str, Any]:
     from onnxruntime.quantization.qdq_loss_debug import (
         collect_activations,
         compute_activation_error,
@@ -89,6 +131,8 @@ def report(
         errors = compute_activation_error(
             create_activation_matching(qdq_acts, float_acts), err_func=sqnr
         )
+        import onnx
+
         model = onnx.load(str(float_path), load_external_data=False)
 
     tensors = []
@@ -128,9 +172,13 @@ def report(
 
 
 def _rank_nodes(model: Any, tensors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each node's worst (lowest) SQNR over the tensors it reads or writes, worst first."""
+    """Each node's worst (lowest) activation SQNR over the tensors it reads or writes, worst
+    first. Weights are reported but do not rank nodes: a near-zero bias has a poor SQNR and
+    no effect on the output."""
     score: dict[str, float] = {
-        t["tensor"]: (-math.inf if t["qdq_sqnr_db"] is None else t["qdq_sqnr_db"]) for t in tensors
+        t["tensor"]: (-math.inf if t["qdq_sqnr_db"] is None else t["qdq_sqnr_db"])
+        for t in tensors
+        if t["kind"] == "activation"
     }
     ranked = []
     for node in model.graph.node:

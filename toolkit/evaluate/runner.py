@@ -119,6 +119,7 @@ def _requantize(bundle: Bundle, name: str, nodes: list[str], k: int) -> tuple[st
             replace=True,
             preprocess=bool((q.get("preprocess") or {}).get("applied", True)),
             command=f"edgekit evaluate --auto-exclude {k} (from {name})",
+            derived_from=name,
         ),
     )
     return new_name, notes
@@ -195,7 +196,10 @@ def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[st
         except Exception as exc:  # the debug tools are best effort on unusual graphs
             result["debug"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
             continue
-        if request.auto_exclude > 0:
+        derived = (entry.get("quantization") or {}).get("derived_from")
+        if request.auto_exclude > 0 and derived:
+            result["debug"]["not_retried"] = f"already a retry of {derived}"
+        elif request.auto_exclude > 0:
             nodes = qdq_debug.worst_nodes(result["debug"], request.auto_exclude)
             new_name, notes = _requantize(bundle, name, nodes, request.auto_exclude)
             bundle = Bundle.open(bundle.path)

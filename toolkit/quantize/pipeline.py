@@ -38,6 +38,7 @@ class QuantizeRequest:
     hardware: dict[str, Any] | None = None  # a profile like edge_agent.hardware.probe()
     preprocess: bool = True
     command: str | None = None
+    derived_from: str | None = None  # the variant this retry replaces (evaluate --auto-exclude)
 
 
 @dataclass
@@ -254,6 +255,7 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
         record: dict[str, Any] = {
             "method": method.name,
             "requested": request.method,
+            "derived_from": request.derived_from,
             "config": registry.config_dict(config),
             **details,
             "auto": choice,
