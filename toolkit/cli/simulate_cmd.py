@@ -4,6 +4,7 @@ with load, drift and faults; `edgekit simulate bench` runs the on-device benchma
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,9 @@ def _options(
     data: Path | None,
     base_port: int,
     timeout_scale: float,
+    merge: str | None = None,
+    wheel_cache: Path | None = None,
+    online: bool = False,
 ) -> SimulateOptions:
     if not component.is_dir():
         raise BadInputError(
@@ -148,7 +152,33 @@ def _options(
         data=data,
         base_port=base_port,
         timeouts=Timeouts().scaled(timeout_scale),
+        extra_merge=_merge(merge),
+        wheel_cache=wheel_cache,
+        offline=not online,
     )
+
+
+def _merge(text: str | None) -> dict[str, Any]:
+    """`--merge` JSON object, or KEY=VALUE pairs separated by commas."""
+    if not text:
+        return {}
+    if text.lstrip().startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadInputError(f"--merge is not valid JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise BadInputError("--merge must be a JSON object")
+        return value
+    pairs = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise BadInputError(
+                f"--merge item {part!r} is not KEY=VALUE", hint='e.g. --merge "window_s=5"'
+            )
+        pairs[key.strip()] = value.strip()
+    return pairs
 
 
 COMPONENT = typer.Option(
@@ -176,6 +206,21 @@ PORT = typer.Option(
     18080, "--base-port", help="REST port of the first device's agent (then +1 each)."
 )
 SCALE = typer.Option(1.0, "--timeout-scale", help="Multiply the nucleus's lifecycle timeouts.")
+MERGE = typer.Option(
+    None,
+    "--merge",
+    help="Configuration merged into each device's deployment: JSON or KEY=VALUE,... "
+    '(e.g. "window_s=5"); the per-device port is merged too.',
+)
+WHEEL_CACHE = typer.Option(
+    None,
+    "--wheel-cache",
+    help="Shared read-only wheel cache the devices' pip installs from "
+    "(default ~/.cache/edgekit/wheels/cpXY; filled from the installed packages).",
+)
+ONLINE = typer.Option(
+    False, "--online", help="Let the component's Install reach a package index (no wheel cache)."
+)
 
 
 @simulate_app.callback(invoke_without_command=True)
@@ -203,6 +248,9 @@ def simulate_command(
     data: Path = DATA,
     base_port: int = PORT,
     timeout_scale: float = SCALE,
+    merge: str = MERGE,
+    wheel_cache: Path = WHEEL_CACHE,
+    online: bool = ONLINE,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Start N devices, deploy the component (canary first), drive load, inject faults."""
@@ -226,6 +274,9 @@ def simulate_command(
         data,
         base_port,
         timeout_scale,
+        merge,
+        wheel_cache,
+        online,
     )
     summary = _run(opts, as_json)
     _finish(summary, as_json)
@@ -242,6 +293,15 @@ def bench_command(
     name: str = NAME,
     base_port: int = PORT,
     timeout_scale: float = SCALE,
+    merge: str = MERGE,
+    wheel_cache: Path = WHEEL_CACHE,
+    online: bool = ONLINE,
+    budget: float = typer.Option(
+        None, "--budget", help="Seconds each device may spend benchmarking (agent default 20)."
+    ),
+    variants: str = typer.Option(
+        None, "--variants", help="Comma-separated variants to benchmark (default: all shipped)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Deploy, send the bench command (cmd/edgekit/{thing}/bench) to every device, collect results."""
@@ -259,12 +319,50 @@ def bench_command(
         None,
         base_port,
         timeout_scale,
+        merge,
+        wheel_cache,
+        online,
     )
-    opts.bench = {}
+    if budget is not None and budget <= 0:
+        raise BadInputError("--budget must be more than 0 seconds")
+    opts.bench = {k: v for k, v in (("budget_s", budget), ("variants", _list(variants))) if v}
     summary = _run(opts, as_json)
     if not as_json:
+        out.print(_bench_table(summary["bench"]))
         err.print(f"bench results from {len(summary['bench'])}/{devices} devices")
     _finish(summary, as_json)
+
+
+def _list(text: str | None) -> list[str] | None:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else None
+
+
+def _bench_table(replies: dict[str, Any]) -> Table:
+    """One row per device and variant, from the agent's bench telemetry (edge_agent.bench)."""
+    table = Table(title="on-device benchmark (one device at a time)")
+    for col in ("device", "variant", "p50 ms", "p99 ms", "QPS", "note"):
+        table.add_column(col, justify="left" if col in ("device", "variant", "note") else "right")
+    for thing, msg in replies.items():
+        body = (msg or {}).get("body", msg) if isinstance(msg, dict) else {}
+        if body.get("error"):
+            table.add_row(thing, "-", "-", "-", "-", f"[red]{body['error']}[/]")
+        for variant, rec in (body.get("results") or {}).items():
+            lat = rec.get("latency_ms") or {}
+            note = rec.get("error") or rec.get("skipped") or ""
+            qps = (rec.get("throughput") or {}).get("queries_per_s")
+            table.add_row(
+                thing,
+                variant,
+                _fmt(lat.get("p50"), 3),
+                _fmt(lat.get("p99"), 3),
+                _fmt(qps, 0),
+                note,
+            )
+    return table
+
+
+def _fmt(x: Any, digits: int) -> str:
+    return "-" if x is None else f"{float(x):.{digits}f}"
 
 
 def _run(opts: SimulateOptions, as_json: bool) -> dict[str, Any]:

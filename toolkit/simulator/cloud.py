@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,6 +23,7 @@ from typing import Protocol
 from toolkit.simulator.topics import mqtt_match
 
 SPOOL_MAX_BYTES = 2_621_440
+log = logging.getLogger("edgekit.simulator")
 
 Listener = Callable[[str, str, bytes], None]  # (thing, topic, payload)
 Deliver = Callable[[str, bytes], None]  # (topic, payload)
@@ -61,7 +63,11 @@ class _InProcessLink:
         self.cloud.received += 1
         self.cloud.outbox.append((self.thing, topic, payload))
         for listener in list(self.cloud.listeners):
-            listener(self.thing, topic, payload)
+            try:
+                listener(self.thing, topic, payload)
+            except Exception:  # the cloud took the message; one bad consumer does not undo it
+                self.cloud.listener_errors += 1
+                log.exception("cloud listener %r failed on %s", listener, topic)
 
     def subscribe(self, topic_filter: str, deliver: Deliver) -> Callable[[], None]:
         entry = (topic_filter, deliver)
@@ -101,6 +107,7 @@ class InProcessCloud:
             maxlen=outbox_size
         )
         self.received = 0
+        self.listener_errors = 0
 
     def add_listener(self, fn: Listener) -> None:
         self.listeners.append(fn)

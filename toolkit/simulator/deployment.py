@@ -25,7 +25,7 @@ from edge_agent.errors import EdgekitError
 from toolkit.simulator.artifacts import install_artifacts
 from toolkit.simulator.catalog import Catalog, CatalogEntry, satisfies
 from toolkit.simulator.config import apply_configuration_update, deep_merge
-from toolkit.simulator.device import Device, InstalledComponent
+from toolkit.simulator.device import GGC_VERSION, NUCLEUS, Device, InstalledComponent
 from toolkit.simulator.lifecycle import BROKEN, FINISHED, RUNNING
 from toolkit.simulator.platform import select_manifest
 
@@ -88,6 +88,13 @@ def _resolve(
         for dep, spec in entry.recipe.dependencies.items():
             req = (spec or {}).get("VersionRequirement")
             if dep in targets:
+                continue
+            if dep == NUCLEUS:  # every core device runs the nucleus itself, at GGC_VERSION
+                if not satisfies(GGC_VERSION, req):
+                    raise EdgekitError(
+                        f"{entry.recipe.name} needs {NUCLEUS} {req}, and the simulated device's "
+                        f"nucleus is {GGC_VERSION}"
+                    )
                 continue
             installed = device.components.get(dep)
             if installed is not None and satisfies(installed.version, req):

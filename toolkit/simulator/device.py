@@ -29,6 +29,7 @@ from toolkit.simulator.profiles import DeviceProfile, Throttler
 from toolkit.simulator.services import CoreServices
 
 GGC_VERSION = "2.14.0"  # the nucleus version the simulator reports to components
+NUCLEUS = "aws.greengrass.Nucleus"  # built in: satisfies dependencies on the nucleus itself
 
 
 @dataclass

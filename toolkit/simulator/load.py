@@ -32,28 +32,41 @@ _DTYPES = {
 
 @dataclass
 class Dataset:
+    """Rows to send. Drift shifts a third of the numeric inputs (at least one) by
+    `shift_sigmas` standard deviations, so per-feature drift shows which inputs moved."""
+
     model: str
     inputs: dict[str, np.ndarray]
     shift_sigmas: float = 3.0
+    _shift: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        numeric = [n for n, a in self.inputs.items() if a.dtype.kind == "f"]
+        for name in numeric[: max(1, -(-len(numeric) // 3))] if numeric else []:
+            std = np.nanstd(self.inputs[name].astype(np.float64), axis=0)
+            self._shift[name] = self.shift_sigmas * np.where(std > 0, std, 1.0)
 
     @property
     def rows(self) -> int:
         return min(len(v) for v in self.inputs.values())
 
+    @property
+    def drifted_inputs(self) -> list[str]:
+        return list(self._shift)
+
     def body(self, i: int, drifted: bool) -> bytes:
+        """A KServe v2 request for row i. Missing values go as JSON `NaN`, which the agent reads
+        as missing (its reject_nan is off by default); `null` would be refused as not a number."""
         out = []
         for name, arr in self.inputs.items():
             row = arr[i % len(arr) : i % len(arr) + 1]
-            if drifted and row.dtype.kind == "f":
-                std = np.nanstd(arr.astype(np.float64), axis=0)
-                row = (row + self.shift_sigmas * np.where(std > 0, std, 1.0)).astype(arr.dtype)
+            if drifted and name in self._shift:
+                row = (row + self._shift[name]).astype(arr.dtype)
             if row.dtype.kind in "OUS":
                 dtype, data = "BYTES", [str(x) for x in row.ravel().tolist()]
             else:
                 dtype = _DTYPES.get(str(row.dtype), "FP32")
-                data = [
-                    None if isinstance(x, float) and x != x else x for x in row.ravel().tolist()
-                ]
+                data = row.ravel().tolist()
             out.append({"name": name, "shape": list(row.shape), "datatype": dtype, "data": data})
         return json.dumps({"inputs": out}).encode()
 
