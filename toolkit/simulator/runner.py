@@ -14,6 +14,7 @@ from typing import Any
 
 from edge_agent.atomic import write_json
 from edge_agent.errors import BadInputError
+from toolkit.simulator import wheelcache
 from toolkit.simulator.catalog import Catalog
 from toolkit.simulator.cloud import InProcessCloud, Listener
 from toolkit.simulator.deployment import ComponentUpdate, Deployment
@@ -47,6 +48,10 @@ class SimulateOptions:
     extra_merge: dict[str, Any] = field(default_factory=dict)
     listeners: list[Listener] = field(default_factory=list)  # the fleet collector plugs in here
     bench: dict[str, Any] | None = None  # send the bench command after the rollout
+    # The shared read-only wheel cache the devices' pip installs from (None: the default
+    # folder, ~/.cache/edgekit/wheels/cpXY); offline=False lets Install reach a package index.
+    wheel_cache: Path | None = None
+    offline: bool = True
 
 
 class CloudTap:
@@ -102,13 +107,18 @@ async def simulate(
         cloud.add_listener(tap)
         for fn in opts.listeners:
             cloud.add_listener(fn)
+    device_env: dict[str, str] = {}
+    wheels: dict[str, Any] | None = None
+    if opts.offline:
+        cache_dir, wheels = prepare_wheel_cache(opts.component_dir, component, opts.wheel_cache)
+        device_env = wheelcache.pip_env(cache_dir) if cache_dir else {}
     fleet = SimFleet(opts.run_dir, cloud, catalog, opts.timeouts)
     things = [f"sim-{i + 1:03d}" for i in range(opts.devices)]
     ports = {t: opts.base_port + i for i, t in enumerate(things)}
     started = time.time()
     try:
         for i, t in enumerate(things):
-            await fleet.add_device(t, opts.profiles[i % len(opts.profiles)])
+            await fleet.add_device(t, opts.profiles[i % len(opts.profiles)], extra_env=device_env)
         if not isinstance(cloud, InProcessCloud):
             _tap_broker(fleet, tap)
 
@@ -171,18 +181,45 @@ async def simulate(
             "profiles": {t: fleet.devices[t].profile.to_dict() for t in things},
             "slowdown_note": "slowdown factors are applied by SIGSTOP/SIGCONT duty cycling of the "
             "component's processes: a fixed factor, not a model of a real device",
+            "wheel_cache": wheels,
             "rollout": rollout.to_dict(),
             "devices": final["devices"],
             "faults": [f.to_dict() for f in opts.faults],
             "bench": bench_results,
             "load": {x.thing: x.summary() for x in loads},
             "drift_after_s": opts.drift_after_s,
+            "drift": {
+                "after_s": opts.drift_after_s,
+                "devices": sorted(drift_things if drift_things is not None else ready)
+                if opts.drift_after_s is not None and data is not None
+                else [],
+                "inputs": data.drifted_inputs if data is not None else [],
+                "shift_sigmas": data.shift_sigmas if data is not None else None,
+            },
         }
-        write_json(opts.run_dir / "summary.json", summary)
-        return summary
     finally:
-        tap.close()
+        # components first: their Shutdown closes the last window and flushes it to the cloud,
+        # which must still be listening
         await fleet.stop()
+        tap.close()
+    # what reached the cloud, including the windows the agents flushed while stopping
+    summary["messages"] = {t: dict(tap.counts[t]) for t in things}
+    write_json(opts.run_dir / "summary.json", summary)
+    return summary
+
+
+def prepare_wheel_cache(
+    component_dir: Path, component: str, folder: Path | None
+) -> tuple[Path | None, dict[str, Any] | None]:
+    """Fill the shared cache with the component's pinned requirements, before any device starts
+    (so N devices do not rebuild it N times). No pinned requirements: no cache."""
+    started = time.perf_counter()
+    pins = wheelcache.pins_in_artifacts(Path(component_dir) / "artifacts" / component)
+    if not pins:
+        return None, None
+    cache = Path(folder) if folder else wheelcache.default_dir()
+    report = wheelcache.fill(cache, pins)
+    return cache, {**report.to_dict(), "fill_s": round(time.perf_counter() - started, 2)}
 
 
 def _tap_broker(fleet: SimFleet, tap: CloudTap) -> None:
@@ -200,21 +237,38 @@ def _tap_broker(fleet: SimFleet, tap: CloudTap) -> None:
 
 
 async def send_bench(
-    cloud: Any, tap: CloudTap, things: list[str], body: dict[str, Any], timeout_s: float = 120
+    cloud: Any,
+    tap: CloudTap,
+    things: list[str],
+    body: dict[str, Any],
+    timeout_s: float | None = None,
+    sequential: bool = True,
 ) -> dict[str, Any]:
-    """Send the bench command to every device and wait for each dt/edgekit/{thing}/bench reply."""
-    before = {t: tap.counts[t]["bench"] for t in things}
-    for t in things:
-        topic = BENCH_TOPIC.format(thing=t)
-        payload = json.dumps(body).encode()
-        if isinstance(cloud, InProcessCloud):
-            cloud.inject(topic, payload)
-        else:
-            await _broker_publish(cloud, topic, payload)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and any(tap.counts[t]["bench"] <= before[t] for t in things):
-        await asyncio.sleep(0.2)
-    return {t: tap.last.get((t, "bench")) for t in things if tap.counts[t]["bench"] > before[t]}
+    """Send the bench command and wait for each dt/edgekit/{thing}/bench reply (the whole
+    telemetry message, results under `body`). One device at a time by default: simulated
+    devices share this host's CPU, so benchmarks run side by side would measure each other."""
+    from edge_agent.bench import DEFAULT_BUDGET_S
+
+    per_device = timeout_s or float(body.get("budget_s", DEFAULT_BUDGET_S)) + 60.0
+    results: dict[str, Any] = {}
+    for group in [[t] for t in things] if sequential else [things]:
+        before = {t: tap.counts[t]["bench"] for t in group}
+        for t in group:
+            topic = BENCH_TOPIC.format(thing=t)
+            payload = json.dumps(body).encode()
+            if isinstance(cloud, InProcessCloud):
+                cloud.inject(topic, payload)
+            else:
+                await _broker_publish(cloud, topic, payload)
+        deadline = time.monotonic() + per_device
+        while time.monotonic() < deadline and any(
+            tap.counts[t]["bench"] <= before[t] for t in group
+        ):
+            await asyncio.sleep(0.1)
+        results.update(
+            {t: tap.last.get((t, "bench")) for t in group if tap.counts[t]["bench"] > before[t]}
+        )
+    return results
 
 
 async def _broker_publish(cloud: Any, topic: str, payload: bytes) -> None:
