@@ -11,7 +11,6 @@ from typing import Any
 
 import typer
 from rich.live import Live
-from rich.table import Table
 
 from edge_agent.errors import BadInputError
 from toolkit.cli import app
@@ -20,11 +19,10 @@ from toolkit.simulator.faults import parse_faults
 from toolkit.simulator.lifecycle import Timeouts
 from toolkit.simulator.profiles import DeviceProfile, get_profile
 from toolkit.simulator.runner import SimulateOptions, simulate
+from toolkit.simulator.view import bench_table, fleet_table
 
 simulate_app = typer.Typer(help="Run a Greengrass component on simulated core devices, offline.")
 app.add_typer(simulate_app, name="simulate")
-
-_STATE_STYLE = {"RUNNING": "green", "FINISHED": "green", "BROKEN": "bold red", "ERRORED": "red"}
 
 
 def _seconds(text: str | None, what: str) -> float | None:
@@ -74,42 +72,6 @@ def _profile(name: str) -> DeviceProfile:
         threads=t.threads,
         description=f"{t.title} (platform and cores from the target; memory not capped)",
     )
-
-
-def _table(snap: dict[str, Any]) -> Table:
-    table = Table(title=f"simulated fleet — t={snap['t']:.0f}s")
-    for col in (
-        "device",
-        "profile",
-        "version",
-        "state",
-        "restarts",
-        "req/s",
-        "p99 ms",
-        "ok",
-        "errors",
-        "alerts",
-        "spooled",
-    ):
-        table.add_column(
-            col, justify="right" if col not in ("device", "profile", "state", "version") else "left"
-        )
-    for thing, d in snap["devices"].items():
-        style = _STATE_STYLE.get(d["state"], "yellow")
-        table.add_row(
-            thing,
-            d["profile"],
-            str(d["version"] or "-"),
-            f"[{style}]{d['state']}[/]",
-            str(d["restarts"]),
-            f"{d['throughput']:.1f}",
-            "-" if d["p99_ms"] is None else f"{d['p99_ms']:.1f}",
-            str(d["requests"]),
-            str(d["errors"]),
-            str(d["alerts"]),
-            str(d["mqtt"]["spooled"]),
-        )
-    return table
 
 
 def _options(
@@ -203,7 +165,9 @@ DATA = typer.Option(
     None, "--data", help="Inputs to send (.npz keyed by input name); default: the bundle's samples."
 )
 PORT = typer.Option(
-    18080, "--base-port", help="REST port of the first device's agent (then +1 each)."
+    18080,
+    "--base-port",
+    help="REST port of the first device's agent (then +1 each); 0 = any free block.",
 )
 SCALE = typer.Option(1.0, "--timeout-scale", help="Multiply the nucleus's lifecycle timeouts.")
 MERGE = typer.Option(
@@ -328,7 +292,7 @@ def bench_command(
     opts.bench = {k: v for k, v in (("budget_s", budget), ("variants", _list(variants))) if v}
     summary = _run(opts, as_json)
     if not as_json:
-        out.print(_bench_table(summary["bench"]))
+        out.print(bench_table(summary["bench"]))
         err.print(f"bench results from {len(summary['bench'])}/{devices} devices")
     _finish(summary, as_json)
 
@@ -337,39 +301,11 @@ def _list(text: str | None) -> list[str] | None:
     return [x.strip() for x in text.split(",") if x.strip()] if text else None
 
 
-def _bench_table(replies: dict[str, Any]) -> Table:
-    """One row per device and variant, from the agent's bench telemetry (edge_agent.bench)."""
-    table = Table(title="on-device benchmark (one device at a time)")
-    for col in ("device", "variant", "p50 ms", "p99 ms", "QPS", "note"):
-        table.add_column(col, justify="left" if col in ("device", "variant", "note") else "right")
-    for thing, msg in replies.items():
-        body = (msg or {}).get("body", msg) if isinstance(msg, dict) else {}
-        if body.get("error"):
-            table.add_row(thing, "-", "-", "-", "-", f"[red]{body['error']}[/]")
-        for variant, rec in (body.get("results") or {}).items():
-            lat = rec.get("latency_ms") or {}
-            note = rec.get("error") or rec.get("skipped") or ""
-            qps = (rec.get("throughput") or {}).get("queries_per_s")
-            table.add_row(
-                thing,
-                variant,
-                _fmt(lat.get("p50"), 3),
-                _fmt(lat.get("p99"), 3),
-                _fmt(qps, 0),
-                note,
-            )
-    return table
-
-
-def _fmt(x: Any, digits: int) -> str:
-    return "-" if x is None else f"{float(x):.{digits}f}"
-
-
 def _run(opts: SimulateOptions, as_json: bool) -> dict[str, Any]:
     if as_json:
         return asyncio.run(simulate(opts))
     with Live(console=err, refresh_per_second=2, transient=False) as live:
-        return asyncio.run(simulate(opts, lambda snap: live.update(_table(snap))))
+        return asyncio.run(simulate(opts, lambda snap: live.update(fleet_table(snap))))
 
 
 def _finish(summary: dict[str, Any], as_json: bool) -> None:

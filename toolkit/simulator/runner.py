@@ -14,6 +14,7 @@ from typing import Any
 
 from edge_agent.atomic import write_json
 from edge_agent.errors import BadInputError
+from toolkit.simulator import ports as ports_mod
 from toolkit.simulator import wheelcache
 from toolkit.simulator.catalog import Catalog
 from toolkit.simulator.cloud import InProcessCloud, Listener
@@ -39,7 +40,7 @@ class SimulateOptions:
     drift_devices: int | None = None  # the first N devices drift (None: all)
     faults: list[Fault] = field(default_factory=list)
     broker: str | None = None
-    base_port: int = 18080
+    base_port: int = 18080  # 0: any block of free ports
     component: str | None = None
     data: Path | None = None
     waves: list[int | str] = field(default_factory=lambda: [1, "100%"])
@@ -114,7 +115,8 @@ async def simulate(
         device_env = wheelcache.pip_env(cache_dir) if cache_dir else {}
     fleet = SimFleet(opts.run_dir, cloud, catalog, opts.timeouts)
     things = [f"sim-{i + 1:03d}" for i in range(opts.devices)]
-    ports = {t: opts.base_port + i for i, t in enumerate(things)}
+    base = opts.base_port or ports_mod.free_block(len(things))
+    ports = {t: base + i for i, t in enumerate(things)}
     started = time.time()
     try:
         for i, t in enumerate(things):
@@ -296,5 +298,6 @@ def _snapshot(
             "alerts": tap.counts[thing]["alerts"],
             "metrics_msgs": tap.counts[thing]["metrics"],
             "mqtt": dev.services.mqtt.stats(),
+            "ipc_calls": dict(dev.ipc.calls),
         }
     return {"t": round(t, 1), "devices": devices}
