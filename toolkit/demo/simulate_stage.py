@@ -10,6 +10,7 @@ alert. The stage ends with the fleet report (HTML) and its path.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,10 @@ def _fleet_report(run_dir: Path, out: Path) -> Path | None:
 
 
 def _result_table(summary: dict[str, Any], fired: dict[str, list[str]]) -> Table:
-    table = Table(title="simulated fleet: what reached the cloud")
+    table = Table(
+        title="simulated fleet: what reached the cloud",
+        caption=f"* inputs drifted after {summary['drift']['after_s']:.0f} s",
+    )
     for col in ("device", "state", "requests", "errors", "p99 ms", "metrics", "alerts fired"):
         table.add_column(
             col, justify="left" if col in ("device", "state", "alerts fired") else "right"
@@ -92,13 +96,13 @@ def _result_table(summary: dict[str, Any], fired: dict[str, list[str]]) -> Table
         load = summary["load"].get(thing, {})
         p99 = load.get("p99_ms")
         table.add_row(
-            thing + (" (drifted)" if thing in drifted else ""),
+            thing + ("*" if thing in drifted else ""),
             d["state"],
             str(load.get("ok", 0)),
             str(load.get("errors", 0)),
             "-" if p99 is None else f"{p99:.1f}",
             str(summary["messages"].get(thing, {}).get("metrics", 0)),
-            ", ".join(fired.get(thing, [])) or "-",
+            " ".join(fired.get(thing, [])) or "-",
         )
     return table
 
@@ -128,15 +132,22 @@ def simulate_demo(ctx: DemoContext) -> None:
         highlight=False,
     )
     started = time.perf_counter()
-    with Live(console=ctx.console, refresh_per_second=2, transient=True) as live:
-        summary = asyncio.run(simulate(opts, lambda snap: live.update(fleet_table(snap))))
+    # the collector's log action would print each fleet alert; the stage sums them up instead
+    alerts_log = logging.getLogger("edgekit.fleet.alerts")
+    level = alerts_log.level
+    alerts_log.setLevel(logging.ERROR)
+    try:
+        with Live(console=ctx.console, refresh_per_second=2, transient=True) as live:
+            summary = asyncio.run(simulate(opts, lambda snap: live.update(fleet_table(snap))))
+    finally:
+        alerts_log.setLevel(level)
     wall = time.perf_counter() - started
     rollout = summary["rollout"]
     installs = {t: r["duration_s"] for t, r in rollout["results"].items()}
     for thing, r in rollout["results"].items():
         ctx.console.print(
             f"  {thing}: deployment {r['detailed_status']} in {r['duration_s']:.1f} s "
-            f"(offline install from the shared wheel cache, agent RUNNING over IPC) {r['reason']}",
+            f"(offline install, RUNNING over IPC) {r['reason']}".rstrip(),
             highlight=False,
         )
     fired = _alerts(run_dir)
@@ -146,7 +157,8 @@ def simulate_demo(ctx: DemoContext) -> None:
     if fleet:
         ctx.console.print(
             f"  fleet collector: {fleet.get('stored', 0)} messages stored in {fleet.get('db')}, "
-            f"{fleet.get('duplicates', 0)} duplicates dropped, {fleet.get('lost', 0)} lost",
+            f"{fleet.get('duplicates', 0)} duplicates dropped, {fleet.get('lost', 0)} lost, "
+            f"{fleet.get('alerts', 0)} fleet-side alerts (device alerts and fleet-wide drift)",
             highlight=False,
         )
     ctx.console.print(f"  run folder: {run_dir} (summary.json, cloud.jsonl, devices/*/logs)")
