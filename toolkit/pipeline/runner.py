@@ -1,0 +1,326 @@
+"""Run a pipeline: plan the stages with their cache keys, take unchanged stages from the cache,
+run the others in order, record everything in the run store, and publish the final bundle and
+component to the output folder.
+
+Cache entries live in `<workdir>/cache/<stage>/<key>/`: a stage runs in a staging folder that is
+renamed into place only when it succeeded, so a failed stage leaves nothing half-written and the
+entries of the stages before it stay valid for the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_agent.atomic import staging_dir, write_json
+from edge_agent.errors import BadInputError, EdgekitError
+from toolkit.pipeline import keys
+from toolkit.pipeline.spec import PipelineSpec
+from toolkit.pipeline.stages import STAGES, Runtime, Stage, StageContext, plan, registry
+from toolkit.pipeline.store import FAILED, OK, STOPPED, RunStore
+from toolkit.pipeline.summary import summarize
+
+RESULT_FILE = "result.json"
+REL = "@/"  # marks a path inside the cache entry in result.json
+
+Event = Callable[[str, "StagePlan", dict[str, Any]], None]  # (started|done|cached|failed|stopped)
+
+
+@dataclass
+class StagePlan:
+    stage: Stage
+    key: str
+    entry: Path
+    cached: bool
+    forced: bool = False
+    stop: bool = False  # a dry run of the trigger stops here, before deploying
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+    @property
+    def action(self) -> str:
+        if self.stop:
+            return "stop"
+        return "cached" if self.cached and not self.forced else "run"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.name,
+            "key": self.key,
+            "action": self.action,
+            "forced": self.forced,
+            "entry": str(self.entry),
+            "options": self.stage.describe(),
+        }
+
+
+@dataclass
+class RunReport:
+    run_id: str | None
+    status: str
+    plan: list[StagePlan]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ran(self) -> list[str]:
+        return [p.name for p in self.plan if p.name in self.results and p.action == "run"]
+
+    @property
+    def cached(self) -> list[str]:
+        return [p.name for p in self.plan if p.name in self.results and p.action == "cached"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.status == OK,
+            "run_id": self.run_id,
+            "status": self.status,
+            "plan": [p.to_dict() for p in self.plan],
+            "ran": self.ran,
+            "cached": self.cached,
+            "timings_s": self.timings,
+            "error": self.error,
+            "outputs": self.outputs,
+            "results": self.results,
+            "summary": self.summary,
+        }
+
+
+def check_force(force: Iterable[str]) -> set[str]:
+    names = {f.strip() for f in force if f.strip()}
+    known = {c.name for c in registry()}
+    bad = sorted(names - known - {"all"})
+    if bad:
+        raise BadInputError(
+            f"--force {bad[0]!r} is not a stage", hint=f"one of {', '.join(sorted(known))}, all"
+        )
+    return names
+
+
+def make_plan(spec: PipelineSpec, runtime: Runtime, force: Iterable[str] = ()) -> list[StagePlan]:
+    """Every enabled stage with its key; a forced stage reruns, and so does every stage after it
+    (they were made from the output it replaces)."""
+    forced_names = check_force(force)
+    out: list[StagePlan] = []
+    upstream: str | None = None
+    forcing = "all" in forced_names
+    for stage in plan(spec):
+        key = keys.stage_key(stage.name, stage.inputs(spec, runtime), upstream)
+        entry = spec.workdir / "cache" / stage.name / key[:24]
+        forcing = forcing or stage.name in forced_names
+        cached = (entry / RESULT_FILE).is_file()
+        stop = stage.deploys and stage.name in runtime.stop_before
+        out.append(StagePlan(stage, key, entry, cached, forced=forcing, stop=stop))
+        upstream = key
+    return out
+
+
+def _to_json(obj: Any, work: Path) -> Any:
+    if isinstance(obj, Path):
+        try:
+            return REL + obj.resolve().relative_to(work.resolve()).as_posix()
+        except ValueError:
+            return str(obj)
+    if isinstance(obj, dict):
+        return {str(k): _to_json(v, work) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_json(v, work) for v in obj]
+    return obj
+
+
+def _from_json(obj: Any, entry: Path) -> Any:
+    if isinstance(obj, str) and obj.startswith(REL):
+        return str(entry / obj[len(REL) :])
+    if isinstance(obj, dict):
+        return {k: _from_json(v, entry) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_from_json(v, entry) for v in obj]
+    return obj
+
+
+def _run_stage(p: StagePlan, spec: PipelineSpec, outputs: dict, runtime: Runtime, say) -> dict:
+    with staging_dir(p.entry, replace=True) as work:
+        ctx = StageContext(spec, work, outputs, runtime, say)
+        if p.stage.changes_bundle and ctx.latest("bundle"):
+            shutil.copytree(ctx.latest("bundle"), work / "bundle")
+        result = p.stage.run(ctx)
+        stored = _to_json({**result, "key": p.key, "stage": p.name}, work)
+        write_json(work / RESULT_FILE, stored)
+    return _from_json(stored, p.entry)
+
+
+def _publish_outputs(spec: PipelineSpec, outputs: dict[str, dict]) -> dict[str, str]:
+    """The final bundle and component copied to the output folder (each swapped in whole)."""
+    published: dict[str, str] = {}
+    ctx = StageContext(spec, spec.output, outputs, Runtime())
+    for key, name in (("bundle", "bundle"), ("build_dir", "greengrass-build")):
+        src = ctx.latest(key)
+        if not src:
+            continue
+        with staging_dir(spec.output / name, replace=True) as stage:
+            shutil.copytree(src, stage, dirs_exist_ok=True)
+        published[name] = str(spec.output / name)
+    return published
+
+
+def run_pipeline(
+    spec: PipelineSpec,
+    runtime: Runtime | None = None,
+    *,
+    force: Iterable[str] = (),
+    alert: dict[str, Any] | None = None,
+    on_event: Event | None = None,
+    say: Callable[[str, str], None] | None = None,
+) -> RunReport:
+    """Run (or take from the cache) every stage; returns the report. A failed stage is recorded
+    and its error re-raised after the run is closed in the store."""
+    runtime = runtime or Runtime()
+    own_store = runtime.store is None
+    if own_store:
+        runtime.store = RunStore(spec.store)
+    store: RunStore = runtime.store
+    emit = on_event or (lambda *_a: None)
+    try:
+        stages = make_plan(spec, runtime, force)
+        run_id = store.begin(
+            pipeline=str(spec.path),
+            digest=spec.digest,
+            name=spec.name,
+            inputs=_inputs_record(spec, stages),
+            versions=keys.versions(),
+            overrides=spec.overrides,
+            alert=alert,
+            dry_run=bool(runtime.stop_before),
+            forced=sorted(check_force(force)),
+        )
+        runtime.run_id = run_id
+        report = RunReport(run_id, OK, stages)
+        outputs: dict[str, dict[str, Any]] = {}
+        for idx, p in enumerate(stages):
+            started = time.time()
+            if p.stop:
+                report.status = STOPPED
+                would = _would_deploy(p, outputs)
+                report.results[p.name] = {"stopped": True, "would_deploy": would}
+                store.stage(
+                    run_id, idx, p.name, p.key, "stopped", started, 0.0, {"would_deploy": would}
+                )
+                emit("stopped", p, {"would_deploy": would})
+                break
+            if p.action == "cached":
+                result = _from_json(json.loads((p.entry / RESULT_FILE).read_text()), p.entry)
+                outputs[p.name] = report.results[p.name] = result
+                report.timings[p.name] = 0.0
+                store.stage(run_id, idx, p.name, p.key, "cached", started, 0.0, result)
+                emit("cached", p, result)
+                continue
+            emit("started", p, {})
+            t0 = time.perf_counter()
+            try:
+                result = _run_stage(
+                    p, spec, outputs, runtime, lambda m, n=p.name: (say or _quiet)(n, m)
+                )
+            except BaseException as exc:
+                seconds = round(time.perf_counter() - t0, 3)
+                message = (
+                    exc.message if isinstance(exc, EdgekitError) else f"{type(exc).__name__}: {exc}"
+                )
+                details = (
+                    {"traceback": traceback.format_exc(limit=8)}
+                    if not isinstance(exc, EdgekitError)
+                    else getattr(exc, "details", None)
+                )
+                store.stage(
+                    run_id, idx, p.name, p.key, "failed", started, seconds, details, message
+                )
+                report.status, report.error = FAILED, f"stage {p.name} failed: {message}"
+                report.timings[p.name] = seconds
+                store.finish(run_id, FAILED, error=report.error, summary=_safe_summary(outputs))
+                emit("failed", p, {"error": message, "seconds": seconds})
+                raise
+            seconds = round(time.perf_counter() - t0, 3)
+            outputs[p.name] = report.results[p.name] = result
+            report.timings[p.name] = seconds
+            store.stage(run_id, idx, p.name, p.key, "ran", started, seconds, result)
+            emit("done", p, {"seconds": seconds, **result})
+        ctx = StageContext(spec, spec.workdir, outputs, runtime)
+        report.outputs = _publish_outputs(spec, outputs) if report.status == OK else {}
+        report.summary = _safe_summary(outputs)
+        store.finish(
+            run_id,
+            report.status,
+            bundle=ctx.latest("bundle"),
+            component=ctx.latest("component"),
+            version=ctx.latest("version"),
+            summary=report.summary,
+        )
+        return report
+    finally:
+        if own_store:
+            store.close()
+            runtime.store = None
+
+
+def _quiet(_stage: str, _message: str) -> None:
+    pass
+
+
+def _would_deploy(p: StagePlan, outputs: dict[str, dict]) -> dict[str, Any]:
+    ctx = StageContext(p.stage.spec, p.entry, outputs, Runtime())
+    cfg = p.stage.cfg
+    target = getattr(cfg, "to", None)
+    if target == "fleet":
+        target = f"fleet {cfg.fleet}"
+    elif target == "greengrass":
+        target = cfg.thing_group or cfg.thing or cfg.target_arn
+    return {
+        "stage": p.name,
+        "component": ctx.latest("component"),
+        "version": ctx.latest("version"),
+        "platforms": ctx.latest("platforms"),
+        "bundle": ctx.latest("bundle"),
+        "target": target,
+    }
+
+
+def _safe_summary(outputs: dict[str, dict]) -> dict[str, Any]:
+    ctx = StageContext(None, Path("."), outputs, Runtime())  # type: ignore[arg-type]
+    bundle = ctx.latest("bundle")
+    try:
+        return summarize(Path(bundle) if bundle else None, outputs)
+    except Exception as exc:  # a summary is a convenience; never fail a run over it
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _inputs_record(spec: PipelineSpec, stages: list[StagePlan]) -> dict[str, Any]:
+    """What went in: data sets and model files by digest, each stage's key."""
+    files: dict[str, Any] = {}
+    for kind in ("sample", "calibration", "evaluation"):
+        p = spec.data(kind)
+        if p is not None:
+            files[f"data.{kind}"] = {"path": str(p), "sha256": keys.file_digest(p)}
+    for kind in ("file", "weights"):
+        p = spec.resolve(spec.model.get(kind))
+        if p is not None:
+            files[f"model.{kind}"] = {"path": str(p), "sha256": keys.file_digest(p)}
+    train = spec.stage_options("train")
+    if train:
+        p = spec.resolve(train["data"])
+        files["train.data"] = {"path": str(p), "sha256": keys.file_digest(p)}
+    return {"files": files, "stage_keys": {s.name: s.key for s in stages}}
+
+
+def known_stages() -> list[str]:
+    registry()
+    return list(STAGES)

@@ -1,0 +1,243 @@
+"""Stages that ship: package the component, try it on the local core emulator (simulate),
+publish it to AWS, deploy it (Greengrass, or a fleet registered in this process) canary first."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_agent.errors import BadInputError, CheckFailedError
+from toolkit.pipeline import fleets
+from toolkit.pipeline.spec import PipelineSpec
+from toolkit.pipeline.stages import Runtime, Stage, StageContext, register
+
+
+def next_version(last: str | None) -> str:
+    """The patch after `last` (1.0.0 when nothing was packaged yet)."""
+    if not last:
+        return "1.0.0"
+    core = last.split("-")[0].split("+")[0]
+    major, minor, patch = (int(x) for x in core.split("."))
+    return f"{major}.{minor}.{patch + 1}"
+
+
+@dataclass
+class PackageConfig:
+    component: str
+    version: str = "auto"  # auto: the patch after the last version this store packaged
+    platforms: list[str] = field(default_factory=lambda: ["linux/amd64"])
+    settings: dict[str, Any] = field(default_factory=dict)  # recipe DefaultConfiguration values
+
+
+@register("package", 60)
+class Package(Stage):
+    Config = PackageConfig
+    path_keys = ("build_dir", "recipe")
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        from toolkit.greengrass.package import PackageRequest, package
+        from toolkit.greengrass.recipe import Settings
+
+        c: PackageConfig = self.cfg
+        version = c.version
+        if version == "auto":
+            last = ctx.runtime.store.last_version(c.component) if ctx.runtime.store else None
+            version = next_version(last)
+        try:
+            settings = Settings(**c.settings)
+        except TypeError as exc:
+            raise ctx.spec.fail(("stages", "package", "settings"), str(exc)) from None
+        result = package(
+            PackageRequest(
+                bundle_dir=ctx.bundle,
+                name=c.component,
+                version=version,
+                platforms=c.platforms,
+                output=ctx.work / "greengrass-build",
+                overwrite=True,
+                settings=settings,
+            ),
+            progress=ctx.say,
+        )
+        if not result.validation.ok:
+            raise CheckFailedError(f"the recipe {result.recipe_path} does not validate")
+        ctx.say(
+            f"{c.component} {version}: "
+            + ", ".join(f"{p.label} → {p.variant}" for p in result.plans)
+        )
+        return {
+            "component": c.component,
+            "version": version,
+            "build_dir": ctx.work / "greengrass-build",
+            "recipe": result.recipe_path,
+            "platforms": {p.label: p.variant for p in result.plans},
+            "artifacts": result.artifacts,
+        }
+
+
+@dataclass
+class SimulateConfig:
+    devices: int = 2
+    duration_s: float = 10.0
+    load: float = 5.0
+    drift_after_s: float | None = None
+    merge: dict[str, Any] = field(default_factory=dict)
+
+
+@register("simulate", 65)
+class Simulate(Stage):
+    """deploy-local: roll the component out to simulated core devices (the unmodified agent in the
+    local Greengrass emulator), drive load, and fail when the rollout does."""
+
+    Config = SimulateConfig
+    path_keys = ("run_dir",)
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        from toolkit.simulator.runner import SimulateOptions, simulate
+
+        c: SimulateConfig = self.cfg
+        opts = SimulateOptions(
+            component_dir=Path(ctx.latest("build_dir")),
+            run_dir=ctx.work / "simulation",
+            devices=c.devices,
+            duration_s=c.duration_s,
+            qps=c.load,
+            drift_after_s=c.drift_after_s,
+            base_port=fleets.free_port_block(c.devices),
+            component=ctx.latest("component"),
+            extra_merge=dict(c.merge),
+        )
+        ctx.say(f"{c.devices} simulated devices, {c.duration_s:g} s at {c.load:g} req/s each")
+        summary = asyncio.run(simulate(opts))
+        rollout = summary["rollout"]
+        failed = [t for t, r in rollout["results"].items() if r["status"] != "SUCCEEDED"]
+        if rollout["aborted"] or failed:
+            raise CheckFailedError(
+                f"the component failed on the simulated devices {failed}: {rollout['reason']}",
+                hint=f"see {opts.run_dir}/devices/*/logs",
+            )
+        load = summary.get("load") or {}
+        return {
+            "run_dir": opts.run_dir,
+            "devices": {t: d["state"] for t, d in summary["devices"].items()},
+            "requests": sum(x.get("ok", 0) for x in load.values()),
+            "errors": sum(x.get("errors", 0) for x in load.values()),
+            "alerts": sum(d.get("alerts", 0) for d in summary["devices"].values()),
+        }
+
+
+@dataclass
+class PublishConfig:
+    bucket: str
+    region: str | None = None
+    profile: str | None = None
+    dry_run: bool = False
+
+
+@register("publish", 70)
+class Publish(Stage):
+    Config = PublishConfig
+    deploys = True
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        from toolkit.greengrass.aws import Clients
+        from toolkit.greengrass.publish import PublishRequest, publish
+
+        c: PublishConfig = self.cfg
+        result = publish(
+            PublishRequest(
+                build_dir=Path(ctx.latest("build_dir")), bucket=c.bucket, dry_run=c.dry_run
+            ),
+            Clients(region=c.region, profile=c.profile),
+            progress=ctx.say,
+        )
+        return {"published": result}
+
+
+@dataclass
+class DeployConfig:
+    to: str
+    fleet: str | None = None
+    thing: str | None = None
+    thing_group: str | None = None
+    target_arn: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    canary: int = 1  # devices in the first wave (IoT Jobs: devices per minute at first)
+    abort_percent: float | None = 50.0
+    merge: dict[str, Any] = field(default_factory=dict)
+    dry_run: bool = False
+
+
+@register("deploy", 80)
+class Deploy(Stage):
+    Config = DeployConfig
+    deploys = True
+
+    def inputs(self, spec: PipelineSpec, runtime: Runtime) -> dict[str, Any]:
+        inputs: dict[str, Any] = {"options": asdict(self.cfg)}
+        if self.cfg.to == "fleet":
+            deployer = runtime.deployers.get(self.cfg.fleet) or fleets.FLEETS.get(self.cfg.fleet)
+            inputs["fleet"] = getattr(deployer, "identity", None)
+        return inputs
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        c: DeployConfig = self.cfg
+        component, version = ctx.latest("component"), ctx.latest("version")
+        build_dir = Path(ctx.latest("build_dir"))
+        if c.to == "fleet":
+            deployer = ctx.runtime.deployers.get(c.fleet) or fleets.FLEETS.get(c.fleet)
+            if deployer is None:
+                raise BadInputError(
+                    f"no fleet named {c.fleet!r} is running in this process",
+                    hint="fleets are registered by the closed loop (toolkit.pipeline.livefleet) "
+                    "or with toolkit.pipeline.fleets.register_fleet; use `to: greengrass` for AWS",
+                )
+            ctx.say(
+                f"rolling {component} {version} out to fleet {c.fleet}, {c.canary} device(s) first"
+            )
+            result = deployer.deploy(build_dir, component, version, c.canary, dict(c.merge))
+            if not result.get("ok"):
+                raise CheckFailedError(
+                    f"the rollout of {component} {version} failed: {result.get('reason')}",
+                    details={"rollout": result},
+                )
+        else:
+            result = self._greengrass(ctx, component, version, build_dir)
+        return {
+            "deployed": {
+                "to": c.to if c.to == "greengrass" else f"fleet {c.fleet}",
+                "component": component,
+                "version": version,
+                "bundle": str(ctx.latest("bundle")),
+                "dry_run": bool(result.get("dry_run")),
+            },
+            "rollout": result,
+        }
+
+    def _greengrass(self, ctx: StageContext, component: str, version: str, build: Path) -> dict:
+        from toolkit.greengrass.aws import Clients
+        from toolkit.greengrass.deploy import DeployRequest, Rollout, deploy
+
+        c: DeployConfig = self.cfg
+        report = build / f"{component}-{version}.edgekit.json"
+        request = DeployRequest(
+            components={component: version},
+            target_arn=c.target_arn,
+            thing=c.thing,
+            thing_group=c.thing_group,
+            merge={component: dict(c.merge)} if c.merge else {},
+            # canary first: IoT Jobs starts at `canary` devices a minute and cancels the
+            # deployment when more than abort_percent of the first devices fail
+            rollout=Rollout(
+                base_rate=c.canary,
+                abort_percent=c.abort_percent,
+                abort_min_executed=c.canary,
+            ),
+            package_report=report if report.is_file() else None,
+            dry_run=c.dry_run,
+        )
+        request.rollout.check()
+        return deploy(request, Clients(region=c.region, profile=c.profile))
