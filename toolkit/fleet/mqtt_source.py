@@ -83,6 +83,7 @@ class MqttSource:
         self.subscribed = threading.Event()
         self.connects = 0
         self.disconnects = 0
+        self.sessions_lost = 0
         self.last_error: str | None = None
         self.client = mqtt5.Client(
             mqtt5.ClientOptions(
@@ -95,9 +96,9 @@ class MqttSource:
                     session_expiry_interval_sec=session_expiry_s,
                     receive_maximum=1000,
                 ),
-                session_behavior=mqtt5.ClientSessionBehaviorType.REJOIN_POST_SUCCESS,
+                session_behavior=mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS,
                 min_reconnect_delay_ms=100,
-                max_reconnect_delay_ms=2000,
+                max_reconnect_delay_ms=500,  # back before the devices (they back off to 2 s)
                 ack_timeout_sec=10,
                 on_publish_callback_fn=self._on_publish,
                 on_lifecycle_event_connection_success_fn=self._on_connect,
@@ -112,6 +113,13 @@ class MqttSource:
         self.connected.set()
         present = bool(getattr(data.connack_packet, "session_present", False))
         log.info("connected to %s:%s (session present: %s)", self.host, self.port, present)
+        if self.connects > 1 and not present:
+            self.sessions_lost += 1
+            log.warning(
+                "the broker did not keep this collector's session (restarted without persistence,"
+                " or it does not persist shared subscriptions, as mosquitto 2.0.11): messages "
+                "devices sent before the subscription is renewed show up as sequence gaps"
+            )
         mqtt5 = self._mqtt5
         subs = [mqtt5.Subscription(f, mqtt5.QoS.AT_LEAST_ONCE) for f in self.filters]
         # subscribe on every connection: a no-op when the session kept them, needed when not

@@ -103,3 +103,32 @@ def test_device_without_target_is_noted_not_guessed(lab_bundle, tmp_path):
     summary = fleet_summary(c.store, BundleIndex([path]), config)
     assert summary["lab_vs_device"][0]["slower"]
     c.close()
+
+
+def test_tune_reads_device_bench_results_per_target(lab_bundle, tmp_path):
+    """`edgekit tune --from-fleet DB`: tune's reader gets the latest device records per target."""
+    from toolkit.fleet.tune_source import bench_by_target, bench_records
+    from toolkit.targets import get_target
+    from toolkit.tune.device import fleet_records
+
+    path, record = lab_bundle
+    name = Bundle.open(path).manifest["name"]
+    db = tmp_path / "fleet.db"
+    c = Collector.open(db)
+    items = [
+        encoded("hello", "gw-1", 1, syn.hello_body(target=TARGET, name=name)),
+        encoded("bench", "gw-1", 2, {"results": {"fp32": _scaled(record, 2.0)}}, model_name=name),
+        encoded("bench", "gw-1", 3, {"results": {"fp32": record}}, model_name=name),  # latest
+        encoded("hello", "pi-1", 1, syn.hello_body(target="rpi4", name=name)),
+        encoded("bench", "pi-1", 2, {"results": {"fp32": {"error": "no memory"}}}, model_name=name),
+    ]
+    c.process([Received(t, p) for t, p in items])
+    c.close()
+    records = bench_records(db, TARGET)
+    assert len(records) == 1
+    assert records[0]["variant"] == "fp32" and records[0]["environment"]["thing"] == "gw-1"
+    assert records[0]["latency_ms"]["p50"] == pytest.approx(record["latency_ms"]["p50"])
+    assert bench_records(db, "rpi4") == []  # its only result is an error
+    assert set(bench_by_target(db)) == {TARGET}
+    via_tune = fleet_records(db, get_target(TARGET))
+    assert [r["thing"] for r in via_tune] == ["gw-1"]
