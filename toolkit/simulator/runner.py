@@ -49,6 +49,7 @@ class SimulateOptions:
     extra_merge: dict[str, Any] = field(default_factory=dict)
     listeners: list[Listener] = field(default_factory=list)  # the fleet collector plugs in here
     bench: dict[str, Any] | None = None  # send the bench command after the rollout
+    collect: bool = True  # in-process cloud: the fleet collector writes run_dir/fleet.db
     # The shared read-only wheel cache the devices' pip installs from (None: the default
     # folder, ~/.cache/edgekit/wheels/cpXY); offline=False lets Install reach a package index.
     wheel_cache: Path | None = None
@@ -108,6 +109,11 @@ async def simulate(
         cloud.add_listener(tap)
         for fn in opts.listeners:
             cloud.add_listener(fn)
+    collector = None
+    if isinstance(cloud, InProcessCloud) and opts.collect:
+        from toolkit.fleet.sim import attach_collector
+
+        collector = attach_collector(cloud, opts.run_dir)
     device_env: dict[str, str] = {}
     wheels: dict[str, Any] | None = None
     if opts.offline:
@@ -206,6 +212,10 @@ async def simulate(
         tap.close()
     # what reached the cloud, including the windows the agents flushed while stopping
     summary["messages"] = {t: dict(tap.counts[t]) for t in things}
+    if collector is not None:  # after fleet.stop(): the agents' last windows are in
+        from toolkit.fleet.sim import finish_collector
+
+        summary["fleet"] = finish_collector(collector, opts.run_dir)
     write_json(opts.run_dir / "summary.json", summary)
     return summary
 
