@@ -123,6 +123,5 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
             f"{x.get('status', '-')} {x.get('seconds') or 0:.2f}s" if x else None,
             f"{y.get('status', '-')} {y.get('seconds') or 0:.2f}s" if y else None,
         )
-        if x.get("key") != y.get("key"):
-            rows[-1]["change"] = "key changed"
+        rows[-1]["change"] = "key changed" if x.get("key") != y.get("key") else "same key"
     return rows

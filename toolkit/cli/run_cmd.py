@@ -1,0 +1,109 @@
+"""`edgekit run PIPELINE.yaml`: the whole path from one file, with a cache per stage."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from toolkit.cli import app
+from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json
+
+MARKS = {"run": "[cyan]run[/]", "cached": "[green]cached[/]", "stop": "[yellow]stop[/]"}
+
+
+def plan_table(plan: list[Any], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("#", "stage", "action", "key", "options"):
+        table.add_column(col)
+    for i, p in enumerate(plan, 1):
+        action = MARKS[p.action] + (" (forced)" if p.forced and p.cached else "")
+        table.add_row(str(i), p.name, action, p.key[:12], p.stage.describe()[:60])
+    return table
+
+
+def progress_printer(console: Any) -> tuple[Any, Any]:
+    """Stage events as lines (with a spinner while a stage runs) and stage messages dimmed."""
+    status: dict[str, Any] = {}
+
+    def on_event(kind: str, p: Any, info: dict[str, Any]) -> None:
+        if kind == "started":
+            console.print(f"[bold]▶ {p.name}[/] [dim]{p.key[:12]}[/]")
+            status["s"] = console.status(f"{p.name}…")
+            status["s"].start()
+            status["t"] = time.perf_counter()
+            return
+        if "s" in status:
+            status.pop("s").stop()
+        if kind == "cached":
+            console.print(f"[green]↺ {p.name}[/] cached [dim]{p.key[:12]}[/]")
+        elif kind == "done":
+            console.print(f"[green]✓ {p.name}[/] {info['seconds']:.2f} s")
+        elif kind == "failed":
+            console.print(f"[red]✗ {p.name}[/] after {info['seconds']:.2f} s: {info['error']}")
+        elif kind == "stopped":
+            w = info["would_deploy"]
+            console.print(
+                f"[yellow]■ stopped before {p.name}[/]: would deploy {w['component']} "
+                f"{w['version']} to {w['target']}"
+            )
+
+    def say(stage: str, message: str) -> None:
+        console.print(f"  [dim]{stage}: {message}[/]", highlight=False)
+
+    return on_event, say
+
+
+@app.command("run")
+@handle_errors
+def run_command(
+    pipeline: Path = typer.Argument(..., help="The pipeline file (see `edgekit init`)."),
+    force: list[str] = typer.Option(
+        [], "--force", help="Rerun this stage (and the ones after it) even when cached; `all`."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan and which stages the cache would skip."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Run a pipeline file: stages in order, unchanged ones from the cache, every run recorded."""
+    from toolkit.pipeline import spec as spec_mod
+    from toolkit.pipeline.runner import make_plan, run_pipeline
+    from toolkit.pipeline.stages import Runtime
+    from toolkit.pipeline.store import RunStore
+
+    spec = spec_mod.load(pipeline)
+    console = err if as_json else out
+    if dry_run:
+        store = RunStore(spec.store) if spec.store.is_file() else None
+        try:
+            plan = make_plan(spec, Runtime(store=store), force)
+        finally:
+            if store:
+                store.close()
+        if as_json:
+            print_json({"ok": True, "dry_run": True, "plan": [p.to_dict() for p in plan]})
+        else:
+            out.print(plan_table(plan, f"plan for {spec.path.name} (dry run: nothing runs)"))
+            skip = [p.name for p in plan if p.action == "cached"]
+            out.print(
+                f"the cache would skip {len(skip)} of {len(plan)} stages: {', '.join(skip) or 'none'}"
+            )
+        return
+    on_event, say = progress_printer(console)
+    report = run_pipeline(spec, force=force, on_event=on_event, say=say)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    comp = report.summary.get("component") or {}
+    console.print(
+        f"[green]✓ run {report.run_id}[/] {len(report.ran)} ran, {len(report.cached)} cached, "
+        f"{sum(report.timings.values()):.1f} s"
+        + (f"; component {comp.get('name')} {comp.get('version')}" if comp else "")
+    )
+    for name, path in report.outputs.items():
+        console.print(f"  {name}: {path}")
+    console.print(f"  record: edgekit runs show {report.run_id} --store {spec.store}")
