@@ -32,6 +32,9 @@ COMMAND_MODULES = [
     "toolkit.cli.publish_cmd",
     "toolkit.cli.deploy_cmd",
     "toolkit.cli.fleet_cmd",
+    "toolkit.cli.run_cmd",
+    "toolkit.cli.runs_cmd",
+    "toolkit.cli.init_cmd",
 ]
 
 for _module in COMMAND_MODULES:
