@@ -42,3 +42,13 @@ def test_demo_quick_json(tmp_path: Path):
         bundle.verify(only=["fp32.onnx", "baseline.json", "samples.npz"])
     # the bundle summaries (inspect's tables) were printed
     assert "lineage" in done.stderr and "variants" in done.stderr
+    # the last stage: the packaged component on 3 simulated devices, drift on sim-001 only
+    sim = doc["simulate"]
+    assert sim["ok"] and sim["drifted"] == ["sim-001"] and Path(sim["report"]).is_file()
+    assert "drift" in sim["alerts_fired"]["sim-001"]
+    assert not any(
+        {"drift", "prediction_drift"} & set(rules)
+        for thing, rules in sim["alerts_fired"].items()
+        if thing != "sim-001"
+    )
+    assert all(load["errors"] == 0 and load["ok"] > 0 for load in sim["load"].values())
