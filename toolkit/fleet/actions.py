@@ -161,11 +161,21 @@ class TopicAction(Action):
         return f"topic {self.topic}"
 
 
+# Modules that register more action kinds when imported (kept lazy: the pipeline's loads the
+# workstation toolchain, which a collector that never triggers pipelines does not need).
+ACTION_MODULES = {"pipeline": "toolkit.pipeline.trigger"}
+
+
 def make_action(spec: Mapping[str, Any], ctx: ActionContext) -> Action:
     kind = spec.get("kind")
+    if kind not in ACTIONS and kind in ACTION_MODULES:
+        import importlib
+
+        importlib.import_module(ACTION_MODULES[kind])
     if kind not in ACTIONS:
         raise BadInputError(
-            f"unknown alert action kind {kind!r}", hint=f"one of {', '.join(sorted(ACTIONS))}"
+            f"unknown alert action kind {kind!r}",
+            hint=f"one of {', '.join(sorted(set(ACTIONS) | set(ACTION_MODULES)))}",
         )
     return ACTIONS[kind](spec, ctx)
 

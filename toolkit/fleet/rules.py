@@ -10,7 +10,7 @@ collector runs its own rules, kept in registries so a new rule is one decorated 
 Configuration, every key optional::
 
     lab_regression: {threshold: 0.25, metric: p50}
-    fleet_drift: {every_s: 30, lookback_s: 600, min_samples: 100, alpha: 0.001, psi: 0.1}
+    fleet_drift: {every_s: 30, lookback_s: 600, min_samples: 500, alpha: 0.001, psi: 0.1}
     targets: {"pi-*": rpi4}          # a device's target when its hello names none
     routes:                          # where alerts go (default: log everything)
       - match: {rule: drift}         # globs on rule, severity, source, thing, subject, state
@@ -36,6 +36,7 @@ from toolkit.fleet.actions import ActionContext, Route, parse_routes
 from toolkit.fleet.drift import FLEET, aggregate
 from toolkit.fleet.ingest import Parsed, expand_drift
 
+FLEET_MIN_SAMPLES = 500
 DEFAULT_ROUTES: list[dict[str, Any]] = [{"match": {}, "actions": [{"kind": "log"}]}]
 _KEYS = {"lab_regression", "fleet_drift", "targets", "routes"}
 
@@ -46,7 +47,11 @@ class RulesConfig:
     lab_metric: str = lab.DEFAULT_METRIC
     drift_every_s: float = 30.0
     drift_lookback_s: float = 600.0
-    drift_policy: drift_stats.DriftPolicy = field(default_factory=drift_stats.DriftPolicy)
+    # a fleet verdict waits for more rows than one device window (the agent's minimum is 100):
+    # early windows of a fleet are few and rarely representative
+    drift_policy: drift_stats.DriftPolicy = field(
+        default_factory=lambda: drift_stats.DriftPolicy(min_samples=FLEET_MIN_SAMPLES)
+    )
     targets: dict[str, str] = field(default_factory=dict)
     routes: list[dict[str, Any]] = field(default_factory=lambda: list(DEFAULT_ROUTES))
 
@@ -66,7 +71,7 @@ class RulesConfig:
             cfg.drift_every_s = float(drc.get("every_s", cfg.drift_every_s))
             cfg.drift_lookback_s = float(drc.get("lookback_s", cfg.drift_lookback_s))
             cfg.drift_policy = drift_stats.DriftPolicy(
-                min_samples=int(drc.get("min_samples", 100)),
+                min_samples=int(drc.get("min_samples", FLEET_MIN_SAMPLES)),
                 alpha=float(drc.get("alpha", 0.001)),
                 psi_threshold=float(drc.get("psi", 0.1)),
             )

@@ -92,24 +92,33 @@ def test_drift_sums_across_devices_and_finds_what_no_single_window_can(tmp_path)
     c.close()
 
 
-def test_fleet_drift_rule_fires_once_with_the_baseline(tmp_path):
-    from toolkit.fleet.rules import FleetRules, RulesConfig
+def test_fleet_drift_rule_waits_for_enough_rows_then_fires_once(tmp_path):
+    from toolkit.fleet.rules import FLEET_MIN_SAMPLES, FleetRules, RulesConfig
 
     ref = syn.feature_reference(2)
     rng = np.random.default_rng(5)
     c = Collector.open(tmp_path / "fleet.db")
-    c.process(
-        [
-            Received(*metrics(f"d{d}", 1, rng, reference=ref, requests=150, shift={"f00": 0.4}))
-            for d in range(3)
-        ]
-    )
 
     class Index:
         def baseline(self, name):
             return _baseline(ref)
 
     rules = FleetRules(RulesConfig(), Index(), c.store)
+
+    def windows(seq: int, rows: int) -> None:
+        c.process(
+            [
+                Received(
+                    *metrics(f"d{d}", seq, rng, reference=ref, requests=rows, shift={"f00": 0.4})
+                )
+                for d in range(3)
+            ]
+        )
+
+    windows(1, 100)  # 300 rows: a clear shift, but fewer than a fleet verdict needs
+    assert FLEET_MIN_SAMPLES > 3 * 100
+    assert rules.periodic(force=True) == []
+    windows(2, 100)
     first = rules.periodic(force=True)
     assert [(a["rule"], a["subject"], a["state"]) for a in first] == [
         ("fleet_drift", "f00", "firing")
