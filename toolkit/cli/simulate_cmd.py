@@ -326,6 +326,13 @@ def _finish(summary: dict[str, Any], as_json: bool) -> None:
             out.print(
                 f"fault {f['kind']}@{f['start']}s: " + "; ".join(e["what"] for e in f["events"])
             )
+        cache = summary.get("wheel_cache") or {}
+        if cache.get("missing"):
+            out.print(
+                f"[yellow]wheel cache {cache['folder']} has no wheel for {cache['missing']}[/]: "
+                "Install needs the component's own wheelhouse, --online, or those wheels in "
+                "--wheel-cache"
+            )
         out.print(f"run folder: {summary['run_dir']} (summary.json, cloud.jsonl, devices/*/logs)")
     if not ok:
         raise typer.Exit(1)
