@@ -22,6 +22,7 @@ DEMO_STAGE_MODULES = [
     "toolkit.demo.bench_stage",
     "toolkit.demo.tune_stage",
     "toolkit.demo.package_stage",
+    "toolkit.demo.pipeline_stage",
     "toolkit.demo.simulate_stage",
 ]
 

@@ -194,9 +194,11 @@ class RunStore:
         versions = [v for v in versions if v]
         return max(versions, key=_semver) if versions else None
 
-    def last_triggered(self) -> dict[str, Any] | None:
+    def last_triggered(self, started_only: bool = False) -> dict[str, Any] | None:
+        """The latest alert-triggered run (`started_only`: not counting skipped attempts)."""
+        skip = " AND status != 'skipped'" if started_only else ""
         rows = self._rows(
-            "SELECT * FROM runs WHERE trigger = 'alert' ORDER BY started DESC LIMIT 1"
+            f"SELECT * FROM runs WHERE trigger = 'alert'{skip} ORDER BY started DESC LIMIT 1"
         )
         return rows[0] if rows else None
 
