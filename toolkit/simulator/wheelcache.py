@@ -82,7 +82,7 @@ def parse_pins(text: str) -> list[Pin]:
 
 def pins_in_artifacts(folder: Path) -> list[Pin]:
     """Pins from every requirements*.txt inside the ZIP artifacts (and loose files) of a folder."""
-    found: dict[str, Pin] = {}
+    found: set[Pin] = set()  # several component versions may pin different versions
     for path in sorted(folder.rglob("*")):
         texts: list[str] = []
         if path.suffix == ".zip" and path.is_file():
@@ -95,9 +95,8 @@ def pins_in_artifacts(folder: Path) -> list[Pin]:
         elif re.fullmatch(r"requirements[^/]*\.txt", path.name) and path.is_file():
             texts = [path.read_text("utf-8", "replace")]
         for text in texts:
-            for pin in parse_pins(text):
-                found.setdefault(pin.name, pin)
-    return sorted(found.values(), key=lambda p: p.name)
+            found.update(parse_pins(text))
+    return sorted(found, key=lambda p: (p.name, p.version))
 
 
 def _record_hash(data: bytes) -> str:
