@@ -34,10 +34,19 @@ def importable_from(folder: Path) -> Iterator[None]:
 
 
 def resolve_function(ref: str, base: Path, where: str) -> Any:
+    """`module:function`. A module file beside the pipeline is loaded afresh each time, so a
+    long-lived process (the closed loop) runs the training code as it is now on disk."""
     module_name, _, attr = ref.partition(":")
+    local = base / (module_name.replace(".", "/") + ".py")
     with importable_from(base):
         try:
-            module = importlib.import_module(module_name)
+            if local.is_file():
+                found = importlib.util.spec_from_file_location(module_name, local)
+                module = importlib.util.module_from_spec(found)
+                sys.modules[module_name] = module
+                found.loader.exec_module(module)
+            else:
+                module = importlib.import_module(module_name)
         except ImportError as exc:
             raise BadInputError(
                 f"{where}: cannot import {module_name!r}: {exc}",
@@ -51,9 +60,13 @@ def resolve_function(ref: str, base: Path, where: str) -> Any:
 
 def module_file(ref: str, base: Path) -> Path | None:
     """The source file of `module:function` (its content goes into the cache key)."""
+    module_name = ref.partition(":")[0]
+    local = base / (module_name.replace(".", "/") + ".py")
+    if local.is_file():
+        return local
     with importable_from(base):
         try:
-            found = importlib.util.find_spec(ref.partition(":")[0])
+            found = importlib.util.find_spec(module_name)
         except (ImportError, ValueError):
             return None
     origin = getattr(found, "origin", None)
