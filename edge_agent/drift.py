@@ -7,6 +7,12 @@ PSI's usual 0.1 / 0.25 bands say nothing under a few hundred samples: pure sampl
 2. otherwise ``drift`` only when the shift is both *real* (Pearson χ² goodness-of-fit against
    the baseline shares has p < ``alpha``) and *material* (PSI ≥ ``psi_threshold``).
 
+χ² is only valid when every bin expects a handful of rows, so before testing, adjacent bins are
+pooled until each expects at least ``MIN_EXPECTED`` (the textbook rule of five). Without that, a
+40-row window and a bin holding 1 % of the baseline (an unseen-category bin, a tail) turn one
+stray row into "drift". PSI is computed on the same pooled bins, so both figures see the same
+evidence.
+
 Both the agent (per window) and the fleet collector (on summed counts) call ``assess``.
 Pure Python + math: no scipy on the device.
 """
@@ -20,6 +26,8 @@ from typing import Any
 
 # Shares below this are floored before PSI/χ² so an empty reference bin cannot divide by zero.
 SHARE_FLOOR = 1e-4
+# Pearson's χ² approximation needs about this many expected rows in every bin.
+MIN_EXPECTED = 5.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,35 @@ def _gamma_q(a: float, x: float) -> float:
     return min(1.0, math.exp(log_prefix) * h)
 
 
+def pool_bins(
+    counts: Sequence[float], reference_shares: Sequence[float], n: float
+) -> tuple[list[float], list[float]]:
+    """Merge adjacent bins until each expects at least MIN_EXPECTED of the n rows.
+
+    Bins keep their order (numeric bins are ordered by value, categories by baseline share), so
+    pooling only ever joins neighbours; a short last group is folded into the one before it.
+    """
+    expected = _floored(reference_shares)
+    pooled_counts: list[float] = []
+    pooled_shares: list[float] = []
+    run_count = run_share = 0.0
+    for count, share in zip(counts, expected, strict=True):
+        run_count += float(count)
+        run_share += share
+        if run_share * n >= MIN_EXPECTED:
+            pooled_counts.append(run_count)
+            pooled_shares.append(run_share)
+            run_count = run_share = 0.0
+    if run_share > 0 or run_count > 0:
+        if pooled_counts:
+            pooled_counts[-1] += run_count
+            pooled_shares[-1] += run_share
+        else:
+            pooled_counts.append(run_count)
+            pooled_shares.append(run_share)
+    return pooled_counts, pooled_shares
+
+
 def assess(
     counts: Sequence[float], reference_shares: Sequence[float], policy: DriftPolicy | None = None
 ) -> dict[str, Any]:
@@ -115,10 +152,15 @@ def assess(
     }
     if n < max(policy.min_samples, 1) or not reference_shares:
         return entry
-    value = psi(counts, reference_shares)
-    stat, dof = chi_square(counts, reference_shares)
+    pooled_counts, pooled_shares = pool_bins(counts, reference_shares, n)
+    if len(pooled_counts) < 2:  # too few rows to expect five in two groups
+        return entry
+    value = psi(pooled_counts, pooled_shares)
+    stat, dof = chi_square(pooled_counts, pooled_shares)
     p = chi_square_sf(stat, dof)
-    entry.update(psi=round(value, 6), chi2=round(stat, 4), p_value=p)
+    entry.update(
+        psi=round(value, 6), chi2=round(stat, 4), p_value=p, bins_tested=len(pooled_counts)
+    )
     entry["status"] = "drift" if (p < policy.alpha and value >= policy.psi_threshold) else "ok"
     return entry
 

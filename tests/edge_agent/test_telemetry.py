@@ -139,3 +139,29 @@ def test_chi_square_survival_matches_known_values():
     assert drift.chi_square_sf(27.877, 9) == pytest.approx(0.001, rel=1e-3)
     assert drift.chi_square_sf(3.841, 1) == pytest.approx(0.05, rel=1e-3)
     assert drift.chi_square_sf(0.5, 10) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_small_windows_with_rare_bins_do_not_raise_false_drift():
+    """40-row windows drawn from the baseline itself, with 1 % tail bins: χ² on raw bins
+    would flag a stray tail row; pooled bins keep false alarms near alpha."""
+    rng = np.random.default_rng(7)
+    shares = [0.01, 0.01, 0.18, 0.2, 0.2, 0.2, 0.18, 0.01, 0.005, 0.005]
+    policy = drift.DriftPolicy(min_samples=40)
+    false_alarms = sum(
+        drift.assess(rng.multinomial(40, shares).tolist(), shares, policy)["status"] == "drift"
+        for _ in range(500)
+    )
+    assert false_alarms <= 3
+    shifted = [0.0, 0.0, 0.02, 0.03, 0.05, 0.1, 0.3, 0.3, 0.1, 0.1]
+    detected = sum(
+        drift.assess(rng.multinomial(40, shifted).tolist(), shares, policy)["status"] == "drift"
+        for _ in range(100)
+    )
+    assert detected >= 95
+
+
+def test_pooling_keeps_every_row_and_share():
+    counts, pooled = drift.pool_bins([1, 0, 3, 10, 2], [0.01, 0.02, 0.07, 0.8, 0.1], 16)
+    assert sum(counts) == 16
+    assert sum(pooled) == pytest.approx(1.0)
+    assert all(s * 16 >= drift.MIN_EXPECTED for s in pooled)
