@@ -56,8 +56,27 @@ def _cell(value: Any) -> Any:
     return np.nan if v is None else v
 
 
-def gather(patterns: Iterable[str | Path], since: float | None = None) -> Gathered:
-    """Every captured request newer than `since`, one row per distinct input (repeats dropped)."""
+def _rows(inputs: dict[str, Any], columns: list[str] | None) -> list[dict[str, Any]]:
+    """A captured request's rows as {column: value}: one input per column, or one [N, k]
+    features tensor unpacked with the bundle's column names."""
+    if len(inputs) == 1 and columns:
+        arr = np.asarray(next(iter(inputs.values())), dtype=object)
+        if arr.ndim == 2 and arr.shape[1] == len(columns) and len(columns) > 1:
+            return [
+                {c: (np.nan if v is None else v) for c, v in zip(columns, row, strict=True)}
+                for row in arr
+            ]
+    return [
+        {k: _cell(np.asarray(v, dtype=object)[i]) for k, v in inputs.items()}
+        for i in range(_batch(inputs))
+    ]
+
+
+def gather(
+    patterns: Iterable[str | Path], since: float | None = None, columns: list[str] | None = None
+) -> Gathered:
+    """Every captured request newer than `since`, one row per distinct input (repeats dropped).
+    `columns`: the bundle's table columns (signature.columns), for models fed one tensor."""
     import pandas as pd
 
     files = capture_files(patterns)
@@ -71,11 +90,7 @@ def gather(patterns: Iterable[str | Path], since: float | None = None) -> Gather
                     continue  # a line cut by rotation or a crash
                 if since is not None and float(rec.get("time", 0)) < since:
                     continue
-                inputs = rec.get("inputs") or {}
-                for i in range(_batch(inputs)):
-                    rows.append(
-                        {k: _cell(np.asarray(v, dtype=object)[i]) for k, v in inputs.items()}
-                    )
+                rows += _rows(rec.get("inputs") or {}, columns)
     frame = pd.DataFrame(rows)
     n = len(frame)
     if n:

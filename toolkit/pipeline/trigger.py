@@ -183,14 +183,29 @@ class PipelineTrigger:
         store.finish(run_id, SKIPPED, error=reason)
         return run_id
 
-    def _new_data(self, alert: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _columns(self, store: RunStore) -> list[str] | None:
+        """Table column names of the model on the devices (or the last one built)."""
+        import json
+
+        component = (self.spec.stage_options("package") or {}).get("component")
+        found = store.deployed(component) if component else None
+        for bundle in ([Path(found["bundle"])] if found else []) + [self.spec.output / "bundle"]:
+            manifest = bundle / "manifest.json"
+            if manifest.is_file():
+                cols = json.loads(manifest.read_text())["signature"].get("columns") or []
+                return [c["name"] for c in cols] or None
+        return None
+
+    def _new_data(
+        self, alert: dict[str, Any], store: RunStore
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Write the data sets of this run; returns (overrides, what was gathered)."""
         c = self.config
         spec = self.spec
         since = None
         if c.lookback_s is not None:
             since = float(alert.get("t") or self.clock()) - float(c.lookback_s)
-        got = cap.gather(c.captures, since)
+        got = cap.gather(c.captures, since, self._columns(store))
         info: dict[str, Any] = {"files": len(got.files), "captured": got.records, "rows": got.rows}
         if got.rows < c.min_rows:
             raise _Skip(
@@ -204,7 +219,7 @@ class PipelineTrigger:
                 if ":" in c.labels and not Path(c.labels).exists()
                 else spec.resolve(c.labels)
             )
-        labelled = cap.label(got.frame, labels, column)
+        labelled = cap.label(got.frame, labels, column) if labels is not None else got.frame[:0]
         info["labelled"] = len(labelled)
         folder = spec.workdir / "triggered" / f"{int(self.clock())}-{alert.get('id', 'manual')}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -242,7 +257,7 @@ class PipelineTrigger:
 
     def _run(self, alert: dict[str, Any], store: RunStore) -> Outcome:
         try:
-            overrides, info = self._new_data(alert)
+            overrides, info = self._new_data(alert, store)
         except _Skip as exc:
             return Outcome(SKIPPED, str(exc))
         spec = spec_mod.load(self.spec.path, overrides)
@@ -255,6 +270,8 @@ class PipelineTrigger:
             report = run_pipeline(spec, runtime, alert=alert)
         except EdgekitError as exc:
             return Outcome("failed", exc.message, runtime.run_id, data=info)
+        except Exception as exc:  # the user's train step raised: recorded with the run
+            return Outcome("failed", f"{type(exc).__name__}: {exc}", runtime.run_id, data=info)
         if report.status == "stopped":
             would = next(
                 (r["would_deploy"] for r in report.results.values() if r.get("stopped")), None

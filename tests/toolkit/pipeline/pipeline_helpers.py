@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-TRAIN_PY = '''
+TRAIN_PY = """
 import pandas as pd
 import skops.io as sio
 from sklearn.neural_network import MLPClassifier
@@ -25,7 +25,7 @@ def fit(data, output, max_iter=300, fail=False):
     model.fit(x, y)
     sio.dump(model, output)
     return {"train_accuracy": float(model.score(x, y))}
-'''
+"""
 
 
 def pipeline_doc(**stages_over) -> dict:
@@ -54,5 +54,3 @@ def write_pipeline(folder: Path, doc: dict) -> Path:
     path = folder / "pipeline.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
-
-

@@ -12,14 +12,13 @@ from typer.testing import CliRunner
 
 from edge_agent.bundle import Bundle
 from edge_agent.errors import CheckFailedError, EdgekitError
+from tests.toolkit.pipeline.pipeline_helpers import pipeline_doc, write_pipeline
 from toolkit.cli import app
 from toolkit.pipeline import spec as spec_mod
 from toolkit.pipeline.runner import make_plan, run_pipeline
 from toolkit.pipeline.stages import Runtime
 from toolkit.pipeline.store import RunStore
 from toolkit.pipeline.summary import compare
-
-from tests.toolkit.pipeline.pipeline_helpers import pipeline_doc, write_pipeline
 
 ALL = ["train", "export", "quantize", "evaluate", "bench", "package"]
 
@@ -121,7 +120,10 @@ def test_run_records_show_and_compare(project: Path) -> None:
     finally:
         store.close()
     assert ra["pipeline_sha256"] != rb["pipeline_sha256"]
-    assert ra["inputs"]["files"]["data.sample"]["sha256"] == rb["inputs"]["files"]["data.sample"]["sha256"]
+    assert (
+        ra["inputs"]["files"]["data.sample"]["sha256"]
+        == rb["inputs"]["files"]["data.sample"]["sha256"]
+    )
     assert ra["versions"]["onnxruntime"] and ra["versions"]["scikit-learn"]
     assert rb["component"] == "com.example.Wine" and rb["version"] == "1.0.1"
     rows = compare(ra, rb)
@@ -138,7 +140,9 @@ def test_run_records_show_and_compare(project: Path) -> None:
     assert [r["id"] for r in json.loads(listed.stdout)["runs"]] == [b.run_id, a.run_id]
     shown = runner.invoke(app, ["runs", "show", a.run_id, "--store", store_path])
     assert "train" in shown.stdout and "sha256" in shown.stdout
-    cmp = runner.invoke(app, ["runs", "compare", a.run_id, b.run_id, "--store", store_path, "--json"])
+    cmp = runner.invoke(
+        app, ["runs", "compare", a.run_id, b.run_id, "--store", store_path, "--json"]
+    )
     assert cmp.exit_code == 0 and json.loads(cmp.stdout)["rows"]
     table = runner.invoke(app, ["runs", "compare", a.run_id, b.run_id, "--store", store_path])
     assert "fp16 bytes" in table.stdout
@@ -156,7 +160,9 @@ def test_init_writes_a_starter_that_runs(tmp_path: Path) -> None:
     again = runner.invoke(app, ["init", "-o", str(out)])
     assert again.exit_code == 2 and "already exists" in again.output
     # the starter runs as is (without tune, to keep the test short)
-    report = run_pipeline(spec_mod.load(out, {"stages.tune": None, "stages.bench.duration_s": 0.05}))
+    report = run_pipeline(
+        spec_mod.load(out, {"stages.tune": None, "stages.bench.duration_s": 0.05})
+    )
     assert report.status == "ok" and "train" in report.ran
     assert report.summary["variants"]["fp32"]["metric"] >= 0.8
 
