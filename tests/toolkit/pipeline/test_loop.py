@@ -1,0 +1,40 @@
+"""The whole loop on the simulated fleet (the demo's stage 80 in quick mode): the pipeline
+deploys v1 to a simulated core device running the real packaged agent, shifted traffic raises a
+drift alert, the collector's `pipeline` action re-trains on the captured and labelled requests,
+the new version beats the deployed one on the shifted data and is rolled out, and the drift
+alerts stop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from toolkit.demo import DemoContext
+from toolkit.demo.pipeline_stage import pipeline_demo
+from toolkit.pipeline.store import RunStore
+
+
+@pytest.mark.slow
+def test_drift_alert_to_new_deployment(tmp_path: Path) -> None:
+    ctx = DemoContext(out=tmp_path, console=Console(file=open("/dev/null", "w")), quick=True)
+    pipeline_demo(ctx)
+    r = ctx.results["pipeline"]
+    assert r["second_run"]["ran"] == [] and len(r["second_run"]["cached"]) == 7
+    assert r["v1"] == "1.0.0" and r["v2"] == "1.0.1"
+    assert [d["ok"] for d in r["deployments"]] == [True, True]
+    assert set(r["versions"].values()) == {"1.0.1"}
+    assert r["drift_alerts_after"] == 0, r
+    assert r["loop_ok"]
+    ok = [t for t in r["triggered_runs"] if t["status"] == "ok"]
+    assert len(ok) == 1 and ok[0]["alert_id"] is not None
+    store = RunStore(tmp_path / ".edgekit" / "runs.db")
+    try:
+        run = store.get(ok[0]["id"])
+    finally:
+        store.close()
+    assert run["alert"]["rule"] == "drift" and run["alert"]["source"] == "device"
+    verdict = next(s for s in run["stages"] if s["name"] == "evaluate")["result"]["deployed"]
+    assert verdict["new"] > verdict["deployed"]  # the retrained model handles the shifted data
+    assert next(s for s in run["stages"] if s["name"] == "deploy")["status"] == "ran"
