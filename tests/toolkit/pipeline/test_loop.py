@@ -6,6 +6,7 @@ alerts stop."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from toolkit.pipeline.store import RunStore
 
 @pytest.mark.slow
 def test_drift_alert_to_new_deployment(tmp_path: Path) -> None:
-    ctx = DemoContext(out=tmp_path, console=Console(file=open("/dev/null", "w")), quick=True)
+    ctx = DemoContext(out=tmp_path, console=Console(file=io.StringIO()), quick=True)
     pipeline_demo(ctx)
     r = ctx.results["pipeline"]
     assert r["second_run"]["ran"] == [] and len(r["second_run"]["cached"]) == 7
