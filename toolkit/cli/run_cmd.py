@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from edge_agent.errors import CheckFailedError, EdgekitError
 from toolkit.cli import app
 from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json
 
@@ -94,7 +95,15 @@ def run_command(
             )
         return
     on_event, say = progress_printer(console)
-    report = run_pipeline(spec, force=force, on_event=on_event, say=say)
+    try:
+        report = run_pipeline(spec, force=force, on_event=on_event, say=say)
+    except EdgekitError:
+        raise
+    except Exception as exc:  # the user's train step (or a bug) raised: recorded with the run
+        raise CheckFailedError(
+            f"the run failed: {type(exc).__name__}: {exc}",
+            hint=f"the traceback is in the run store: edgekit runs list --store {spec.store}",
+        ) from exc
     if as_json:
         print_json(report.to_dict())
         return

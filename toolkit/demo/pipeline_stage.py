@@ -87,7 +87,6 @@ def pipeline_demo(ctx: DemoContext) -> None:
             "fleet_drift": {"every_s": 3600},
             "routes": [
                 {"match": {"rule": "drift", "source": "device"}, "actions": [_action(ctx, pipe)]},
-                {"match": {}, "actions": [{"kind": "log"}]},
             ],
         }
     )

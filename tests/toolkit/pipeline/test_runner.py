@@ -174,3 +174,19 @@ def test_init_torch_starter_is_a_valid_pipeline(tmp_path: Path) -> None:
     spec = spec_mod.load(out)
     assert spec.model["factory"] == "model:build"
     assert (tmp_path / "t" / "data" / "train.npz").is_file()
+
+
+def test_cli_run_reports_a_failing_train_step(project: Path) -> None:
+    doc = pipeline_doc()
+    doc["stages"]["train"]["params"] = {"fail": True}
+    write_pipeline(project, doc)
+    result = CliRunner().invoke(app, ["run", str(project / "pipeline.yaml")])
+    assert result.exit_code == 1
+    assert "RuntimeError: training blew up" in result.output
+    store = RunStore(project / ".edgekit" / "runs.db")
+    try:
+        run = store.get(store.list(1)[0]["id"])
+    finally:
+        store.close()
+    assert run["stages"][0]["status"] == "failed"
+    assert "training blew up" in run["stages"][0]["result"]["traceback"]
