@@ -187,3 +187,88 @@ def test_capture_is_bounded_and_rotates(engine_for, cnn_bundle, tmp_path):
     assert all(f.stat().st_size <= 4000 for f in files)
     record = json.loads(files[0].read_text().splitlines()[0])
     assert set(record) == {"inference_id", "time", "inputs", "outputs"}
+
+
+def _reference_window(baseline, feeds, outputs):
+    """What the monitor must report, the slow and obvious way: values_for per feature and
+    the baseline module's own counting functions on the whole stream at once."""
+    from edge_agent.baseline import categorical_counts, numeric_counts
+    from edge_agent.features import FeatureSpec, values_for
+
+    def counts(entries, arrays):
+        out = {}
+        for entry in entries:
+            spec = FeatureSpec.from_baseline(entry)
+            values = values_for(spec, arrays)
+            if entry["kind"] == "numeric":
+                out[spec.name] = numeric_counts(values, entry["bin_edges"]).tolist()
+            else:
+                out[spec.name] = categorical_counts(values, list(entry["categories"])).tolist()
+        return out
+
+    return counts(baseline["features"], feeds), counts(baseline["predictions"], outputs)
+
+
+def test_batched_monitor_matches_reference_binning():
+    """The monitor thread works on whole batches (shared row summaries, counted categories);
+    its counts must equal per-feature ``values_for`` + ``numeric_counts``/
+    ``categorical_counts``, with NaN, inf and unseen categories in the stream."""
+    from edge_agent import baseline as baseline_mod
+    from edge_agent.monitor import Monitor
+
+    rng = np.random.default_rng(7)
+    signature = {
+        "inputs": [{"name": "img"}, {"name": "tab"}, {"name": "cat"}],
+        "outputs": [{"name": "logits", "role": "logits"}],
+    }
+
+    def sample(n, shift=0.0):
+        return {
+            "img": rng.standard_normal((n, 3, 40)).astype(np.float32) + shift,  # summaries
+            "tab": rng.standard_normal((n, 3)).astype(np.float32) + shift,  # per element
+            "cat": rng.choice(["a", "b", "c"], (n, 1)),
+        }
+
+    def predict(feeds):
+        img = feeds["img"].reshape(len(feeds["img"]), -1)
+        return {"logits": np.nan_to_num(img[:, :5] + feeds["tab"].sum(1, keepdims=True))}
+
+    reference = sample(400)
+    base = baseline_mod.compute(signature, reference, predict(reference))
+    monitor = Monitor(base, "classification", None, {"logits": "logits"})
+    seen_feeds, seen_outputs = [], []
+    for i in range(60):
+        feeds = sample(1 if i % 3 else 4, shift=0.3 * (i > 30))
+        if i in (3, 10):
+            feeds["img"][0, 1, 2] = np.nan  # the first batch falls back to values_for
+        if i % 11 == 0:
+            feeds["tab"][0, 1] = np.inf
+            feeds["cat"][0, 0] = "never-seen"
+        if i % 13 == 5:
+            feeds["tab"][0, 2] = np.nan  # a missing value
+        outputs = predict(feeds)
+        rows = len(feeds["tab"])
+        monitor.record(0.0, 0.001, 0.002, rows, f"id-{i}", feeds, [outputs["logits"]], ["logits"])
+        seen_feeds.append(feeds)
+        seen_outputs.append(outputs)
+        if i % 20 == 19:
+            monitor.drain()  # several batches of different sizes
+    _, _, body = monitor.close_window()
+
+    def joined(parts):
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    want_features, want_predictions = _reference_window(
+        base, joined(seen_feeds), joined(seen_outputs)
+    )
+    got_features = {k: v["counts"] for k, v in body["drift"]["features"].items()}
+    got_predictions = {k: v["counts"] for k, v in body["drift"]["predictions"].items()}
+    assert got_features == {k: [int(c) for c in v] for k, v in want_features.items()}
+    assert got_predictions == {k: [int(c) for c in v] for k, v in want_predictions.items()}
+    assert {"img:mean", "img:std", "tab[1]", "cat", "logits:argmax"} <= set(got_features) | set(
+        got_predictions
+    )
+    counts = body["data_quality"]["counts"]
+    assert counts["missing"] == 5 and counts["non_finite"] == 6  # i % 13 == 5; i % 11 == 0
+    assert counts["unknown_category"] == 6  # i = 0, 11, 22, 33, 44, 55
+    assert body["requests"]["rows"] == sum(len(f["tab"]) for f in seen_feeds)
