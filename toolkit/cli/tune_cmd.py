@@ -36,6 +36,8 @@ def front_table(result: TuneResult) -> Table:
     rows = result.front if measured else result.points
     for p in rows:
         mark = "[bold green]★[/]" if p.candidate.key == chosen else ""
+        if not p.info.passed:
+            mark = "[red]✗[/]"  # shown in the profile ranking, pruned by the gate
         row = [
             mark,
             p.info.label,
@@ -50,6 +52,8 @@ def front_table(result: TuneResult) -> Table:
             other = "p99" if pct != "p99" else "p50"
             row += [f"{lat[pct]:.3f}", f"{lat[other]:.3f}", f"{p.metrics['samples_per_s']:.0f}"]
         t.add_row(*row)
+    if any(not p.info.passed for p in rows):
+        t.caption = "✗ pruned by the accuracy or memory gate"
     return t
 
 

@@ -168,19 +168,28 @@ def measured_reason(
 
 
 def profile_reason(
-    selected: Point, infos: dict[str, VariantInfo], target_name: str, why: str | None
+    selected: Point,
+    infos: dict[str, VariantInfo],
+    target_name: str,
+    why: str | None,
+    objective: str = "latency",
 ) -> str:
     head = f"{selected.info.label}, {selected.candidate.options.short()}"
-    if why is not None:
+    fp32 = infos.get("fp32")
+    if objective == "size":
+        choice = "the smallest variant that passes the gate"
+        if fp32 is not None and selected.candidate.variant != "fp32":
+            choice += f" ({fmt_ratio(fp32.bytes / max(selected.info.bytes, 1))}× smaller than fp32)"
+    elif why is not None:
         choice = f"the {target_name} profile's first choice that passes the gate ({why})"
     else:
         choice = (
             f"of the variants that pass the gate, the kind the {target_name} profile ranks "
             f"highest ({selected.info.kind}), though its settings differ from the profile's recipe"
         )
+    basis = "" if objective == "size" else ": ranked by the profile's preferences"
     text = (
-        f"{head}: {choice}"
-        + f". Nothing was measured on {target_name}: ranked by the profile's preferences; "
+        f"{head}: {choice}. Nothing was measured on {target_name}{basis}; "
         "measure on the device (the agent's bench command) to confirm"
     )
     pruned = [f"{n} rejected: {i.pruned}" for n, i in infos.items() if not i.passed]

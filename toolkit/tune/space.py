@@ -33,25 +33,11 @@ class SessionOptions:
         return asdict(self)
 
     def to_ort(self) -> Any:
-        """An onnxruntime.SessionOptions with these settings (threads never 0 = 'all cores')."""
-        import onnxruntime as ort
+        """An onnxruntime.SessionOptions built by the agent's own loader, so tune measures
+        exactly the settings the agent applies on the device (threads never 0 = 'all cores')."""
+        from edge_agent.model import session_options
 
-        levels = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.intra_op_num_threads
-        so.inter_op_num_threads = self.inter_op_num_threads
-        so.execution_mode = (
-            ort.ExecutionMode.ORT_PARALLEL
-            if self.execution_mode == "parallel"
-            else ort.ExecutionMode.ORT_SEQUENTIAL
-        )
-        so.graph_optimization_level = levels[self.graph_optimization_level]
-        return so
+        return session_options(self.to_manifest())
 
     @property
     def cpus_needed(self) -> int:

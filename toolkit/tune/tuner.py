@@ -22,6 +22,7 @@ from edge_agent import manifest as manifest_io
 from edge_agent.bundle import Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
 from toolkit.targets import TargetProfile, can_emulate, get_target, local_profile
+from toolkit.targets.profile import CPU_PROVIDER
 from toolkit.tune import device, sources
 from toolkit.tune.explain import Point, fmt_ratio, measured_reason, profile_reason
 from toolkit.tune.gate import VariantInfo, apply_gate, recheck_memory
@@ -200,10 +201,15 @@ def _top_effort(points: list[Point]) -> list[Point]:
 
 
 def choose(
-    points: list[Point], objective: str, budget: LatencyBudget | None
+    points: list[Point],
+    objective: str,
+    budget: LatencyBudget | None,
+    avoid: frozenset[str] = frozenset(),
 ) -> tuple[Point, bool | None]:
-    """The best measured point for the objective; ties (within TIE) go to accuracy, then fewer
-    CPUs, then the smaller file. Returns (point, budget met?)."""
+    """The best measured point for the objective; ties (within TIE) go to accuracy, then to a
+    kind the target's profile does not advise against (`avoid`: a 1 % win of FP16 on a CPU
+    without FP16 arithmetic is noise), then fewer CPUs, then the smaller file.
+    Returns (point, budget met?)."""
     measured = [p for p in _top_effort(points) if p.info.passed]
     ranked = sorted(measured, key=lambda p: score(objective, p.metrics, p.info.bytes, budget))
     best = ranked[0]
@@ -221,6 +227,7 @@ def choose(
         tied,
         key=lambda p: (
             p.info.drop or 0.0,
+            p.info.kind in avoid,
             p.candidate.options.cpus_needed,
             p.info.bytes,
             score(objective, p.metrics, p.info.bytes, budget),
@@ -313,7 +320,10 @@ def tune(
             hint="choose a smaller variant or a target with more memory",
         )
     if mode == "profile":
-        selected, budget_met = alive[0], None
+        # Sizes are known without measuring: --objective size picks the smallest (ties in
+        # the profile's order); otherwise the profile's first choice.
+        selected = min(alive, key=lambda p: p.info.bytes) if objective == "size" else alive[0]
+        budget_met = None
         recipe = next(
             (
                 r
@@ -324,7 +334,9 @@ def tune(
             ),
             None,
         )
-        reason = profile_reason(selected, infos, target.name, recipe["why"] if recipe else None)
+        reason = profile_reason(
+            selected, infos, target.name, recipe["why"] if recipe else None, objective
+        )
         caveat = _local_caveat(bundle, selected.candidate.variant)
         if caveat:
             notes.append(caveat)
@@ -332,7 +344,7 @@ def tune(
         if budget is not None:
             notes.append(f"the latency budget {budget} was not checked: nothing was measured")
     else:
-        selected, budget_met = choose(alive, objective, budget)
+        selected, budget_met = choose(alive, objective, budget, frozenset(target.avoid))
         where = "on this CPU" if mode in ("measured", "emulated") else f"on {measured_on}"
         reason = measured_reason(selected, alive, infos, objective, budget, where)
         front = pareto_front(_top_effort(alive), lambda p: p.axes(budget))
@@ -467,6 +479,21 @@ def _dynamic_batch(bundle: Bundle) -> bool:
     return True
 
 
+def _fallback_provider(target: TargetProfile) -> str:
+    """Where a variant that matches none of the profile's recipes would run: the CPU."""
+    return CPU_PROVIDER if CPU_PROVIDER in target.providers else target.providers[-1]
+
+
+def _unmatched_rank(target: TargetProfile, kind: str, provider: str) -> int:
+    """Rank of a variant whose settings match no recipe: that of the first recipe of its kind
+    meant for the provider it falls back to; after every recipe when none is (an int8 model
+    that TensorRT cannot take must not outrank the FP16 that runs on the GPU)."""
+    for i, recipe in enumerate(target.prefer):
+        if recipe["kind"] == kind and provider in target.providers_for(recipe):
+            return i
+    return len(target.prefer) + target.preference_rank(kind)
+
+
 def _rank_by_profile(
     bundle: Bundle, target: TargetProfile, infos: dict[str, VariantInfo]
 ) -> list[Point]:
@@ -481,11 +508,10 @@ def _rank_by_profile(
                 ranked.append(((i, 0, name), Point(Candidate(name, provider, options), info)))
                 break
         else:
-            # not what the profile asks for (e.g. U8S8 on an S8S8 target): after its kind
-            rank = target.preference_rank(info.kind)
-            ranked.append(
-                ((rank, 1, name), Point(Candidate(name, target.providers[-1], options), info))
-            )
+            # not what the profile asks for (e.g. U8S8 on an S8S8 target): on the CPU
+            provider = _fallback_provider(target)
+            rank = _unmatched_rank(target, info.kind, provider)
+            ranked.append(((rank, 1, name), Point(Candidate(name, provider, options), info)))
     ranked.sort(key=lambda x: x[0])
     return [p for _, p in ranked]
 
