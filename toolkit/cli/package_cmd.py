@@ -9,6 +9,7 @@ from rich.table import Table
 
 from toolkit.cli import app
 from toolkit.cli.common import JSON_OPTION, err, fmt_bytes, handle_errors, out, print_json
+from toolkit.cli.targets_cmd import TARGETS_DIR_OPTION
 from toolkit.greengrass.names import parse_assignments
 from toolkit.greengrass.package import DEFAULT_PLATFORMS, PackageRequest, package
 from toolkit.greengrass.preflight import Finding
@@ -65,6 +66,7 @@ def package_command(
         0.0, "--capture-fraction", min=0.0, max=1.0, help="Share of requests captured to disk."
     ),
     publisher: str = typer.Option("edgekit", "--publisher", help="ComponentPublisher."),
+    targets_dir: Path = TARGETS_DIR_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Package a bundle as a Greengrass v2 component in the Development Kit's layout."""
@@ -85,6 +87,7 @@ def package_command(
         overwrite=overwrite,
         catch_all=catch_all,
         publisher=publisher,
+        targets_dir=targets_dir,
         settings=Settings(window_s=window, host=host, port=port, capture_fraction=capture_fraction),
     )
     with err.status("packaging…") as status:

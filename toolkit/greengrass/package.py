@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -62,6 +63,7 @@ class PackageRequest:
     description: str | None = None
     publisher: str = "edgekit"
     settings: Settings = field(default_factory=Settings)
+    targets_dir: Path | None = None  # the user's target profiles, as for `edgekit tune`
 
 
 @dataclass
@@ -135,6 +137,34 @@ class PackageResult:
         }
 
 
+PYTHON_VERSION = re.compile(r"^3\.(\d{1,2})$")
+OLDEST_PYTHON_MINOR = 10  # pyproject requires-python
+HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:\-]*$")
+
+
+def check_python_version(version: str) -> str:
+    """X.Y of the device's python3: it picks the wheels and the environment markers."""
+    m = PYTHON_VERSION.match(version)
+    if not m or int(m.group(1)) < OLDEST_PYTHON_MINOR:
+        raise BadInputError(
+            f"--python-version {version!r} is not a Python 3 version like 3.11",
+            hint=f"give the device's python3 as 3.X (3.{OLDEST_PYTHON_MINOR} or later)",
+        )
+    return version
+
+
+def check_settings(settings: Settings, publisher: str) -> None:
+    """Values that reach the Startup shell script through {configuration:/...} must be plain
+    words: an empty --host would swallow the next flag, spaces or ; would split the command."""
+    if not HOST.match(settings.host):
+        raise BadInputError(
+            f"--host {settings.host!r} is not an address or host name",
+            hint="e.g. 127.0.0.1 (this device only) or 0.0.0.0 (every interface)",
+        )
+    if not publisher.strip():
+        raise BadInputError("--publisher is empty", hint="e.g. --publisher 'Example Corp'")
+
+
 def ort_pin() -> str:
     """The onnxruntime version the component pins: the one installed and tested here."""
     return agent_artifact.installed_version("onnxruntime")
@@ -146,6 +176,13 @@ def plan_platforms(bundle: Bundle, request: PackageRequest) -> list[PlatformPlan
         raise BadInputError("no --platform given", hint="e.g. --platform linux/amd64")
     if len(set(platforms)) != len(platforms):
         raise BadInputError("the same --platform is given twice")
+    for p in platforms:
+        if p.os != "linux":
+            raise BadInputError(
+                f"--platform {p.label}: edgekit's component runs its lifecycle as POSIX shell "
+                "scripts in a Python virtual environment, which only Linux cores run",
+                hint="package for linux/amd64 or linux/aarch64",
+            )
     for p in {*request.targets, *request.variants}:
         if p not in platforms:
             raise BadInputError(
@@ -154,7 +191,7 @@ def plan_platforms(bundle: Bundle, request: PackageRequest) -> list[PlatformPlan
     selection = bundle.manifest.get("selection") or {}
     plans = []
     for p in platforms:
-        choice = choose_target(p, selection, request.targets.get(p))
+        choice = choose_target(p, selection, request.targets.get(p), request.targets_dir)
         entry = choice.selection
         notice = None
         if p in request.variants:
@@ -197,7 +234,9 @@ def plan_platforms(bundle: Bundle, request: PackageRequest) -> list[PlatformPlan
     return plans
 
 
-def preflight(bundle: Bundle, plans: list[PlatformPlan], ort_version: str) -> None:
+def preflight(
+    bundle: Bundle, plans: list[PlatformPlan], ort_version: str, targets_dir: Path | None = None
+) -> None:
     for plan in plans:
         if plan.platform is None or plan.target is None:
             continue
@@ -207,7 +246,7 @@ def preflight(bundle: Bundle, plans: list[PlatformPlan], ort_version: str) -> No
                 variant=plan.variant,
                 platform=plan.label,
                 target=plan.target,
-                facts=target_facts(plan.target),
+                facts=target_facts(plan.target, targets_dir),
                 provider=plan.provider,
                 session_options=plan.session_options,
                 ort_version=ort_version,
@@ -229,12 +268,19 @@ def package(
         raise BadInputError(f"--format {request.fmt!r} is not json or yaml")
     if request.wheel_source is not None and not Path(request.wheel_source).is_dir():
         raise BadInputError(f"--wheel-source {request.wheel_source} is not a folder")
+    check_python_version(request.python_version)
+    check_settings(request.settings, request.publisher)
+    if Path(request.output).exists() and not Path(request.output).is_dir():
+        raise BadInputError(
+            f"-o {request.output} is a file, not a folder",
+            hint="pass the build folder (greengrass-build)",
+        )
     bundle = Bundle.open(request.bundle_dir)
     plans = plan_platforms(bundle, request)
 
     say("preflight")
     ort_version = ort_pin()
-    preflight(bundle, plans, ort_version)
+    preflight(bundle, plans, ort_version, request.targets_dir)
     errors = [f for p in plans for f in p.findings if f.severity == "error"]
     if errors and not request.force:
         raise CheckFailedError(

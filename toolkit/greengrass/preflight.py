@@ -344,6 +344,28 @@ def memory(inp: PreflightInput) -> list[Finding]:
     ]
 
 
+# Linux architectures the PyPI onnxruntime wheel exists for (manylinux x86_64 and aarch64).
+PYPI_ONNXRUNTIME_ARCHITECTURES = ("amd64", "aarch64")
+
+
+@check("install")
+def installable(inp: PreflightInput) -> list[Finding]:
+    arch = inp.platform.rpartition("/")[2]
+    if arch in PYPI_ONNXRUNTIME_ARCHITECTURES:
+        return []
+    return [
+        _finding(
+            inp,
+            "error",
+            "install",
+            f"onnxruntime {inp.ort_version} publishes no wheel for {inp.platform} on PyPI "
+            "(nor a source build pip could make): Install cannot set up the agent's runtime",
+            "run a 64-bit OS on the device (aarch64), or serve an onnxruntime wheel from the "
+            "devices' pip index and pass --force",
+        )
+    ]
+
+
 @check("threads")
 def threads(inp: PreflightInput) -> list[Finding]:
     facts = inp.facts

@@ -2,21 +2,20 @@
 
 Tune records `manifest["selection"][target]`; packaging needs one target per platform. A small
 table maps platforms to the target names of the shipped profiles; `--target PLATFORM=TARGET`
-overrides it. The facts about a target (ISA features, memory, cores, providers) come from
-`toolkit.targets` when that package is present, else from a minimal built-in table.
+overrides it. The facts about a target (ISA features, memory, cores, providers) come from its
+profile in `toolkit.targets` (shipped, the user's `--targets-dir`, or `local` from probe).
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from edge_agent import hardware
+from edge_agent.errors import BadInputError
 from toolkit.greengrass.names import Platform
-
-LOCAL = "local"
-GIB = 1024**3
+from toolkit.targets import LOCAL, TargetProfile, load_targets, local_profile
 
 # Preference order per architecture when the bundle has selections for several targets.
 PLATFORM_TARGETS: dict[str, tuple[str, ...]] = {
@@ -29,6 +28,8 @@ PLATFORM_TARGETS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class TargetFacts:
+    """What the preflight needs to know about a target (tests make their own)."""
+
     name: str
     architecture: str
     features: frozenset[str]
@@ -36,93 +37,65 @@ class TargetFacts:
     cores: int
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     memory_fraction: float = 0.5
-    source: str = "builtin"
+    source: str = "profile"
     avoid: dict[str, str] = field(default_factory=dict)
 
     @property
     def model_memory_budget(self) -> int:
         return int(self.memory_bytes * self.memory_fraction)
 
-
-# Conservative facts for the profile names, used only when toolkit.targets is not installed.
-BUILTIN: dict[str, TargetFacts] = {
-    "rpi4": TargetFacts("rpi4", "aarch64", frozenset({"neon"}), 4 * GIB, 4),
-    "rpi5": TargetFacts("rpi5", "aarch64", frozenset({"neon", "dotprod", "fp16"}), 4 * GIB, 4),
-    "jetson-orin": TargetFacts(
-        "jetson-orin",
-        "aarch64",
-        frozenset({"neon", "dotprod", "fp16"}),
-        8 * GIB,
-        6,
-        ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
-    ),
-    "x86-avx2-gateway": TargetFacts(
-        "x86-avx2-gateway", "amd64", frozenset({"avx2", "f16c"}), 4 * GIB, 4
-    ),
-    "x86-avx512-vnni-server": TargetFacts(
-        "x86-avx512-vnni-server",
-        "amd64",
-        frozenset({"avx2", "avx512f", "avx512_vnni", "f16c"}),
-        32 * GIB,
-        16,
-    ),
-    "intel-openvino": TargetFacts(
-        "intel-openvino",
-        "amd64",
-        frozenset({"avx2", "f16c"}),
-        8 * GIB,
-        4,
-        ("OpenVINOExecutionProvider", "CPUExecutionProvider"),
-    ),
-}
-
-
-def local_facts() -> TargetFacts:
-    probed = hardware.probe()
-    features = frozenset(k for k, v in probed["cpu"]["features"].items() if v)
-    return TargetFacts(
-        LOCAL,
-        probed["platform"]["architecture"],
-        features,
-        probed["memory_bytes"] or 4 * GIB,
-        probed["cpu"]["usable_cores"] or 1,
-        tuple(probed["onnxruntime"]["providers"]) or ("CPUExecutionProvider",),
-        source="probe",
-    )
-
-
-def _from_profiles(name: str) -> TargetFacts | None:
-    """Facts from toolkit.targets (another package, optional): None when absent or unknown."""
-    try:
-        targets = importlib.import_module("toolkit.targets")
-        profile = targets.get_target(name)
-    except Exception:  # package missing, or a name its profiles do not know
-        return None
-    try:
-        return TargetFacts(
+    @classmethod
+    def of(cls, profile: TargetProfile) -> TargetFacts:
+        return cls(
             name=profile.name,
             architecture=profile.architecture,
-            features=frozenset(profile.features),
-            memory_bytes=int(profile.memory_bytes),
-            cores=int(profile.cores),
+            features=profile.features,
+            memory_bytes=profile.memory_bytes,
+            cores=profile.cores,
             providers=tuple(profile.providers),
-            memory_fraction=float(profile.model_memory_budget) / max(1, profile.memory_bytes),
-            source=str(getattr(profile, "source", "toolkit.targets")),
-            avoid=dict(getattr(profile, "avoid", {}) or {}),
+            memory_fraction=profile.model_memory_budget / max(1, profile.memory_bytes),
+            source=profile.source,
+            avoid=profile.avoid,
         )
-    except (AttributeError, KeyError, TypeError, ValueError):
-        return None
 
 
-def target_facts(name: str) -> TargetFacts | None:
+def target_facts(name: str, targets_dir: Path | None = None) -> TargetFacts | None:
+    """The facts of a profile by name; None when no profile has that name. A malformed
+    profile under `targets_dir` is an error, never silently skipped."""
     if name == LOCAL:
-        return local_facts()
-    return _from_profiles(name) or BUILTIN.get(name)
+        return TargetFacts.of(local_profile())
+    profile = load_targets(targets_dir, include_local=False).get(name)
+    return TargetFacts.of(profile) if profile else None
 
 
-def target_architecture(name: str) -> str | None:
-    facts = target_facts(name)
+def target_architecture(name: str, targets_dir: Path | None = None) -> str | None:
+    facts = target_facts(name, targets_dir)
     return facts.architecture if facts else None
+
+
+def check_override(
+    platform: Platform,
+    target: str,
+    selection: dict[str, dict[str, Any]],
+    targets_dir: Path | None = None,
+) -> None:
+    """`--target PLATFORM=TARGET` must name a profile (or a target the bundle was tuned for)
+    of the platform's architecture: an aarch64 selection in an amd64 manifest never runs well."""
+    facts = target_facts(target, targets_dir)
+    if facts is None and target not in selection:
+        known = sorted({*load_targets(targets_dir, include_local=False), LOCAL, *selection})
+        raise BadInputError(
+            f"--target {platform.label}={target}: no target profile {target!r} and no tuned "
+            "selection for it in the bundle",
+            hint=f"choose one of {', '.join(known)}, or pass --targets-dir with {target}.yaml",
+        )
+    if facts is not None and facts.architecture != platform.architecture:
+        raise BadInputError(
+            f"--target {platform.label}={target}: {target} is an {facts.architecture} target, "
+            f"so its selection cannot serve {platform.label} devices",
+            hint=f"pair {target} with --platform {platform.os}/{facts.architecture}, or choose "
+            f"a target of architecture {platform.architecture}",
+        )
 
 
 @dataclass(frozen=True)
@@ -134,12 +107,16 @@ class TargetChoice:
 
 
 def choose_target(
-    platform: Platform, selection: dict[str, dict[str, Any]], override: str | None
+    platform: Platform,
+    selection: dict[str, dict[str, Any]],
+    override: str | None,
+    targets_dir: Path | None = None,
 ) -> TargetChoice:
     """The target a platform is packaged for: the override, else the first selected target of
     that architecture in PLATFORM_TARGETS order, else the first selected one of that
     architecture at all, else the default target for the architecture (no selection)."""
     if override:
+        check_override(platform, override, selection, targets_dir)
         entry = selection.get(override)
         why = f"--target {platform.label}={override}"
         return TargetChoice(platform, override, entry, why)
@@ -149,7 +126,7 @@ def choose_target(
         if name in selection and (name != LOCAL or local_arch == platform.architecture):
             return TargetChoice(platform, name, selection[name], f"selection for {name}")
     for name in sorted(selection):
-        arch = local_arch if name == LOCAL else target_architecture(name)
+        arch = local_arch if name == LOCAL else target_architecture(name, targets_dir)
         if arch == platform.architecture:
             return TargetChoice(platform, name, selection[name], f"selection for {name}")
     if local_arch == platform.architecture and platform.architecture == "amd64":

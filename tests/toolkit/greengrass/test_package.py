@@ -11,6 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from edge_agent.errors import BadInputError
 from edge_agent.hashing import sha256_b64_file
 from tests.toolkit.greengrass.gg_helpers import NAME, VERSION, add_variant, load_recipe
 from toolkit.cli import app
@@ -18,6 +19,7 @@ from toolkit.greengrass.casing import lower_keys
 from toolkit.greengrass.names import Platform
 from toolkit.greengrass.package import PackageRequest, package
 from toolkit.greengrass.validate import schema
+from toolkit.targets.loader import builtin_dir
 
 runner = CliRunner()
 
@@ -275,3 +277,67 @@ def test_arm64_platform_is_refused(tabular_bundle, tmp_path):
         ],
     )
     assert res.exit_code == 2 and "aarch64" in res.output
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--python-version", "abc"], "--python-version 'abc'"),
+        (["--python-version", "2.7"], "--python-version '2.7'"),
+        (["--host", ""], "--host ''"),
+        (["--host", "0.0.0.0; reboot"], "is not an address"),
+        (["--publisher", " "], "--publisher is empty"),
+        (["--platform", "windows/amd64"], "only Linux cores run"),
+        (["--target", "linux/amd64=nope"], "no target profile 'nope'"),
+        (["--target", "linux/amd64=rpi4"], "rpi4 is an aarch64 target"),
+        (["--targets-dir", "/nonexistent-dir"], "is not a folder"),
+    ],
+)
+def test_bad_options_refused_before_writing(tabular_bundle, tmp_path, extra, message):
+    out = tmp_path / "gb"
+    args = ["package", str(tabular_bundle), "--name", NAME, "--version", VERSION, "-o", str(out)]
+    res = runner.invoke(app, [*args, *extra])
+    assert res.exit_code == 2, res.output
+    assert message in " ".join(res.output.split())
+    assert not out.exists()
+
+
+def test_output_that_is_a_file_is_refused(tabular_bundle, tmp_path):
+    out = tmp_path / "file"
+    out.write_text("keep me")
+    args = ["package", str(tabular_bundle), "--name", NAME, "--version", VERSION, "-o", str(out)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "is a file, not a folder" in res.output
+    assert out.read_text() == "keep me"
+
+
+def test_32bit_arm_has_no_onnxruntime_wheel(tabular_bundle, tmp_path):
+    out = tmp_path / "gb"
+    args = ["package", str(tabular_bundle), "--name", NAME, "--version", VERSION, "-o", str(out)]
+    res = runner.invoke(app, [*args, "--platform", "linux/arm"])
+    assert res.exit_code == 1 and "publishes no wheel for linux/arm" in res.output
+    assert not out.exists()
+    assert runner.invoke(app, [*args, "--platform", "linux/arm", "--force"]).exit_code == 0
+
+
+def test_user_target_profile_from_targets_dir(tuned_bundle, tmp_path):
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    tiny = yaml.safe_load(Path(builtin_dir() / "rpi4.yaml").read_text())
+    tiny.update(name="tiny-arm", memory_mb=64)  # too little memory for the model plus runtime
+    (profiles / "tiny-arm.yaml").write_text(yaml.safe_dump(tiny))
+    request = PackageRequest(
+        bundle_dir=tuned_bundle,
+        name=NAME,
+        version=VERSION,
+        platforms=["linux/aarch64"],
+        targets={Platform("linux", "aarch64"): "tiny-arm"},
+        output=tmp_path / "o",
+        force=True,
+    )
+    with pytest.raises(BadInputError, match="no target profile 'tiny-arm'"):
+        package(request)
+    request.targets_dir = profiles
+    result = package(request)
+    checks = {f.check: f.severity for f in result.findings}
+    assert checks == {"memory": "error"}  # the profile's own facts, not "no hardware facts"

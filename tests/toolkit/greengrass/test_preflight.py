@@ -14,7 +14,7 @@ from edge_agent.bundle import Bundle
 from edge_agent.hashing import sha256_file
 from toolkit.greengrass.names import Platform
 from toolkit.greengrass.preflight import PreflightInput, run_preflight
-from toolkit.greengrass.targets import BUILTIN, TargetFacts, choose_target
+from toolkit.greengrass.targets import TargetFacts, choose_target, target_facts
 
 
 def save(tmp: Path, name: str, graph, opset: int = 17) -> Path:
@@ -99,7 +99,7 @@ def run(
     options=None,
     pin=None,
 ) -> dict[str, str]:
-    facts = BUILTIN[target] if isinstance(target, str) else target
+    facts = target_facts(target) if isinstance(target, str) else target
     findings = run_preflight(
         PreflightInput(
             bundle,
