@@ -78,3 +78,16 @@ def fmt_bytes(n: int | float | None) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
+
+
+def fmt_num(x: Any, spec: str = ".4f") -> str:
+    """A number for a table cell; '-' when there is none."""
+    return "-" if x is None else format(x, spec)
+
+
+def split_csv(values: str | list[str] | None) -> list[str]:
+    """Options that take comma-separated lists (and may be repeated): the non-empty items."""
+    if values is None:
+        return []
+    items = [values] if isinstance(values, str) else values
+    return [v.strip() for item in items for v in item.split(",") if v.strip()]

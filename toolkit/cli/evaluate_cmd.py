@@ -16,6 +16,7 @@ from toolkit.cli.common import (
     JSON_OPTION,
     err,
     fmt_bytes,
+    fmt_num,
     handle_errors,
     out,
     print_json,
@@ -38,10 +39,6 @@ TABLE_METRICS = (
     "rmse",
     "r2",
 )
-
-
-def _f(x: Any, spec: str = ".4f") -> str:
-    return "-" if x is None else format(x, spec)
 
 
 def results_table(report: dict[str, Any]) -> Table:
@@ -71,10 +68,10 @@ def results_table(report: dict[str, Any]) -> Table:
             name,
             r["precision"],
             fmt_bytes(r["bytes"]),
-            _f(value),
+            fmt_num(value),
             "-" if name == "fp32" or change is None else f"{change:+.4f}",
-            _f(vs.get("label_agreement")),
-            _f(vs.get("cosine_mean"), ".5f"),
+            fmt_num(vs.get("label_agreement")),
+            fmt_num(vs.get("cosine_mean"), ".5f"),
             verdict,
         )
     return table
@@ -92,7 +89,7 @@ def metrics_table(report: dict[str, Any]) -> Table | None:
     for name in variants:
         table.add_column(name, justify="right")
     for m in shown:
-        table.add_row(m, *[_f(v["metrics"].get(m)) for v in variants.values()])
+        table.add_row(m, *[fmt_num(v["metrics"].get(m)) for v in variants.values()])
     return table
 
 
@@ -104,9 +101,38 @@ def debug_table(name: str, debug: dict[str, Any]) -> Table:
         table.add_column(col, justify="right" if "dB" in col else "left")
     for t in debug["worst_tensors"]:
         table.add_row(
-            t["tensor"], t["kind"], _f(t["qdq_sqnr_db"], ".1f"), _f(t["vs_float_sqnr_db"], ".1f")
+            t["tensor"],
+            t["kind"],
+            fmt_num(t["qdq_sqnr_db"], ".1f"),
+            fmt_num(t["vs_float_sqnr_db"], ".1f"),
         )
     return table
+
+
+def print_report(console: Any, report: dict[str, Any]) -> None:
+    """The results and metrics tables, the qdq_loss_debug tables, retries and rejections
+    (shared by the command and the demo)."""
+    console.print(results_table(report))
+    table = metrics_table(report)
+    if table is not None:
+        console.print(table)
+    for name, r in report["variants"].items():
+        debug = r.get("debug") or {}
+        if "worst_tensors" in debug:
+            console.print(debug_table(name, debug))
+            worst = ", ".join(n["node"] for n in debug["worst_nodes"][:5])
+            console.print(f"  worst nodes: {worst}  (retry with --auto-exclude K)")
+        if "error" in debug:
+            console.print(f"  {name}: qdq_loss_debug could not run: {debug['error']}")
+        if r.get("auto_exclude"):
+            a = r["auto_exclude"]
+            console.print(
+                f"  {name}: {a['from']} re-quantized leaving {', '.join(a['excluded_nodes'])} "
+                "in float"
+            )
+    for name, r in report["variants"].items():
+        if not r["gate"].get("passed"):
+            console.print(f"[red]✗[/] {name}: {r['gate']['reason']}")
 
 
 @app.command("evaluate")
@@ -160,25 +186,7 @@ def evaluate_command(
     if as_json:
         print_json({"ok": failure is None, **report})
     else:
-        out.print(results_table(report))
-        table = metrics_table(report)
-        if table is not None:
-            out.print(table)
-        for name, r in report["variants"].items():
-            if r.get("debug") and "worst_tensors" in r["debug"]:
-                out.print(debug_table(name, r["debug"]))
-                worst = ", ".join(n["node"] for n in r["debug"]["worst_nodes"][:5])
-                out.print(f"  worst nodes: {worst}  (retry with --auto-exclude K)")
-            if r.get("debug") and "error" in r["debug"]:
-                out.print(f"  {name}: qdq_loss_debug could not run: {r['debug']['error']}")
-            if r.get("auto_exclude"):
-                a = r["auto_exclude"]
-                out.print(
-                    f"  {name}: {a['from']} re-quantized without {', '.join(a['excluded_nodes'])}"
-                )
-        for name, r in report["variants"].items():
-            if not r["gate"].get("passed"):
-                out.print(f"[red]✗[/] {name}: {r['gate']['reason']}")
+        print_report(out, report)
     if failure is not None:
         if not as_json:
             report_error(failure)

@@ -11,16 +11,16 @@ import typer
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli.common import JSON_OPTION, err, fmt_bytes, handle_errors, out, print_json
-
-
-def split_list(values: list[str]) -> list[str]:
-    """Repeatable options that also take comma-separated lists."""
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
-
-
-def _fmt(x: Any, spec: str = ".4f") -> str:
-    return "-" if x is None else format(x, spec)
+from toolkit.cli.common import (
+    JSON_OPTION,
+    err,
+    fmt_bytes,
+    fmt_num,
+    handle_errors,
+    out,
+    print_json,
+    split_csv,
+)
 
 
 def variant_table(result: dict[str, Any]) -> Table:
@@ -44,8 +44,8 @@ def variant_table(result: dict[str, Any]) -> Table:
         table.add_row("quantized ops", ", ".join(f"{k}×{v}" for k, v in q["quantized_ops"].items()))
     table.add_row(
         f"vs fp32 ({parity['rows']} samples)",
-        f"label agreement {_fmt(parity['label_agreement'])}, min cosine "
-        f"{_fmt(parity['min_cosine'], '.5f')}, max abs diff {_fmt(parity['max_abs_diff'], '.3g')}",
+        f"label agreement {fmt_num(parity['label_agreement'])}, min cosine "
+        f"{fmt_num(parity['min_cosine'], '.5f')}, max abs diff {fmt_num(parity['max_abs_diff'], '.3g')}",
     )
     if q.get("auto"):
         table.add_row("auto", "\n".join(q["auto"]["reasons"]))
@@ -106,8 +106,8 @@ def quantize_command(
         "format": fmt,
         "activation_type": activation_type,
         "weight_type": weight_type,
-        "nodes_to_exclude": split_list(exclude_nodes) or None,
-        "op_types_to_exclude": split_list(exclude_op_types) or None,
+        "nodes_to_exclude": split_csv(exclude_nodes) or None,
+        "op_types_to_exclude": split_csv(exclude_op_types) or None,
     }
     request = QuantizeRequest(
         method=method,

@@ -4,7 +4,7 @@ without its worst nodes (--auto-exclude)."""
 
 from __future__ import annotations
 
-from toolkit.cli.evaluate_cmd import debug_table, metrics_table, results_table
+from toolkit.cli.evaluate_cmd import print_report
 from toolkit.demo import DemoContext, stage
 from toolkit.demo.models import TABULAR_TARGET
 from toolkit.evaluate import EvaluateRequest, evaluate_bundle
@@ -34,21 +34,7 @@ def evaluate(ctx: DemoContext) -> None:
                 f"--max-drop {MAX_DROP} --auto-exclude {AUTO_EXCLUDE}",
             ),
         )
-        ctx.console.print(results_table(report))
-        table = metrics_table(report)
-        if table is not None:
-            ctx.console.print(table)
-        for name, r in report["variants"].items():
-            if r.get("debug") and "worst_tensors" in r["debug"]:
-                ctx.console.print(debug_table(name, r["debug"]))
-            if r.get("auto_exclude"):
-                a = r["auto_exclude"]
-                ctx.console.print(
-                    f"  {name}: {a['from']} re-quantized leaving {', '.join(a['excluded_nodes'])} "
-                    "in float"
-                )
-            if not r["gate"].get("passed"):
-                ctx.console.print(f"  [red]✗[/] {name}: {r['gate']['reason']}")
+        print_report(ctx.console, report)
         ctx.results["evaluate"][key] = {
             "metric": report["metric"],
             "passed": report["passed"],

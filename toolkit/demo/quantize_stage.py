@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from edge_agent.errors import EdgekitError
+from toolkit.cli.common import fmt_num
 from toolkit.demo import DemoContext, stage
 from toolkit.quantize import QuantizeRequest, quantize_bundle
 
@@ -18,10 +19,6 @@ PLAN = [
     ("cnn", "dynamic", {}, None),
     ("cnn", "fp16", {}, None),
 ]
-
-
-def _f(x, spec: str = ".4f") -> str:
-    return "-" if x is None else format(x, spec)
 
 
 @stage(30, "quantize")
@@ -56,8 +53,8 @@ def quantize(ctx: DemoContext) -> None:
             result["variant"],
             result["method"],
             f"{result['size_ratio']:.2f}×",
-            _f(parity["label_agreement"]),
-            _f(parity["min_cosine"], ".5f"),
+            fmt_num(parity["label_agreement"]),
+            fmt_num(parity["min_cosine"], ".5f"),
         )
         summary.setdefault(key, []).append(
             {

@@ -7,6 +7,7 @@ is quantized again with the K worst nodes left in float, and the new variant is 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,8 +144,11 @@ def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[st
             f"bundle {bundle.path} has no fp32 variant to compare against",
             hint="re-export the model with `edgekit export`",
         )
-    if request.max_drop < 0:
-        raise BadInputError("--max-drop must be 0 or more")
+    if not math.isfinite(request.max_drop) or request.max_drop < 0:
+        raise BadInputError(
+            f"--max-drop must be a number of 0 or more, got {request.max_drop}",
+            hint="e.g. --max-drop 0.01 (one point of accuracy)",
+        )
     if request.auto_exclude < 0:
         raise BadInputError("--auto-exclude must be 0 or more")
     feeds, target, sample = load_feeds(

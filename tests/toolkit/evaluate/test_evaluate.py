@@ -225,3 +225,22 @@ def test_bad_inputs(copy_bundle, cnn_bundle, digits_data, tmp_path):
     np.savez(classes, input=np.zeros((5, 1, 8, 8), np.float32), target=np.full(5, 42))
     unknown_class = evaluate(path, "--data", classes, "--target-column", "target")
     assert unknown_class.exit_code == 2 and "'42'" in unknown_class.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--max-drop", "nan"),
+        ("--max-drop", "inf"),
+        ("--max-drop", "-0.1"),
+        ("--variant", "nope"),
+        ("--auto-exclude", "-1"),
+    ],
+)
+def test_bad_options_exit_2_and_leave_the_manifest(copy_bundle, cnn_bundle, digits_data, args):
+    path = copy_bundle(cnn_bundle)
+    before = (path / "manifest.json").read_bytes()
+    res = evaluate(path, "--data", digits_data, "--target-column", "target", *args)
+    assert res.exit_code == 2, res.output
+    assert args[0] in res.output or "nope" in res.output
+    assert (path / "manifest.json").read_bytes() == before
