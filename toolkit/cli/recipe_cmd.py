@@ -47,9 +47,12 @@ def validate_command(
             out.print(table)
         where = report.artifacts_dir or "not checked (no artifacts folder)"
         mark = "[green]✓ valid[/]" if report.ok else "[bold red]✗ invalid[/]"
+        warnings = sum(1 for p in problems if p.severity == "warning")
+        hidden = len(report.problems) - len(problems)
         out.print(
-            f"{mark}: {len(report.errors)} errors, {len(report.warnings)} warnings; "
-            f"artifact digests: {where}"
+            f"{mark}: {len(report.errors)} errors, {warnings} warnings"
+            + (f" ({hidden} nucleus-lite notes hidden)" if hidden else "")
+            + f"; artifact digests: {where}"
         )
     if not report.ok:
         raise typer.Exit(1)

@@ -37,6 +37,10 @@ LITE_UNSUPPORTED_PHASES = ("bootstrap", "shutdown", "recover")
 NUCLEUS = "aws.greengrass.Nucleus"
 VAR = re.compile(r"\{([^{}\s]+)\}")
 SEMVER_BOUND = re.compile(r"(>=|>|\^|~|=)?\s*v?(\d+)\.(\d+)\.(\d+)")
+# GenericExternalService.shouldSkip: `(exists|onpath) +(.+)` after an optional `!`.
+SKIPIF = re.compile(r"!?\s*(exists|onpath) +(.+)")
+# Phases whose Timeout the nucleus casts straight to an integer (Run, Bootstrap).
+INTEGER_TIMEOUT_PHASES = ("run", "bootstrap")
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,23 @@ def _strings(node: Any, path: str):
     elif isinstance(node, list):
         for i, v in enumerate(node):
             yield from _strings(v, f"{path}[{i}]")
+
+
+def _numbers(node: Any, path: str, pointer: str):
+    """(JSON path, JSON pointer, value) of every number, accessControl left out."""
+    if isinstance(node, bool):
+        return
+    if isinstance(node, (int, float)):
+        yield path, pointer, node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            if pointer == "" and str(k) == "accessControl":
+                continue
+            token = str(k).replace("~", "~0").replace("/", "~1")
+            yield from _numbers(v, child(path, k), f"{pointer}/{token}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _numbers(v, f"{path}[{i}]", f"{pointer}/{i}")
 
 
 def _parse_var(body: str) -> tuple[str | None, str, str] | None:
@@ -358,21 +379,58 @@ class _Validator:
         for low in LITE_UNSUPPORTED_PHASES:
             if low in phases:
                 self.lite(child(path, phases[low][0]), "phase", f"{phases[low][0]} is not run")
-        for key, step in phases.values():
+        for low, (key, step) in phases.items():
             if isinstance(step, dict):
-                skey, _ = get_ci(step, "Skipif")
-                if skey is not None:
-                    self.lite(child(child(path, key), skey), "skipif", "Skipif is not supported")
-                tkey, timeout = get_ci(step, "Timeout")
-                if timeout is not None and (
-                    (isinstance(timeout, str) and not timeout.isdigit())
-                    or (isinstance(timeout, int) and timeout <= 0)
-                ):
-                    self.error(
-                        child(child(path, key), tkey),
-                        "timeout",
-                        f"Timeout {timeout!r} is not a positive number of seconds",
-                    )
+                self.check_step(low, step, child(path, key))
+
+    def check_step(self, phase: str, step: dict, path: str) -> None:
+        skey, skipif = get_ci(step, "Skipif")
+        if skey is not None:
+            self.lite(child(path, skey), "skipif", "Skipif is not supported")
+            if isinstance(skipif, str):
+                self.check_skipif(child(path, skey), skipif)
+        tkey, timeout = get_ci(step, "Timeout")
+        if timeout is not None and (
+            (isinstance(timeout, str) and not timeout.isdigit())
+            or (isinstance(timeout, int) and timeout <= 0)
+        ):
+            self.error(
+                child(path, tkey),
+                "timeout",
+                f"Timeout {timeout!r} is not a positive number of seconds",
+            )
+        elif isinstance(timeout, str) and phase in INTEGER_TIMEOUT_PHASES:
+            self.error(
+                child(path, tkey),
+                "timeout-type",
+                f"Timeout {timeout!r} is a string: the nucleus casts the {phase} timeout to an "
+                "integer and fails on a string; write it as a number",
+            )
+        pkey, privileged = get_ci(step, "RequiresPrivilege")
+        if privileged is True or str(privileged).lower() == "true":
+            self.warn(
+                child(path, pkey),
+                "privileged",
+                "RequiresPrivilege runs this step as root; least privilege: drop it unless the "
+                "step cannot work as the component's user",
+            )
+
+    def check_skipif(self, path: str, skipif: str) -> None:
+        m = SKIPIF.fullmatch(skipif.strip())
+        if not m:
+            self.error(
+                path,
+                "skipif",
+                f"Skipif {skipif!r}: the nucleus takes only 'exists PATH' or 'onpath PROGRAM' "
+                "(optionally after !) and fails the step on anything else",
+            )
+        elif m.group(1) == "exists" and not m.group(2).startswith(("/", "~", "{")):
+            self.warn(
+                path,
+                "skipif-relative",
+                f"Skipif 'exists {m.group(2)}': the nucleus resolves the path from its own "
+                "folder, not the component's work folder; write {work:path}/...",
+            )
 
     def check_artifacts(self, manifest: dict, path: str) -> None:
         akey, artifacts = get_ci(manifest, "Artifacts")
@@ -561,6 +619,28 @@ class _Validator:
                     f"{var}/{ref.group(1)}: {zips[segments[0]]} has no {inner!r}",
                 )
 
+    # configuration values
+    def check_config_values(self) -> None:
+        """Numbers in DefaultConfiguration may come back from the nucleus as floats (AWS's
+        own recipes write them as strings); interpolated into a script, 8080 reads 8080.0."""
+        lifecycle = json.dumps(
+            [get_ci(m, "Lifecycle")[1] for m in _manifests(self.recipe)]
+            + [get_ci(self.recipe, "Lifecycle")[1]]
+        )
+        for path, pointer, value in _numbers(self.config, self.config_path, ""):
+            used = "{configuration:" + pointer + "}" in lifecycle
+            where = (
+                f"; {{configuration:{pointer}}} in the lifecycle would then read {float(value)!r}"
+                if used
+                else ""
+            )
+            self.warn(
+                path,
+                "config-number",
+                f"number {value!r} in DefaultConfiguration may reach the component as a "
+                f"float{where}; write it as the string {str(value)!r}",
+            )
+
     # access control
     def check_access_control(self) -> None:
         akey, acl = get_ci(self.config, "accessControl")
@@ -651,6 +731,7 @@ def validate_recipe(
     v.check_identity()
     v.check_manifests()
     v.check_variables()
+    v.check_config_values()
     v.check_access_control()
     v.check_nucleus()
     return v.problems

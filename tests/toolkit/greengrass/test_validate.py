@@ -197,6 +197,18 @@ CASES = {
         "timeout",
         "$.Manifests[0].Lifecycle.Install.Timeout",
     ),
+    "run-timeout-string": (
+        M0 + ["Lifecycle", "Run"],
+        {"Script": "x", "Timeout": "60"},
+        "timeout-type",
+        "$.Manifests[0].Lifecycle.Run.Timeout",
+    ),
+    "skipif-tab": (  # the schema's \s+ lets a tab through; the nucleus wants spaces
+        M0 + ["Lifecycle", "Install"],
+        {"Script": "x", "Skipif": "exists\t/opt/done"},
+        "skipif",
+        "$.Manifests[0].Lifecycle.Install.Skipif",
+    ),
 }
 
 
@@ -246,6 +258,31 @@ def test_warnings_nucleus_range_and_lite():
         and codes["lite-casing"].path == "$.Manifests[0].Lifecycle.install"
     )
     assert "lite-runtime" in codes
+
+
+def test_warnings_the_nucleus_would_misread():
+    r = good()
+    config = r["ComponentConfiguration"]["DefaultConfiguration"]
+    config.update(port=8080, limits={"rate": 0.5}, debug=True)
+    r["Manifests"][0]["Lifecycle"]["Install"] = {
+        "Script": "pip install x",
+        "Skipif": "exists venv/.done",
+        "RequiresPrivilege": "true",
+    }
+    problems = validate_recipe(r)
+    assert not [p for p in problems if p.severity == "error"]
+    warned = {p.code: p for p in problems if p.severity == "warning" and not p.lite}
+    numbers = [p for p in problems if p.code == "config-number"]
+    assert [p.path for p in numbers] == [
+        "$.ComponentConfiguration.DefaultConfiguration.port",
+        "$.ComponentConfiguration.DefaultConfiguration.limits.rate",
+    ]
+    assert "{configuration:/port} in the lifecycle would then read 8080.0" in numbers[0].message
+    assert warned["privileged"].path == "$.Manifests[0].Lifecycle.Install.RequiresPrivilege"
+    assert warned["skipif-relative"].path == "$.Manifests[0].Lifecycle.Install.Skipif"
+    r["Manifests"][0]["Lifecycle"]["Install"]["Skipif"] = "! exists {work:path}/venv/.done"
+    assert "skipif-relative" not in {p.code for p in validate_recipe(r)}
+    assert "skipif" not in errors(r)  # negation is the nucleus's own syntax
 
 
 @pytest.fixture
