@@ -76,8 +76,8 @@ def deploy_command(
     nucleus_version: str | None = typer.Option(
         None,
         "--nucleus-version",
-        help="Include aws.greengrass.Nucleus at this version with "
-        "interpolateComponentConfiguration=true.",
+        help="Include aws.greengrass.Nucleus at this version (the one your devices run, "
+        "2.6.0+) with interpolateComponentConfiguration=true.",
     ),
     parent_target_arn: str | None = typer.Option(
         None, "--parent-target-arn", help="Subdeployment of this thing group's deployment."
@@ -132,12 +132,12 @@ def deploy_command(
     if as_json:
         print_json(result)
         return
-    if result["dry_run"]:
-        print_calls(result["calls"])
-        return
     for f in result["findings"]:
         color = "red" if f["severity"] == "error" else "yellow"
         err.print(f"[{color}]{f['severity']}:[/] {f['subject']}: {f['message']}", highlight=False)
+    if result["dry_run"]:
+        print_calls(result["calls"])
+        return
     out.print(
         f"[green]✓[/] deployment [bold]{result['deployment_id']}[/] to {result['target_arn']}"
         + (f" (IoT job {result['iot_job_id']})" if result.get("iot_job_id") else "")

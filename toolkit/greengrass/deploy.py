@@ -153,6 +153,52 @@ def parse_resets(values: list[str]) -> dict[str, list[str]]:
     return out
 
 
+INTERPOLATION_NUCLEUS = (2, 6, 0)
+
+
+def check_nucleus_version(version: str) -> str:
+    """interpolateComponentConfiguration exists from nucleus 2.6.0 on."""
+    check_component_version(version)
+    release = tuple(int(x) for x in re.split(r"[-+]", version)[0].split("."))
+    if release < INTERPOLATION_NUCLEUS:
+        raise BadInputError(
+            f"--nucleus-version {version}: interpolateComponentConfiguration (for "
+            "{iot:thingName} in accessControl) needs nucleus 2.6.0 or later",
+            hint="give the nucleus version your devices run, 2.6.0 or later",
+        )
+    return version
+
+
+def _numbers(node: Any, pointer: str = "") -> list[str]:
+    if isinstance(node, bool):
+        return []
+    if isinstance(node, (int, float)):
+        return [pointer or "/"]
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _numbers(v, f"{pointer}/{k}")]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _numbers(v, f"{pointer}/{i}")]
+    return []
+
+
+def merge_findings(request: DeployRequest) -> list[DeployFinding]:
+    """Numbers merged into a component's configuration may reach it as floats (the nucleus's
+    config store), so {configuration:/port} in a script would read 8080.0."""
+    found = []
+    for name, merge in request.merge.items():
+        pointers = [] if name == NUCLEUS else _numbers(merge)
+        if pointers:
+            found.append(
+                DeployFinding(
+                    "warning",
+                    name,
+                    f"--merge sets numbers at {', '.join(pointers)}: they may reach the component "
+                    'as floats (8080 -> 8080.0); give them as strings, e.g. "8080"',
+                )
+            )
+    return found
+
+
 def check_target_arn(arn: str) -> tuple[str, str]:
     m = TARGET_ARN.match(arn)
     if not m:
@@ -188,7 +234,7 @@ def deployment_params(request: DeployRequest, target_arn: str) -> dict[str, Any]
         # {iot:thingName} in accessControl is interpolated only with this nucleus setting.
         merge = {"interpolateComponentConfiguration": True, **request.merge.get(NUCLEUS, {})}
         components[NUCLEUS] = {
-            "componentVersion": check_component_version(request.nucleus_version),
+            "componentVersion": check_nucleus_version(request.nucleus_version),
             "configurationUpdate": {"merge": json.dumps(merge, sort_keys=True)},
         }
     policies: dict[str, Any] = {
@@ -387,11 +433,16 @@ def deploy(request: DeployRequest, clients: Clients) -> dict[str, Any]:
             check_target_arn(target)
             params = deployment_params(request, target)
         calls.append(Call("greengrassv2", "CreateDeployment", params))
-        return {"ok": True, "dry_run": True, "calls": [c.to_dict() for c in calls]}
+        return {
+            "ok": True,
+            "dry_run": True,
+            "calls": [c.to_dict() for c in calls],
+            "findings": [f.to_dict() for f in merge_findings(request)],
+        }
 
     target = resolve_target(request, clients)
     params = deployment_params(request, target)
-    findings = preflight(request, target, clients)
+    findings = merge_findings(request) + preflight(request, target, clients)
     errors = [f for f in findings if f.severity == "error"]
     if errors and not request.force:
         raise CheckFailedError(

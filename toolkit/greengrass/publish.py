@@ -8,6 +8,7 @@ Every call goes through `Clients`, so --dry-run prints exactly what a real run w
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ from toolkit.greengrass.aws import AwsError, Call, Clients, component_arn
 from toolkit.greengrass.validate import get_ci
 
 READY = "DEPLOYABLE"
+# S3 bucket naming rules (general purpose buckets): 3-63 of a-z 0-9 . -, letter or digit at both
+# ends, no "..", not shaped like an IP address.
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+IP_SHAPED = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 FAILED = ("FAILED", "DEPRECATED")
 
 
@@ -33,6 +38,29 @@ class PublishRequest:
     dry_run: bool = False
     wait_timeout_s: float = 300.0
     poll_s: float = 2.0
+
+
+def check_bucket_name(bucket: str) -> str:
+    if not BUCKET_NAME.match(bucket) or ".." in bucket or IP_SHAPED.match(bucket):
+        raise BadInputError(
+            f"--bucket {bucket!r} is not a valid S3 bucket name",
+            hint="3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter "
+            "or digit (no s3:// prefix, no path)",
+        )
+    return bucket
+
+
+def check_bucket_region(found: dict[str, Any], bucket: str, region: str) -> None:
+    """Greengrass reads artifacts only from a bucket in its own region (else the component
+    version FAILS with 'Specified artifact resource cannot be accessed')."""
+    headers = (found.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+    where = found.get("BucketRegion") or headers.get("x-amz-bucket-region")
+    if where and where != region:
+        raise BadInputError(
+            f"S3 bucket {bucket!r} is in {where}, but Greengrass is called in {region}: the "
+            "service cannot read artifacts from another region",
+            hint=f"use a bucket in {region}, or pass --region {where}",
+        )
 
 
 def find_recipe(build_dir: Path, recipe: Path | None) -> Path:
@@ -81,6 +109,7 @@ def publish(
     request: PublishRequest, clients: Clients, progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
     say = progress or (lambda _m: None)
+    check_bucket_name(request.bucket)
     recipe_path = find_recipe(request.build_dir, request.recipe)
     recipe, _raw = recipe_io.read(recipe_path)
     name = get_ci(recipe, "ComponentName")[1]
@@ -149,7 +178,8 @@ def publish(
             "component versions are immutable",
             hint="bump --version and package again",
         )
-    clients.call("s3", "head_bucket", Bucket=request.bucket)
+    found = clients.call("s3", "head_bucket", Bucket=request.bucket)
+    check_bucket_region(found, request.bucket, region)
     uploaded = []
     for file in files:
         say(f"uploading {file}")

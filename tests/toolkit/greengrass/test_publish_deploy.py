@@ -380,6 +380,44 @@ def test_deploy_cli_dry_run_and_bad_arn():
     assert res.exit_code == 2 and "not a thing or thing group ARN" in res.output
 
 
+DRY = ["--target-arn", "arn:aws:iot:us-east-1:123456789012:thing/pi-1", "--dry-run", "--json"]
+
+
+def test_deploy_nucleus_version_and_numbers_in_merge():
+    args = ["deploy", *DRY, "--component", f"{NAME}={VERSION}"]
+    res = runner.invoke(app, [*args, "--nucleus-version", "2.5.9"])
+    assert res.exit_code == 2 and "needs nucleus 2.6.0" in res.output
+    res = runner.invoke(
+        app, [*args, "--nucleus-version", "2.12.1", "--merge", f'{NAME}={{"port": 9090}}']
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    nucleus = data["calls"][0]["params"]["components"]["aws.greengrass.Nucleus"]
+    assert json.loads(nucleus["configurationUpdate"]["merge"]) == {
+        "interpolateComponentConfiguration": True
+    }
+    (warning,) = data["findings"]
+    assert warning["severity"] == "warning" and "/port" in warning["message"]
+
+
+@pytest.mark.parametrize("bucket", ["s3://b", "ab", "Upper-Case", "a..b", "192.168.1.1", "x/y"])
+def test_publish_refuses_a_bad_bucket_name(build_dir, bucket):
+    res = runner.invoke(app, ["publish", str(build_dir), "--bucket", bucket, "--dry-run"])
+    assert res.exit_code == 2 and "is not a valid S3 bucket name" in res.output
+
+
+def test_publish_refuses_a_bucket_in_another_region(aws_env, build_dir):
+    boto3.client("s3", region_name="eu-west-1").create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    clients, stub = stubbed_clients()
+    not_found(stub)
+    with stub, pytest.raises(BadInputError, match="is in eu-west-1, but Greengrass"):
+        publish(PublishRequest(build_dir, BUCKET, poll_s=0), clients)
+    listed = boto3.client("s3", region_name="eu-west-1").list_objects_v2(Bucket=BUCKET)
+    assert listed.get("KeyCount", 0) == 0  # refused before any upload
+
+
 def test_status_lists_each_device(aws_env):
     group = "arn:aws:iot:us-east-1:123456789012:thinggroup/canary"
     clients, stub = stubbed_clients()
