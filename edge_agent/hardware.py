@@ -108,18 +108,43 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def gpus() -> list[dict[str, Any]]:
-    """NVIDIA GPUs seen by the driver's /proc interface; no CUDA library is loaded."""
-    found = []
-    root = Path("/proc/driver/nvidia/gpus")
-    if root.is_dir():
-        for entry in sorted(root.iterdir()):
-            info = entry / "information"
+# PCI vendor ids of GPUs, as /sys/class/drm/card*/device/vendor shows them.
+PCI_GPU_VENDORS = {"0x10de": "nvidia", "0x8086": "intel", "0x1002": "amd"}
+
+
+def gpus(root: str | Path = "/") -> list[dict[str, Any]]:
+    """GPUs seen through /proc and /sys only (no CUDA or vendor library is loaded): NVIDIA's
+    driver interface, a Jetson's integrated GPU (device tree), and DRM cards of Intel and AMD
+    (an Intel iGPU is what OpenVINO's GPU device runs on)."""
+    base = Path(root)
+    found: list[dict[str, Any]] = []
+    nvidia = base / "proc/driver/nvidia/gpus"
+    if nvidia.is_dir():
+        for entry in sorted(nvidia.iterdir()):
             try:
-                model = re.search(r"Model:\s*(.+)", info.read_text())
+                model = re.search(r"Model:\s*(.+)", (entry / "information").read_text())
             except OSError:
                 continue
             found.append({"vendor": "nvidia", "model": model.group(1).strip() if model else None})
+    try:
+        board = (base / "proc/device-tree/model").read_text(errors="replace").strip("\x00\n ")
+    except OSError:
+        board = ""
+    if "jetson" in board.lower() and not found:
+        found.append({"vendor": "nvidia", "model": f"{board} (integrated)"})
+    from_proc = {g["vendor"] for g in found}
+    drm = base / "sys/class/drm"
+    if drm.is_dir():
+        for card in sorted(drm.glob("card[0-9]*")):
+            if "-" in card.name:  # connectors (card0-HDMI-A-1), not devices
+                continue
+            try:
+                vendor_id = (card / "device/vendor").read_text().strip().lower()
+            except OSError:
+                continue
+            vendor = PCI_GPU_VENDORS.get(vendor_id)
+            if vendor and vendor not in from_proc:
+                found.append({"vendor": vendor, "model": None})
     return found
 
 

@@ -89,3 +89,28 @@ def test_probe_cli_json_and_table():
     assert res.exit_code == 0
     assert "architecture (Greengrass)" in res.stdout
     assert "avx2" in res.stdout or "neon" in res.stdout
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_gpus_from_proc_and_sys(tmp_path):
+    assert hardware.gpus(tmp_path) == []
+    # a Jetson: no /proc/driver/nvidia, the board name in the device tree
+    jetson = tmp_path / "jetson"
+    _write(jetson / "proc/device-tree/model", "NVIDIA Jetson Orin NX Developer Kit\x00")
+    assert hardware.gpus(jetson) == [
+        {"vendor": "nvidia", "model": "NVIDIA Jetson Orin NX Developer Kit (integrated)"}
+    ]
+    # an Intel iGPU (OpenVINO's GPU device) and a discrete NVIDIA card seen by its driver
+    box = tmp_path / "box"
+    _write(box / "proc/driver/nvidia/gpus/0000:01:00.0/information", "Model: \t NVIDIA L4\n")
+    _write(box / "sys/class/drm/card0/device/vendor", "0x8086\n")
+    _write(box / "sys/class/drm/card0-HDMI-A-1/device/vendor", "0x8086\n")  # a connector
+    _write(box / "sys/class/drm/card1/device/vendor", "0x10de\n")  # the same NVIDIA card
+    assert hardware.gpus(box) == [
+        {"vendor": "nvidia", "model": "NVIDIA L4"},
+        {"vendor": "intel", "model": None},
+    ]
