@@ -60,6 +60,7 @@ class Clients:
     profile: str | None = None
     made: dict[str, Any] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
+    account_id: str | None = None
 
     def session(self):
         import boto3
@@ -94,6 +95,12 @@ class Clients:
                 )
             self.made[service] = session.client(service)
         return self.made[service]
+
+    def account(self) -> str:
+        """The caller's account id (asked once)."""
+        if self.account_id is None:
+            self.account_id = str(self.call("sts", "get_caller_identity")["Account"])
+        return self.account_id
 
     def call(self, service: str, operation: str, **params: Any) -> Any:
         """Run one API call (snake_case operation name) with its errors translated."""
@@ -189,3 +196,18 @@ def _permission(service: str, operation: str) -> str:
 
 def component_arn(region: str, account: str, name: str, version: str) -> str:
     return f"arn:aws:greengrass:{region}:{account}:components:{name}:versions:{version}"
+
+
+def describe_version(
+    clients: Clients, name: str, version: str
+) -> tuple[str, str, dict[str, Any] | None]:
+    """(region, arn, DescribeComponent's answer or None when that version does not exist) for
+    a component version in the caller's account."""
+    region = clients.client("greengrassv2").meta.region_name
+    arn = component_arn(region, clients.account(), name, version)
+    try:
+        return region, arn, clients.call("greengrassv2", "describe_component", arn=arn)
+    except AwsError as exc:
+        if not exc.not_found:
+            raise
+        return region, arn, None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import BadInputError, CheckFailedError
-from toolkit.greengrass.aws import AwsError, Call, Clients, component_arn
+from toolkit.greengrass.aws import AwsError, Call, Clients, describe_version
 from toolkit.greengrass.names import check_component_name, check_component_version
 from toolkit.greengrass.validate import get_ci
 
@@ -329,16 +329,10 @@ class DeployFinding:
 
 def preflight(request: DeployRequest, target_arn: str, clients: Clients) -> list[DeployFinding]:
     findings: list[DeployFinding] = []
-    account = clients.call("sts", "get_caller_identity")["Account"]
-    region = clients.client("greengrassv2").meta.region_name
     recipes: dict[str, dict[str, Any]] = {}
     for name, version in request.components.items():
-        arn = component_arn(region, account, name, version)
-        try:
-            described = clients.call("greengrassv2", "describe_component", arn=arn)
-        except AwsError as exc:
-            if not exc.not_found:
-                raise
+        _, arn, described = describe_version(clients, name, version)
+        if described is None:
             findings.append(
                 DeployFinding(
                     "error", f"{name}={version}", "no such component version: publish it first"

@@ -19,7 +19,7 @@ from edge_agent import atomic
 from edge_agent.errors import BadInputError, CheckFailedError
 from edge_agent.hashing import sha256_b64_file
 from toolkit.greengrass import recipe_io, validate
-from toolkit.greengrass.aws import AwsError, Call, Clients, component_arn
+from toolkit.greengrass.aws import Call, Clients, component_arn, describe_version
 from toolkit.greengrass.validate import get_ci
 
 READY = "DEPLOYABLE"
@@ -162,15 +162,7 @@ def publish(
         }
 
     say("checking the account and the component version")
-    account = clients.call("sts", "get_caller_identity")["Account"]
-    region = clients.client("greengrassv2").meta.region_name
-    arn = component_arn(region, account, name, version)
-    try:
-        existing = clients.call("greengrassv2", "describe_component", arn=arn)
-    except AwsError as exc:
-        if not exc.not_found:
-            raise
-        existing = None
+    region, arn, existing = describe_version(clients, name, version)
     if existing is not None:
         state = (existing.get("status") or {}).get("componentState", "?")
         raise BadInputError(

@@ -35,6 +35,12 @@ KNOWN_KEYS = {
 LIFECYCLE_PHASES = ("bootstrap", "install", "startup", "run", "shutdown", "recover")
 LITE_UNSUPPORTED_PHASES = ("bootstrap", "shutdown", "recover")
 NUCLEUS = "aws.greengrass.Nucleus"
+# The platform values the nucleus reports (PlatformResolver).
+PLATFORM_VALUES = {
+    "os": names.OS_VALUES,
+    "architecture": names.ARCH_VALUES,
+    "architecture.detail": names.ARCH_DETAIL_VALUES,
+}
 VAR = re.compile(r"\{([^{}\s]+)\}")
 SEMVER_BOUND = re.compile(r"(>=|>|\^|~|=)?\s*v?(\d+)\.(\d+)\.(\d+)")
 # GenericExternalService.shouldSkip: `(exists|onpath) +(.+)` after an optional `!`.
@@ -327,11 +333,7 @@ class _Validator:
                 continue
             if value == "*":
                 continue
-            allowed = {
-                "os": names.OS_VALUES,
-                "architecture": names.ARCH_VALUES,
-                "architecture.detail": names.ARCH_DETAIL_VALUES,
-            }.get(low)
+            allowed = PLATFORM_VALUES.get(low)
             if allowed and value not in allowed:
                 better = names.ARCH_ALIASES.get(value) if low == "architecture" else None
                 if low == "architecture.detail" and re.fullmatch(r"arm(\d)(\d)", value):
@@ -350,11 +352,7 @@ class _Validator:
         except re.error as exc:
             self.error(path, "platform-regex", f"invalid regular expression: {exc}")
             return
-        allowed = {
-            "os": names.OS_VALUES,
-            "architecture": names.ARCH_VALUES,
-            "architecture.detail": names.ARCH_DETAIL_VALUES,
-        }.get(key)
+        allowed = PLATFORM_VALUES.get(key)
         if allowed and not any(rx.fullmatch(v) for v in allowed):
             self.error(
                 path,

@@ -66,6 +66,20 @@ def not_found(stub: Stubber, arn: str = ARN) -> None:
     )
 
 
+def created(stub: Stubber) -> None:
+    stub.add_response(
+        "create_component_version",
+        {
+            "arn": ARN,
+            "componentName": NAME,
+            "componentVersion": VERSION,
+            "creationTimestamp": NOW,
+            "status": {"componentState": "REQUESTED"},
+        },
+        {"inlineRecipe": ANY},
+    )
+
+
 def described(state: str) -> dict:
     return {
         "arn": ARN,
@@ -80,17 +94,7 @@ def test_publish_uploads_rewrites_and_waits(aws_env, build_dir):
     s3.create_bucket(Bucket=BUCKET)
     clients, stub = stubbed_clients()
     not_found(stub)
-    stub.add_response(
-        "create_component_version",
-        {
-            "arn": ARN,
-            "componentName": NAME,
-            "componentVersion": VERSION,
-            "creationTimestamp": NOW,
-            "status": {"componentState": "REQUESTED"},
-        },
-        {"inlineRecipe": ANY},
-    )
+    created(stub)
     stub.add_response("describe_component", described("INITIATED"), {"arn": ARN})
     stub.add_response("describe_component", described("DEPLOYABLE"), {"arn": ARN})
     with stub:
@@ -143,17 +147,7 @@ def test_publish_reports_a_failed_component(aws_env, build_dir):
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
     clients, stub = stubbed_clients()
     not_found(stub)
-    stub.add_response(
-        "create_component_version",
-        {
-            "arn": ARN,
-            "componentName": NAME,
-            "componentVersion": VERSION,
-            "creationTimestamp": NOW,
-            "status": {"componentState": "REQUESTED"},
-        },
-        {"inlineRecipe": ANY},
-    )
+    created(stub)
     failed = described("FAILED")
     failed["status"].update(message="artifact unreadable", errors={"agent.zip": "403"})
     stub.add_response("describe_component", failed, {"arn": ARN})

@@ -83,6 +83,14 @@ def _set(recipe, path, value):
 
 
 M0 = ["Manifests", 0]
+ACL_RESOURCES = [
+    "ComponentConfiguration",
+    "DefaultConfiguration",
+    "accessControl",
+    "aws.greengrass.ipc.mqttproxy",
+    "com.example.Hand:mqttproxy:1",
+    "resources",
+]
 CASES = {
     "arm64": (
         M0 + ["Platform", "architecture"],
@@ -133,27 +141,13 @@ CASES = {
         "$.Manifests[0].Lifecycle.Run",
     ),
     "star": (
-        [
-            "ComponentConfiguration",
-            "DefaultConfiguration",
-            "accessControl",
-            "aws.greengrass.ipc.mqttproxy",
-            "com.example.Hand:mqttproxy:1",
-            "resources",
-        ],
+        ACL_RESOURCES,
         ["*"],
         "resource-star",
         "['com.example.Hand:mqttproxy:1'].resources[0]",
     ),
     "hash": (
-        [
-            "ComponentConfiguration",
-            "DefaultConfiguration",
-            "accessControl",
-            "aws.greengrass.ipc.mqttproxy",
-            "com.example.Hand:mqttproxy:1",
-            "resources",
-        ],
+        ACL_RESOURCES,
         ["dt/hand/x", "#"],
         "resource-star",
         "resources[1]",
