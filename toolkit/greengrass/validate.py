@@ -539,6 +539,14 @@ class _Validator:
                         f"{m.group(0)} is not interpolated in ComponentConfiguration",
                     )
                 else:
+                    self.warn(
+                        path,
+                        "config-interpolation",
+                        f"{m.group(0)} in ComponentConfiguration is replaced only on a nucleus "
+                        "2.6+ that runs with interpolateComponentConfiguration: true; elsewhere "
+                        "the literal text stays (an accessControl resource then matches no "
+                        "real topic); `edgekit deploy --nucleus-version` sets it",
+                    )
                     self.lite(path, "config-interpolation", f"{m.group(0)} is not interpolated")
                 continue
             if dep is not None:
