@@ -49,6 +49,10 @@ def variant_table(result: dict[str, Any]) -> Table:
     )
     if q.get("auto"):
         table.add_row("auto", "\n".join(q["auto"]["reasons"]))
+    if (q.get("hardware_defaults") or {}).get("options"):
+        d = q["hardware_defaults"]
+        taken = ", ".join(f"{k}={v}" for k, v in d["options"].items())
+        table.add_row("hardware defaults", f"{taken} ({d['reason']})")
     return table
 
 

@@ -104,23 +104,35 @@ def choose(graph: GraphInfo, hardware: dict[str, Any]) -> AutoChoice:
             "dense (MatMul/Gemm) model -> dynamic: weights dominate, no calibration data needed"
         )
 
+    hw_options, hw_reason = hardware_options(method, hw)
+    options.update(hw_options)
+    reasons.append(hw_reason)
+    reasons.append("speed is not assumed: `edgekit bench` measures each variant")
+    return AutoChoice(method, options, reasons, hw)
+
+
+def hardware_options(method: str, hw: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The INT8 settings the hardware asks for (a hardware_summary), and why.
+
+    Used by `auto` and as the defaults of an explicit `--method static|dynamic`, so a user who
+    names the method on an x86 box without VNNI still gets onnxruntime's advice unless they
+    set the options themselves."""
     if hw["x86"] and not hw["vnni"]:
-        options["reduce_range"] = True
+        options: dict[str, Any] = {"reduce_range": True}
         if method == "static":
             options.update(activation_type="uint8", weight_type="int8")
-        reasons.append(
+        return options, (
             "x86 without VNNI: the U8S8 path (VPMADDUBSW) can saturate 16-bit sums, so "
             "reduce_range (7-bit weights)"
             + (" with uint8 activations" if method == "static" else "")
         )
-    elif method == "static":
-        options.update(activation_type="int8", weight_type="int8")
-        why = "VNNI" if hw["vnni"] else hw["architecture"]
-        reasons.append(f"{why}: signed S8S8 with QDQ, onnxruntime's recommended default")
-    else:
-        reasons.append(f"{'VNNI' if hw['vnni'] else hw['architecture']}: full-range int8 weights")
-    reasons.append("speed is not assumed: `edgekit bench` measures each variant")
-    return AutoChoice(method, options, reasons, hw)
+    why = "VNNI" if hw["vnni"] else hw["architecture"]
+    if method == "static":
+        return (
+            {"activation_type": "int8", "weight_type": "int8"},
+            f"{why}: signed S8S8 with QDQ, onnxruntime's recommended default",
+        )
+    return {}, f"{why}: full-range int8 weights"
 
 
 def _op_summary(graph: GraphInfo) -> str:

@@ -8,9 +8,9 @@ run and been compared with FP32, so a failure leaves the bundle as it was.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import re
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -75,6 +75,59 @@ def tree_refusal(info: graph.GraphInfo, method: str) -> BadInputError:
     )
 
 
+# The manifest's rule for variant names (edge_agent/schemas/manifest.schema.json).
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_name(name: str) -> None:
+    """Refuse a variant name before any work, so a bad one never leaves a file behind."""
+    if name == FP32:
+        raise BadInputError(
+            "the fp32 variant cannot be replaced by a quantized one", hint="choose another --name"
+        )
+    if not VARIANT_NAME.match(name):
+        raise BadInputError(
+            f"variant name {name!r} is not allowed",
+            hint="use up to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
+
+
+def check_exclusions(config: Any, model_path: Path) -> None:
+    """--exclude-nodes / --exclude-op-types must name what the model (as the quantizer sees
+    it, after pre-processing) has; a typo would otherwise quantize everything silently."""
+    import difflib
+
+    import onnx
+
+    nodes_wanted = list(getattr(config, "nodes_to_exclude", None) or [])
+    ops_wanted = list(getattr(config, "op_types_to_exclude", None) or [])
+    if not nodes_wanted and not ops_wanted:
+        return
+    model = onnx.load(str(model_path), load_external_data=False)
+    nodes = [n.name for n in model.graph.node if n.name]
+    ops = sorted({n.op_type for n in model.graph.node})
+    for option, wanted, known in (
+        ("--exclude-nodes", nodes_wanted, nodes),
+        ("--exclude-op-types", ops_wanted, ops),
+    ):
+        unknown = [w for w in wanted if w not in set(known)]
+        if not unknown:
+            continue
+        close = sorted({c for u in unknown for c in difflib.get_close_matches(u, known, n=3)})
+        listed = close or known[:12]
+        raise BadInputError(
+            f"{option}: the model has no {'node' if option.endswith('nodes') else 'operator type'}"
+            f" {', '.join(map(repr, unknown))}",
+            hint=f"{'close' if close else 'it has'}: {', '.join(listed)}"
+            + (" …" if not close and len(known) > 12 else "")
+            + (
+                " (names after quant_pre_process; `edgekit evaluate` lists the worst nodes)"
+                if option.endswith("nodes")
+                else ""
+            ),
+        )
+
+
 def _fp32_path(bundle: Bundle) -> Path:
     if FP32 not in bundle.variants:
         known = ", ".join(bundle.variants) or "none"
@@ -86,16 +139,21 @@ def _fp32_path(bundle: Bundle) -> Path:
     return bundle.verify_variant(FP32)
 
 
+def _hardware(request: QuantizeRequest) -> dict[str, Any]:
+    from edge_agent.hardware import probe
+
+    return request.hardware or probe()
+
+
 def resolve(
     request: QuantizeRequest, info: graph.GraphInfo
-) -> tuple[registry.Method, Any, dict[str, Any] | None]:
-    """The method, its config and (for auto) the recorded choice."""
-    choice = None
+) -> tuple[registry.Method, Any, dict[str, Any] | None, dict[str, Any] | None]:
+    """The method, its config, auto's recorded choice, and the hardware defaults an explicit
+    INT8 method took for the options the user left out."""
+    choice = defaults_taken = None
     options = {k: v for k, v in request.options.items() if v not in (None, [], ())}
     if request.method == "auto":
-        from edge_agent.hardware import probe
-
-        made = auto.choose(info, request.hardware or probe())
+        made = auto.choose(info, _hardware(request))
         choice = made.as_dict()
         user = dict(options)
         options = {**made.options, **user}
@@ -113,7 +171,13 @@ def resolve(
                 f"(its operators: {', '.join(sorted(info.ops))})",
                 hint="keep the FP32 variant",
             )
-    return method, registry.build_config(method, options), choice
+        if method.integer:
+            hw = auto.hardware_summary(_hardware(request))
+            defaults, reason = auto.hardware_options(method.name, hw)
+            taken = {k: v for k, v in defaults.items() if k not in options}
+            options = {**taken, **options}
+            defaults_taken = {"options": taken, "reason": reason, "hardware": hw}
+    return method, registry.build_config(method, options), choice, defaults_taken
 
 
 class _Capture(logging.Filter):
@@ -173,15 +237,14 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
     bundle = Bundle.open(bundle_dir)
     fp32_path = _fp32_path(bundle)
     info = graph.analyse(fp32_path)
-    method, config, choice = resolve(request, info)
+    method, config, choice, hw_defaults = resolve(request, info)
     name = request.name or method.default_name(config)
+    check_name(name)
     if name in bundle.variants and not request.replace:
         raise BundleError(
             f"bundle already has a variant {name!r}",
             hint="choose another --name or pass --replace",
         )
-    if name == FP32:
-        raise BadInputError("the fp32 variant cannot be replaced by a quantized one")
     calib = None
     if method.needs_calibration:
         calib = calibration.load(bundle, request.calibration, target_column=request.target_column)
@@ -199,6 +262,7 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
             pre = preprocess.Preprocessed(
                 fp32_path, {"applied": False, "reason": "not needed for FP16 conversion"}
             )
+        check_exclusions(config, pre.path)
         out_path = work / f"{name}.onnx"
         ctx = registry.MethodContext(
             source=pre.path,
@@ -210,8 +274,9 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
             workdir=work,
         )
         try:
-            # The calibrators print progress; keep stdout clean for --json.
-            with _captured_warnings() as warned, contextlib.redirect_stdout(sys.stderr):
+            # The calibrators print their progress ("Collecting tensor data ..."): keep it
+            # off stdout (--json) and off the terminal, where a spinner already runs.
+            with _captured_warnings() as warned, contextlib.redirect_stdout(io.StringIO()):
                 details = method.run(config, ctx)
             if warned:
                 details["quantizer_warnings"] = warned
@@ -259,6 +324,7 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
             "config": registry.config_dict(config),
             **details,
             "auto": choice,
+            "hardware_defaults": hw_defaults,
             "preprocess": pre.record,
             "calibration": calib.source if calib else None,
             "graph": info.as_dict(),
