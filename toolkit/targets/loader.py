@@ -118,6 +118,16 @@ def _profile_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in PROFILE_SUFFIXES and p.is_file())
 
 
+def check_targets_dir(targets_dir: str | Path) -> Path:
+    directory = Path(targets_dir)
+    if not directory.is_dir():
+        raise BadInputError(
+            f"--targets-dir {directory} is not a folder",
+            hint="pass a folder holding <name>.yaml profile files",
+        )
+    return directory
+
+
 def load_targets(
     targets_dir: str | Path | None = None, *, include_local: bool = True
 ) -> dict[str, TargetProfile]:
@@ -126,12 +136,7 @@ def load_targets(
     for path in _profile_files(builtin_dir()):
         found[path.stem] = load_profile_file(path, source=f"builtin:{path.name}")
     if targets_dir is not None:
-        directory = Path(targets_dir)
-        if not directory.is_dir():
-            raise BadInputError(
-                f"--targets-dir {directory} is not a folder",
-                hint="pass a folder holding <name>.yaml profile files",
-            )
+        directory = check_targets_dir(targets_dir)
         for path in _profile_files(directory):
             profile = load_profile_file(path)
             found[profile.name] = profile
@@ -142,6 +147,8 @@ def load_targets(
 
 def get_target(name: str, targets_dir: str | Path | None = None) -> TargetProfile:
     if name == LOCAL:
+        if targets_dir is not None:
+            check_targets_dir(targets_dir)  # a mistyped folder is an error, even for local
         return local_profile()
     targets = load_targets(targets_dir, include_local=False)
     if name not in targets:

@@ -156,6 +156,12 @@ def test_user_dir_adds_and_overrides(tmp_path):
     assert get_target("rpi4").data["memory_mb"] == 4096  # shipped one untouched without the dir
 
 
+def test_missing_targets_dir_is_an_error_even_for_local(tmp_path):
+    for name in ("local", "rpi4"):
+        with pytest.raises(BadInputError, match="is not a folder"):
+            get_target(name, tmp_path / "typo")
+
+
 def test_unknown_target_lists_known():
     with pytest.raises(BadInputError) as info:
         get_target("cray-1")
