@@ -278,6 +278,10 @@ def test_tune_cli_errors(cnn_bundle, copy_bundle, tmp_path):
     assert res.exit_code == 2 and "PERCENTILE=VALUE" in res.output
     res = runner.invoke(app, ["tune", str(tmp_path / "nope"), "--target", "local"])
     assert res.exit_code == 2
+    before = (path / "manifest.json").read_bytes()
+    res = runner.invoke(app, ["tune", str(path), "--no-create", "-o", str(tmp_path)])
+    assert res.exit_code == 2 and "cannot be written as a file" in res.output
+    assert (path / "manifest.json").read_bytes() == before  # refused before tuning
     shutil.rmtree(path / "fp32.onnx", ignore_errors=True)
     (path / "fp32.onnx").write_bytes(b"tampered")
     res = runner.invoke(app, ["tune", str(path), "--target", "local", "--no-create"])
