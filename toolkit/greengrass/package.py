@@ -139,7 +139,7 @@ class PackageResult:
 
 PYTHON_VERSION = re.compile(r"^3\.(\d{1,2})$")
 OLDEST_PYTHON_MINOR = 10  # pyproject requires-python
-HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:\-]*$")
+HOST = re.compile(r"^(?!-)[A-Za-z0-9.:\-]+$")  # a name, IPv4 or IPv6 (::), never a flag
 
 
 def check_python_version(version: str) -> str:

@@ -286,6 +286,7 @@ def test_arm64_platform_is_refused(tabular_bundle, tmp_path):
         (["--python-version", "2.7"], "--python-version '2.7'"),
         (["--host", ""], "--host ''"),
         (["--host", "0.0.0.0; reboot"], "is not an address"),
+        (["--host", "--port"], "is not an address"),
         (["--publisher", " "], "--publisher is empty"),
         (["--platform", "windows/amd64"], "only Linux cores run"),
         (["--target", "linux/amd64=nope"], "no target profile 'nope'"),
