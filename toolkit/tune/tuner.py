@@ -343,6 +343,8 @@ def tune(
         front = pareto_front(alive, lambda p: p.axes(), {"accuracy": +1, "bytes": -1})
         if budget is not None:
             notes.append(f"the latency budget {budget} was not checked: nothing was measured")
+        if objective == "throughput":
+            notes.append("--objective throughput needs measurements: ranked by the profile")
     else:
         selected, budget_met = choose(alive, objective, budget, frozenset(target.avoid))
         where = "on this CPU" if mode in ("measured", "emulated") else f"on {measured_on}"

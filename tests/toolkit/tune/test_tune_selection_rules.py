@@ -92,6 +92,9 @@ def test_size_objective_without_measuring(cnn_bundle, copy_bundle, tmp_path):
     remote = "jetson-orin"  # never measurable here (TensorRT); it ranks int8-dynamic last
     first = tune(TuneRequest(path, remote, create_missing=False, write=False))
     assert first.mode == "profile" and first.selected.candidate.variant == "fp32"
+    busy = tune(TuneRequest(path, remote, "throughput", create_missing=False, write=False))
+    assert busy.selected.candidate == first.selected.candidate
+    assert any("throughput needs measurements" in n for n in busy.notes)
     result = tune(TuneRequest(path, remote, objective="size", create_missing=False))
     assert result.mode == "profile"
     assert result.selected.candidate.variant == "int8-dynamic"
