@@ -7,6 +7,7 @@ Raspberry Pi as on a server.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import re
@@ -101,11 +102,47 @@ def memory_bytes() -> int | None:
     return None
 
 
-def usable_cpus() -> int:
+def _read(path: Path) -> str | None:
     try:
-        return len(os.sched_getaffinity(0))
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def cpu_quota(root: str | Path = "/") -> float | None:
+    """CPUs' worth of time the cgroup CFS quota allows this process (the nucleus's
+    `systemResourceLimits.cpus`, docker's --cpus), the tightest of its cgroup and their
+    parents; None when unlimited or unknown. cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`."""
+    base = Path(root)
+    limits: list[float] = []
+    for line in (_read(base / "proc/self/cgroup") or "").splitlines():
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, rel = rest.partition(":")
+        parts = [p for p in rel.split("/") if p]
+        if hierarchy == "0" and controllers == "":
+            dirs = [base / "sys/fs/cgroup" / "/".join(parts[:i]) for i in range(len(parts) + 1)]
+            for d in dirs:
+                quota, _, period = (_read(d / "cpu.max") or "max").partition(" ")
+                if quota != "max" and period:
+                    limits.append(int(quota) / int(period))
+        elif "cpu" in controllers.split(","):
+            for name in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+                d = base / "sys/fs/cgroup" / name / "/".join(parts)
+                quota, period = _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")
+                if quota and period and int(quota) > 0:
+                    limits.append(int(quota) / int(period))
+                    break
+    return min(limits) if limits else None
+
+
+def usable_cpus(root: str | Path = "/") -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota."""
+    try:
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    quota = cpu_quota(root)
+    return max(1, min(n, math.ceil(quota))) if quota else n
 
 
 # PCI vendor ids of GPUs, as /sys/class/drm/card*/device/vendor shows them.

@@ -114,3 +114,22 @@ def test_gpus_from_proc_and_sys(tmp_path):
         {"vendor": "nvidia", "model": "NVIDIA L4"},
         {"vendor": "intel", "model": None},
     ]
+
+
+def test_cgroup_cpu_quota_caps_usable_cores(tmp_path):
+    assert hardware.cpu_quota(tmp_path) is None
+    # cgroup v2: the component's cgroup allows 1.5 CPUs, its parent 3
+    v2 = tmp_path / "v2"
+    _write(v2 / "proc/self/cgroup", "0::/system.slice/greengrass/com.example.A\n")
+    _write(v2 / "sys/fs/cgroup/system.slice/cpu.max", "300000 100000\n")
+    _write(v2 / "sys/fs/cgroup/system.slice/greengrass/com.example.A/cpu.max", "150000 100000\n")
+    assert hardware.cpu_quota(v2) == 1.5
+    assert hardware.usable_cpus(v2) == min(2, len(os.sched_getaffinity(0)))
+    # cgroup v1, unlimited (-1), then limited to one CPU
+    v1 = tmp_path / "v1"
+    _write(v1 / "proc/self/cgroup", "4:cpu,cpuacct:/gg\n1:name=systemd:/\n")
+    _write(v1 / "sys/fs/cgroup/cpu,cpuacct/gg/cpu.cfs_quota_us", "-1\n")
+    _write(v1 / "sys/fs/cgroup/cpu,cpuacct/gg/cpu.cfs_period_us", "100000\n")
+    assert hardware.cpu_quota(v1) is None
+    _write(v1 / "sys/fs/cgroup/cpu,cpuacct/gg/cpu.cfs_quota_us", "100000\n")
+    assert hardware.cpu_quota(v1) == 1.0 and hardware.usable_cpus(v1) == 1
