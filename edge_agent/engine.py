@@ -9,9 +9,9 @@ from __future__ import annotations
 import itertools
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,30 @@ class Active:
     model: model_mod.LoadedModel
     validator: Validator
     monitor: Monitor
+
+    def __post_init__(self) -> None:
+        # Bound once per model so the request path does no lookups it can avoid.
+        self.output_names = list(self.model.output_names)
+        self.run = session_runner(self.model.session)
+        self.record = self.monitor.record
+
+
+def session_runner(session: Any) -> Callable[[list[str], dict[str, Any], Any], list[Any]]:
+    """``run(output_names, feeds, run_options)`` for the request path.
+
+    For a CPU-only ``InferenceSession`` this is the compiled binding that
+    ``InferenceSession.run`` calls after its own Python-side checks (required inputs present, no
+    foreign OrtValues, no graph capture, provider fallback): the validator has already made
+    the first two stricter, and the last two do not apply to the CPU provider. Anything else
+    (other providers, another onnxruntime layout) gets the public ``run``.
+    """
+    binding = getattr(session, "_sess", None)
+    run = getattr(binding, "run", None)
+    try:
+        cpu_only = list(session.get_providers()) == ["CPUExecutionProvider"]
+    except Exception:  # not an onnxruntime session
+        cpu_only = False
+    return run if (cpu_only and callable(run)) else session.run
 
 
 def limits_from(config: AgentConfig) -> Limits:
@@ -87,7 +111,9 @@ def drift_policy(config: AgentConfig) -> drift.DriftPolicy:
 class Engine:
     def __init__(self, config: AgentConfig, model: model_mod.LoadedModel) -> None:
         self.config = config
-        self.prefix = secrets.token_hex(4)
+        # Inference ids: a random prefix per process start plus a counter, unique across
+        # restarts without a uuid4 per request.
+        self.prefix = secrets.token_hex(6) + "-"
         self._ids = itertools.count(1)
         self._active = build_active(model, config)
         self._active.monitor.start()
@@ -110,33 +136,35 @@ class Engine:
         outputs: list[str] | None = None,
         received: float | None = None,
     ) -> tuple[str, list[str], list[np.ndarray]]:
-        """Validate and run one request; returns (inference id, output names, arrays)."""
+        """Validate and run one request; returns (inference id, output names, arrays).
+
+        The monitor reads ``feeds`` later, on its own thread: callers must not modify the
+        arrays they passed in after the call (the REST, pub/sub and batch paths never do).
+        """
         active = self._active
         if received is None:
-            received = time.perf_counter()
+            received = perf_counter()
         try:
-            checked, rows = active.validator.check_feeds(feeds)
+            checked, rows = active.validator.check(feeds)
         except RequestError as exc:
             active.monitor.record_error(exc.kind, wrong_type=exc.wrong_type)
             raise
-        names = outputs or active.model.output_names
-        started = time.perf_counter()
+        names = outputs or active.output_names
+        started = perf_counter()
         try:
-            result = active.model.session.run(names, checked)
+            result = active.run(names, checked, None)
         except Exception as exc:
             active.monitor.record_error("model_error")
             raise ModelError(f"the model failed on a validated request: {exc}") from exc
-        finished = time.perf_counter()
-        inference_id = f"{self.prefix}-{next(self._ids)}"
-        active.monitor.record(
-            received, started, finished, rows, inference_id, checked, result, names
-        )
+        finished = perf_counter()
+        inference_id = f"{self.prefix}{next(self._ids)}"
+        active.record(received, started, finished, rows, inference_id, checked, result, names)
         return inference_id, names, result
 
     def infer_json(self, body: Any, received: float | None = None) -> dict[str, Any]:
         """A decoded KServe v2 request → v2 response (with the inference id as ``id``)."""
         active = self._active
-        received = received if received is not None else time.perf_counter()
+        received = received if received is not None else perf_counter()
         try:
             feeds, wanted, request_id = active.validator.parse_kserve(body)
         except RequestError as exc:

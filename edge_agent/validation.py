@@ -8,6 +8,7 @@ the input and says what was expected; the REST layer turns it into HTTP 400 (413
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,12 +95,17 @@ class Limits:
 
 
 class Validator:
-    """Checks feeds against one model's inputs; rebuilt on every model swap."""
+    """Checks feeds against one model's inputs; rebuilt on every model swap.
+
+    ``check`` is the in-process entry point: a closure built once per model (and again when the
+    limits change) that runs the common request, well-formed numpy feeds with fixed trailing
+    dimensions, in a handful of attribute reads, and hands anything else to ``check_feeds``.
+    Both apply the same rules; the closure only decides faster that a request passes them.
+    """
 
     def __init__(self, inputs: list[TensorSpec], outputs: list[TensorSpec], limits: Limits):
         self.inputs = {s.name: s for s in inputs}
         self.outputs = {s.name: s for s in outputs}
-        self.limits = limits
         self._order = [s.name for s in inputs]
         self._expected = ", ".join(self._order)
         # Fast path for the common request: right names, exact dtype, fixed trailing dims.
@@ -110,15 +116,22 @@ class Validator:
         ]
         if len(self._fast) != len(inputs):
             self._fast = []
+        self.limits = limits  # builds self.check
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        self._limits = limits
+        self.check = _compile_check(self._fast, limits, self.check_feeds)
 
     # -- numpy feeds (in-process path, batch mode) -------------------------------------------
     def check_feeds(self, feeds: Any) -> tuple[dict[str, np.ndarray], int]:
         """Return feeds ready for session.run and the batch size; raise RequestError."""
         if not isinstance(feeds, dict):
             raise RequestError("inputs must be a mapping of input name to array")
-        fast = self._fast_path(feeds)
-        if fast is not None:
-            return fast
         if len(feeds) != len(self.inputs) or any(k not in self.inputs for k in feeds):
             self._name_problem(feeds)
         out: dict[str, np.ndarray] = {}
@@ -158,29 +171,6 @@ class Validator:
             )
         return out, batch
 
-    def _fast_path(self, feeds: dict[str, Any]) -> tuple[dict[str, np.ndarray], int] | None:
-        """Same checks as the full path for well-formed numpy feeds, in a few attribute reads;
-        anything unusual (or over a cap, or non-finite) falls through to the full path."""
-        if not self._fast or len(feeds) != len(self._fast):
-            return None
-        batch = -1
-        elements = 0
-        for name, dtype, rank, tail, is_float in self._fast:
-            arr = feeds.get(name)
-            if type(arr) is not np.ndarray or arr.dtype != dtype or arr.ndim != rank:
-                return None
-            shape = arr.shape
-            if shape[1:] != tail or shape[0] == 0 or (batch != -1 and shape[0] != batch):
-                return None
-            batch = shape[0]
-            elements += arr.size
-            checks_finite = self.limits.reject_nan or self.limits.reject_inf
-            if is_float and checks_finite and not math.isfinite(np.add.reduce(arr, axis=None)):
-                return None
-        if batch > self.limits.max_batch or elements > self.limits.max_elements:
-            return None
-        return feeds, batch
-
     def _name_problem(self, feeds: dict[str, Any]) -> None:
         unknown = [str(k) for k in feeds if k not in self.inputs]
         missing = [k for k in self._order if k not in feeds]
@@ -211,7 +201,8 @@ class Validator:
                     raise RequestError(
                         f"input {spec.name!r} has values outside the range of {spec.datatype}"
                     )
-            return arr.astype(spec.dtype)
+            with np.errstate(over="ignore"):  # FP64 beyond FP32's range: inf, refused next
+                return arr.astype(spec.dtype)
         raise RequestError(
             f"input {spec.name!r} has type {arr.dtype} but the model expects {spec.datatype}",
             wrong_type=True,
@@ -237,7 +228,8 @@ class Validator:
         limits = self.limits
         if not (limits.reject_nan or limits.reject_inf):
             return
-        total = float(np.add.reduce(arr, axis=None, dtype=np.float64))
+        with np.errstate(over="ignore", invalid="ignore"):  # inf - inf is NaN: looked at next
+            total = float(np.add.reduce(arr, axis=None, dtype=np.float64))
         if math.isfinite(total):
             return  # every value is finite: the common case costs one reduction
         if limits.reject_nan and np.isnan(arr).any():
@@ -368,6 +360,70 @@ def _flatten(data: list[Any], cap: int, name: str) -> list[Any]:
         else:
             stack.pop()
     return out
+
+
+def _compile_check(
+    fast: list[tuple[str, Any, int, tuple[int, ...], bool]],
+    limits: Limits,
+    full: Callable[[Any], tuple[dict[str, np.ndarray], int]],
+) -> Callable[[Any], tuple[dict[str, np.ndarray], int]]:
+    """The per-model validator closure: expected names, dtypes, ranks, trailing dims and caps
+    bound as locals. It accepts only what the full path would accept unchanged (same array
+    objects, no conversion) and sends everything else, bad requests included, to ``full``,
+    which explains the problem.
+
+    Non-finite values: ``vdot(x, x)`` is finite exactly when every value is finite and no
+    square overflows (NaN and ±inf propagate through products and sums), and it costs half of
+    an ``isfinite(x).all()``; an overflow only sends the request to the full path, which checks
+    in float64.
+    """
+    if not fast:
+        return full
+    max_batch, max_elements = limits.max_batch, limits.max_elements
+    check_values = limits.reject_nan or limits.reject_inf
+    ndarray, vdot, isfinite = np.ndarray, np.vdot, math.isfinite
+    if len(fast) == 1:
+        name, dtype, rank, tail, is_float = fast[0]
+        scan = check_values and is_float
+
+        def check_one(feeds: Any) -> tuple[dict[str, np.ndarray], int]:
+            if type(feeds) is dict and len(feeds) == 1:
+                arr = feeds.get(name)
+                if type(arr) is ndarray and arr.dtype is dtype and arr.ndim == rank:
+                    shape = arr.shape
+                    rows = shape[0]
+                    if (
+                        shape[1:] == tail
+                        and 0 < rows <= max_batch
+                        and arr.size <= max_elements
+                        and (not scan or isfinite(vdot(arr, arr)))
+                    ):
+                        return feeds, rows
+            return full(feeds)
+
+        return check_one
+
+    def check_many(feeds: Any) -> tuple[dict[str, np.ndarray], int]:
+        if type(feeds) is not dict or len(feeds) != len(fast):
+            return full(feeds)
+        batch = -1
+        elements = 0
+        for name, dtype, rank, tail, is_float in fast:
+            arr = feeds.get(name)
+            if type(arr) is not ndarray or arr.dtype is not dtype or arr.ndim != rank:
+                return full(feeds)
+            shape = arr.shape
+            if shape[1:] != tail or shape[0] == 0 or (batch != -1 and shape[0] != batch):
+                return full(feeds)
+            batch = shape[0]
+            elements += arr.size
+            if is_float and check_values and not isfinite(vdot(arr, arr)):
+                return full(feeds)
+        if batch > max_batch or elements > max_elements:
+            return full(feeds)
+        return feeds, batch
+
+    return check_many
 
 
 def encode_outputs(

@@ -181,3 +181,77 @@ def test_http_oversized_body_is_400(rest, cnn_engine):
         rest, f"/v2/models/{cnn_engine.model.name}/infer", b"[" + b"1," * 40000 + b"1]"
     )
     assert status == 400 and b"exceeds the cap" in data
+
+
+_arrays = st.builds(
+    lambda rows, dtype, tail, fill, spot: _array(rows, dtype, tail, fill, spot),
+    st.integers(0, 10),
+    st.sampled_from([np.float32, np.float64, np.float16, np.int64, np.bool_]),
+    st.sampled_from([(1, 8, 8), (1, 8, 9), (8, 8), (1, 1, 8, 8)]),
+    st.sampled_from([0.5, 3e19, 1e300, -7.0]),
+    st.sampled_from([None, np.nan, np.inf, -np.inf]),
+)
+
+
+def _array(rows, dtype, tail, fill, spot):
+    with np.errstate(over="ignore", invalid="ignore"):
+        arr = np.full((rows, *tail), fill).astype(dtype)
+        if spot is not None and arr.size and arr.dtype.kind == "f":
+            arr.flat[arr.size // 2] = spot
+    return arr
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(arr=_arrays, name=st.sampled_from(["input", "input", "other"]))
+def test_fast_check_agrees_with_full_check(cnn_engine, arr, name):
+    """The per-model closure only decides faster: same verdict and message as the full path
+    (NaN/inf anywhere, overflowing squares, wrong dtype, rank, trailing dims, caps)."""
+    validator = cnn_engine.active.validator
+    outcomes = []
+    for check in (validator.check, validator.check_feeds):
+        try:
+            feeds, rows = check({name: arr})
+            outcomes.append(("ok", rows, feeds[name].dtype, feeds[name].tobytes()))
+        except RequestError as exc:
+            outcomes.append(("refused", exc.message))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_live_limits_reach_the_fast_check(cnn_bundle, tmp_path):
+    engine = Engine(config(cnn_bundle, tmp_path), model_mod.load(cnn_bundle))
+    try:
+        feeds = sample_feeds(cnn_bundle, 3)
+        engine.infer(feeds)
+        engine.apply_config(engine.config.updated({"max_batch": 2}))
+        with pytest.raises(RequestError, match="exceeds the cap of 2"):
+            engine.infer(feeds)
+        nan = {"input": feeds["input"][:1].copy()}
+        nan["input"][0, 0, 0, 0] = np.nan
+        engine.infer(nan)  # reject_nan is off by default: NaN is a missing value
+        engine.apply_config(engine.config.updated({"reject_nan": True}))
+        with pytest.raises(RequestError, match="NaN"):
+            engine.infer(nan)
+    finally:
+        engine.close()
+
+
+def test_request_path_calls_the_binding_with_the_same_results(cnn_engine, cnn_bundle):
+    from edge_agent.engine import session_runner
+
+    session = cnn_engine.model.session
+    assert session_runner(session) == session._sess.run  # CPU only: the compiled binding
+    feeds = sample_feeds(cnn_bundle, 4)
+    _, _, outs = cnn_engine.infer(feeds)
+    np.testing.assert_array_equal(outs[0], session.run(None, feeds)[0])
+
+    class Other:  # anything that is not a CPU-only onnxruntime session keeps its public run
+        def get_providers(self):
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+        def run(self, names, feeds, options=None):
+            return []
+
+    other = Other()
+    assert session_runner(other) == other.run
