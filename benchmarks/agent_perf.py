@@ -1,7 +1,10 @@
 """Edge agent performance: the figures the README quotes for the agent.
 
 1. In-process inference path at batch 1 with monitoring on vs a bare ``session.run`` loop on the
-   same ~1 MB model (target: >= 95 % of the bare throughput).
+   same model (target: >= 95 % of the bare throughput), on two models of about 1 MB: a CNN whose
+   single run takes a few hundred µs (the target applies to it) and an MLP that runs in ~25 µs,
+   where the agent's fixed per-request cost (validation, ids, timing, the monitor thread's share
+   of the GIL) is a visible fraction. The monitor thread's CPU per request is reported too.
 2. REST (KServe v2 over HTTP/1.1 keep-alive) latency added on top of the in-process path.
 3. Agent process memory with every agent module imported but no model loaded (target < 80 MB),
    and while serving the ~1 MB model.
@@ -30,6 +33,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+CNN_CHANNELS = [3, 64, 112, 192]  # 262k parameters: a 1.0 MB FP32 file
+TARGET_RATIO = 0.95
+
 
 def _export(folder: Path, model, inputs: np.ndarray, name: str) -> Path:
     import onnx
@@ -56,11 +62,11 @@ def _export(folder: Path, model, inputs: np.ndarray, name: str) -> Path:
 
 
 def make_cnn_bundle(folder: Path) -> Path:
-    """A ~1.4 MB CNN (3x32x32 → conv 64/128/256 → 10), the shape of a small edge vision model."""
+    """A ~1.0 MB CNN (3x32x32 → conv 64/112/192 → 10), the shape of a small edge vision model."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    chans, nodes, inits, prev = [3, 64, 128, 256], [], [], "input"
+    chans, nodes, inits, prev = CNN_CHANNELS, [], [], "input"
     for i, (a, b) in enumerate(zip(chans, chans[1:], strict=False)):
         w = (rng.standard_normal((b, a, 3, 3)) / np.sqrt(a * 9)).astype(np.float32)
         inits += [
@@ -78,7 +84,7 @@ def make_cnn_bundle(folder: Path) -> Path:
             helper.make_node("Relu", [f"v{i}"], [f"r{i}"]),
         ]
         prev = f"r{i}"
-    w = (rng.standard_normal((256, 10)) / 16).astype(np.float32)
+    w = (rng.standard_normal((chans[-1], 10)) / np.sqrt(chans[-1])).astype(np.float32)
     inits += [
         numpy_helper.from_array(w, "fw"),
         numpy_helper.from_array(np.zeros(10, np.float32), "fb"),
@@ -144,6 +150,9 @@ def loop_rate(fn, seconds: float) -> float:
 
 
 def throughput(bundle: Path, seconds: float, rounds: int) -> dict:
+    """Bare loop and agent loop in alternating rounds (so machine noise hits both alike); the
+    ratio is the median of the per-round ratios. Each agent round lasts several of the monitor
+    thread's drain intervals, so its share of the GIL and the CPU is inside the figure."""
     import onnxruntime as ort
 
     from edge_agent import model as model_mod
@@ -154,14 +163,47 @@ def throughput(bundle: Path, seconds: float, rounds: int) -> dict:
     x = {"input": np.random.default_rng(1).standard_normal(shape).astype(np.float32)}
     bare = ort.InferenceSession(str(bundle / "fp32.onnx"), providers=["CPUExecutionProvider"])
     engine = Engine(AgentConfig(bundle=str(bundle), window_s=60), model_mod.load(bundle))
-    bare_rates, agent_rates = [], []
-    for _ in range(rounds):  # interleaved so machine noise hits both alike
-        bare_rates.append(loop_rate(lambda: bare.run(None, x), seconds))
-        agent_rates.append(loop_rate(lambda: engine.infer(x), seconds))
-        engine.active.monitor.close_window()
+    monitor = engine.active.monitor
+    monitor_clock = time.pthread_getcpuclockid(monitor._thread.ident)
+
+    def run_bare():
+        return bare.run(None, x)
+
+    def run_agent():
+        return engine.infer(x)
+
+    bare_rates, agent_rates, ratios, monitor_cpu = [], [], [], []
+    for i in range(rounds):
+        cpu0 = time.clock_gettime(monitor_clock)
+        if i % 2:
+            a = loop_rate(run_agent, seconds)
+            b = loop_rate(run_bare, seconds)
+        else:
+            b = loop_rate(run_bare, seconds)
+            a = loop_rate(run_agent, seconds)
+        _, _, body = monitor.close_window()  # drains: the monitor's whole share is counted
+        requests = body["requests"]["count"]
+        if requests:
+            monitor_cpu.append((time.clock_gettime(monitor_clock) - cpu0) / requests * 1e6)
+        bare_rates.append(b)
+        agent_rates.append(a)
+        ratios.append(a / b)
     engine.close()
     b, a = statistics.median(bare_rates), statistics.median(agent_rates)
-    return {"bare_per_s": b, "agent_per_s": a, "ratio": a / b, "target_ratio": 0.95}
+    ratio = statistics.median(ratios)
+    return {
+        "bare_per_s": b,
+        "agent_per_s": a,
+        "bare_us": 1e6 / b,
+        "agent_us": 1e6 / a,
+        "added_us": 1e6 / a - 1e6 / b,
+        "monitor_thread_cpu_us_per_request": statistics.median(monitor_cpu)
+        if monitor_cpu
+        else None,
+        "ratio": ratio,
+        "target_ratio": TARGET_RATIO,
+        "meets_target": ratio >= TARGET_RATIO,
+    }
 
 
 def rest_latency(bundle: Path, n: int) -> dict:
@@ -281,7 +323,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short runs (proves the script works)")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
-    seconds, rounds, n, runs = (0.3, 2, 100, 1) if args.quick else (2.0, 5, 1000, 3)
+    seconds, rounds, n, runs = (0.3, 2, 100, 1) if args.quick else (1.0, 15, 1000, 3)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         bundle = make_bundle(tmp_path)
@@ -291,8 +333,9 @@ def main() -> int:
                 "mlp": (bundle / "fp32.onnx").stat().st_size / 2**20,
                 "cnn": (cnn / "fp32.onnx").stat().st_size / 2**20,
             },
-            # the target applies to a model with real compute (the CNN); the MLP runs in ~25 µs
-            # here, so it shows the agent's fixed per-request cost instead
+            # The CNN runs in a few hundred µs; the MLP in ~25 µs, so the agent's fixed
+            # per-request cost (validation, id and timing on the request thread, the monitor
+            # thread's share of the GIL and the CPU) is a visible fraction of it.
             "throughput_batch1_cnn": throughput(cnn, seconds, rounds),
             "throughput_batch1_mlp": throughput(bundle, seconds, rounds),
             "rest": rest_latency(bundle, n),
@@ -300,6 +343,14 @@ def main() -> int:
         }
     for section, values in results.items():
         print(f"{section}: {json.dumps(values, indent=None, default=float)}")
+    for name in ("cnn", "mlp"):
+        t = results[f"throughput_batch1_{name}"]
+        verdict = "meets" if t["meets_target"] else "misses"
+        print(
+            f"{name} ({results['model_mb'][name]:.2f} MB, bare run {t['bare_us']:.1f} µs): the "
+            f"agent keeps {t['ratio']:.1%} of bare session.run throughput (+{t['added_us']:.1f} "
+            f"µs per request) and {verdict} the {TARGET_RATIO:.0%} target"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
