@@ -108,6 +108,10 @@ RECORD_SCHEMA: dict[str, Any] = {
             "properties": {
                 "peak_rss_bytes": {"type": ["integer", "null"]},
                 "peak_rss_source": {"type": "string"},
+                "peak_rss_increase_bytes": {
+                    "type": ["integer", "null"],
+                    "description": "peak minus the resident memory before the session was made",
+                },
                 "cpu_percent": _NUM,
             },
         },

@@ -99,9 +99,17 @@ class ResourceMeter:
         peak, source = peak_rss()
         if not self.peak_reset and source == "VmHWM":
             source = "VmHWM (not reset)"
+        # What this configuration added on top of the process (libraries, other sessions):
+        # meaningful only when the peak was reset at start, else the peak may predate it.
+        increase = (
+            max(0, peak - self.rss_before)
+            if self.peak_reset and source == "VmHWM" and peak is not None and self.rss_before
+            else None
+        )
         return {
             "peak_rss_bytes": peak,
             "peak_rss_source": source,
+            "peak_rss_increase_bytes": increase,
             "rss_before_bytes": self.rss_before,
             "rss_after_bytes": current_rss(),
             "cpu_seconds": cpu_s,

@@ -9,6 +9,7 @@ benchmarks/test_harness_overhead.py against a bare loop of session.run).
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,9 +46,11 @@ class TimingConfig:
             raise ValueError("give a duration or a number of iterations, not both")
         if self.iterations is not None and self.iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {self.iterations}")
-        if self.duration_s is not None and self.duration_s <= 0:
-            raise ValueError(f"duration must be > 0 s, got {self.duration_s}")
-        if self.warmup_iterations < 0 or self.warmup_s < 0:
+        if self.duration_s is not None and not (
+            math.isfinite(self.duration_s) and self.duration_s > 0
+        ):
+            raise ValueError(f"duration must be a number of seconds > 0, got {self.duration_s}")
+        if self.warmup_iterations < 0 or not (math.isfinite(self.warmup_s) and self.warmup_s >= 0):
             raise ValueError("warm-up must be >= 0")
 
     @property

@@ -7,6 +7,7 @@ within the window limit is reported as unstable, with its windows, rather than h
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +21,8 @@ class StabilityConfig:
     latency_key: str = "p50_ms"  # which window latency to stabilise on
 
     def __post_init__(self) -> None:
-        if self.tolerance < 0:
-            raise ValueError("stability tolerance must be >= 0")
+        if not (math.isfinite(self.tolerance) and self.tolerance >= 0):
+            raise ValueError(f"stability tolerance must be a number >= 0, got {self.tolerance}")
         if self.windows < 1 or self.max_windows < self.windows:
             raise ValueError("need 1 <= windows <= max_windows")
 

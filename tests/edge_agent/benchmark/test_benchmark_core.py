@@ -143,7 +143,12 @@ def test_single_stream_record_is_complete_and_valid(cnn_bundle) -> None:
         4 * record["throughput"]["queries_per_s"]
     )
     assert record["session"]["create_ms"] > 0 and record["session"]["cold_first_ms"] > 0
-    assert record["resources"]["peak_rss_bytes"] > 0
+    res = record["resources"]
+    assert res["peak_rss_bytes"] > 0
+    if res["peak_rss_source"] == "VmHWM":  # Linux: the peak was reset for this configuration
+        assert 0 <= res["peak_rss_increase_bytes"] <= res["peak_rss_bytes"]
+        assert res["peak_rss_bytes"] >= res["rss_before_bytes"]
+    assert res["cpu_percent"] > 0
     assert record["headline"]["name"] == "p90 latency"
     assert record["inputs"]["source"] == "samples"
     assert sum(record["histogram"]["counts"]) == lat["count"]
@@ -160,3 +165,24 @@ def test_the_core_imports_nothing_from_the_workstation() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"duration_s": float("nan")},
+        {"duration_s": float("inf")},
+        {"duration_s": 0.0},
+        {"iterations": 0},
+        {"warmup_iterations": -1},
+        {"warmup_s": float("nan")},
+    ],
+)
+def test_timing_config_refuses_non_finite_and_non_positive_values(kwargs) -> None:
+    with pytest.raises(ValueError):
+        TimingConfig(**kwargs)
+
+
+def test_stability_config_refuses_nan_tolerance() -> None:
+    with pytest.raises(ValueError, match="tolerance"):
+        StabilityConfig(tolerance=float("nan"))
