@@ -3,6 +3,7 @@ regression flag when NEW is worse than OLD by more than the threshold (for CI)."
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from edge_agent.errors import BadInputError
@@ -24,8 +25,8 @@ def compare_runs(
     Lower-is-better figures (latency) regress when the ratio exceeds 1 + threshold;
     higher-is-better ones (throughput, QPS) when it falls below 1 - threshold.
     """
-    if threshold < 0:
-        raise BadInputError(f"--threshold must be >= 0, got {threshold}")
+    if not math.isfinite(threshold) or threshold < 0:
+        raise BadInputError(f"--threshold must be a number >= 0, got {threshold}")
     old_by = {config_key(r): r for r in old["records"]}
     new_by = {config_key(r): r for r in new["records"]}
     rows = []

@@ -7,6 +7,7 @@ Prices come from --price-per-hour or the editable table shipped beside this modu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -49,8 +50,8 @@ def load_prices(path: str | Path | None = None) -> dict[str, Price]:
             per_hour = float(row["per_hour"])
         except (TypeError, KeyError, ValueError) as exc:
             raise BadInputError(f"price {name!r} needs a numeric per_hour") from exc
-        if per_hour < 0:
-            raise BadInputError(f"price {name!r} is negative")
+        if not math.isfinite(per_hour) or per_hour < 0:
+            raise BadInputError(f"price {name!r} must be a number >= 0, got {per_hour}")
         out[str(name)] = Price(
             str(name), per_hour, str(row.get("kind", "custom")), str(row.get("note", ""))
         )
@@ -61,8 +62,10 @@ def choose_price(
     price_per_hour: float | None, instance: str | None, table_path: str | Path | None = None
 ) -> Price | None:
     if price_per_hour is not None:
-        if price_per_hour < 0:
-            raise BadInputError(f"--price-per-hour must be >= 0, got {price_per_hour}")
+        if not math.isfinite(price_per_hour) or price_per_hour < 0:
+            raise BadInputError(f"--price-per-hour must be a number >= 0, got {price_per_hour}")
+        if instance is not None:
+            raise BadInputError("give --price-per-hour or --instance, not both")
         return Price("--price-per-hour", float(price_per_hour))
     if instance is None:
         return None

@@ -4,6 +4,7 @@ plus the native baseline, each configuration on a fresh session."""
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,12 +59,40 @@ class BenchPlan:
                 "the server scenario needs a load",
                 hint="give --qps Q (queries/s), or --latency-bound p99=10ms to search for the highest QPS",
             )
-        if self.qps is not None and self.qps <= 0:
-            raise BadInputError(f"--qps must be > 0, got {self.qps}")
+        if self.scenario != "server":
+            given = [
+                flag
+                for flag, value in (
+                    ("--qps", self.qps),
+                    ("--latency-bound", self.latency_bound),
+                    ("--workers", self.workers),
+                )
+                if value is not None
+            ]
+            if given:
+                raise BadInputError(
+                    f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to the server "
+                    f"scenario, not {self.scenario}",
+                    hint="add --scenario server",
+                )
+        if self.qps is not None and not (math.isfinite(self.qps) and self.qps > 0):
+            raise BadInputError(f"--qps must be a number > 0, got {self.qps}")
+        if self.workers is not None and self.workers < 1:
+            raise BadInputError(f"--workers must be >= 1, got {self.workers}")
         if any(t < 0 for t in self.threads) or not self.threads:
             raise BadInputError("--threads takes integers >= 0 (0 = onnxruntime's default)")
         if self.batches is not None and (not self.batches or any(b < 1 for b in self.batches)):
             raise BadInputError("--batch takes integers >= 1")
+        if self.predictions_per_user is not None:
+            if not (math.isfinite(self.predictions_per_user) and self.predictions_per_user > 0):
+                raise BadInputError(
+                    f"--predictions-per-user must be a number > 0, got {self.predictions_per_user}"
+                )
+            if self.price is None:
+                raise BadInputError(
+                    "--predictions-per-user needs a price to turn into a cost per user",
+                    hint="add --price-per-hour X or --instance NAME",
+                )
 
     @property
     def batch_sizes(self) -> list[int]:
@@ -134,8 +163,10 @@ class BenchRun:
 def select_variants(
     bundle: Bundle, names: list[str] | None, include_rejected: bool
 ) -> tuple[list[str], list[Skipped]]:
-    """The variants to measure, in manifest order; rejected ones skipped unless asked."""
-    if names and not (len(names) == 1 and names[0] == "all"):
+    """The variants to measure, in manifest order; rejected ones skipped unless asked for
+    (--include-rejected, or named in --variants)."""
+    named = bool(names) and not (len(names) == 1 and names[0] == "all")
+    if named:
         unknown = [n for n in names if n not in bundle.variants]
         if unknown:
             raise BadInputError(
@@ -148,10 +179,12 @@ def select_variants(
     keep, skipped = [], []
     for name in chosen:
         v = bundle.variants[name]
-        if v.get("rejected") and not include_rejected:
+        if v.get("rejected") and not (include_rejected or named):
             reason = v.get("reject_reason") or "no reason recorded"
             skipped.append(
-                Skipped(name, f"rejected ({reason}); pass --include-rejected to measure it")
+                Skipped(
+                    name, f"rejected ({reason}); name it in --variants or pass --include-rejected"
+                )
             )
         else:
             keep.append(name)

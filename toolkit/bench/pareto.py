@@ -6,16 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-LOWER_IS_BETTER = {
-    "mae",
-    "mse",
-    "rmse",
-    "log_loss",
-    "logloss",
-    "max_difference",
-    "max_abs_diff",
-    "mean_abs_diff",
-}
+from toolkit.evaluate.metrics import LOWER_IS_BETTER as EVALUATE_LOWER_IS_BETTER
+
+# evaluate's own list, plus spellings other tools write into an evaluation.
+LOWER_IS_BETTER = set(EVALUATE_LOWER_IS_BETTER) | {"logloss", "max_difference"}
 PREFERRED = {
     "classification": ("accuracy", "f1", "f1_macro", "f1_weighted", "roc_auc", "balanced_accuracy"),
     "regression": ("r2", "rmse", "mae", "mse"),

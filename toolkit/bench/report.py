@@ -175,6 +175,10 @@ def _accuracy_vs_latency(
     return rows
 
 
+def _mb(n: int | None) -> float | None:
+    return None if n is None else n / 2**20
+
+
 def _results_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for r in records:
@@ -196,6 +200,7 @@ def _results_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "create ms": r["session"]["create_ms"],
                 "cold ms": r["session"]["cold_first_ms"],
                 "peak RSS MB": (r["resources"].get("peak_rss_bytes") or 0) / 2**20 or None,
+                "RSS increase MB": _mb(r["resources"].get("peak_rss_increase_bytes")),
                 "CPU %": r["resources"].get("cpu_percent"),
                 "size KB": (r.get("model_bytes") or 0) / 1024 or None,
                 "vs native": (r.get("vs_native") or {}).get("p50_speedup"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 from edge_agent import atomic
 from edge_agent import manifest as manifest_io
+from edge_agent.benchmark.record import record_problems
 from edge_agent.benchmark.stats import PERCENTILES
 from edge_agent.bundle import Bundle
 from edge_agent.errors import BadInputError
@@ -21,7 +23,7 @@ CSV_COLUMNS = [
     "scenario", "system", "variant", "provider", "threads", "batch", "stable",
     "latency_min_ms", "latency_mean_ms", *[f"latency_{k}_ms" for k, _ in PERCENTILES], "latency_max_ms",
     "queries_per_s", "samples_per_s", "headline", "headline_value", "headline_unit",
-    "session_create_ms", "cold_first_ms", "peak_rss_bytes", "cpu_percent", "model_bytes",
+    "session_create_ms", "cold_first_ms", "peak_rss_bytes", "peak_rss_increase_bytes", "cpu_percent", "model_bytes",
     "p50_speedup_vs_native", "cost_per_million", "cost_per_user_month", "measured_at",
 ]  # fmt: skip
 
@@ -90,6 +92,7 @@ def csv_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "session_create_ms": r["session"]["create_ms"],
             "cold_first_ms": r["session"]["cold_first_ms"],
             "peak_rss_bytes": r["resources"].get("peak_rss_bytes"),
+            "peak_rss_increase_bytes": r["resources"].get("peak_rss_increase_bytes"),
             "cpu_percent": r["resources"].get("cpu_percent"),
             "model_bytes": r.get("model_bytes"),
             "p50_speedup_vs_native": (r.get("vs_native") or {}).get("p50_speedup"),
@@ -112,6 +115,35 @@ def csv_text(records: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def prepare_output(out_dir: Path) -> Path:
+    """Make the report folder before measuring, so a bad -o fails in a second, not after the
+    whole run (and before anything is stored in the manifest)."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot create the report folder {out_dir}: {exc.strerror or exc}",
+            hint="give -o a folder you can write to",
+        ) from None
+    if not os.access(out_dir, os.W_OK):
+        raise BadInputError(
+            f"cannot write to the report folder {out_dir}", hint="give -o a folder you can write to"
+        )
+    return out_dir
+
+
+def write_results(
+    run: BenchRun, out_dir: Path, manifest: dict[str, Any] | None
+) -> dict[str, Path]:
+    """results.json, results.csv and report.html (accuracy from the manifest's evaluations)."""
+    from toolkit.bench.report import write_report
+
+    paths = write_outputs(run, out_dir)
+    paths["html"] = write_report(run.to_dict(), manifest, Path(out_dir) / "report.html")
+    return paths
+
+
 def write_outputs(run: BenchRun, out_dir: Path) -> dict[str, Path]:
     """results.json and results.csv in `out_dir` (the report is written by report.py)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,9 +156,12 @@ def write_outputs(run: BenchRun, out_dir: Path) -> dict[str, Path]:
 def load_run(path: str | Path) -> dict[str, Any]:
     """A results file written by `edgekit bench` (results.json or its --json output)."""
     p = Path(path)
+    if p.is_dir() and (p / "results.json").is_file():
+        p = p / "results.json"  # the report folder of `edgekit bench -o DIR`
     if not p.is_file():
         raise BadInputError(
-            f"{p} does not exist", hint="pass results.json from `edgekit bench -o DIR`"
+            f"{p} {'holds no results.json' if p.is_dir() else 'does not exist'}",
+            hint="pass results.json from `edgekit bench -o DIR`",
         )
     try:
         doc = json.loads(p.read_text("utf-8"))
@@ -141,4 +176,11 @@ def load_run(path: str | Path) -> dict[str, Any]:
             f"{p} is not an edgekit bench result",
             hint="pass results.json from `edgekit bench -o DIR` or the output of `edgekit bench --json`",
         )
+    for i, record in enumerate(doc["records"]):
+        problems = record_problems(record) if isinstance(record, dict) else ["$: not an object"]
+        if problems:
+            raise BadInputError(
+                f"{p}: record {i} is not a valid benchmark record: {'; '.join(problems[:3])}",
+                hint="pass the results.json that `edgekit bench` wrote, unedited",
+            )
     return doc

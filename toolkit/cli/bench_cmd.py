@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgressBar
 from rich.table import Table
@@ -19,7 +20,7 @@ from edge_agent.benchmark import StabilityConfig, TimingConfig
 from edge_agent.bundle import Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
 from toolkit.cli import app
-from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json
+from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json, split_csv
 
 
 class DefaultRunGroup(TyperGroup):
@@ -45,17 +46,17 @@ app.add_typer(bench_app, name="bench")
 
 
 def _list(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    return items or None
+    return split_csv(text) or None
 
 
 def _ints(option: str, text: str | None) -> list[int] | None:
-    items = _list(text)
-    if items is None:
+    """Comma-separated integers; None when the option was not given, an error when empty."""
+    if text is None:
         return None
+    items = split_csv(text)
     try:
+        if not items:
+            raise ValueError
         return [int(t) for t in items]
     except ValueError:
         raise BadInputError(
@@ -98,36 +99,113 @@ class RichProgress:
         self.bar.stop()
 
 
-def results_table(doc: dict[str, Any]) -> Table:
+def _num(x: float | None) -> str:
+    """Short and readable at any magnitude: 0.0364, 2.41, 18.3, 28,475."""
+    if x is None:
+        return "–"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    if abs(x) >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3g}"
+
+
+def _headline_column(record: dict[str, Any]) -> str:
+    h = record["headline"]
+    if h["unit"] == "ms":
+        return f"{h['name'].replace(' latency', '')} ms"
+    if h["name"].startswith("max QPS"):
+        return "max QPS"
+    return h["unit"]
+
+
+def _table(title: str, caption: str | None = None) -> Table:
+    """Borderless, one space between columns: wide result rows still fit 80 columns."""
+    return Table(title=title, caption=caption, box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
+
+
+def _config(r: dict[str, Any], with_provider: bool) -> str:
     from toolkit.bench.providers import short_name
 
-    table = Table(title=f"{doc['bundle']['name']} — {doc['scenario']}")
-    first = doc["records"][0]["headline"] if doc["records"] else {"name": "headline", "unit": ""}
-    head = f"{first['name'].replace(' latency', '')} {first['unit']}"
-    cols = ["variant", "prov", "thr", "batch", head, "p50 ms", "samples/s", "cold ms", "RSS MB",
-            "×native", "stable"]  # fmt: skip
-    for c in cols:
-        table.add_column(
-            c, justify="left" if c in ("variant", "prov") else "right", no_wrap=c == "variant"
-        )
-    for r in doc["records"]:
-        native = r["system"] != "onnxruntime"
+    where = (
+        f"{short_name(r['provider'])} " if with_provider and r["system"] == "onnxruntime" else ""
+    )
+    return f"{where}t{r['threads'] or 'def'} b{r['batch']}"
+
+
+def _who(r: dict[str, Any]) -> str:
+    native = r["system"] != "onnxruntime"
+    return f"{r['system'].removeprefix('native:')} (native)" if native else r["variant"]
+
+
+def results_table(doc: dict[str, Any]) -> Table:
+    """One row per configuration, narrow enough for an 80-column terminal; every figure is in
+    --json, results.csv and the report."""
+    records = doc["records"]
+    providers = {r["provider"] for r in records if r["system"] == "onnxruntime"}
+    offline = bool(records) and records[0]["headline"]["unit"] == "samples/s"
+    head = _headline_column(records[0]) if records else "headline"
+    notes = []
+    if len(providers) == 1:
+        notes.append(f"provider {next(iter(providers))}")
+    if records and records[0]["headline"]["name"].startswith("max QPS"):
+        notes.append(f"max QPS: {records[0]['headline']['name']}")
+    if offline:
+        notes.append("* best batch")
+    notes.append("! unstable")
+    table = _table(f"{doc['bundle']['name']} — {doc['scenario']}", "; ".join(notes))
+    table.add_column("variant", overflow="fold")
+    table.add_column("config", overflow="fold")
+    columns = ["p50 ms", "samples/s", "cold ms", "RSS MB", "×native"]
+    if not offline:
+        columns.insert(0, head)
+    for c in columns:
+        table.add_column(c, justify="right", no_wrap=True)
+    for r in records:
         speed = (r.get("vs_native") or {}).get("p50_speedup")
-        cold = r["session"]["cold_first_ms"]
         rss = r["resources"].get("peak_rss_bytes")
-        table.add_row(
-            r["system"] if native else r["variant"],
-            "–" if native else short_name(r["provider"]),
-            str(r["threads"] or "def"),
-            str(r["batch"]),
-            f"{r['headline']['value']:.4g}",
-            f"{r['latency_ms']['p50']:.4g}",
-            f"{r['throughput']['samples_per_s']:,.0f}",
-            f"{cold:.3g}" if cold is not None else "–",
+        mark = ("*" if r["scenario_result"].get("is_best") else "") + (
+            "" if r["stability"]["stable"] else "[red]![/]"
+        )
+        figures = [
+            _num(r["latency_ms"]["p50"]),
+            _num(r["throughput"]["samples_per_s"]) + (mark if offline else ""),
+            _num(r["session"]["cold_first_ms"]),
             f"{rss / 2**20:.0f}" if rss else "–",
             f"{speed:.2f}" if speed else "–",
-            "[green]yes[/]" if r["stability"]["stable"] else "[red]no[/]",
-        )
+        ]
+        if not offline:
+            figures.insert(0, _num(r["headline"]["value"]) + mark)
+        table.add_row(_who(r), _config(r, len(providers) > 1), *figures)
+    return table
+
+
+def cost_table(doc: dict[str, Any]) -> Table | None:
+    """Cost per million predictions (and per user-month) at the measured throughput."""
+    priced = [r for r in doc["records"] if r.get("cost")]
+    if not priced:
+        return None
+    first = priced[0]["cost"]
+    per_user = "cost_per_user_month" in first
+    providers = {r["provider"] for r in priced if r["system"] == "onnxruntime"}
+    title = f"cost at {first['price']} = {first['per_hour']:g}/h, full utilisation"
+    if per_user:
+        title += f", {first['predictions_per_user_month']:g} predictions per user-month"
+    table = _table(title)
+    table.add_column("variant", overflow="fold")
+    table.add_column("config", overflow="fold")
+    table.add_column("per 1M predictions", justify="right")
+    if per_user:
+        table.add_column("per user-month", justify="right")
+        table.add_column("users/machine", justify="right")
+    for r in priced:
+        c = r["cost"]
+        row = [_who(r), _config(r, len(providers) > 1), f"{c['cost_per_million']:.3g}"]
+        if per_user:
+            row += [f"{c['cost_per_user_month']:.3g}", _num(c.get("users_per_machine"))]
+        table.add_row(*row)
     return table
 
 
@@ -164,8 +242,7 @@ def bench_run(
     from toolkit.bench.cost import choose_price
     from toolkit.bench.engine import BenchPlan, run_bench
     from toolkit.bench.loadgen import LatencyBound
-    from toolkit.bench.report import write_report
-    from toolkit.bench.store import save_to_manifest, write_outputs
+    from toolkit.bench.store import prepare_output, save_to_manifest, write_results
 
     if duration is not None and iterations is not None:
         raise BadInputError("give --duration or --iterations, not both")
@@ -196,6 +273,7 @@ def bench_run(
         target=target,
     )
     bundle = Bundle.open(bundle_dir)
+    out_dir = prepare_output(output or Path(f"bench-{bundle.manifest['name']}"))
     progress = RichProgress()
     try:
         run = run_bench(bundle_dir, plan, progress)
@@ -206,11 +284,9 @@ def bench_run(
             "no configuration could be measured",
             hint="; ".join(f"{s['what']}: {s['reason']}" for s in run.skipped) or None,
         )
+    paths = write_results(run, out_dir, Bundle.open(bundle_dir).manifest)
     saved = save_to_manifest(run, target) if save else []
-    out_dir = output or Path(f"bench-{bundle.manifest['name']}")
-    paths = write_outputs(run, out_dir)
     doc = run.to_dict()
-    paths["html"] = write_report(doc, Bundle.open(bundle_dir).manifest, out_dir / "report.html")
     if as_json:
         print_json(
             {
@@ -222,6 +298,9 @@ def bench_run(
         )
         return
     out.print(results_table(doc))
+    costs = cost_table(doc)
+    if costs is not None:
+        out.print(costs)
     for s in run.skipped:
         out.print(f"[yellow]skipped[/] {s['what']}: {s['reason']}", highlight=False)
     env = doc["environment"]

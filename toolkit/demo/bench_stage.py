@@ -6,8 +6,7 @@ from __future__ import annotations
 from edge_agent.benchmark import TimingConfig
 from edge_agent.bundle import Bundle
 from toolkit.bench.engine import BenchPlan, run_bench
-from toolkit.bench.report import write_report
-from toolkit.bench.store import save_to_manifest, write_outputs
+from toolkit.bench.store import save_to_manifest, write_results
 from toolkit.cli.bench_cmd import results_table
 from toolkit.demo import DemoContext, stage
 
@@ -24,8 +23,8 @@ def bench(ctx: DemoContext) -> None:
         saved = save_to_manifest(run, "local", command=f"edgekit bench {path} (demo)")
         name = Bundle.open(path).manifest["name"]
         out_dir = ctx.out / "reports" / f"bench-{name}"
-        paths = write_outputs(run, out_dir)
-        html = write_report(run.to_dict(), Bundle.open(path).manifest, out_dir / "report.html")
+        paths = write_results(run, out_dir, Bundle.open(path).manifest)
+        html = paths["html"]
         ctx.console.print(results_table(run.to_dict()))
         for s in run.skipped:
             ctx.console.print(f"  [yellow]skipped[/] {s['what']}: {s['reason']}", highlight=False)

@@ -81,17 +81,83 @@ def test_bench_run_form_and_table_output(regression_bundle, tmp_path: Path) -> N
     assert "fp32" in res.stdout and "report:" in res.stdout
 
 
-def test_bench_bad_options_exit_2(regression_bundle, tmp_path: Path) -> None:
-    for args in (
-        ["--scenario", "server"],
-        ["--scenario", "server", "--latency-bound", "p99<3"],
-        ["--threads", "one"],
-        ["--duration", "1", "--iterations", "5"],
-        ["--scenario", "bogus"],
-    ):
-        res = _bench([str(regression_bundle), "--no-save", "-o", str(tmp_path / "x"), *args])
-        assert res.exit_code == 2, (args, res.output)
+BAD_OPTIONS = [
+    (["--scenario", "server"], "needs a load"),
+    (["--scenario", "server", "--latency-bound", "p99<3"], "latency bound"),
+    (["--scenario", "server", "--latency-bound", "p99=-1ms"], "latency bound"),
+    (["--scenario", "server", "--latency-bound", "p42=1ms"], "latency bound"),
+    (["--scenario", "server", "--qps", "nan"], "--qps"),
+    (["--scenario", "server", "--qps", "10", "--workers", "0"], "--workers"),
+    (["--qps", "10"], "server scenario"),
+    (["--latency-bound", "p99=10ms"], "server scenario"),
+    (["--threads", "one"], "--threads"),
+    (["--threads", ""], "--threads"),
+    (["--threads", "-1"], "--threads"),
+    (["--batch", "0"], "--batch"),
+    (["--duration", "1", "--iterations", "5"], "not both"),
+    (["--duration", "0"], "duration"),
+    (["--duration", "-2"], "duration"),
+    (["--duration", "nan"], "duration"),
+    (["--iterations", "0"], "iterations"),
+    (["--stability", "nan"], "tolerance"),
+    (["--max-windows", "0"], "max_windows"),
+    (["--scenario", "bogus"], "unknown scenario"),
+    (["--variants", "nope"], "no variant 'nope'"),
+    (["--providers", "warpdrive"], "none of the requested"),
+    (["--price-per-hour", "-1"], "--price-per-hour"),
+    (["--price-per-hour", "1", "--instance", "c7g.large"], "not both"),
+    (["--instance", "nope"], "no price named"),
+    (["--predictions-per-user", "100"], "needs a price"),
+    (["--predictions-per-user", "-3", "--price-per-hour", "1"], "--predictions-per-user"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_OPTIONS)
+def test_bench_bad_options_exit_2_before_measuring(
+    copy_bundle, regression_bundle, tmp_path: Path, args, message
+) -> None:
+    path = copy_bundle(regression_bundle)
+    manifest = (path / "manifest.json").read_bytes()
+    out = tmp_path / "x"
+    res = _bench([str(path), "-o", str(out), *args])
+    assert res.exit_code == 2, (args, res.output)
+    assert message in res.output
+    assert (path / "manifest.json").read_bytes() == manifest
+    assert not (out / "results.json").exists()
+
+
+def test_bench_bad_paths_exit_2(copy_bundle, regression_bundle, tmp_path: Path) -> None:
     assert _bench([str(tmp_path / "missing")]).exit_code == 2
+    path = copy_bundle(regression_bundle)
+    manifest = (path / "manifest.json").read_bytes()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    res = _bench([str(path), "--iterations", "20", "-o", str(blocker / "rep")])
+    assert res.exit_code == 2 and "report folder" in res.output
+    assert (path / "manifest.json").read_bytes() == manifest  # failed before measuring
+
+
+def test_table_fits_80_columns_and_shows_costs(regression_bundle, tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from toolkit.cli.bench_cmd import cost_table, results_table
+
+    res = _bench([str(regression_bundle), "--scenario", "offline", "--batch", "1,4",
+                  "--iterations", "60", "--no-save", "--price-per-hour", "0.1",
+                  "--predictions-per-user", "3000", "--json", "-o", str(tmp_path / "r")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    console = Console(width=80, record=True)
+    console.print(results_table(doc))
+    console.print(cost_table(doc))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text  # nothing cut off
+    best = [r for r in doc["records"] if r["scenario_result"]["is_best"]]
+    assert best and f"b{best[0]['batch']}" in text and "*" in text  # best batch marked
+    assert "per user-month" in text
+    for r in doc["records"]:
+        assert f"{r['cost']['cost_per_million']:.3g}" in text
 
 
 def _slower(doc: dict, factor: float) -> dict:
@@ -144,3 +210,11 @@ def test_compare_flags_regressions_and_exits_1(regression_bundle, tmp_path: Path
     not_bench = tmp_path / "other.json"
     not_bench.write_text("{}")
     assert runner.invoke(app, ["bench", "compare", str(not_bench), str(old)]).exit_code == 2
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({**doc, "records": [{"variant": "fp32"}]}))
+    res = runner.invoke(app, ["bench", "compare", str(broken), str(old)])
+    assert res.exit_code == 2 and "record 0" in res.output
+    res = runner.invoke(app, ["bench", "compare", str(old), str(slow), "--threshold", "nan"])
+    assert res.exit_code == 2 and "--threshold" in res.output
+    # the report folder stands for its results.json
+    assert runner.invoke(app, ["bench", "compare", str(old.parent), str(slow)]).exit_code == 1

@@ -37,6 +37,10 @@ def test_rejected_variant_is_skipped_unless_asked(copy_bundle, regression_bundle
     run = run_bench(bundle.path, BenchPlan(timing=FAST, native=False, include_rejected=True))
     assert {r["variant"] for r in run.records} == {"fp32", "int8-bad"}
 
+    # naming it is asking for it
+    run = run_bench(bundle.path, BenchPlan(variants=["int8-bad"], timing=FAST, native=False))
+    assert {r["variant"] for r in run.records} == {"int8-bad"} and not run.skipped
+
 
 def test_unknown_variant_is_bad_input(regression_bundle) -> None:
     with pytest.raises(BadInputError, match="no variant"):
