@@ -39,7 +39,9 @@ def variant_table(result: dict[str, Any]) -> Table:
     if q.get("calibration"):
         c = q["calibration"]
         where = c.get("path") or "stored samples"
-        table.add_row("calibration", f"{c['rows']} rows from {where}")
+        dropped = c.get("rows_dropped_missing_values")
+        note = f" ({dropped} rows with missing values left out)" if dropped else ""
+        table.add_row("calibration", f"{c['rows']} rows from {where}{note}")
     if q.get("quantized_ops"):
         table.add_row("quantized ops", ", ".join(f"{k}×{v}" for k, v in q["quantized_ops"].items()))
     table.add_row(

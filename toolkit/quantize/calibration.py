@@ -75,6 +75,33 @@ def load(
     return CalibrationSet(take(feeds, 0, used), source)
 
 
+def complete_rows(calib: CalibrationSet, why: str, min_rows: int = MIN_ROWS) -> CalibrationSet:
+    """The rows without missing values (NaN) in any float input, for calibrators that cannot
+    take them; refused when too few are left."""
+    keep = np.ones(calib.rows, dtype=bool)
+    for arr in calib.feeds.values():
+        if arr.dtype.kind == "f":
+            keep &= ~np.isnan(arr.reshape(len(arr), -1)).any(axis=1)
+    dropped = int((~keep).sum())
+    if not dropped:
+        return calib
+    left = int(keep.sum())
+    if left < min_rows:
+        raise BadInputError(
+            f"calibration data: {dropped} of {calib.rows} rows have missing values (NaN) and "
+            f"{why}; {left} complete rows are left, fewer than the {min_rows} needed",
+            hint="use --calibrate minmax or entropy, or give --calibration FILE with more "
+            "complete rows",
+        )
+    source = {
+        **calib.source,
+        "rows": left,
+        "rows_dropped_missing_values": dropped,
+        "why_dropped": why,
+    }
+    return CalibrationSet({k: v[keep] for k, v in calib.feeds.items()}, source)
+
+
 def batch_rows(signature: dict[str, Any]) -> tuple[int, bool]:
     """Rows per calibration batch, and whether the model fixes its batch size."""
     first = [i["shape"][0] for i in signature["inputs"] if i["shape"]]

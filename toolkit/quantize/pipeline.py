@@ -92,6 +92,42 @@ def check_name(name: str) -> None:
         )
 
 
+def _failing_node(exc: BaseException) -> Any:
+    """The ONNX node the quantizer was working on when it failed (its innermost frame that
+    holds a `node`), to name in the error."""
+    import traceback
+
+    found = None
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        node = frame.f_locals.get("node")
+        if hasattr(node, "op_type") and hasattr(node, "name"):
+            found = node
+    return found
+
+
+def quantizer_failure(method: str, config: Any, exc: BaseException) -> BadInputError:
+    """An onnxruntime.quantization crash as a message that says where and what to try."""
+    node = _failing_node(exc)
+    where = f" at node {node.name!r} ({node.op_type})" if node is not None else ""
+    tries = []
+    if node is not None and node.name:
+        tries.append(f"--exclude-nodes {node.name}")
+    if node is not None:
+        tries.append(f"--exclude-op-types {node.op_type}")
+    if getattr(config, "format", None) == "qoperator":
+        tries.insert(0, "the QDQ format (drop --format qoperator), which handles more graphs")
+    hint = (
+        "try " + ", or ".join(tries)
+        if tries
+        else ("exclude the failing nodes (--exclude-nodes) or op types (--exclude-op-types)")
+    )
+    return BadInputError(
+        f"the {method} quantizer cannot handle this model{where}: "
+        f"{type(exc).__name__}: {str(exc)[:600]}",
+        hint=hint,
+    )
+
+
 def check_exclusions(config: Any, model_path: Path) -> None:
     """--exclude-nodes / --exclude-op-types must name what the model (as the quantizer sees
     it, after pre-processing) has; a typo would otherwise quantize everything silently."""
@@ -248,6 +284,10 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
     calib = None
     if method.needs_calibration:
         calib = calibration.load(bundle, request.calibration, target_column=request.target_column)
+        if getattr(config, "calibrate", None) == "percentile":
+            calib = calibration.complete_rows(
+                calib, "onnxruntime's percentile calibrator cannot histogram them"
+            )
     elif request.calibration is not None:
         raise BadInputError(f"--calibration applies to static quantization, not {method.name}")
 
@@ -283,11 +323,7 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
         except BadInputError:
             raise
         except Exception as exc:  # the quantizers raise many types on graphs they cannot handle
-            raise BadInputError(
-                f"the {method.name} quantizer cannot handle this model: "
-                f"{type(exc).__name__}: {str(exc)[:600]}",
-                hint="exclude the failing nodes (--exclude-nodes) or op types (--exclude-op-types)",
-            ) from exc
+            raise quantizer_failure(method.name, config, exc) from exc
         duration = time.perf_counter() - started
 
         quant_ops = _quant_ops(out_path)

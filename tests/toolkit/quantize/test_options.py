@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from edge_agent.bundle import Bundle
 from tests.toolkit.quantize.test_auto import NO_VNNI_X86, VNNI_X86
 from toolkit.cli import app
-from toolkit.quantize import QuantizeRequest, quantize_bundle
+from toolkit.quantize import QuantizeRequest, calibration, quantize_bundle
 
 runner = CliRunner()
 
@@ -161,3 +161,65 @@ def test_bad_names_and_exclusions_exit_2_and_write_nothing(copy_bundle, cnn_bund
     assert message in result.output
     assert sorted(p.name for p in path.iterdir()) == files
     assert (path / "manifest.json").read_bytes() == manifest
+
+
+def test_percentile_calibration_leaves_out_rows_with_missing_values(
+    copy_bundle, tabular_bundle, tabular_data, tmp_path
+):
+    """onnxruntime's percentile calibrator cannot histogram NaN; minmax and entropy can."""
+    import pandas as pd
+
+    frame = pd.read_csv(tabular_data)
+    frame.loc[::7, "mean_area"] = np.nan
+    holes = tmp_path / "holes.csv"
+    frame.to_csv(holes, index=False)
+    path = copy_bundle(tabular_bundle)
+    result = quantize_bundle(
+        path,
+        QuantizeRequest(
+            method="static",
+            options={"calibrate": "percentile"},
+            calibration=holes,
+            target_column="target",
+        ),
+    )
+    calib = result.entry["quantization"]["calibration"]
+    used = frame.drop(columns=["target"]).iloc[: calibration.MAX_ROWS]
+    expected_dropped = int(used.isna().any(axis=1).sum())  # the data has holes of its own too
+    assert expected_dropped > len(used) // 7
+    assert calib["rows_dropped_missing_values"] == expected_dropped
+    assert calib["rows"] == len(used) - expected_dropped
+
+
+def test_too_few_complete_rows_is_refused():
+    from edge_agent.errors import BadInputError
+
+    x = np.ones((40, 3), np.float32)
+    x[:10, 1] = np.nan
+    calib = calibration.CalibrationSet({"x": x}, {"kind": "samples", "rows": 40})
+    kept = calibration.complete_rows(calib, "why", min_rows=20)
+    assert kept.rows == 30 and kept.source["rows_dropped_missing_values"] == 10
+    assert not np.isnan(kept.feeds["x"]).any()
+    with pytest.raises(BadInputError, match="30 complete rows"):
+        calibration.complete_rows(calib, "why", min_rows=32)
+    clean = calibration.CalibrationSet({"x": x[10:]}, {"kind": "samples"})
+    assert calibration.complete_rows(clean, "why") is clean
+
+
+def test_a_quantizer_crash_names_the_node_and_what_to_try():
+    from onnx import helper
+
+    from toolkit.quantize.pipeline import quantizer_failure
+    from toolkit.quantize.static import StaticConfig
+
+    def quantize_op(node):  # stands for an onnxruntime.quantization operator class
+        raise AttributeError("'NoneType' object has no attribute 'extend'")
+
+    try:
+        quantize_op(helper.make_node("MatMul", ["a", "b"], ["c"], name="MatMul1"))
+    except AttributeError as exc:
+        error = quantizer_failure("static", StaticConfig(format="qoperator"), exc)
+    assert "at node 'MatMul1' (MatMul)" in error.message and "AttributeError" in error.message
+    assert "drop --format qoperator" in error.hint
+    assert "--exclude-nodes MatMul1" in error.hint and "--exclude-op-types MatMul" in error.hint
+    assert error.exit_code == 2
