@@ -86,6 +86,8 @@ class Agent:
             self.transport,
             timeout_s=cfg.publish_timeout_s,
             on_error=self._publish_error,
+            undelivered_retry_s=cfg.undelivered_retry_s,
+            undelivered_retry_max_s=cfg.undelivered_retry_max_s,
         )
         self.publisher.start()
         if cfg.port is not None and cfg.port >= 0:

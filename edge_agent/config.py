@@ -81,6 +81,12 @@ class AgentConfig:
     outbox_max_messages: int = 10_000
     outbox_max_bytes: int = 64 * 1024 * 1024
     publish_timeout_s: float = 10.0
+    # MQTT 5 PUBACK 0x10 (no matching subscribers) = not delivered yet: keep the message in the
+    # outbox and retry (see edge_agent/transports/mqtt.py for why); retry delays double from
+    # undelivered_retry_s up to undelivered_retry_max_s.
+    mqtt_retry_no_subscribers: bool = True
+    undelivered_retry_s: float = 1.0
+    undelivered_retry_max_s: float = 10.0
     greengrass_local_topic: str | None = None  # default edgekit/{thing}/infer
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -111,6 +117,11 @@ class AgentConfig:
             raise BadInputError("capture_fraction must be within 0..1")
         if self.max_batch < 1 or self.max_elements < 1 or self.max_request_bytes < 1:
             raise BadInputError("request caps must be positive")
+        if not 0 < self.undelivered_retry_s <= self.undelivered_retry_max_s:
+            raise BadInputError(
+                "undelivered retries need 0 < undelivered_retry_s <= undelivered_retry_max_s "
+                f"(got {self.undelivered_retry_s} and {self.undelivered_retry_max_s})"
+            )
 
 
 def _snake(key: str) -> str:

@@ -10,6 +10,7 @@ and the count of dropped messages is kept (and reported in every ``metrics`` mes
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -19,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent import telemetry
+from edge_agent.transports.base import NotDeliveredError
+
+log = logging.getLogger("edge_agent.outbox")
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,15 @@ class Publisher:
 
     Strict order per device: message n+1 is not sent before n was acknowledged, so a broker
     outage can only ever cause re-sends of the same seq, never reordering.
+
+    Two retry schedules, both doubling up to a cap: a failed send (offline, timeout, refused)
+    is retried soon (0.1 s up to 2 s) because the transport reconnects by itself; a message the
+    broker acknowledged as delivered to nobody (``NotDeliveredError``) waits on its own
+    schedule (``undelivered_retry_s`` up to ``undelivered_retry_max_s``) because what is missing
+    is a subscriber, which can take much longer to come back than a connection.
     """
+
+    RETRY_S = (0.1, 2.0)
 
     def __init__(
         self,
@@ -144,13 +156,21 @@ class Publisher:
         *,
         timeout_s: float = 10.0,
         on_error: Callable[[Exception], None] | None = None,
+        undelivered_retry_s: float = 1.0,
+        undelivered_retry_max_s: float = 10.0,
     ) -> None:
         self.outbox = outbox
         self.transport = transport
         self.timeout_s = timeout_s
         self.on_error = on_error
+        self.undelivered_retry = (
+            undelivered_retry_s,
+            max(undelivered_retry_s, undelivered_retry_max_s),
+        )
         self.sent = 0
         self.failures = 0
+        self.undelivered = 0  # sends acknowledged as "no subscriber": kept and retried
+        self.last_error: Exception | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -159,14 +179,29 @@ class Publisher:
         self._thread.start()
 
     def _loop(self) -> None:
-        backoff = 0.1
+        failed, undelivered = self.RETRY_S[0], self.undelivered_retry[0]
+        waiting_for_subscriber = False
         while not self._stop.is_set():
             if self.publish_pending(stop=self._stop):
-                backoff = 0.1
+                failed, undelivered = self.RETRY_S[0], self.undelivered_retry[0]
+                if waiting_for_subscriber:
+                    log.info("a subscriber is back: the held messages were delivered")
+                    waiting_for_subscriber = False
                 self.outbox.wait(0.5)
+            elif isinstance(self.last_error, NotDeliveredError):
+                if not waiting_for_subscriber:
+                    log.warning(
+                        "%s; %d message(s) held in the outbox, retrying every %.1f-%.1f s",
+                        self.last_error,
+                        self.outbox.stats()["pending"],
+                        *self.undelivered_retry,
+                    )
+                    waiting_for_subscriber = True
+                self._stop.wait(undelivered)
+                undelivered = min(undelivered * 2, self.undelivered_retry[1])
             else:
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 2.0)
+                self._stop.wait(failed)
+                failed = min(failed * 2, self.RETRY_S[1])
 
     def publish_pending(
         self, deadline: float | None = None, stop: threading.Event | None = None
@@ -180,11 +215,19 @@ class Publisher:
                 return True
             for item in batch:
                 if not self.transport.connected():
+                    self.last_error = None
                     return False
                 try:
                     self.transport.publish(item.topic, item.payload, self.timeout_s)
+                except NotDeliveredError as exc:  # the broker is fine, nobody listened: keep it
+                    self.undelivered += 1
+                    self.last_error = exc
+                    if self.on_error:
+                        self.on_error(exc)
+                    return False
                 except Exception as exc:  # transport errors: keep the message, retry later
                     self.failures += 1
+                    self.last_error = exc
                     if self.on_error:
                         self.on_error(exc)
                     return False

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from edge_agent.transports.base import Transport, TransportError
+from edge_agent.transports.base import NotDeliveredError, Transport, TransportError
 
 TRANSPORTS: dict[str, Callable[..., Transport]] = {}
 
@@ -56,4 +56,12 @@ def _load_builtin() -> None:
     from edge_agent.transports import greengrass, inprocess, mqtt  # noqa: F401
 
 
-__all__ = ["TRANSPORTS", "Transport", "TransportError", "choose", "create", "register"]
+__all__ = [
+    "TRANSPORTS",
+    "NotDeliveredError",
+    "Transport",
+    "TransportError",
+    "choose",
+    "create",
+    "register",
+]

@@ -12,6 +12,12 @@ class TransportError(Exception):
     """A publish was not acknowledged (offline, timeout, refused): the message stays queued."""
 
 
+class NotDeliveredError(TransportError):
+    """The broker acknowledged the publish but says no subscriber received it (MQTT 5 PUBACK
+    reason 0x10, NO_MATCHING_SUBSCRIBERS). The message stays queued and is retried on its own,
+    slower, backoff: the broker is up, the collector is what is missing."""
+
+
 class Transport(ABC):
     name = "base"
 

@@ -2,6 +2,15 @@
 
 The CRT client reconnects by itself with backoff; subscriptions are renewed on every
 connection (clean sessions), and a publish waits for its PUBACK with a timeout.
+
+A PUBACK with reason NO_MATCHING_SUBSCRIBERS (0x10) means the broker took the message and threw
+it away because nobody subscribed: by default that is "not delivered yet" (the message stays in
+the outbox and is retried), because a fleet collector can be missing for a while even though the
+broker is up. Debian's mosquitto 2.0.11 restores persistent sessions after a restart but not
+their ``$share/...`` subscriptions, so until the collectors resubscribe every device would
+otherwise see its flushed backlog acknowledged and deleted unread. AWS IoT Core acknowledges a
+publish with SUCCESS whether or not anyone subscribed, so there the setting changes nothing.
+``mqtt_retry_no_subscribers: false`` restores plain MQTT semantics (0x10 counts as delivered).
 """
 
 from __future__ import annotations
@@ -14,7 +23,13 @@ from urllib.parse import urlparse
 
 from edge_agent.errors import BadInputError
 from edge_agent.transports import register
-from edge_agent.transports.base import MessageHandler, Transport, TransportError, topic_matches
+from edge_agent.transports.base import (
+    MessageHandler,
+    NotDeliveredError,
+    Transport,
+    TransportError,
+    topic_matches,
+)
 
 log = logging.getLogger("edge_agent.mqtt")
 
@@ -66,6 +81,7 @@ class MqttTransport(Transport):
                 hint="use mqtts:// with --cert/--key/--ca (plain TCP is allowed for loopback only)",
             )
         self.host, self.port = host, port
+        self.retry_no_subscribers = bool(getattr(config, "mqtt_retry_no_subscribers", True))
         self._connected = threading.Event()
         self._subs: list[tuple[str, MessageHandler]] = []
         self._lock = threading.Lock()
@@ -141,11 +157,16 @@ class MqttTransport(Transport):
         except Exception as exc:
             raise TransportError(f"publish to {topic} failed: {exc!r}") from exc
         code = getattr(result.puback, "reason_code", None)
-        if code not in (
-            mqtt5.PubackReasonCode.SUCCESS,
-            mqtt5.PubackReasonCode.NO_MATCHING_SUBSCRIBERS,
-        ):
-            raise TransportError(f"broker refused publish to {topic}: {code}")
+        if code == mqtt5.PubackReasonCode.SUCCESS:
+            return
+        if code == mqtt5.PubackReasonCode.NO_MATCHING_SUBSCRIBERS:
+            if self.retry_no_subscribers:
+                raise NotDeliveredError(
+                    f"no subscriber for {topic} (PUBACK 0x10 NO_MATCHING_SUBSCRIBERS): "
+                    "kept in the outbox, retried later"
+                )
+            return
+        raise TransportError(f"broker refused publish to {topic}: {code}")
 
     def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
         with self._lock:

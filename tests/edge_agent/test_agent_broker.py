@@ -159,3 +159,86 @@ def test_plain_mqtt_only_to_loopback(tmp_path, cnn_bundle):
         MqttTransport(config(cnn_bundle, tmp_path, mqtt="mqtt://broker.example.com:1883"))
     with pytest.raises(BadInputError, match="--cert and --key"):
         MqttTransport(config(cnn_bundle, tmp_path, mqtt="mqtts://broker.example.com:8883"))
+
+
+def _lonely_device(broker, tmp_path, **changes):
+    """The agent's real outbox, MQTT 5 transport and publisher, with short undelivered retries."""
+    from edge_agent.config import AgentConfig
+    from edge_agent.outbox import Outbox, Publisher
+
+    cfg = AgentConfig(thing="lonely", mqtt=broker.url, publish_timeout_s=5).updated(changes)
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    transport = MqttTransport(cfg)
+    publisher = Publisher(
+        outbox,
+        transport,
+        timeout_s=5,
+        undelivered_retry_s=cfg.undelivered_retry_s,
+        undelivered_retry_max_s=cfg.undelivered_retry_max_s,
+    )
+    transport.start()
+    assert transport.wait_connected(10)
+    publisher.start()
+    return outbox, transport, publisher
+
+
+def _enqueue(outbox, n):
+    from edge_agent import telemetry
+
+    for _ in range(n):
+        now = time.time()
+        msg = telemetry.make_message(
+            "alerts",
+            thing="lonely",
+            component_version="1.0.0",
+            model={"name": "m", "variant": "fp32", "sha256": "0" * 64},
+            window=(now - 1, now),
+            body={"alerts": []},
+        )
+        outbox.enqueue(telemetry.data_topic("lonely", "alerts"), msg)
+
+
+def _wait(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_no_subscriber_keeps_messages_until_one_subscribes(mosquitto_broker, tmp_path):
+    """PUBACK 0x10 (no matching subscribers) is 'not delivered yet': the message stays in the
+    outbox and is retried with backoff; once a subscriber appears everything arrives, in seq
+    order, and only then leaves the outbox."""
+    outbox, transport, publisher = _lonely_device(
+        mosquitto_broker, tmp_path, undelivered_retry_s=0.2, undelivered_retry_max_s=0.4
+    )
+    try:
+        _enqueue(outbox, 3)
+        assert _wait(lambda: publisher.undelivered >= 3, 15), "never retried"
+        assert outbox.stats()["pending"] == 3 and publisher.sent == 0
+        with MqttCollector(mosquitto_broker, "dt/edgekit/+/+") as collector:
+            _enqueue(outbox, 2)  # more arrive behind the held ones
+            assert collector.wait_for(lambda ms: len({*_seqs(collector)}) >= 5, 15)
+            assert _wait(lambda: outbox.stats()["pending"] == 0, 5)
+        assert _assert_complete(collector) == 5
+        assert _seqs(collector)[:5] == [1, 2, 3, 4, 5]
+    finally:
+        publisher.stop()
+        transport.close()
+        outbox.close()
+
+
+def test_no_subscriber_counts_as_delivered_when_switched_off(mosquitto_broker, tmp_path):
+    outbox, transport, publisher = _lonely_device(
+        mosquitto_broker, tmp_path, mqtt_retry_no_subscribers=False
+    )
+    try:
+        _enqueue(outbox, 2)
+        assert _wait(lambda: outbox.stats()["pending"] == 0, 15)
+        assert publisher.sent == 2 and publisher.undelivered == 0
+    finally:
+        publisher.stop()
+        transport.close()
+        outbox.close()
