@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,9 +295,9 @@ def package(
             hint="component versions are immutable: bump --version, or pass --overwrite",
         )
 
-    output.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{name}-{version}.", suffix=".partial", dir=output))
-    try:
+    # Built beside its final place and renamed in only once the recipe validates: a failure
+    # leaves the output as it was (an existing version is swapped out only with --overwrite).
+    with atomic.staging_dir(final_artifacts, replace=request.overwrite) as stage:
         real = [p.platform for p in plans if p.platform is not None]
         requirements = agent_artifact.requirements_text(
             real or [Platform("linux", "amd64")], request.python_version
@@ -378,16 +375,11 @@ def package(
             )
         say("writing")
         staged_recipe.unlink()
-        _move_into_place(stage, final_artifacts, request.overwrite)
-        stage = None
-        atomic.write_text(recipe_path, text)
-        for other in recipe_io.FORMATS:
-            stale = recipe_path.with_suffix(f".{other}")
-            if other != request.fmt and stale.exists():
-                stale.unlink()
-    finally:
-        if stage is not None:
-            shutil.rmtree(stage, ignore_errors=True)
+    atomic.write_text(recipe_path, text)
+    for other in recipe_io.FORMATS:
+        stale = recipe_path.with_suffix(f".{other}")
+        if other != request.fmt and stale.exists():
+            stale.unlink()
 
     report.path = str(recipe_path)
     report.artifacts_dir = str(final_artifacts)
@@ -404,16 +396,3 @@ def package(
         },
     )
     return result
-
-
-def _move_into_place(stage: Path, final: Path, overwrite: bool) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists():
-        if not overwrite:  # checked before, kept for safety against a race
-            raise BadInputError(f"{final} already exists")
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(stage, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(stage, final)

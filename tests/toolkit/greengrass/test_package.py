@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -32,7 +33,12 @@ def test_layout_is_the_development_kits(packaged):
         "agent.zip",
         "model-fp32.zip",
     ]
-    assert not [p for p in root.iterdir() if p.name.endswith(".partial")]
+    assert not [p for p in root.rglob("*") if p.name.endswith(".partial")]
+    # the folder gets the usual umask mode (a private 0700 temp folder would hide it from the
+    # user running greengrass-cli or gdk)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert packaged.artifacts_dir.stat().st_mode & 0o777 == 0o777 & ~umask
 
 
 def test_recipe_passes_the_official_schema(packaged):
