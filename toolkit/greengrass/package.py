@@ -7,10 +7,11 @@ moved into `greengrass-build/`. A failure leaves the output folder as it was.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -296,8 +297,13 @@ def package(
         )
 
     # Built beside its final place and renamed in only once the recipe validates: a failure
-    # leaves the output as it was (an existing version is swapped out only with --overwrite).
-    with atomic.staging_dir(final_artifacts, replace=request.overwrite) as stage:
+    # leaves the output as it was (an existing version is swapped out only with --overwrite),
+    # without even the empty folders this run made.
+    made = [d for d in (output, output / "artifacts", final_artifacts.parent) if not d.exists()]
+    with (
+        _removed_if_empty_on_failure(made),
+        atomic.staging_dir(final_artifacts, replace=request.overwrite) as stage,
+    ):
         real = [p.platform for p in plans if p.platform is not None]
         requirements = agent_artifact.requirements_text(
             real or [Platform("linux", "amd64")], request.python_version
@@ -367,6 +373,13 @@ def package(
         staged_recipe = stage / recipe_path.name
         staged_recipe.write_text(text, "utf-8")
         report = validate.validate_file(staged_recipe, artifacts_dir=stage)
+        if report.errors and all(p.code == "size" for p in report.errors):
+            raise CheckFailedError(
+                f"the recipe would be {report.size_bytes:,} bytes; Greengrass tools refuse "
+                f"recipes over {validate.MAX_RECIPE_BYTES:,}",
+                hint="package fewer --platform values per component, drop --catch-all, or "
+                "choose a shorter --name (it recurs in topics and policy ids)",
+            )
         if not report.ok:
             raise CheckFailedError(
                 "the generated recipe does not validate:\n"
@@ -396,3 +409,14 @@ def package(
         },
     )
     return result
+
+
+@contextlib.contextmanager
+def _removed_if_empty_on_failure(folders: list[Path]) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        for folder in reversed(folders):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
+        raise

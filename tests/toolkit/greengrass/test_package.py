@@ -348,3 +348,16 @@ def test_user_target_profile_from_targets_dir(tuned_bundle, tmp_path):
     result = package(request)
     checks = {f.check: f.severity for f in result.findings}
     assert checks == {"memory": "error"}  # the profile's own facts, not "no hardware facts"
+
+
+def test_recipe_over_the_size_limit_is_a_clear_error(tabular_bundle, tmp_path, monkeypatch):
+    from toolkit.greengrass import validate
+
+    monkeypatch.setattr(validate, "MAX_RECIPE_BYTES", 4000)  # ours is about 8 KB
+    out = tmp_path / "gb"
+    args = ["package", str(tabular_bundle), "--name", NAME, "--version", VERSION, "-o", str(out)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1, res.output
+    assert "Greengrass tools refuse recipes over 4,000" in " ".join(res.output.split())
+    assert "edgekit bug" not in res.output
+    assert not out.exists()  # not even the folders
