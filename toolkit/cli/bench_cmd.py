@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgressBar
 from rich.table import Table
@@ -20,7 +19,15 @@ from edge_agent.benchmark import StabilityConfig, TimingConfig
 from edge_agent.bundle import Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
 from toolkit.cli import app
-from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json, split_csv
+from toolkit.cli.common import (
+    JSON_OPTION,
+    compact_table,
+    err,
+    handle_errors,
+    out,
+    print_json,
+    split_csv,
+)
 
 
 class DefaultRunGroup(TyperGroup):
@@ -121,11 +128,6 @@ def _headline_column(record: dict[str, Any]) -> str:
     return h["unit"]
 
 
-def _table(title: str, caption: str | None = None) -> Table:
-    """Borderless, one space between columns: wide result rows still fit 80 columns."""
-    return Table(title=title, caption=caption, box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
-
-
 def _config(r: dict[str, Any], with_provider: bool) -> str:
     from toolkit.bench.providers import short_name
 
@@ -155,7 +157,7 @@ def results_table(doc: dict[str, Any]) -> Table:
     if offline:
         notes.append("* best batch")
     notes.append("! unstable")
-    table = _table(f"{doc['bundle']['name']} — {doc['scenario']}", "; ".join(notes))
+    table = compact_table(f"{doc['bundle']['name']} — {doc['scenario']}", "; ".join(notes))
     table.add_column("variant", overflow="fold")
     table.add_column("config", overflow="fold")
     columns = ["p50 ms", "samples/s", "cold ms", "RSS MB", "×native"]
@@ -193,7 +195,7 @@ def cost_table(doc: dict[str, Any]) -> Table | None:
     title = f"cost at {first['price']} = {first['per_hour']:g}/h, full utilisation"
     if per_user:
         title += f", {first['predictions_per_user_month']:g} predictions per user-month"
-    table = _table(title)
+    table = compact_table(title)
     table.add_column("variant", overflow="fold")
     table.add_column("config", overflow="fold")
     table.add_column("per 1M predictions", justify="right")
@@ -335,7 +337,7 @@ def bench_compare(
     if as_json:
         print_json({"ok": result["passed"], **result})
     else:
-        table = Table(title=f"bench compare (threshold {threshold:.0%})")
+        table = compact_table(f"bench compare (threshold {threshold:.0%})")
         for c in ("configuration", "metric", "old", "new", "new/old", "verdict"):
             table.add_column(c, justify="right" if c in ("old", "new", "new/old") else "left")
         for r in result["rows"]:

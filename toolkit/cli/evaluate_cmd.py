@@ -14,6 +14,7 @@ from edge_agent.errors import CheckFailedError
 from toolkit.cli import app
 from toolkit.cli.common import (
     JSON_OPTION,
+    compact_table,
     err,
     fmt_bytes,
     fmt_num,
@@ -44,19 +45,21 @@ TABLE_METRICS = (
 def results_table(report: dict[str, Any]) -> Table:
     """One row per variant: the gate metric, its change, agreement with FP32 and the verdict."""
     metric = report["metric"]
-    table = Table(
-        title=f"evaluation on {report['data']['rows']} rows "
+    table = compact_table(
+        f"evaluation on {report['data']['rows']} rows "
         f"(gate: {metric}, max drop {report['max_drop']:g})"
     )
     for col in ("variant", "precision", "size", metric, "change", "agreement", "cosine", "gate"):
         table.add_column(
-            col, justify="left" if col in ("variant", "precision", "gate") else "right"
+            col,
+            justify="left" if col in ("variant", "precision", "gate") else "right",
+            overflow="fold",
         )
+    ref = report["variants"]["fp32"]
+    ref_value = ref["metrics"].get(metric, ref["vs_fp32"].get(metric))
     for name, r in report["variants"].items():
         g, vs = r["gate"], r["vs_fp32"]
         value = r["metrics"].get(metric, vs.get(metric))
-        ref = report["variants"]["fp32"]
-        ref_value = ref["metrics"].get(metric, ref["vs_fp32"].get(metric))
         change = None if value is None or ref_value is None else value - ref_value
         if g.get("reference"):
             verdict = "[dim]ref[/]"
@@ -78,32 +81,34 @@ def results_table(report: dict[str, Any]) -> Table:
 
 
 def metrics_table(report: dict[str, Any]) -> Table | None:
-    """Metrics down, variants across (so it fits a terminal whatever the number of metrics)."""
+    """Variants down, the task's main metrics across (at most six, so it fits a terminal
+    however many variants --auto-exclude adds); all of them are in --json."""
     variants = report["variants"]
     first = next(iter(variants.values()))
     shown = [m for m in TABLE_METRICS if first["metrics"].get(m) is not None]
     if not shown:
         return None
-    table = Table(title="metrics (sklearn.metrics; all of them in --json and the manifest)")
-    table.add_column("metric")
-    for name in variants:
-        table.add_column(name, justify="right")
+    table = compact_table("metrics (sklearn.metrics; all of them in --json and the manifest)")
+    table.add_column("variant", overflow="fold")
     for m in shown:
-        table.add_row(m, *[fmt_num(v["metrics"].get(m)) for v in variants.values()])
+        table.add_column(m, justify="right")
+    for name, v in variants.items():
+        table.add_row(name, *[fmt_num(v["metrics"].get(m)) for m in shown])
     return table
 
 
 def debug_table(name: str, debug: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"{name}: largest quantization error (qdq_loss_debug, {debug['rows']} rows)"
+    table = compact_table(
+        f"{name}: largest quantization error (qdq_loss_debug, {debug['rows']} rows)",
+        "lower SQNR = larger error; worst* = NaN/inf lost or made",
     )
     for col in ("tensor", "kind", "QDQ SQNR dB", "vs float SQNR dB"):
-        table.add_column(col, justify="right" if "dB" in col else "left")
+        table.add_column(col, justify="right" if "dB" in col else "left", overflow="fold")
     for t in debug["worst_tensors"]:
         table.add_row(
             t["tensor"],
             t["kind"],
-            fmt_num(t["qdq_sqnr_db"], ".1f"),
+            "worst*" if t["qdq_sqnr_db"] is None else fmt_num(t["qdq_sqnr_db"], ".1f"),
             fmt_num(t["vs_float_sqnr_db"], ".1f"),
         )
     return table

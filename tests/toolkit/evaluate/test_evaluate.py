@@ -162,6 +162,10 @@ def test_gate_rejects_and_require_pass(tabular_quantized, tabular_data):
     )
     assert ok.exit_code == 0, ok.output
     assert "✗ int8-static: accuracy gate" in ok.output
+    tables = [line for line in ok.stdout.split("✗")[0].splitlines() if not line.startswith("  ")]
+    assert any("int8-dynamic " in line for line in tables)  # names whole, in 80 columns
+    assert not any("…" in line for line in tables)
+    assert max(len(line) for line in tables) <= 80
     manifest = Bundle.open(path).manifest
     assert manifest["variants"]["int8-dynamic"]["rejected"] is False
     assert manifest["variants"]["int8-static"]["rejected"] is True
