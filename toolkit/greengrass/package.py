@@ -312,6 +312,7 @@ def package(
         agent_zip = agent_artifact.build_agent_archive(stage, requirements)
         digests: dict[str, str] = {agent_zip.name: sha256_b64_file(agent_zip)}
         manifest_plans: list[ManifestPlan] = []
+        wheel_digests: dict[str, str] = {}
         for plan in plans:
             say(f"model archive for {plan.label}")
             model_zip = model_artifact.build_model_archive(bundle, [plan.variant], stage)
@@ -332,6 +333,7 @@ def package(
                     request.wheel_source,
                 )
                 digests[wheels.name] = sha256_b64_file(wheels)
+                wheel_digests[wheels.name] = digests[wheels.name]
                 artifacts.append(Artifact(wheels.name, digests[wheels.name]))
                 wheel_dir = wh.unpack_dir(plan.platform)
             manifest_plans.append(
@@ -353,10 +355,17 @@ def package(
                     python_version=request.python_version,
                 )
             )
+        # The venv holds only the pinned requirements: key its marker on what goes into it, not
+        # on the component version or the model, so a new version with the same requirements
+        # (a re-trained model, a config change) starts without reinstalling on every device.
         marker = (
             ".edgekit-installed-"
             + hashlib.sha256(
-                (version + requirements + json.dumps(sorted(digests.items()))).encode()
+                (
+                    request.python_version
+                    + requirements
+                    + json.dumps(sorted(wheel_digests.items()))
+                ).encode()
             ).hexdigest()[:12]
         )
         recipe = build_recipe(

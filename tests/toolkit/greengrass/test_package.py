@@ -361,3 +361,26 @@ def test_recipe_over_the_size_limit_is_a_clear_error(tabular_bundle, tmp_path, m
     assert "Greengrass tools refuse recipes over 4,000" in " ".join(res.output.split())
     assert "edgekit bug" not in res.output
     assert not out.exists()  # not even the folders
+
+
+def test_install_marker_follows_requirements_not_version_or_model(packaged, tuned_bundle, tmp_path):
+    """A new component version with the same requirements reuses the device's venv; the
+    marker changes only with what is installed into it."""
+
+    def marker(result) -> str:
+        return load_recipe(result)["Manifests"][0]["Lifecycle"]["Install"]["Skipif"]
+
+    newer = package(
+        PackageRequest(bundle_dir=tuned_bundle, name=NAME, version="9.9.9", output=tmp_path / "n")
+    )
+    assert marker(newer) == marker(packaged)
+    other_python = package(
+        PackageRequest(
+            bundle_dir=tuned_bundle,
+            name=NAME,
+            version="9.9.9",
+            output=tmp_path / "p",
+            python_version="3.12",
+        )
+    )
+    assert marker(other_python) != marker(packaged)
