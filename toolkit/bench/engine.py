@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from toolkit.bench.sut import onnx_sut
 
 RUN_VERSION = 1
 DEFAULT_TARGET = "local"
+TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass
@@ -58,6 +60,11 @@ class BenchPlan:
             raise BadInputError(
                 "the server scenario needs a load",
                 hint="give --qps Q (queries/s), or --latency-bound p99=10ms to search for the highest QPS",
+            )
+        if not TARGET_NAME.match(self.target or ""):
+            raise BadInputError(
+                f"--target {self.target!r} is not a usable target name",
+                hint="letters, digits, '.', '_' or '-', e.g. local, rpi4, c7g.large",
             )
         if self.scenario != "server":
             given = [

@@ -108,6 +108,8 @@ BAD_OPTIONS = [
     (["--price-per-hour", "1", "--instance", "c7g.large"], "not both"),
     (["--instance", "nope"], "no price named"),
     (["--predictions-per-user", "100"], "needs a price"),
+    (["--target", ""], "--target"),
+    (["--target", "a/b"], "--target"),
     (["--predictions-per-user", "-3", "--price-per-hour", "1"], "--predictions-per-user"),
 ]
 
