@@ -16,8 +16,8 @@ import jsonschema
 import yaml
 
 from edge_agent.errors import BadInputError
-
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "recipe_schema.json"
+from toolkit.greengrass.casing import lower_keys
+from toolkit.greengrass.validate import schema as recipe_schema
 
 _CANON = {
     k.lower(): k
@@ -100,17 +100,10 @@ def _canon(node: Any, parent: str | None = None) -> Any:
     return out
 
 
-def _lower_keys(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k).lower(): _lower_keys(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_lower_keys(v) for v in node]
-    return node
-
-
 @lru_cache(maxsize=1)
 def _validator() -> jsonschema.Draft7Validator:
-    return jsonschema.Draft7Validator(json.loads(SCHEMA_PATH.read_text()))
+    # One vendored copy of the official schema, shipped with the packager that validates too.
+    return jsonschema.Draft7Validator(recipe_schema())
 
 
 @dataclass
@@ -153,7 +146,7 @@ def parse_recipe(text: str, source: Path | None = None) -> Recipe:
         ) from None
     if not isinstance(data, dict):
         raise RecipeError(f"recipe{where} must be an object at the top level")
-    errors = sorted(_validator().iter_errors(_lower_keys(data)), key=lambda e: list(e.path))
+    errors = sorted(_validator().iter_errors(lower_keys(data)), key=lambda e: list(e.path))
     if errors:
         first = errors[0]
         at = "/".join(str(p) for p in first.path) or "<top>"
