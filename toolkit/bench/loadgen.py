@@ -69,6 +69,19 @@ class LatencyBound:
 # -- single-stream, multi-stream, offline ---------------------------------------------------
 
 
+def _closed_loop(
+    run: RunFn,
+    queries: Sequence[Any],
+    batch: int,
+    timing: TimingConfig,
+    progress: ProgressFn | None,
+    result: dict[str, Any],
+) -> ScenarioOutcome:
+    """The next query is issued when the last completes; what differs per scenario is what a
+    query holds and which figure judges it."""
+    return ScenarioOutcome(measure(run, queries, timing, progress), batch, result)
+
+
 def single_stream(
     run: RunFn,
     queries: Sequence[Any],
@@ -76,7 +89,8 @@ def single_stream(
     timing: TimingConfig,
     progress: ProgressFn | None = None,
 ) -> ScenarioOutcome:
-    return ScenarioOutcome(measure(run, queries, timing, progress), batch)
+    """One query at a time; judged by p90 latency."""
+    return _closed_loop(run, queries, batch, timing, progress, {})
 
 
 def multi_stream(
@@ -86,10 +100,9 @@ def multi_stream(
     timing: TimingConfig,
     progress: ProgressFn | None = None,
 ) -> ScenarioOutcome:
-    """Each query is a group of `batch` samples, issued when the previous group completes."""
-    outcome = ScenarioOutcome(measure(run, queries, timing, progress), batch)
-    outcome.scenario_result = {"samples_per_query": batch}
-    return outcome
+    """Each query is a group of `batch` samples, issued when the previous group completes;
+    judged by p99 latency."""
+    return _closed_loop(run, queries, batch, timing, progress, {"samples_per_query": batch})
 
 
 def offline(
@@ -99,10 +112,8 @@ def offline(
     timing: TimingConfig,
     progress: ProgressFn | None = None,
 ) -> ScenarioOutcome:
-    """All samples are available: batches go back to back; the figure is samples/s."""
-    outcome = ScenarioOutcome(measure(run, queries, timing, progress), batch)
-    outcome.scenario_result = {"batch": batch}
-    return outcome
+    """All samples are available: batches go back to back; judged by samples/s."""
+    return _closed_loop(run, queries, batch, timing, progress, {"batch": batch})
 
 
 # -- server ---------------------------------------------------------------------------------

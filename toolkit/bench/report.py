@@ -27,6 +27,13 @@ def _series(r: Mapping[str, Any]) -> str:
     return f"{r['variant']} · {short_name(r['provider'])} · {r['threads'] or 'default'} thr"
 
 
+def _finish(ax: Any, xlabel: str, ylabel: str, grid: str = "both") -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which=grid)
+
+
 def _latency_distribution(report: HtmlReport, records: list[dict[str, Any]]) -> None:
     if not records:
         return
@@ -41,10 +48,7 @@ def _latency_distribution(report: HtmlReport, records: list[dict[str, Any]]) -> 
         share = counts / max(counts.sum(), 1.0)
         ax.stairs(share, edges, label=f"{_series(r)} (p50 {r['latency_ms']['p50']:.3g} ms)")
     ax.set_xscale("log")
-    ax.set_xlabel("latency per query (ms, log scale)")
-    ax.set_ylabel("share of queries")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    _finish(ax, "latency per query (ms, log scale)", "share of queries", grid="major")
     note = f" (first {MAX_LINES} of {len(chosen)})" if len(chosen) > MAX_LINES else ""
     report.figure(fig, f"Latency distribution per variant at batch {smallest}{note}.")
 
@@ -70,10 +74,7 @@ def _throughput_vs_batch(report: HtmlReport, records: list[dict[str, Any]]) -> N
         )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("samples/s")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3, which="both")
+    _finish(ax, "batch size", "samples/s")
     report.figure(fig, "Throughput against batch size.")
 
 
@@ -113,10 +114,7 @@ def _latency_vs_qps(report: HtmlReport, records: list[dict[str, Any]]) -> None:
     if bound:
         ax.axhline(bound, color="red", linestyle="--", linewidth=1, label=f"bound {bound:g} ms")
     ax.set_yscale("log")
-    ax.set_xlabel("offered queries/s (Poisson arrivals)")
-    ax.set_ylabel("latency under load (ms, log scale)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3, which="both")
+    _finish(ax, "offered queries/s (Poisson arrivals)", "latency under load (ms, log scale)")
     report.figure(fig, "Latency against QPS in the server scenario; red crosses failed the bound.")
 
 

@@ -6,11 +6,8 @@ worse). The nodes touching the worst tensors are what `--auto-exclude K` leaves 
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from toolkit.quantize import preprocess
 from toolkit.quantize.calibration import reader_for
 from toolkit.quantize.feeds import take
 from toolkit.quantize.graph import EXTREME_MAGNITUDE
+from toolkit.quantize.logs import kept_root_logs
 
 DEBUG_ROWS = 32
 
@@ -68,36 +66,12 @@ def report(
     bundle: Bundle, variant: str, feeds: dict[str, np.ndarray], top: int = 10
 ) -> dict[str, Any]:
 
-    with _quiet_logging() as messages:
+    # The debug tools log every unmatched weight at ERROR on the root logger.
+    with kept_root_logs(limit=5, width=200) as messages:
         result = _report(bundle, variant, feeds, top)
     if messages:
         result["tool_messages"] = messages
     return result
-
-
-class _Keep(logging.Filter):
-    """The debug tools log every unmatched weight at ERROR on the root logger; keep a few for
-    the report instead of the terminal."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if len(self.lines) < 5:
-            self.lines.append(record.getMessage().splitlines()[0][:200])
-        return False
-
-
-@contextlib.contextmanager
-def _quiet_logging() -> Iterator[list[str]]:
-    keep = _Keep()
-    root = logging.getLogger()
-    root.addFilter(keep)
-    try:
-        yield keep.lines
-    finally:
-        root.removeFilter(keep)
 
 
 def _report(bundle: Bundle, variant: str, feeds: dict[str, np.ndarray], top: int) -> dict[str, Any]:

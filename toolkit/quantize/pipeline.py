@@ -14,7 +14,6 @@ import re
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,16 @@ from typing import Any
 from edge_agent import manifest as manifest_io
 from edge_agent.bundle import FP32, Bundle
 from edge_agent.errors import BadInputError, BundleError, CheckFailedError
-from toolkit.quantize import auto, calibration, check, graph, preprocess, registry, runtime
+from toolkit.quantize import (
+    auto,
+    calibration,
+    check,
+    graph,
+    logs,
+    preprocess,
+    registry,
+    runtime,
+)
 
 QUANT_OP = re.compile(r"^(QLinear.*|Q[A-Z].*|.*Quantize.*|.*Integer)$")
 
@@ -216,33 +224,6 @@ def resolve(
     return method, registry.build_config(method, options), choice, defaults_taken
 
 
-class _Capture(logging.Filter):
-    """Keep the quantizers' root-logger warnings for the record instead of the terminal."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.ERROR:
-            line = record.getMessage().splitlines()[0][:300]
-            if line not in self.lines and len(self.lines) < 20:
-                self.lines.append(line)
-            return False
-        return True
-
-
-@contextlib.contextmanager
-def _captured_warnings() -> Iterator[list[str]]:
-    capture = _Capture()
-    root = logging.getLogger()
-    root.addFilter(capture)
-    try:
-        yield capture.lines
-    finally:
-        root.removeFilter(capture)
-
-
 def _quant_ops(path: Path) -> dict[str, int]:
     import onnx
 
@@ -316,7 +297,10 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
         try:
             # The calibrators print their progress ("Collecting tensor data ..."): keep it
             # off stdout (--json) and off the terminal, where a spinner already runs.
-            with _captured_warnings() as warned, contextlib.redirect_stdout(io.StringIO()):
+            with (
+                logs.kept_root_logs(below=logging.ERROR) as warned,
+                contextlib.redirect_stdout(io.StringIO()),
+            ):
                 details = method.run(config, ctx)
             if warned:
                 details["quantizer_warnings"] = warned
