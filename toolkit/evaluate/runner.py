@@ -163,6 +163,10 @@ def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[st
             f"{request.data} has a column named 'target'",
             hint="pass --target-column target to score against it",
         )
+    if rows_of(feeds) == 0:
+        raise BadInputError(
+            f"evaluation data {request.data} has no rows", hint="give --data a file with rows"
+        )
     names = request.variants or list(bundle.variants)
     for n in names:
         bundle.variant(n)  # a clear error for an unknown --variant

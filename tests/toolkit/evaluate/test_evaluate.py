@@ -229,6 +229,13 @@ def test_bad_inputs(copy_bundle, cnn_bundle, digits_data, tmp_path):
     np.savez(classes, input=np.zeros((5, 1, 8, 8), np.float32), target=np.full(5, 42))
     unknown_class = evaluate(path, "--data", classes, "--target-column", "target")
     assert unknown_class.exit_code == 2 and "'42'" in unknown_class.output
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, input=np.zeros((0, 1, 8, 8), np.float32), target=np.zeros(0, np.int64))
+    no_rows = evaluate(path, "--data", empty, "--target-column", "target")
+    assert no_rows.exit_code == 2 and "no rows" in no_rows.output
+    missing = evaluate(path, "--data", tmp_path / "nope.npz", "--target-column", "target")
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    assert evaluate(tmp_path / "no-bundle", "--data", digits_data).exit_code == 2
 
 
 @pytest.mark.parametrize(
