@@ -269,6 +269,11 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
             calib = calibration.complete_rows(
                 calib, "onnxruntime's percentile calibrator cannot histogram them"
             )
+    elif request.calibration is not None and choice is not None:
+        # auto may pick a method without calibration; the file was offered, not demanded
+        choice["reasons"].append(
+            f"{method.name} needs no calibration: {request.calibration} unused"
+        )
     elif request.calibration is not None:
         raise BadInputError(f"--calibration applies to static quantization, not {method.name}")
 

@@ -9,6 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from edge_agent.bundle import Bundle
 from edge_agent.errors import BadInputError
 from edge_agent.hardware import probe
 from toolkit.quantize import QuantizeRequest, auto, graph, quantize_bundle
@@ -181,10 +182,17 @@ def test_auto_on_bundles_records_its_reasoning(copy_bundle, cnn_bundle, mlp_bund
     assert q["config"]["activation_type"] == "uint8"
     assert q["auto"]["hardware"]["vnni"] is False and q["auto"]["reasons"]
 
+    mlp_path = copy_bundle(mlp_bundle, "mlp")
+    offered = mlp_path.parent / "calib.npz"
+    np.savez(offered, **Bundle.open(mlp_path).sample_inputs())
     mlp = quantize_bundle(
-        copy_bundle(mlp_bundle, "mlp"),
-        QuantizeRequest(method="auto", hardware=VNNI_X86, options={"per_channel": True}),
+        mlp_path,
+        QuantizeRequest(
+            method="auto", hardware=VNNI_X86, options={"per_channel": True}, calibration=offered
+        ),
     )
     q = mlp.entry["quantization"]
     assert q["method"] == "dynamic" and q["config"]["per_channel"] is True
     assert q["auto"]["overridden_by_user"] == {"per_channel": True}
+    # a calibration file offered to auto is not an error when auto needs none
+    assert q["calibration"] is None and "unused" in q["auto"]["reasons"][-1]
