@@ -164,3 +164,28 @@ def test_multi_stream_offline_and_server_scenarios(regression_bundle) -> None:
 
     with pytest.raises(BadInputError, match="needs a load"):
         BenchPlan(scenario="server")
+
+
+def test_io_binding_path_runs_and_times_copies_apart(regression_bundle) -> None:
+    """The GPU path (inputs bound before timing, outputs left bound, copies timed apart) on
+    CPU memory: the same onnxruntime calls, so it runs here."""
+    import numpy as np
+
+    bundle = Bundle.open(regression_bundle)
+    sut = IOBindingSUT(
+        model=bundle.variant_path("fp32"),
+        signature_inputs=bundle.signature["inputs"],
+        variant="fp32",
+        samples=bundle.sample_inputs(),
+        sets=3,
+    ).open()
+    sets = sut.input_sets(4)
+    assert len(sets) == 3
+    for query in sets.feeds:
+        sut.run(query)
+        bound = query.binding.copy_outputs_to_cpu()[0]
+        direct = sut.session.run(None, query.host_feed)[0]
+        np.testing.assert_allclose(bound, direct, rtol=1e-6)
+    copies = sut.copies(sets, repeats=5)
+    assert copies["host_to_device_ms"]["count"] == 5 and copies["device_to_host_ms"]["p50"] >= 0
+    assert copies["input_bytes"] == sum(a.nbytes for a in sets.feeds[0].host_feed.values())
