@@ -22,6 +22,7 @@ from toolkit.cli.common import (
     out,
     print_json,
     report_error,
+    split_csv,
 )
 
 # Shown in the table when present (all of them are in --json and the manifest).
@@ -163,7 +164,9 @@ def evaluate_command(
         min=0,
         help="Re-quantize a failing static variant without its K worst nodes.",
     ),
-    variant: list[str] = typer.Option([], "--variant", help="Only these variants (repeatable)."),
+    variant: list[str] = typer.Option(
+        [], "--variant", help="Only these variants (repeat or comma-separate)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Score every variant (sklearn.metrics), compare with FP32, and gate the quantized ones."""
@@ -175,7 +178,7 @@ def evaluate_command(
         max_drop=max_drop,
         metric=metric,
         auto_exclude=auto_exclude,
-        variants=variant or None,
+        variants=split_csv(variant) or None,
         command=shlex.join(["edgekit", *sys.argv[1:]]),
     )
     with err.status("evaluating variants…"):

@@ -75,6 +75,14 @@ def test_classification_metrics_per_variant_match_sklearn(copy_bundle, cnn_bundl
     assert report["variants"]["int8-static"]["gate"]["passed"]
     assert report["passed"] == ["int8-static", "fp16"]
 
+    only = evaluate(
+        path, "--data", digits_data, "--target-column", "target", "--variant", "fp16", "--json"
+    )
+    assert set(json.loads(only.stdout)["variants"]) == {"fp32", "fp16"}  # fp32: the reference
+    both = evaluate(path, "--data", digits_data, "--target-column", "target",
+                    "--variant", "fp16,int8-static", "--json")  # fmt: skip
+    assert set(json.loads(both.stdout)["variants"]) == {"fp32", "fp16", "int8-static"}
+
 
 def test_regression_metrics_and_r2_gate(copy_bundle, mlp_bundle, regression_data):
     path = copy_bundle(mlp_bundle)
