@@ -156,8 +156,9 @@ def results_table(doc: dict[str, Any]) -> Table:
         notes.append(f"max QPS: {records[0]['headline']['name']}")
     if offline:
         notes.append("* best batch")
-    notes.append("! unstable")
-    table = compact_table(f"{doc['bundle']['name']} — {doc['scenario']}", "; ".join(notes))
+    if any(not r["stability"]["stable"] for r in records):
+        notes.append("! unstable")
+    table = compact_table(f"{doc['bundle']['name']} — {doc['scenario']}", "; ".join(notes) or None)
     table.add_column("variant", overflow="fold")
     table.add_column("config", overflow="fold")
     columns = ["p50 ms", "samples/s", "cold ms", "RSS MB", "×native"]

@@ -3,10 +3,8 @@ against FP32 on the stored samples and recorded in its bundle."""
 
 from __future__ import annotations
 
-from rich.table import Table
-
 from edge_agent.errors import EdgekitError
-from toolkit.cli.common import fmt_num
+from toolkit.cli.common import compact_table, fmt_num
 from toolkit.demo import DemoContext, stage
 from toolkit.quantize import QuantizeRequest, quantize_bundle
 
@@ -23,7 +21,7 @@ PLAN = [
 
 @stage(30, "quantize")
 def quantize(ctx: DemoContext) -> None:
-    table = Table(title="quantized variants (compared with FP32 on the stored samples)")
+    table = compact_table("quantized variants (compared with FP32 on the stored samples)")
     for col in ("model", "requested", "variant", "method", "size", "label agreement", "min cosine"):
         table.add_column(
             col, justify="right" if col in ("size", "label agreement", "min cosine") else "left"
