@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_agent.benchmark.stats import PERCENTILES
 from toolkit.bench.cost import cost_figures, load_prices
 from toolkit.bench.pareto import main_metric, pareto_front
 from toolkit.bench.providers import short_name
@@ -194,11 +195,11 @@ def _results_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "threads": r["threads"],
                 "batch": r["batch"],
                 "headline": f"{r['headline']['name']}: {r['headline']['value']:.4g} {r['headline']['unit']}",
-                "p50 ms": lat["p50"],
-                "p90 ms": lat["p90"],
-                "p99 ms": lat["p99"],
-                "p99.9 ms": lat["p99.9"],
+                "min ms": lat["min"],
+                "mean ms": lat["mean"],
+                **{f"{k} ms": lat[k] for k, _ in PERCENTILES},
                 "max ms": lat["max"],
+                "inferences/s": r["throughput"]["inferences_per_s"],
                 "samples/s": r["throughput"]["samples_per_s"],
                 "create ms": r["session"]["create_ms"],
                 "cold ms": r["session"]["cold_first_ms"],

@@ -102,7 +102,9 @@ def test_report_names_every_variant_and_figure(single_stream_doc) -> None:
         assert heading in page.headings
     assert page.images >= 3
     assert any("Pareto" in c for c in page.captions)
-    for column in ("p99.9 ms", "create ms", "cold ms", "peak RSS MB", "RSS increase MB", "CPU %"):
+    for column in ("min ms", "mean ms", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "p99.9 ms",
+                   "max ms", "inferences/s", "samples/s", "create ms", "cold ms", "peak RSS MB",
+                   "RSS increase MB", "CPU %", "size KB"):  # fmt: skip
         assert column in text
     assert doc["environment"]["onnxruntime"] in text and doc["environment"]["python"] in text
 
