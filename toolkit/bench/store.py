@@ -29,7 +29,19 @@ CSV_COLUMNS = [
 
 
 def _environment_summary(env: dict[str, Any]) -> dict[str, Any]:
-    keys = ("cpu_model", "isa", "usable_cores", "memory_bytes", "os", "onnxruntime", "load_average")
+    keys = (
+        "cpu_model",
+        "isa",
+        "physical_cores",
+        "logical_cores",
+        "usable_cores",
+        "memory_bytes",
+        "os",
+        "python",
+        "onnxruntime",
+        "providers",
+        "load_average",
+    )
     return {k: env.get(k) for k in keys}
 
 
@@ -133,9 +145,7 @@ def prepare_output(out_dir: Path) -> Path:
     return out_dir
 
 
-def write_results(
-    run: BenchRun, out_dir: Path, manifest: dict[str, Any] | None
-) -> dict[str, Path]:
+def write_results(run: BenchRun, out_dir: Path, manifest: dict[str, Any] | None) -> dict[str, Path]:
     """results.json, results.csv and report.html (accuracy from the manifest's evaluations)."""
     from toolkit.bench.report import write_report
 

@@ -103,7 +103,18 @@ def test_native_sklearn_baseline_and_manifest_storage(copy_bundle, regression_bu
     assert save_to_manifest(run, "local") == ["fp32"]
     stored = Bundle.open(path).variants["fp32"]["benchmarks"]["local"]
     assert [r["batch"] for r in stored["scenarios"]["single-stream"]] == [1, 4]
-    assert stored["environment"]["onnxruntime"]
+    env = stored["environment"]
+    for key in (
+        "cpu_model",
+        "isa",
+        "usable_cores",
+        "memory_bytes",
+        "os",
+        "python",
+        "onnxruntime",
+        "providers",
+    ):
+        assert env[key], key
     # a second run with other threads merges instead of replacing
     run2 = run_bench(path, BenchPlan(timing=FAST, threads=[2], batches=[1], native=False))
     save_to_manifest(run2, "local")
