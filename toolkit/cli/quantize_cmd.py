@@ -21,6 +21,7 @@ from toolkit.cli.common import (
     print_json,
     split_csv,
 )
+from toolkit.cli.targets_cmd import TARGETS_DIR_OPTION
 
 
 def variant_table(result: dict[str, Any]) -> Table:
@@ -95,6 +96,12 @@ def quantize_command(
         "--exclude-op-types",
         help="Operator types to leave in float (repeat or comma-separate).",
     ),
+    target: str | None = typer.Option(
+        None,
+        "--target",
+        help="Hardware defaults (and auto's choice) for this target profile, not this machine.",
+    ),
+    targets_dir: Path | None = TARGETS_DIR_OPTION,
     name: str | None = typer.Option(None, "--name", help="Variant name (default by method)."),
     replace: bool = typer.Option(False, "--replace", help="Replace a variant of the same name."),
     no_preprocess: bool = typer.Option(
@@ -115,8 +122,14 @@ def quantize_command(
         "nodes_to_exclude": split_csv(exclude_nodes) or None,
         "op_types_to_exclude": split_csv(exclude_op_types) or None,
     }
+    hardware = None
+    if target is not None:
+        from toolkit.targets import get_target
+
+        hardware = get_target(target, targets_dir).as_hardware()
     request = QuantizeRequest(
         method=method,
+        hardware=hardware,
         options=options,
         calibration=calibration,
         target_column=target_column,

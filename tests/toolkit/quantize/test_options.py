@@ -223,3 +223,19 @@ def test_a_quantizer_crash_names_the_node_and_what_to_try():
     assert "drop --format qoperator" in error.hint
     assert "--exclude-nodes MatMul1" in error.hint and "--exclude-op-types MatMul" in error.hint
     assert error.exit_code == 2
+
+
+def test_target_profile_sets_the_hardware_defaults(copy_bundle, cnn_bundle):
+    import json
+
+    path = copy_bundle(cnn_bundle)
+    result = _quantize_cli(path, "--method", "static", "--target", "x86-avx2-gateway", "--json")
+    assert result.exit_code == 0, result.output
+    q = json.loads(result.stdout)["quantization"]
+    assert q["hardware_defaults"]["hardware"]["vnni"] is False  # the profile, not this machine
+    assert q["config"]["reduce_range"] and q["config"]["activation_type"] == "uint8"
+    auto = _quantize_cli(path, "--method", "auto", "--target", "rpi4", "--name", "arm", "--json")
+    assert auto.exit_code == 0, auto.output
+    assert json.loads(auto.stdout)["quantization"]["auto"]["hardware"]["architecture"] == "aarch64"
+    unknown = _quantize_cli(path, "--method", "auto", "--target", "toaster", "--name", "t")
+    assert unknown.exit_code == 2 and "unknown target" in unknown.output
