@@ -5,10 +5,44 @@ COMMAND_MODULES is the one list to extend when a stage adds a command.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
+
+# `edgekit --help` lists commands in the order a model travels, not in registration order
+# (typer would put every command group after the plain commands).
+HELP_ORDER = [
+    "demo",
+    "export",
+    "inspect",
+    "quantize",
+    "evaluate",
+    "bench",
+    "probe",
+    "targets",
+    "tune",
+    "package",
+    "recipe",
+    "publish",
+    "deploy",
+    "simulate",
+    "fleet",
+    "init",
+    "run",
+    "runs",
+]
+
+
+class PathOrderedGroup(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(HELP_ORDER)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
 
 app = typer.Typer(
+    cls=PathOrderedGroup,
     name="edgekit",
     help="Take a trained model to a fleet of edge devices and keep watching it there.",
     no_args_is_help=True,
