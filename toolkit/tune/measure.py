@@ -3,12 +3,18 @@ to the target's core count when a smaller target is emulated.
 
 Pinning: Linux applies sched_setaffinity to the calling thread, and onnxruntime's thread pools
 are created with the session, so they inherit the mask; the mask is restored afterwards.
+
+Each trial has the process to itself: one session, created for the trial and freed before the
+next (its intra-op threads, which spin after each run, end with it), and Python's cyclic
+garbage collector paused during the timed loop as timeit does, so a collection of the
+workstation's many objects (torch, sklearn) never lands inside a timed window.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,6 +53,18 @@ def pinned(cpus: list[int] | None) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No automatic cyclic collection inside the block (reference counting still frees)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 @dataclass
 class LocalMeasurer:
     """Callable(candidate, effort) -> metrics, as the search expects."""
@@ -77,7 +95,7 @@ class LocalMeasurer:
             stability=STABILITY,
         )
         feeds = self.feeds()
-        with pinned(self.cpus):
+        with pinned(self.cpus), gc_paused():
             meter = ResourceMeter().start()
             providers = [candidate.provider]
             if candidate.provider != "CPUExecutionProvider":
