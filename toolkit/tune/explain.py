@@ -72,6 +72,38 @@ def _best_per_variant(
     return best
 
 
+def _best_per_threads(
+    points: list[Point], variant: str, objective: str, budget: LatencyBudget | None
+) -> dict[int, Point]:
+    """A variant's fastest point per intra-op thread count (each at its highest effort)."""
+    groups: dict[int, list[Point]] = {}
+    for p in points:
+        if p.measured and p.candidate.variant == variant:
+            groups.setdefault(p.candidate.options.intra_op_num_threads, []).append(p)
+    out = {}
+    for n, group in groups.items():
+        top = max(p.metrics.get("effort", 1.0) for p in group)
+        at_top = [p for p in group if p.metrics.get("effort", 1.0) >= top - 1e-9]
+        out[n] = max(at_top, key=lambda p: _speed(p, objective, budget))
+    return out
+
+
+def _wins_at_thread_counts(
+    points: list[Point], name: str, objective: str, budget: LatencyBudget | None
+) -> str:
+    """'; at 1 thread 1.04× faster than fp32' where a variant that loses overall (because
+    fp32 gains more from threads) wins at a thread count: the figure a single-thread
+    benchmark of the same variant reports."""
+    mine = _best_per_threads(points, name, objective, budget)
+    ref = _best_per_threads(points, "fp32", objective, budget)
+    wins = []
+    for n in sorted(set(mine) & set(ref)):
+        r = _speed(mine[n], objective, budget) / _speed(ref[n], objective, budget)
+        if r >= 1 + SAME:
+            wins.append(f"at {n} thread{'s' if n > 1 else ''} {_ratio_text(r, objective)}")
+    return ("; " + ", ".join(wins)) if wins else ""
+
+
 def _speed(p: Point, objective: str, budget: LatencyBudget | None) -> float:
     """Higher is faster: samples/s for throughput, 1/latency otherwise."""
     if objective == "throughput":
@@ -155,7 +187,16 @@ def measured_reason(
         if ref is not None and name != "fp32":
             r = _speed(other, objective, budget) / _speed(ref, objective, budget)
             if r < 1 + SAME:
-                lines.append(f"{name}: no speed-up {where} ({_ratio_text(r, objective)})")
+                pair = ""
+                if other.candidate.options != ref.candidate.options:
+                    pair = (
+                        f", {other.candidate.options.short()} vs fp32 "
+                        f"{ref.candidate.options.short()}"
+                    )
+                lines.append(
+                    f"{name}: no speed-up {where} ({_ratio_text(r, objective)}{pair}"
+                    f"{_wins_at_thread_counts(points, name, objective, budget)})"
+                )
                 continue
             lines.append(f"{name}: {_ratio_text(r, objective)}, less than {sel.candidate.variant}")
         elif name == "fp32":

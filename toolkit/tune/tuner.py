@@ -12,6 +12,7 @@ The steps, each in its own module:
 
 from __future__ import annotations
 
+import gc
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from toolkit.tune.objective import (
     score,
 )
 from toolkit.tune.pareto import pareto_front
+from toolkit.tune.race import RaceConfig
 from toolkit.tune.search import Budget, SearchResult, Trial, search
 from toolkit.tune.space import (
     DEFAULT_GRAPH_LEVELS,
@@ -66,6 +68,7 @@ class TuneRequest:
     graph_levels: tuple[str, ...] | None = None
     base_duration_s: float | None = None
     exhaustive_limit: int | None = None
+    race: RaceConfig | None = field(default_factory=RaceConfig)  # None: choose from the search
     write: bool = True
     command: str = "edgekit tune"
 
@@ -118,6 +121,7 @@ class TuneResult:
             "trials": s.n_trials,
             "rounds": s.rounds,
             "stopped": s.stopped,
+            "race": s.race,
             "elapsed_s": round(s.elapsed_s, 3),
         }
 
@@ -413,7 +417,16 @@ def _compact_front(front: list[Point], budget: LatencyBudget | None) -> list[Poi
     return sorted(best.values(), key=lambda p: p.axes(budget)["latency_ms"])
 
 
-def _measure_here(
+@dataclass
+class MeasurementPlan:
+    """What tune measures on this machine and how: the ordered space and the measurer."""
+
+    space: list[Candidate]
+    measurer: LocalMeasurer
+    pin: list[int] | None
+
+
+def measurement_plan(
     request: TuneRequest,
     bundle: Bundle,
     target: TargetProfile,
@@ -421,10 +434,7 @@ def _measure_here(
     emulation: Any,
     infos: dict[str, VariantInfo],
     objective: str,
-    budget: LatencyBudget | None,
-    search_budget: Budget,
-    progress: Callable[[Trial, int, int], None] | None,
-) -> tuple[list[Point], SearchResult, str]:
+) -> MeasurementPlan:
     usable = [p for p in target.providers if p in local.providers] or ["CPUExecutionProvider"]
     names = [n for n, i in infos.items() if i.passed]
     levels = request.graph_levels or (QUICK_GRAPH_LEVELS if request.quick else DEFAULT_GRAPH_LEVELS)
@@ -446,15 +456,54 @@ def _measure_here(
         or (QUICK_DURATION_S if request.quick else BASE_DURATION_S),
         batch=batch,
     )
-    kwargs = {}
+    return MeasurementPlan(space, measurer, pin)
+
+
+def plan_here(request: TuneRequest) -> tuple[MeasurementPlan, dict[str, VariantInfo]]:
+    """The plan tune would follow for this request on this machine, without measuring or
+    creating anything: for references that must cover exactly tune's space with tune's
+    measurer (benchmarks/tune_quality.py's exhaustive search)."""
+    objective = check_objective(request.objective)
+    target = get_target(request.target, request.targets_dir)
+    bundle = Bundle.open(request.bundle_dir)
+    infos = apply_gate(bundle.variants, request.max_drop, target.model_memory_budget)
+    local = local_profile()
+    emulation = can_emulate(target, local)
+    if not emulation.possible:
+        raise BadInputError(
+            f"{target.name} cannot be measured on this machine: " + "; ".join(emulation.reasons)
+        )
+    return measurement_plan(request, bundle, target, local, emulation, infos, objective), infos
+
+
+def _measure_here(
+    request: TuneRequest,
+    bundle: Bundle,
+    target: TargetProfile,
+    local: TargetProfile,
+    emulation: Any,
+    infos: dict[str, VariantInfo],
+    objective: str,
+    budget: LatencyBudget | None,
+    search_budget: Budget,
+    progress: Callable[[Trial, int, int], None] | None,
+) -> tuple[list[Point], SearchResult, str]:
+    plan = measurement_plan(request, bundle, target, local, emulation, infos, objective)
+    kwargs: dict[str, Any] = {}
     if request.exhaustive_limit is not None:
         kwargs["exhaustive_limit"] = request.exhaustive_limit
+    reference = "fp32" if any(c.variant == "fp32" for c in plan.space) else None
+    # Sessions that quantize/evaluate left in reference cycles are freed now, once, rather
+    # than by a collection in the middle of a timed window.
+    gc.collect()
     result = search(
-        space,
-        measurer,
+        plan.space,
+        plan.measurer,
         lambda t: score(objective, t.metrics, infos[t.candidate.variant].bytes, budget),
         search_budget,
         on_trial=progress,
+        race_config=request.race,
+        reference_variant=reference,
         **kwargs,
     )
     source = "this machine" if target.is_local else "emulated"
@@ -468,8 +517,8 @@ def _measure_here(
             hint="raise --time-budget or --max-trials",
         )
     where = _host()
-    if pin:
-        where += f", pinned to {len(pin)} CPU(s)"
+    if plan.pin:
+        where += f", pinned to {len(plan.pin)} CPU(s)"
     return points, result, where
 
 
