@@ -175,6 +175,12 @@ def tune_command(
             f"search: {s['strategy']}, {s['trials']} trial(s) over a space of {s['space']}, "
             f"{s['elapsed_s']:.1f} s" + (f" — stopped: {s['stopped']}" if s["stopped"] else "")
         )
+        race = s.get("race")
+        if race and race.get("used"):
+            out.print(
+                f"final race: {len(race['entrants'])} leaders re-measured in {race['rounds']} "
+                "interleaved rounds, chosen by their medians"
+            )
     for note in result.notes:
         out.print(f"[yellow]note[/]: {note}")
     if request.write:
