@@ -29,9 +29,8 @@ def _drifted(entries: dict[str, Any]) -> list[tuple[str, float]]:
     return [(n, e.get("psi") or 0.0) for n, e in entries.items() if e.get("status") == "drift"]
 
 
-@rule("drift")
-def _feature_drift(body, config, state):
-    hits = _drifted(body.get("drift", {}).get("features", {}))
+def _drift_verdict(body, config, part: str):
+    hits = _drifted(body.get("drift", {}).get(part, {}))
     worst = max((p for _, p in hits), default=None)
     return (
         bool(hits),
@@ -39,18 +38,16 @@ def _feature_drift(body, config, state):
         config.drift_psi_threshold,
         ",".join(sorted(n for n, _ in hits)) or None,
     )
+
+
+@rule("drift")
+def _feature_drift(body, config, state):
+    return _drift_verdict(body, config, "features")
 
 
 @rule("prediction_drift")
 def _prediction_drift(body, config, state):
-    hits = _drifted(body.get("drift", {}).get("predictions", {}))
-    worst = max((p for _, p in hits), default=None)
-    return (
-        bool(hits),
-        worst,
-        config.drift_psi_threshold,
-        ",".join(sorted(n for n, _ in hits)) or None,
-    )
+    return _drift_verdict(body, config, "predictions")
 
 
 @rule("data_quality")

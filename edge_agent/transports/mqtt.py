@@ -34,13 +34,18 @@ from edge_agent.transports.base import (
 log = logging.getLogger("edge_agent.mqtt")
 
 
-def parse_url(url: str) -> tuple[str, str, int]:
-    """``mqtt://host:port`` or ``mqtts://host:port`` → (scheme, host, port)."""
+def parse_url(
+    url: str,
+    option: str = "--mqtt",
+    example: str = "mqtts://abc-ats.iot.eu-west-1.amazonaws.com:8883",
+) -> tuple[str, str, int]:
+    """``mqtt://host:port`` or ``mqtts://host:port`` → (scheme, host, port); the error names
+    the caller's option so the fleet collector's --broker reads as well as the agent's --mqtt."""
     parsed = urlparse(url)
     if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
         raise BadInputError(
-            f"--mqtt {url!r} is not mqtt://HOST:PORT or mqtts://HOST:PORT",
-            hint="for example mqtts://abc-ats.iot.eu-west-1.amazonaws.com:8883",
+            f"{option} {url!r} is not mqtt://HOST:PORT or mqtts://HOST:PORT",
+            hint=f"for example {example}",
         )
     port = parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
     return parsed.scheme, parsed.hostname, port

@@ -15,26 +15,18 @@ import logging
 import socket
 import threading
 from typing import Any
-from urllib.parse import urlparse
 
 from edge_agent import telemetry
 from edge_agent.errors import BadInputError
+from edge_agent.transports.mqtt import parse_url
 from toolkit.fleet.collector import Collector
 
 log = logging.getLogger("edgekit.fleet.mqtt")
 
 
 def parse_broker(url: str) -> tuple[str, str, int]:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
-        raise BadInputError(
-            f"--broker {url!r} is not mqtt://HOST:PORT or mqtts://HOST:PORT",
-            hint="for example mqtt://127.0.0.1:1883 (mosquitto) or mqtts://<endpoint>:8883",
-        )
-    return (
-        parsed.scheme,
-        parsed.hostname,
-        parsed.port or (8883 if parsed.scheme == "mqtts" else 1883),
+    return parse_url(
+        url, "--broker", "mqtt://127.0.0.1:1883 (mosquitto) or mqtts://<endpoint>:8883"
     )
 
 
