@@ -24,7 +24,7 @@ def test_drift_alert_to_new_deployment(tmp_path: Path) -> None:
     r = ctx.results["pipeline"]
     assert r["second_run"]["ran"] == [] and len(r["second_run"]["cached"]) == 7
     assert r["v1"] == "1.0.0" and r["v2"] == "1.0.1"
-    assert [d["ok"] for d in r["deployments"]] == [True, True]
+    assert [d["ok"] for d in r["deployments"]] == [True, True], r["deployments"]
     assert set(r["versions"].values()) == {"1.0.1"}
     assert r["drift_alerts_after"] == 0, r
     assert r["loop_ok"]
