@@ -56,6 +56,26 @@ class SampleData:
         return info
 
 
+def column_mismatch(expected: list[str], given: list[str], limit: int = 10) -> str | None:
+    """'missing [...]; unexpected [...]' when the columns differ, else None.
+
+    Shared by export and quantize's calibration so both name a mismatch the same way; long
+    lists are cut at `limit` names.
+    """
+
+    def cut(names: list[str]) -> str:
+        return f"{names[:limit]}{' …' if len(names) > limit else ''}"
+
+    missing = [c for c in expected if c not in given]
+    extra = [c for c in given if c not in expected]
+    parts = []
+    if missing:
+        parts.append(f"missing {cut(missing)}")
+    if extra:
+        parts.append(f"unexpected {cut(extra)}")
+    return "; ".join(parts) or None
+
+
 def _check_magic(path: Path, suffix: str) -> None:
     """Refuse a file whose first bytes contradict its extension, before a reader guesses."""
     with open(path, "rb") as fh:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent.errors import BadInputError
-from export.data import SampleData
+from export.data import SampleData, column_mismatch
 from export.exporters import ExportOptions, ExportResult, register
 from export.onnx_types import tensor_spec
 from export.versions import library_versions
@@ -171,16 +171,10 @@ def _frame_columns(model: Any, data: SampleData):
     columns = [str(c) for c in frame.columns]
     if expected is not None:
         expected = [str(c) for c in expected]
-        missing = [c for c in expected if c not in columns]
-        extra = [c for c in columns if c not in expected]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"missing {missing}")
-            if extra:
-                parts.append(f"unexpected {extra}")
+        mismatch = column_mismatch(expected, columns)
+        if mismatch:
             raise BadInputError(
-                f"data columns do not match the model's: {'; '.join(parts)}",
+                f"data columns do not match the model's: {mismatch}",
                 hint="give the columns the model was trained on; drop the label with --target-column",
             )
         return frame[expected]

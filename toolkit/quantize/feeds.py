@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent.errors import BadInputError
+from export.data import column_mismatch
 
 NUMERIC_KINDS = "fiub"
 
@@ -68,16 +69,10 @@ def _from_frame(signature: dict[str, Any], frame: Any, purpose: str) -> dict[str
     wanted = [c["name"] for c in columns] if columns else [i["name"] for i in inputs]
     have = [str(c) for c in frame.columns]
     frame = frame.rename(columns={c: str(c) for c in frame.columns})
-    missing = [c for c in wanted if c not in have]
-    extra = [c for c in have if c not in wanted]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:10]}{' …' if len(missing) > 10 else ''}")
-        if extra:
-            parts.append(f"unexpected {extra[:10]}{' …' if len(extra) > 10 else ''}")
+    mismatch = column_mismatch(wanted, have)
+    if mismatch:
         raise BadInputError(
-            f"{purpose}: the columns do not match the model's: {'; '.join(parts)}",
+            f"{purpose}: the columns do not match the model's: {mismatch}",
             hint="give the columns the model was exported with; name the label with --target-column",
         )
     names = [i["name"] for i in inputs]
