@@ -122,6 +122,13 @@ def access_control(name: str) -> dict[str, Any]:
     }
 
 
+# Configuration that belongs to one component version: the variant, target, provider and session
+# options chosen per platform for the model artifacts of that version. A deployment of a new
+# version must reset it: configuration updates are patches, so a device keeps the values of the
+# version it runs (a variant the new artifacts may not hold) over the new version's defaults.
+VERSION_CONFIG = ("/platforms",)
+
+
 def default_configuration(name: str, plans: list[ManifestPlan], s: Settings) -> dict[str, Any]:
     topics = local_topics(name)
     return {

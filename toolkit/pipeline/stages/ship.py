@@ -220,6 +220,7 @@ class Deploy(Stage):
     def _greengrass(self, ctx: StageContext, component: str, version: str, build: Path) -> dict:
         from toolkit.greengrass.aws import Clients
         from toolkit.greengrass.deploy import DeployRequest, Rollout, deploy
+        from toolkit.greengrass.recipe import VERSION_CONFIG
 
         c: DeployConfig = self.cfg
         report = build / f"{component}-{version}.edgekit.json"
@@ -229,6 +230,7 @@ class Deploy(Stage):
             thing=c.thing,
             thing_group=c.thing_group,
             merge={component: dict(c.merge)} if c.merge else {},
+            reset={component: list(VERSION_CONFIG)},  # the new version's choice per platform
             # canary first: IoT Jobs starts at `canary` devices a minute and cancels the
             # deployment when more than abort_percent of the first devices fail
             rollout=Rollout(
