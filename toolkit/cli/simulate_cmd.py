@@ -174,7 +174,8 @@ MERGE = typer.Option(
     None,
     "--merge",
     help="Configuration merged into each device's deployment: JSON or KEY=VALUE,... "
-    '(e.g. "window_s=5"); the per-device port is merged too.',
+    '(e.g. "window_s=5"); the per-device port is merged too. Paths (captureDir, cert, key, '
+    "ca) are relative to the current folder; captureDir gets a subfolder per device.",
 )
 WHEEL_CACHE = typer.Option(
     None,

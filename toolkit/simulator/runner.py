@@ -55,6 +55,43 @@ class SimulateOptions:
     wheel_cache: Path | None = None
     offline: bool = True
 
+    def __post_init__(self) -> None:
+        # the devices' lifecycle steps run in their own work folders: every path decided here
+        # (the command line's, relative to the user's folder) goes to them absolute
+        self.component_dir = Path(self.component_dir).absolute()
+        self.run_dir = Path(self.run_dir).absolute()
+        self.data = Path(self.data).absolute() if self.data else None
+        self.wheel_cache = Path(self.wheel_cache).absolute() if self.wheel_cache else None
+        self.extra_merge = absolute_config_paths(self.extra_merge)
+
+
+# Agent configuration keys that hold a path on the workstation when the simulator merges them.
+CONFIG_PATH_KEYS = ("capture_dir", "cert", "key", "ca")
+
+
+def _snake(key: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in key).lstrip("_").replace("-", "_")
+
+
+def absolute_config_paths(merge: dict[str, Any]) -> dict[str, Any]:
+    """`--merge` path values made absolute against the current folder: the agent would read a
+    relative one against the component's work folder, far from where the user meant."""
+    out = dict(merge)
+    for key, value in merge.items():
+        if _snake(key) in CONFIG_PATH_KEYS and isinstance(value, str) and value:
+            out[key] = str(Path(value).expanduser().absolute())
+    return out
+
+
+def device_merge(merge: dict[str, Any], thing: str) -> dict[str, Any]:
+    """One device's share of the merged configuration: a capture folder given for the fleet
+    gets a subfolder per device (each agent rotates its own capture-N.jsonl files)."""
+    out = dict(merge)
+    for key, value in merge.items():
+        if _snake(key) == "capture_dir" and isinstance(value, str) and value:
+            out[key] = str(Path(value) / thing)
+    return out
+
 
 class CloudTap:
     """Counts device-to-cloud messages per thing and kind (hello/metrics/alerts/bench)."""
@@ -131,7 +168,7 @@ async def simulate(
             _tap_broker(fleet, tap)
 
         def make(thing: str) -> Deployment:
-            merge = {"port": str(ports[thing]), **opts.extra_merge}
+            merge = {"port": str(ports[thing]), **device_merge(opts.extra_merge, thing)}
             return Deployment(
                 [ComponentUpdate(component, merge=merge)],
                 timeout_s=opts.timeouts.install + opts.timeouts.startup + 30,
