@@ -299,6 +299,7 @@ class PipelineTrigger:
             store=store,
             deployers=self.deployers,
             stop_before=("publish", "deploy") if self.config.dry_run else (),
+            new_data=info,
         )
         try:
             report = run_pipeline(spec, runtime, alert=alert)
