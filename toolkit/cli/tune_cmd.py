@@ -182,7 +182,10 @@ def tune_command(
             result = tune(request, progress=_progress_callback(progress, task))
         except KeyboardInterrupt:  # before the first measurement: nothing to keep
             progress.stop()
-            err.print("[yellow]interrupted[/] before any configuration was measured: nothing kept")
+            err.print(
+                "[yellow]interrupted[/] before any configuration was measured: no result "
+                "written, the manifest's selection not changed"
+            )
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except EdgekitError as exc:
             details = exc.details if isinstance(exc.details, dict) else {}
