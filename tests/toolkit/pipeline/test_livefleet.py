@@ -53,3 +53,15 @@ def test_capture_folders_are_absolute(fleet: LiveFleet, tmp_path: Path) -> None:
     config = fleet.update("sim-001", "c", "1.0.0", {}).merge
     assert config["capture_dir"] == str(tmp_path / "loop" / "fleet" / "captures" / "sim-001")
     assert Path(config["capture_dir"]).is_absolute()
+
+
+def test_a_greengrass_rollout_resets_the_platform_choice_too(tmp_path: Path) -> None:
+    """The same rule for real devices: the deploy stage's CreateDeployment (dry run) resets
+    /platforms before merging the stage's own configuration."""
+    from toolkit.pipeline.stages.ship import Deploy
+
+    stage = Deploy(None, {"to": "greengrass", "thing": "t1", "dry_run": True, "merge": {"a": 1}})
+    result = stage._greengrass(None, "com.example.Wine", "1.0.1", tmp_path)
+    params = next(c for c in result["calls"] if c["operation"] == "CreateDeployment")["params"]
+    update = params["components"]["com.example.Wine"]["configurationUpdate"]
+    assert update["reset"] == ["/platforms"] and update["merge"] == '{"a": 1}'
