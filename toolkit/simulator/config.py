@@ -8,34 +8,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from toolkit.greengrass import jsonpointer
+from toolkit.greengrass.jsonpointer import resolve
+
 Path_ = tuple[str, ...]
 Listener = Callable[[str, list[str]], None]
 
 
 class StaleUpdate(Exception):
     """An UpdateConfiguration older than the value it would replace."""
-
-
-def pointer_parts(pointer: str) -> list[str]:
-    """RFC 6901 JSON pointer -> key list (`""` is the whole document)."""
-    if pointer == "":
-        return []
-    if not pointer.startswith("/"):
-        raise ValueError(f"JSON pointer must start with '/': {pointer!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
-
-
-def resolve(tree: Any, parts: list[str]) -> Any:
-    """Value at a key path; lists are indexed by number. KeyError when absent."""
-    node = tree
-    for p in parts:
-        if isinstance(node, dict) and p in node:
-            node = node[p]
-        elif isinstance(node, list) and p.isdigit() and int(p) < len(node):
-            node = node[int(p)]
-        else:
-            raise KeyError("/".join(parts))
-    return node
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:
@@ -76,7 +57,7 @@ def apply_configuration_update(
     when the default has no such key; `""` resets everything), then MERGE."""
     out = copy.deepcopy(current)
     for pointer in reset or []:
-        parts = pointer_parts(pointer)
+        parts = jsonpointer.split(pointer)
         if not parts:
             out = copy.deepcopy(default)
             continue

@@ -86,11 +86,17 @@ def test_reset_runs_before_merge_and_lists_are_replaced():
         ("2.1.5", ">=2.1.0 <2.2.0", True),
         ("1.0.0", "1.0.0", True),
         ("3.0.0", "1.x || >=3.0.0", True),
+        ("1.9.0", "1.x || >=3.0.0", True),
+        ("2.0.0", "1.x || >=3.0.0", False),
+        ("1.5.0", ">= 1.0.0", True),  # raised before: a space after the operator
+        ("2.0.0", "1.0.0 - 2.0.0", True),  # never matched before
+        ("2.0.1", "1.0.0 - 2.0.0", False),
+        ("0.0.5", "^0.0.3", False),  # matched before
+        ("1.0.0-rc.10", ">1.0.0-rc.2 <1.0.0", True),  # rc.10 sorted before rc.2
+        ("1.0.0+build.7", "1.0.0", True),  # build metadata is no part of precedence
     ],
 )
 def test_npm_ranges(version, req, ok):
-    if "x" in req.split("||")[0]:
-        req = req.split("||")[1]
     assert satisfies(version, req) is ok
 
 
