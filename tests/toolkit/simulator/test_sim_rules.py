@@ -62,6 +62,24 @@ def test_topics():
     assert iot_topic_problem("$aws/rules/r/a/b/c/d/e/f/g/h", is_filter=False) is None
 
 
+@pytest.mark.parametrize(
+    ("topic_filter", "topic", "ok"),
+    [
+        ("#", "$aws/things/t/shadow/update", False),  # matched before (issue 22)
+        ("+/things/t/shadow/update", "$aws/things/t/shadow/update", False),
+        ("#", "$SYS/broker/load", False),
+        ("+/#", "$SYS/broker/load", False),
+        ("$aws/things/t/#", "$aws/things/t/shadow/update", True),
+        ("$SYS/+/load", "$SYS/broker/load", True),
+        ("#", "dt/edgekit/t/metrics", True),
+        ("+/edgekit/#", "dt/edgekit/t/metrics", True),
+        ("dt/#", "dt/$x", True),  # only a leading $ is special
+    ],
+)
+def test_wildcards_never_match_dollar_topics(topic_filter, topic, ok):
+    assert mqtt_match(topic_filter, topic) is ok
+
+
 def test_reset_runs_before_merge_and_lists_are_replaced():
     default = {"a": 1, "l": [1, 2], "n": {"x": 1}}
     current = {"a": 5, "l": [9], "n": {"x": 7, "y": 2}, "custom": True}
