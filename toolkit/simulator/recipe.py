@@ -5,15 +5,12 @@ is written against lower-cased keys)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from edge_agent.errors import BadInputError
-from toolkit.greengrass import versions
+from toolkit.greengrass import recipe_io, versions
 from toolkit.greengrass.validate import schema_findings
 
 _CANON = {
@@ -128,15 +125,10 @@ class Recipe:
 
 def parse_recipe(text: str, source: Path | None = None) -> Recipe:
     where = f" {source}" if source else ""
-    try:
-        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise RecipeError(
-            f"recipe{where} is neither valid JSON nor YAML: {exc}",
-            hint="check the file's syntax; YAML versions like 1.0.0 need quotes",
-        ) from None
-    if not isinstance(data, dict):
-        raise RecipeError(f"recipe{where} must be an object at the top level")
+    try:  # the one recipe reader: YAML dates stay strings, as Jackson reads them
+        data = recipe_io.parse(text, f"recipe{where}")
+    except BadInputError as exc:
+        raise RecipeError(exc.message, hint=exc.hint) from None
     # The schema findings the nucleus refuses too; those it tolerates (a null step, `Hard`)
     # do not stop a deployment here either.
     errors = [p for p in schema_findings(data) if p.severity == "error"]
