@@ -23,6 +23,7 @@ class CoreServices:
         self.link = link if link is not None else InProcessCloud().link(thing_name)
         self.mqtt = MqttProxy(self.link)
         self.reported: list[tuple[str, str]] = []
+        self.component_metrics: list[tuple[str, str, str, float]] = []  # PutComponentMetric
         self._state_listeners: list[Callable[[str, str], None]] = []
 
     def known_component(self, name: str) -> bool:

@@ -233,3 +233,39 @@ def test_async_forms_and_many_in_flight(ipc):
     for f in futures:
         f.result(10)
     assert [p for _, _, p in core.link.cloud.outbox] == [str(i).encode() for i in range(200)]
+
+
+def test_put_component_metric_is_authorized_as_the_nucleus_does(ipc):
+    """ComponentMetricIPCEventStreamAgent: an accessControl policy and a name starting with
+    `aws.`; anything else is an UnauthorizedError (a ServiceError before: unsupported)."""
+    from awsiot.greengrasscoreipc.model import Metric
+
+    core, server, client = ipc
+    aws_name = "aws.greengrass.Tester"
+    policy = {
+        "aws.greengrass.ipc.componentmetric": {
+            f"{aws_name}:componentmetric:1": {
+                "operations": ["aws.greengrass#PutComponentMetric"],
+                "resources": ["*"],
+            }
+        }
+    }
+    core.config.replace(aws_name, {"accessControl": policy})
+    core.config.update(A, ["accessControl"], policy, time.time())  # a policy does not help A
+    server.tokens["tokAws"] = aws_name
+    good = [Metric(name="requests", unit="Count", value=3.0)]
+    with pytest.raises(UnauthorizedError) as exc:
+        client("tokA").put_component_metric(metrics=good)
+    assert f"Principal {A} is not authorized" in exc.value.message
+    with pytest.raises(UnauthorizedError):
+        client("tokB").put_component_metric(metrics=good)  # no policy either
+    ok = client("tokAws")
+    ok.put_component_metric(metrics=good)
+    assert core.component_metrics == [(aws_name, "requests", "Count", 3.0)]
+    for bad in (
+        [Metric(name="x" * 33, unit="Count", value=1.0)],
+        [Metric(name="neg", unit="Count", value=-1.0)],
+        [Metric(name="unit", unit="Furlongs", value=1.0)],
+    ):
+        with pytest.raises(InvalidArgumentsError):
+            ok.put_component_metric(metrics=bad)
