@@ -28,6 +28,7 @@ from toolkit.simulator.config import apply_configuration_update, deep_merge
 from toolkit.simulator.device import GGC_VERSION, NUCLEUS, Device, InstalledComponent
 from toolkit.simulator.lifecycle import BROKEN, FINISHED, RUNNING
 from toolkit.simulator.platform import select_manifest
+from toolkit.simulator.updates import DEFAULT_TIMEOUT_S, NOTIFY_COMPONENTS
 
 ROLLBACK, DO_NOTHING = "ROLLBACK", "DO_NOTHING"
 
@@ -47,6 +48,9 @@ class Deployment:
     # CreateLocalDeployment's componentsToRemove: stopped (Shutdown runs) and removed, unless
     # a component that stays depends on it
     remove: list[str] = field(default_factory=list)
+    # componentUpdatePolicy: NOTIFY_COMPONENTS lets subscribed components defer the update
+    update_policy: str = NOTIFY_COMPONENTS
+    update_timeout_s: float = DEFAULT_TIMEOUT_S
     timeout_s: float = 300.0
     deployment_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
@@ -65,6 +69,7 @@ class DeploymentResult:
     versions: dict[str, str]
     started_at: float
     duration_s: float
+    deferred_rounds: int = 0  # PreComponentUpdateEvent rounds a component deferred
 
     @property
     def ok(self) -> bool:
@@ -174,6 +179,8 @@ async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> De
     started = time.time()
     t0 = time.monotonic()
 
+    deferred = 0
+
     def result(status: str, detailed: str, reason: str) -> DeploymentResult:
         res = DeploymentResult(
             deployment.deployment_id,
@@ -185,6 +192,7 @@ async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> De
             device.versions(),
             started,
             round(time.monotonic() - t0, 3),
+            deferred,
         )
         device.log(f"deployment {deployment.deployment_id} {status} {detailed} {reason}".rstrip())
         write_json(
@@ -216,6 +224,13 @@ async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> De
             prepared[name] = (manifest, new_version)
     except EdgekitError as exc:
         return result("FAILED", "FAILED_NO_STATE_CHANGE", exc.message)
+
+    # the update waits while a subscribed component defers it (UpdateSystemPolicyService)
+    notifier = device.services.updates
+    if deployment.update_policy == NOTIFY_COMPONENTS:
+        deferred = await notifier.before_update(
+            deployment.deployment_id, deployment.update_timeout_s
+        )
 
     # 3: merge
     removing = _removable(device, deployment.remove, targets)
@@ -256,6 +271,8 @@ async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> De
         ok, reason = await _wait_settled(device, order, deployment.timeout_s)
     except EdgekitError as exc:
         ok, reason = False, exc.message
+    if deployment.update_policy == NOTIFY_COMPONENTS:
+        notifier.after_update(deployment.deployment_id)
     if ok:
         device.save_effective_config()
         return result("SUCCEEDED", "SUCCESSFUL", "")

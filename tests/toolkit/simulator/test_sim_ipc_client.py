@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import datetime
 import queue
@@ -269,3 +270,31 @@ def test_put_component_metric_is_authorized_as_the_nucleus_does(ipc):
     ):
         with pytest.raises(InvalidArgumentsError):
             ok.put_component_metric(metrics=bad)
+
+
+def test_defer_component_update_errors_are_the_nucleus_ones(ipc, loop_thread):
+    core, _, client = ipc
+    a = client("tokA")
+    with pytest.raises(InvalidArgumentsError) as exc:
+        a.defer_component_update(deployment_id="d-1", recheck_after_ms=10)
+    assert "not subscribed" in exc.value.message
+    events: queue.Queue = queue.Queue()
+    a.subscribe_to_component_updates(on_stream_event=events.put)
+    assert loop_thread.call(lambda: A in core.updates.listeners)
+    with pytest.raises(ServiceError) as exc:
+        a.defer_component_update(deployment_id="d-1", recheck_after_ms=10)
+    assert "Time limit to respond" in exc.value.message
+    with pytest.raises(InvalidArgumentsError) as exc:
+        a.defer_component_update(recheck_after_ms=10)
+    assert "deployment ID" in exc.value.message
+
+    async def ask():
+        return await core.updates.ask("d-2", timeout_s=10)
+
+    fut = asyncio.run_coroutine_threadsafe(ask(), loop_thread.loop)
+    event = events.get(timeout=10)
+    assert event.pre_update_event.deployment_id == "d-2"
+    assert event.pre_update_event.is_ggc_restarting is False
+    a.defer_component_update(deployment_id="d-2", message="busy", recheck_after_ms=250)
+    assert fut.result(10) == 250
+    assert core.updates.deferrals[-1].message == "busy"

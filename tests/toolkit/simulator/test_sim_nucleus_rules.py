@@ -193,3 +193,118 @@ def test_removal_stops_the_component_and_runs_its_shutdown(short_dir):
     assert (dev.root.work(APP) / "shutdowns").read_text().split() == ["stop"]
     assert pid is not None and not Path(f"/proc/{pid}").exists()
     assert time.time() - t0 < 60
+
+
+DEFERRER = r"""
+import json, time
+from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
+ipc = GreengrassCoreIPCClientV2()
+asked = []
+def on_event(ev):
+    if ev.pre_update_event is not None:
+        dep = ev.pre_update_event.deployment_id
+        asked.append(dep)
+        line = {"pre": dep, "t": time.time()}
+        # busy the first time: come back in 1.5 s; then let the update go
+        ipc.defer_component_update(deployment_id=dep, message="draining",
+                                   recheck_after_ms=1500 if len(asked) == 1 else 0)
+    else:
+        line = {"post": ev.post_update_event.deployment_id, "t": time.time()}
+    with open("events", "a") as f:
+        f.write(json.dumps(line) + "\n")
+ipc.subscribe_to_component_updates(on_stream_event=on_event)
+ipc.update_state(state="RUNNING")
+time.sleep(120)
+"""
+
+
+def test_a_component_defers_an_update_and_the_deployment_waits(short_dir):
+    import json
+    import sys
+
+    build = short_dir / "b"
+    deferrer, other = "com.test.Deferrer", "com.test.Other"
+    write_component(
+        build,
+        deferrer,
+        "1.0.0",
+        files={"d.py": DEFERRER},
+        lifecycle={"Startup": f"exec {sys.executable} -u {{artifacts:path}}/d.py"},
+    )
+    write_component(build, other, "1.0.0", lifecycle={"Run": "exec sleep 120"})
+    cat = Catalog()
+    cat.add_build_dir(build)
+
+    async def go():
+        dev = _device(short_dir / "d")
+        await dev.start()
+        try:
+            first = await deploy(dev, cat, Deployment([ComponentUpdate(deferrer)]))
+            assert first.ok, first.reason
+            t0 = time.time()
+            second = await deploy(
+                dev, cat, Deployment([ComponentUpdate(other)], deployment_id="dep-2")
+            )
+            skipped = await deploy(
+                dev,
+                cat,
+                Deployment(
+                    [ComponentUpdate(other)],
+                    deployment_id="dep-3",
+                    update_policy="SKIP_NOTIFY_COMPONENTS",
+                ),
+            )
+            events = dev.root.work(deferrer) / "events"
+            await wait_until(lambda: events.exists() and "dep-2" in events.read_text(), 10)
+            return dev, second, skipped, t0
+        finally:
+            await dev.stop()
+
+    dev, second, skipped, t0 = _run(go())
+    assert second.ok and skipped.ok
+    assert second.deferred_rounds == 1 and skipped.deferred_rounds == 0
+    lines = [json.loads(x) for x in (dev.root.work(deferrer) / "events").read_text().splitlines()]
+    for_dep2 = [x for x in lines if "dep-2" in (x.get("pre"), x.get("post"))]
+    kinds = ["pre" if "pre" in x else "post" for x in for_dep2]
+    assert kinds == ["pre", "pre", "post"], lines
+    assert for_dep2[1]["t"] - for_dep2[0]["t"] >= 1.4  # asked again after the deferral
+    assert second.duration_s >= 1.4
+    # the update itself ran after the last PreComponentUpdateEvent
+    other_started = _first_time(dev.components[other].service, RUNNING)
+    assert other_started >= for_dep2[1]["t"] - 0.05
+    assert not any("dep-3" in (x.get("pre") or "") for x in lines)  # SKIP_NOTIFY_COMPONENTS
+
+
+def test_self_dependency_and_conflicting_ranges_fail_before_anything_changes(short_dir):
+    build = short_dir / "b"
+    write_component(
+        build,
+        APP,
+        "1.0.0",
+        lifecycle={"Run": "exec sleep 120"},
+        dependencies={APP: {"VersionRequirement": ">=1.0.0"}},
+    )
+    write_component(build, DEP, "1.0.0", lifecycle={"Run": "exec sleep 120"})
+    write_component(build, DEP, "2.0.0", lifecycle={"Run": "exec sleep 120"})
+    _app(build, SOFT, "HARD")  # needs DEP ^1.0.0
+    cat = Catalog()
+    cat.add_build_dir(build)
+
+    async def go():
+        dev = _device(short_dir / "d")
+        await dev.start()
+        try:
+            circular = await deploy(dev, cat, Deployment([ComponentUpdate(APP)]))
+            conflict = await deploy(
+                dev, cat, Deployment([ComponentUpdate(SOFT), ComponentUpdate(DEP, "2.0.0")])
+            )
+            return dev, circular, conflict
+        finally:
+            await dev.stop()
+
+    dev, circular, conflict = _run(go())
+    assert circular.detailed_status == "FAILED_NO_STATE_CHANGE"
+    assert "Circular dependency detected" in circular.reason
+    assert conflict.detailed_status == "FAILED_NO_STATE_CHANGE"
+    assert "no version satisfies" in conflict.reason
+    assert dev.components == {}

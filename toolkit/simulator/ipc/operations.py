@@ -25,6 +25,7 @@ from toolkit.simulator.ipc.rpc import (
 )
 from toolkit.simulator.pubsub import ALL, FROM_OTHERS, LocalBus
 from toolkit.simulator.topics import MAX_IOT_PAYLOAD, has_wildcard, iot_topic_problem
+from toolkit.simulator.updates import ComponentUpdates, NoPendingUpdate, NotSubscribed
 
 
 class MqttProxy(Protocol):
@@ -49,6 +50,7 @@ class Core(Protocol):
     def known_component(self, name: str) -> bool: ...
 
     component_metrics: list[tuple[str, str, str, float]]
+    updates: ComponentUpdates
 
 
 class Call(Protocol):
@@ -329,6 +331,36 @@ async def put_component_metric(core: Core, call: Call, req: dict) -> dict:
             raise InvalidArgumentsError("Invalid argument found in PutComponentMetricRequest")
     for m in metrics:
         core.component_metrics.append((call.component, m["name"], m["unit"], float(m["value"])))
+    return {}
+
+
+@operation("SubscribeToComponentUpdates", event_type="ComponentUpdatePolicyEvents")
+async def subscribe_to_component_updates(core: Core, call: Call, req: dict) -> dict:
+    if not core.known_component(call.component):
+        raise ResourceNotFoundError(
+            "Service with given name not found currently in Greengrass",
+            resourceType="Service/Component",
+        )
+    call.on_close(core.updates.subscribe(call.component, call.emit))
+    return {}
+
+
+@operation("DeferComponentUpdate")
+async def defer_component_update(core: Core, call: Call, req: dict) -> dict:
+    deployment_id = req.get("deploymentId")
+    if not deployment_id:
+        raise InvalidArgumentsError("Cannot defer the update, the deployment ID provided was null")
+    try:
+        core.updates.defer(
+            call.component,
+            str(deployment_id),
+            str(req.get("message") or ""),
+            int(req.get("recheckAfterMs") or 0),
+        )
+    except NotSubscribed as exc:
+        raise InvalidArgumentsError(str(exc)) from None
+    except NoPendingUpdate as exc:
+        raise ServiceError(str(exc)) from None
     return {}
 
 
