@@ -23,6 +23,11 @@ def split(pointer: str) -> list[str]:
     return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
 
 
+def is_index(token: str) -> bool:
+    """Whether a token may address an array element (Jackson's JsonPointer.mayMatchElement)."""
+    return bool(_INDEX.fullmatch(token))
+
+
 def escape(token: object) -> str:
     return str(token).replace("~", "~0").replace("/", "~1")
 

@@ -53,18 +53,27 @@ def _delete(tree: dict, parts: list[str]) -> None:
 def apply_configuration_update(
     current: dict, default: dict, reset: list[str] | None, merge: dict | None
 ) -> dict:
-    """A deployment's configurationUpdate: RESET pointers first (back to default, or removed
-    when the default has no such key; `""` resets everything), then MERGE."""
+    """A deployment's configurationUpdate, step by step as the nucleus resolves it
+    (KernelConfigResolver.resolveConfigurationToApply):
+
+    1. RESET removes each pointed key from the running configuration; `""` empties it (and
+       the pointers after it are not looked at); a pointer with an array index in it is
+       ignored (the nucleus logs "points to an element of array" and goes on);
+    2. the recipe's DefaultConfiguration is merged under what is left: a default never
+       replaces a value that is there, so a reset key comes back as its default, or not at
+       all when the default has no such key;
+    3. MERGE is merged on top: objects key by key, lists and scalars replaced whole.
+    """
     out = copy.deepcopy(current)
     for pointer in reset or []:
         parts = jsonpointer.split(pointer)
         if not parts:
-            out = copy.deepcopy(default)
+            out = {}
+            break
+        if any(jsonpointer.is_index(p) for p in parts):
             continue
-        try:
-            _set(out, parts, copy.deepcopy(resolve(default, parts)))
-        except KeyError:
-            _delete(out, parts)
+        _delete(out, parts)
+    out = deep_merge(default, out)
     if merge:
         out = deep_merge(out, merge)
     return out

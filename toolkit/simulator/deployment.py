@@ -24,7 +24,7 @@ from edge_agent.atomic import write_json
 from edge_agent.errors import EdgekitError
 from toolkit.simulator.artifacts import install_artifacts
 from toolkit.simulator.catalog import Catalog, CatalogEntry, satisfies
-from toolkit.simulator.config import apply_configuration_update, deep_merge
+from toolkit.simulator.config import apply_configuration_update
 from toolkit.simulator.device import GGC_VERSION, NUCLEUS, Device, InstalledComponent
 from toolkit.simulator.lifecycle import BROKEN, FINISHED, RUNNING
 from toolkit.simulator.platform import select_manifest
@@ -245,10 +245,12 @@ async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> De
             manifest, new_version = prepared[name]
             installed, current = snapshot[name]
             default = entry.recipe.default_configuration
-            base = deep_merge(default, current) if installed is not None else default
             u = updates.get(name)
             cfg = apply_configuration_update(
-                base, default, u.reset if u else None, u.merge if u else None
+                current if installed is not None else {},
+                default,
+                u.reset if u else None,
+                u.merge if u else None,
             )
             device.services.config.replace(name, cfg)
             _, lifecycle = device.resolve_lifecycle(entry, versions)

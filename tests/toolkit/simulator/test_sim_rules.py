@@ -94,6 +94,26 @@ def test_reset_runs_before_merge_and_lists_are_replaced():
     ]
 
 
+def test_reset_follows_the_nucleus_resolver_step_by_step():
+    """KernelConfigResolver.resolveConfigurationToApply: RESET removes, defaults fill what is
+    missing, MERGE goes on top; a pointer into an array is ignored, "" stops the list."""
+    default = {"l": [0], "n": {"x": 1, "d": {"k": 1}}}
+    current = {"l": [1, 2], "n": {"x": 5, "d": {"k": 9, "extra": 3}}, "keep": 1}
+    # an array element cannot be reset: the list stays as it is (it became a dict before)
+    assert apply_configuration_update(current, default, ["/l/0"], None)["l"] == [1, 2]
+    # a reset object comes back as its default, extra keys and all gone
+    assert apply_configuration_update(current, default, ["/n/d"], None)["n"] == {
+        "x": 5,
+        "d": {"k": 1},
+    }
+    # "" resets everything and the pointers after it are not looked at
+    out = apply_configuration_update(current, default, ["", "/l/0"], {"m": 1})
+    assert out == {**default, "m": 1}
+    # a new default key appears under the running values; a running key the default lacks stays
+    out = apply_configuration_update(current, {**default, "new": "d"}, None, None)
+    assert out["new"] == "d" and out["keep"] == 1 and out["n"]["x"] == 5
+
+
 @pytest.mark.parametrize(
     ("version", "req", "ok"),
     [
