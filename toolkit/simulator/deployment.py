@@ -45,14 +45,14 @@ class ComponentUpdate:
 class Deployment:
     components: list[ComponentUpdate]
     failure_policy: str = ROLLBACK
+    timeout_s: float = 300.0
+    deployment_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     # CreateLocalDeployment's componentsToRemove: stopped (Shutdown runs) and removed, unless
     # a component that stays depends on it
     remove: list[str] = field(default_factory=list)
     # componentUpdatePolicy: NOTIFY_COMPONENTS lets subscribed components defer the update
     update_policy: str = NOTIFY_COMPONENTS
     update_timeout_s: float = DEFAULT_TIMEOUT_S
-    timeout_s: float = 300.0
-    deployment_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
