@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import BadInputError
+from toolkit.greengrass import versions
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -32,13 +33,6 @@ RUNNING, OK, FAILED, STOPPED = "running", "ok", "failed", "stopped"
 
 def _j(obj: Any) -> str | None:
     return None if obj is None else json.dumps(obj, default=str, sort_keys=True)
-
-
-def _semver(v: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in v.split("-")[0].split("+")[0].split("."))
-    except ValueError:
-        return (-1,)
 
 
 class RunStore:
@@ -184,15 +178,14 @@ class RunStore:
         return None
 
     def last_version(self, component: str) -> str | None:
-        versions = [
+        packaged = [
             (s.get("result") or {}).get("version")
             for s in self._rows(
                 "SELECT result FROM stages WHERE name = 'package' AND status = 'ran'"
             )
             if (s.get("result") or {}).get("component") == component
         ]
-        versions = [v for v in versions if v]
-        return max(versions, key=_semver) if versions else None
+        return versions.latest(v for v in packaged if v)
 
     def last_triggered(self, started_only: bool = False) -> dict[str, Any] | None:
         """The latest alert-triggered run (`started_only`: not counting skipped attempts)."""

@@ -117,6 +117,16 @@ class CloudTap:
         self._fh.close()
 
 
+PORT_KEY = "port"  # the agent recipe's own key: `--port {configuration:/port}`
+
+
+def port_merge(declared: dict[str, Any], port: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """One device's configuration MERGE: its own port, only where the recipe declares a port
+    (the nucleus gives a component nothing its recipe or deployment did not), and --merge."""
+    merge = {PORT_KEY: str(port)} if PORT_KEY in declared else {}
+    return {**merge, **extra}
+
+
 def pick_component(catalog: Catalog, wanted: str | None) -> str:
     names = sorted({n for n, _ in catalog.entries})
     if wanted:
@@ -167,8 +177,16 @@ async def simulate(
         if not isinstance(cloud, InProcessCloud):
             _tap_broker(fleet, tap)
 
+        declared = catalog.latest(component).recipe.default_configuration
+        if opts.qps > 0 and PORT_KEY not in declared:
+            raise BadInputError(
+                f"{component} declares no {PORT_KEY!r} in its DefaultConfiguration, so the load "
+                "generator has no port to reach it on",
+                hint="declare the port the component serves on, or run without --load",
+            )
+
         def make(thing: str) -> Deployment:
-            merge = {"port": str(ports[thing]), **device_merge(opts.extra_merge, thing)}
+            merge = port_merge(declared, ports[thing], device_merge(opts.extra_merge, thing))
             return Deployment(
                 [ComponentUpdate(component, merge=merge)],
                 timeout_s=opts.timeouts.install + opts.timeouts.startup + 30,

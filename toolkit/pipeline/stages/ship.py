@@ -9,18 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import BadInputError, CheckFailedError
+from toolkit.greengrass import versions
 from toolkit.pipeline import fleets
 from toolkit.pipeline.spec import PipelineSpec
 from toolkit.pipeline.stages import Runtime, Stage, StageContext, register
 
 
 def next_version(last: str | None) -> str:
-    """The patch after `last` (1.0.0 when nothing was packaged yet)."""
-    if not last:
-        return "1.0.0"
-    core = last.split("-")[0].split("+")[0]
-    major, minor, patch = (int(x) for x in core.split("."))
-    return f"{major}.{minor}.{patch + 1}"
+    """The patch after `last` (1.0.0 when nothing was packaged yet), by SemVer's rules."""
+    return versions.next_patch(last)
 
 
 @dataclass
