@@ -74,7 +74,7 @@ class Agent:
             raise EdgekitError(
                 "no bundle given", hint="pass --bundle DIR (or set bundle in --config)"
             )
-        loaded = model_mod.load(cfg.bundle, cfg.variant, cfg.target)
+        loaded = model_mod.load(cfg.bundle, cfg.variant, cfg.target, verify_key=cfg.verify_key)
         self.engine = Engine(cfg, loaded)
         self.engine.on_swap = self._on_swap
         self.outbox = Outbox(

@@ -109,16 +109,21 @@ def summary_tables(bundle: Bundle, problems: list) -> list[Table]:
 @handle_errors
 def inspect_command(
     bundle_dir: Path = typer.Argument(..., help="Bundle folder."),
+    verify_key: Path | None = typer.Option(
+        None, "--verify-key", help="Ed25519 public key: also check the bundle's signature."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Show a bundle's signature, variants, parity and lineage; verify every digest."""
-    bundle = Bundle.open(bundle_dir)
+    """Show a bundle's signature, variants, parity and lineage; verify every digest.
+    Nothing from the bundle is imported or run."""
+    bundle = Bundle.open(bundle_dir, verify_key=verify_key)
     problems = bundle.digest_problems()
     if as_json:
         print_json(
             {
                 "ok": not problems,
                 "bundle": str(bundle.path),
+                "signed_by": bundle.signed_by,
                 "manifest": bundle.manifest,
                 "integrity": [
                     {
@@ -141,5 +146,7 @@ def inspect_command(
             )
         else:
             out.print("[green]✓ every digest verified[/]")
+        if bundle.signed_by:
+            out.print(f"[green]✓ signature verified[/] (key {bundle.signed_by})")
     if problems:
         raise typer.Exit(1)
