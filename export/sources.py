@@ -188,6 +188,8 @@ def load_recorded(source: dict[str, Any], *, trust_code: bool = False) -> Loaded
     """Rebuild the model recorded in a lineage's `source`, refusing code without consent or
     whose file no longer has the recorded sha256. Nothing runs before both checks pass."""
     kind = source.get("kind")
+    if kind not in (*CODE_KINDS, "skops"):
+        raise NotTrusted(f"no loadable source in the lineage (kind {kind!r})")
     if kind in CODE_KINDS and not trust_code:
         what = source.get("factory") or source.get("path") or "?"
         raise NotTrusted(
@@ -204,10 +206,20 @@ def load_recorded(source: dict[str, Any], *, trust_code: bool = False) -> Loaded
     if kind == "pickle":
         import joblib
 
-        return LoadedSource(joblib.load(io.BytesIO(data)), "pickle", dict(source))
-    if kind in ("skops", "pt2"):
-        return load_source(str(path))  # skops: safe types only; pt2: consented above
-    raise NotTrusted(f"no loadable source in the lineage (kind {kind!r})")
+        try:
+            obj = joblib.load(io.BytesIO(data))
+        except Exception as exc:
+            raise BadInputError(f"cannot load {path} as a joblib/pickle file: {exc}") from exc
+        return LoadedSource(obj, "pickle", dict(source))
+    if kind == "pt2":  # consented above; loaded from the verified bytes
+        import torch
+
+        try:
+            program = torch.export.load(io.BytesIO(data))
+        except Exception as exc:
+            raise BadInputError(f"cannot load ExportedProgram {path}: {exc}") from exc
+        return LoadedSource(program, "pt2", dict(source))
+    return load_source(str(path))  # skops: trusted scikit-learn/numpy/scipy types only
 
 
 def _read_verified(path: Path, expected: str, what: str) -> bytes:

@@ -175,3 +175,20 @@ def test_export_records_the_factory_module_digest(regression_bundle: Path) -> No
     assert source["kind"] == "factory"
     assert Path(source["path"]).is_absolute()
     assert source["sha256"] == sha256_file(source["path"])
+
+
+def test_a_consented_pickle_loads_only_with_its_recorded_digest(tmp_path: Path) -> None:
+    import joblib
+    from sklearn.linear_model import Ridge
+
+    path = tmp_path / "model.joblib"
+    joblib.dump(Ridge().fit([[0.0], [1.0]], [0.0, 1.0]), path)
+    source = {"kind": "pickle", "path": str(path), "sha256": sha256_file(path)}
+    assert isinstance(load_recorded(source, trust_code=True).obj, Ridge)
+    with pytest.raises(NotTrusted, match="changed since export"):
+        load_recorded({**source, "sha256": "f" * 64}, trust_code=True)
+
+
+def test_an_unknown_source_kind_is_skipped_with_the_reason() -> None:
+    with pytest.raises(NotTrusted, match="no loadable source"):
+        load_recorded({"kind": "shell", "sha256": "0" * 64}, trust_code=True)
