@@ -73,6 +73,9 @@ def test_a_good_signature_loads(signed) -> None:
     assert (work / "out.npz").is_file()
     shown = _run("edgekit", "inspect", "../bundle", "--verify-key", "keys/dev.pub.pem", cwd=work)
     assert shown.returncode == 0 and "signature verified" in shown.stdout
+    unchecked = _run("edgekit", "inspect", "../bundle", "--json", cwd=work)
+    doc = json.loads(unchecked.stdout)
+    assert doc["signed"] is True and doc["signed_by"] is None
 
 
 def test_serve_verifies_with_the_key_from_the_environment(signed) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from edge_agent.bundle import Bundle
+from edge_agent.bundle import SIGNATURE_FILE, Bundle
 from toolkit.cli import app
 from toolkit.cli.common import JSON_OPTION, fmt_bytes, handle_errors, out, print_json
 
@@ -118,11 +118,13 @@ def inspect_command(
     Nothing from the bundle is imported or run."""
     bundle = Bundle.open(bundle_dir, verify_key=verify_key)
     problems = bundle.digest_problems()
+    signed = (bundle.path / SIGNATURE_FILE).is_file()
     if as_json:
         print_json(
             {
                 "ok": not problems,
                 "bundle": str(bundle.path),
+                "signed": signed,
                 "signed_by": bundle.signed_by,
                 "manifest": bundle.manifest,
                 "integrity": [
@@ -148,5 +150,7 @@ def inspect_command(
             out.print("[green]✓ every digest verified[/]")
         if bundle.signed_by:
             out.print(f"[green]✓ signature verified[/] (key {bundle.signed_by})")
+        elif signed:
+            out.print(f"{SIGNATURE_FILE} present, not checked: pass --verify-key PUB.pem")
     if problems:
         raise typer.Exit(1)
