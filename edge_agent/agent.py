@@ -74,7 +74,9 @@ class Agent:
             raise EdgekitError(
                 "no bundle given", hint="pass --bundle DIR (or set bundle in --config)"
             )
-        loaded = model_mod.load(cfg.bundle, cfg.variant, cfg.target)
+        loaded = model_mod.load(cfg.bundle, cfg.variant, cfg.target, verify_key=cfg.verify_key)
+        if loaded.bundle.signed_by:
+            log.info("bundle signature verified (key %s)", loaded.bundle.signed_by)
         self.engine = Engine(cfg, loaded)
         self.engine.on_swap = self._on_swap
         self.outbox = Outbox(

@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="REST bind address (default 127.0.0.1)")
     s.add_argument("--token", help="require this bearer token on /v2/models calls")
     s.add_argument("--config", help="JSON configuration file (flags override it)")
+    s.add_argument(
+        "--verify-key",
+        help="Ed25519 public key (PEM); refuse any bundle not signed by it "
+        "(default: $EDGE_AGENT_VERIFY_KEY)",
+    )
     s.add_argument("--mqtt", help="mqtt://HOST:PORT (loopback only) or mqtts://HOST:PORT")
     s.add_argument("--cert", help="device certificate (PEM) for mqtts")
     s.add_argument("--key", help="device private key (PEM) for mqtts")
@@ -49,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", required=True, help="output .npz (file input) or folder")
     b.add_argument("--variant")
     b.add_argument("--target")
+    b.add_argument("--verify-key", help="Ed25519 public key (PEM); refuse an unsigned bundle")
     b.add_argument("--chunk", type=int, help="rows per inference call (default: max_batch 256)")
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
     b.add_argument("--no-progress", action="store_true")
@@ -71,12 +77,13 @@ _FLAG_KEYS = {
     "window": "window_s",
     "transport": "transport",
     "component_version": "component_version",
+    "verify_key": "verify_key",
     "chunk": "max_batch",
 }
 
 
 def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Any:
-    """Defaults ← --config file ← environment (thing name) ← flags."""
+    """Defaults ← --config file ← environment (thing name, verify key) ← flags."""
     import os
 
     from edge_agent.config import AgentConfig, load_file
@@ -87,6 +94,8 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         config = config.updated(load_file(args.config))
     if env.get("AWS_IOT_THING_NAME"):
         config = config.updated({"thing": env["AWS_IOT_THING_NAME"]})
+    if env.get("EDGE_AGENT_VERIFY_KEY"):
+        config = config.updated({"verify_key": env["EDGE_AGENT_VERIFY_KEY"]})
     flags = {
         key: getattr(args, attr)
         for attr, key in _FLAG_KEYS.items()
@@ -121,7 +130,7 @@ def _batch(args: argparse.Namespace) -> int:
     from edge_agent.engine import Engine
 
     config = build_config(args)
-    loaded = model_mod.load(args.bundle, args.variant, args.target)
+    loaded = model_mod.load(args.bundle, args.variant, args.target, verify_key=config.verify_key)
     engine = Engine(config, loaded)
     try:
         summary = batch.transform(

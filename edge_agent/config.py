@@ -47,6 +47,9 @@ class AgentConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     token: str | None = None
+    # Ed25519 public key (PEM file path or PEM text): when set, every bundle loaded (at start
+    # and on swap) must carry a valid signature by it (edge_agent.signing)
+    verify_key: str | None = None
     max_batch: int = 256
     max_elements: int = 4_000_000
     max_request_bytes: int = 32 * 1024 * 1024

@@ -225,7 +225,9 @@ class Engine:
         with self._swap_lock:
             old = self._active
             target_dir = bundle_dir or str(old.model.bundle.path)
-            new_model = model_mod.load(target_dir, variant, self.config.target)
+            new_model = model_mod.load(
+                target_dir, variant, self.config.target, verify_key=self.config.verify_key
+            )
             new = build_active(new_model, self.config)
             new.monitor.start()
             self._active = new

@@ -45,6 +45,7 @@ class BenchPlan:
     latency_bound: LatencyBound | None = None
     workers: int | None = None
     native: bool = True
+    trust_code: bool = False  # let the native baseline run the code the lineage names
     seed: int = 0
     sets: int = 8
     price: Price | None = None
@@ -119,6 +120,7 @@ class BenchPlan:
             "latency_bound": str(self.latency_bound) if self.latency_bound else None,
             "workers": self.workers,
             "native": self.native,
+            "trust_code": self.trust_code,
             "seed": self.seed,
             "input_sets": self.sets,
             "price": vars(self.price) if self.price else None,
@@ -301,7 +303,7 @@ def run_bench(
     if plan.native:
         t0 = time.perf_counter()
         try:
-            native = load_native(bundle)
+            native = load_native(bundle, trust_code=plan.trust_code)
             native_load_s = time.perf_counter() - t0
         except NativeUnavailable as exc:
             skipped.append(Skipped("native baseline", str(exc)))

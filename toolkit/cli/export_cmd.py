@@ -101,8 +101,10 @@ def export_command(
     trust_pickle: bool = typer.Option(
         False,
         "--trust-pickle",
+        "--trust-code",
         help="Allow loading .joblib/.pkl files. Unpickling "
-        "runs any code in the file: only for files you made yourself.",
+        "runs any code in the file: only for files you made yourself. "
+        "(--trust-code is the same consent that `edgekit bench` asks for.)",
     ),
     target_column: str | None = typer.Option(
         None,

@@ -99,6 +99,10 @@ def _options(
         )
     if devices < 1:
         raise BadInputError("--devices must be at least 1")
+    if data is not None:
+        from toolkit.simulator.load import load_dataset
+
+        load_dataset(data)  # refuse a bad or pickled --data before any device starts
     return SimulateOptions(
         component_dir=component,
         run_dir=output or Path("edgekit-sim-run"),

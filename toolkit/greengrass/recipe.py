@@ -64,6 +64,7 @@ class Settings:
     capture_fraction: float = 0.0  # capture off unless asked
     capture_max_bytes: int = 10 * 1024 * 1024
     capture_files: int = 5
+    verify_key: str | None = None  # Ed25519 public key (PEM text) the agent checks bundles with
     thresholds: dict[str, float] = field(
         default_factory=lambda: {
             "drift_psi_threshold": 0.1,
@@ -155,6 +156,7 @@ def default_configuration(name: str, plans: list[ManifestPlan], s: Settings) -> 
             for p in plans
         },
         "accessControl": access_control(name),
+        **({"verify_key": s.verify_key} if s.verify_key else {}),
     }
 
 
