@@ -15,7 +15,8 @@ reader maps the user's names onto the ONNX ones (edge_agent.validation.input_ali
 scikit-learn's trees cast their input to float32 after the steps before them ran in float64.
 A pipeline with steps before a tree ensemble is therefore converted with float64 inputs and a
 Cast to float32 right before the trees (skl2onnx's CastTransformer), so a sample near a split
-threshold takes the same branch on both sides.
+threshold takes the same branch on both sides. A scaler before a KBinsDiscretizer or a
+Binarizer gets the same: float64 up to the bins, float32 after them.
 """
 
 from __future__ import annotations
@@ -45,14 +46,22 @@ _FAMILIES = {
 MISSING_TEXT = ""
 
 FLOAT32_BEFORE_TREES = (
-    "the steps before the tree ensemble run in float32 in ONNX but in float64 in scikit-learn "
-    "(which casts to float32 only before the trees), so samples near a split threshold can "
-    "take the other branch"
+    "the steps before the tree ensemble (or bins) run in float32 in ONNX but in float64 in "
+    "scikit-learn (which casts to float32 only before the trees), so samples near a split "
+    "threshold can take the other branch"
 )
 FLOAT32_BEFORE_TREES_HINT = (
     "trees need no scaling: drop the scaler from the pipeline, or make the steps before the "
     "trees convertible in float64 (skl2onnx double converters), or accept the difference with "
     "--atol after checking the label agreement"
+)
+
+FLOAT64_TREES_HINT = (
+    "HistGradientBoosting compares float64 inputs with float64 thresholds and onnxruntime's tree "
+    "operators run in float32 only, so rows within float32 rounding of a threshold take the "
+    "other branch (more of them after a scaler); compare the label agreement and loosen with "
+    "--atol if the differences are acceptable, or use GradientBoosting/RandomForest, which "
+    "cast to float32 as ONNX does and convert exactly"
 )
 
 _CONVERTER_HINT = (
@@ -80,6 +89,12 @@ def _casts_to_float32(estimator: Any) -> bool:
     return isinstance(estimator, BaseDecisionTree | BaseForest | BaseGradientBoosting)
 
 
+def _float64_trees(estimator: Any) -> bool:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    return isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor)
+
+
 def cast_before_trees(model: Any) -> Any | None:
     """A copy of a Pipeline whose final tree ensemble follows other steps, with a cast to
     float32 inserted right before it (what scikit-learn does inside the trees' predict),
@@ -87,8 +102,10 @@ def cast_before_trees(model: Any) -> Any | None:
     from skl2onnx.sklapi import CastTransformer
     from sklearn.pipeline import Pipeline
 
-    if not isinstance(model, Pipeline) or not _casts_to_float32(final_estimator(model)):
+    if not isinstance(model, Pipeline):
         return None
+    if not _casts_to_float32(final_estimator(model)):
+        return _cast_after_thresholds(model)
     if all(step in (None, "passthrough") for _, step in model.steps[:-1]):
         inner = model.steps[-1][1]
         return cast_before_trees(inner) if isinstance(inner, Pipeline) else None
@@ -98,6 +115,31 @@ def cast_before_trees(model: Any) -> Any | None:
         holder = holder.steps[-1][1]
     cast = CastTransformer(dtype=np.float32)
     holder.steps.insert(len(holder.steps) - 1, ("edgekit_cast_float32", cast))
+    return adapted
+
+
+def _thresholds(step: Any) -> bool:
+    """Steps whose output jumps at thresholds (bin edges): a float32 input one rounding away
+    from an edge lands in the other bin, and the output (a small integer or 0/1) is exact in
+    float32 once computed."""
+    from sklearn.preprocessing import Binarizer, KBinsDiscretizer
+
+    return isinstance(step, KBinsDiscretizer | Binarizer)
+
+
+def _cast_after_thresholds(model: Any) -> Any | None:
+    """A copy of a top-level Pipeline with a cast to float32 after its last thresholding
+    step that follows other steps (all up to it then run in float64, as in scikit-learn), or
+    None when there is none."""
+    from skl2onnx.sklapi import CastTransformer
+
+    last = max((i for i, (_, step) in enumerate(model.steps) if _thresholds(step)), default=None)
+    if last is None or last == len(model.steps) - 1:
+        return None
+    if all(step in (None, "passthrough") for _, step in model.steps[:last]):
+        return None
+    adapted = copy.deepcopy(model)
+    adapted.steps.insert(last + 1, ("edgekit_cast_float32", CastTransformer(dtype=np.float32)))
     return adapted
 
 
@@ -285,6 +327,8 @@ class SklearnExporter:
         if scores and len(onnx_model.graph.output) > 1:
             # without predict_proba skl2onnx's second output holds decision scores
             _rename_output(onnx_model, onnx_model.graph.output[1].name, "scores")
+        if task == "classification":
+            _label_per_row(onnx_model)
         outputs = [tensor_spec(o) for o in onnx_model.graph.output]
         native = self._native_outputs(obj, native_x, task, outputs)
         if scores and "scores" in native:
@@ -327,7 +371,7 @@ class SklearnExporter:
         Returns (onnx model, native input, feeds and initial types keyed by the raw names,
         input kind, columns, notes, parity hint or None)."""
         with_cast = cast_before_trees(obj)
-        hint = None
+        hint = FLOAT64_TREES_HINT if _float64_trees(final_estimator(obj)) else None
         notes: list[str] = []
         if with_cast is not None:
             native_x, feeds, types, input_kind, columns = self._inputs(obj, data, double=True)
@@ -337,14 +381,14 @@ class SklearnExporter:
                 _check_loads(onnx_model)
             except BadInputError as exc:
                 notes = [
-                    "no float64 conversion of the steps before the trees "
+                    "no float64 conversion of the steps before the trees or bins "
                     f"({exc.message[:200]}): they run in float32"
                 ]
                 hint = f"{FLOAT32_BEFORE_TREES}; {FLOAT32_BEFORE_TREES_HINT}"
             else:
                 notes.append(
-                    "steps before the tree ensemble run in float64 and are cast to float32 "
-                    "before the trees, as in scikit-learn"
+                    "steps before the tree ensemble (or bins) run in float64 and are cast to "
+                    "float32 before the trees (after the bins), as in scikit-learn"
                 )
                 return onnx_model, native_x, feeds, types, input_kind, columns, notes, hint
         native_x, feeds, types, input_kind, columns = self._inputs(obj, data)
@@ -432,12 +476,18 @@ class SklearnExporter:
 
         target_opset = {"": options.opset, "ai.onnx.ml": 3} if options.opset else None
         conv_options = None
-        estimator = final_estimator(model)
         if task == "classification":
+            from sklearn.base import is_classifier
+            from sklearn.pipeline import Pipeline
+
             # an entry even when empty: skl2onnx's Pipeline parser otherwise asks a classifier
-            # without ZipMap (LinearSVC) for a zipmap option and fails
-            allowed = "zipmap" in _allowed_options(estimator)
-            conv_options = {id(estimator): {"zipmap": False} if allowed else {}}
+            # without ZipMap (LinearSVC), or a step that looks like one (RFE around a
+            # classifier), for a zipmap option and fails
+            conv_options = {
+                id(est): {"zipmap": False} if "zipmap" in _allowed_options(est) else {}
+                for est in _walk(model)
+                if is_classifier(est) and not isinstance(est, Pipeline)
+            }
         try:
             return convert_sklearn(
                 model, initial_types=initial_types, target_opset=target_opset, options=conv_options
@@ -541,6 +591,30 @@ def _binary_scores(estimator: Any, d: np.ndarray) -> np.ndarray:
     if isinstance(estimator, LinearSVC | RidgeClassifier | RidgeClassifierCV):
         return d.reshape(-1, 1)
     return np.stack([-d, d], axis=1)
+
+
+def _label_per_row(onnx_model: Any) -> None:
+    """Give the label output one value per row. skl2onnx's QuadraticDiscriminantAnalysis
+    emits labels as one row of N ([1, N]), which every reader would take for a batch of one."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    out = onnx_model.graph.output[0]
+    dims = out.type.tensor_type.shape.dim
+    if len(dims) != 2 or not dims[0].HasField("dim_value") or dims[0].dim_value != 1:
+        return
+    raw = f"{out.name}_one_row"
+    for node in onnx_model.graph.node:
+        node.output[:] = [raw if o == out.name else o for o in node.output]
+        node.input[:] = [raw if i == out.name else i for i in node.input]
+    shape = f"{out.name}_per_row_shape"
+    onnx_model.graph.initializer.append(
+        numpy_helper.from_array(np.array([-1], dtype=np.int64), shape)
+    )
+    onnx_model.graph.node.append(
+        helper.make_node("Reshape", [raw, shape], [out.name], name=f"{out.name}_per_row")
+    )
+    elem = out.type.tensor_type.elem_type or TensorProto.INT64
+    out.CopyFrom(helper.make_tensor_value_info(out.name, elem, [None]))
 
 
 def _declare_columns(onnx_model: Any, outputs: list[dict[str, Any]], name: str, cols: int) -> None:

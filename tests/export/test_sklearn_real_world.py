@@ -146,3 +146,19 @@ def test_parity_judges_each_output_kind():
     onnx_out["label"] = np.array([0, 0])
     onnx_out["probabilities"] = native["probabilities"]
     assert not parity.compare(outputs, native, onnx_out, tol)["passed"]
+
+
+def test_hist_gradient_boosting_failure_names_float64_thresholds(tmp_path: Path):
+    """HistGradientBoosting keeps float64 thresholds that onnxruntime cannot: when a scaled one
+    fails the gate, the hint says so and what to do."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    frame = load_diabetes(as_frame=True).frame
+    x, y = frame.drop(columns="target"), frame["target"]
+    model = make_pipeline(
+        StandardScaler(), HistGradientBoostingRegressor(max_iter=50, random_state=0)
+    ).fit(x, y)
+    source, data = _save(model, frame, tmp_path)
+    with pytest.raises(CheckFailedError) as caught:
+        run_export(source, data, tmp_path / "b", target_column="target")
+    assert "float64 thresholds" in caught.value.hint and "--atol" in caught.value.hint
