@@ -64,6 +64,18 @@ def test_column_names_that_onnx_renames_are_mapped(tmp_path: Path):
     features = {f["name"]: f for f in bundle.baseline()["features"]}
     assert features[SLASHED]["source"]["tensor"] == "od280_od315_of_diluted_wines"
 
+    # the readers: evaluate (and quantize's calibration) from the CSV, bench's native model
+    from toolkit.bench.native import load_native
+    from toolkit.evaluate.runner import EvaluateRequest, evaluate_bundle
+
+    result = evaluate_bundle(bundle.path, EvaluateRequest(data=data, target_column="target"))
+    assert result["variants"]["fp32"]["metrics"]["accuracy"] == float(
+        (model.predict(x) == y).mean()
+    )
+    native = load_native(bundle)
+    got = native.call(native.adapt({k: v[:5] for k, v in samples.items()}))
+    np.testing.assert_allclose(got, model.predict_proba(x.iloc[:5]), atol=1e-5)
+
 
 @pytest.mark.parametrize(
     ("case", "make", "load"),
