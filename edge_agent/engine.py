@@ -22,7 +22,14 @@ from edge_agent.capture import Capture
 from edge_agent.config import AgentConfig
 from edge_agent.errors import EdgekitError
 from edge_agent.monitor import Monitor
-from edge_agent.validation import Limits, RequestError, Validator, encode_outputs, spec_from_ort
+from edge_agent.validation import (
+    Limits,
+    RequestError,
+    Validator,
+    encode_outputs,
+    input_aliases,
+    spec_from_ort,
+)
 
 
 class ModelError(Exception):
@@ -72,12 +79,13 @@ def limits_from(config: AgentConfig) -> Limits:
 
 def build_active(model: model_mod.LoadedModel, config: AgentConfig) -> Active:
     session = model.session
+    bundle = model.bundle
     validator = Validator(
         [spec_from_ort(i) for i in session.get_inputs()],
         [spec_from_ort(o) for o in session.get_outputs()],
         limits_from(config),
+        aliases=input_aliases(bundle.signature),
     )
-    bundle = model.bundle
     baseline = bundle.baseline() if bundle.manifest.get("baseline") else None
     roles = {o["name"]: o.get("role", "raw") for o in bundle.signature["outputs"]}
     capture = None

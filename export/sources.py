@@ -111,8 +111,29 @@ def _load_pickle(path: Path, trust_pickle: bool) -> LoadedSource:
     try:
         obj = joblib.load(path)
     except Exception as exc:
-        raise BadInputError(f"cannot load {path} as a joblib/pickle file: {exc}") from exc
+        raise BadInputError(
+            f"{path} is not a model saved with joblib or pickle: {_what_it_holds(path)}",
+            hint="give the file that joblib.dump(model, path) wrote for a fitted estimator, "
+            "or save the model with skops.io.dump",
+        ) from exc
     return LoadedSource(obj, "pickle", _file_info(path, "pickle"))
+
+
+def _what_it_holds(path: Path) -> str:
+    """A plain description of a file that failed to unpickle, instead of the unpickler's
+    internals ("invalid load key 'h'")."""
+    with open(path, "rb") as fh:
+        head = fh.read(256)
+    if not head:
+        return "the file is empty"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(c.isprintable() or c.isspace() for c in text):
+        first = text.strip().splitlines()[0][:60] if text.strip() else ""
+        return f"it holds text ({first!r}), not a pickled model"
+    return f"it is not a pickle stream (it starts with {head[:8]!r}) or it is truncated"
 
 
 def _load_pt2(path: Path) -> LoadedSource:

@@ -69,15 +69,16 @@ def _load_source(bundle: Bundle, trust_code: bool) -> tuple[Any, list[str]]:
 def _sklearn(bundle: Bundle, model: Any, notes: list[str]) -> NativeModel:
     sig = bundle.signature
     names = [t["name"] for t in sig["inputs"]]
+    shown = {t["name"]: t.get("column") or t["name"] for t in sig["inputs"]}
     columns = [c["name"] for c in sig.get("columns") or []]
-    per_column = len(names) > 1 or (columns and names == columns)
+    per_column = len(names) > 1 or (columns and [shown[n] for n in names] == columns)
     wants_frame = per_column or getattr(model, "feature_names_in_", None) is not None
 
     def adapt(feed: dict[str, np.ndarray]) -> Any:
         import pandas as pd
 
-        if per_column:
-            return pd.DataFrame({n: np.asarray(feed[n]).reshape(-1) for n in names})
+        if per_column:  # the model's columns by the user's names (signature "column")
+            return pd.DataFrame({shown[n]: np.asarray(feed[n]).reshape(-1) for n in names})
         x = np.asarray(feed[names[0]])
         return pd.DataFrame(x, columns=columns or None) if wants_frame else x
 
