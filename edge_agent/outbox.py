@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent import atomic, telemetry
-from edge_agent.sqlite_schema import SchemaTooNewError, migrate
+from edge_agent.sqlite_schema import SchemaTooNewError, migrate, user_version
 from edge_agent.transports.base import NotDeliveredError
 
 log = logging.getLogger("edge_agent.outbox")
@@ -158,24 +158,13 @@ class Outbox:
         try:
             if fresh:  # only settable before the first table exists
                 db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            else:
+                _verify(db)  # read only: a file that is not ours is kept exactly as it was
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
-            if not fresh:
-                found = [r[0] for r in db.execute("PRAGMA quick_check(5)").fetchall()]
-                if found != ["ok"]:
-                    raise Damaged(
-                        _one_line(f"integrity check failed: {'; '.join(map(str, found))}")
-                    )
-            try:
-                migrate(db, MIGRATIONS)
-            except SchemaTooNewError as exc:
-                raise Damaged(f"written by a newer agent: {exc}") from None
-            for table, columns in COLUMNS.items():
-                have = [r[1] for r in db.execute(f"PRAGMA table_info({table})").fetchall()]
-                if have != columns:
-                    raise Damaged(f"wrong schema: table {table} has columns {have}, not {columns}")
+            migrate(db, MIGRATIONS)
             keys = {r[0] for r in db.execute("SELECT key FROM meta").fetchall()}
             if not {"next_seq", "dropped_total"} <= keys:
                 raise Damaged("wrong schema: the meta table lacks next_seq/dropped_total")
@@ -528,6 +517,20 @@ class Outbox:
             if self._db is not None:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.close()
+
+
+def _verify(db: sqlite3.Connection) -> None:
+    """Is this existing file an outbox this release can use? Raises ``Damaged`` saying why."""
+    found = [r[0] for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+    if found != ["ok"]:
+        raise Damaged(_one_line(f"integrity check failed: {'; '.join(map(str, found))}"))
+    version = user_version(db)
+    if version > len(MIGRATIONS):
+        raise Damaged(f"written by a newer agent: {SchemaTooNewError(version, len(MIGRATIONS))}")
+    for table, columns in COLUMNS.items():
+        have = [r[1] for r in db.execute(f"PRAGMA table_info({table})").fetchall()]
+        if (have or version >= 1) and have != columns:
+            raise Damaged(f"wrong schema: table {table} has columns {have}, not {columns}")
 
 
 def _text(exc: BaseException, limit: int = 300) -> str:
