@@ -109,7 +109,7 @@ class AgentConfig:
                 continue
             if live_only and key not in LIVE_KEYS:
                 continue
-            values[key] = _coerce(key, value, fields[key].type)
+            values[key] = _coerce(raw_key, value, fields[key].type)
         config = AgentConfig(**values)
         config.check()
         return config
