@@ -26,13 +26,14 @@ from edge_agent.process_stats import ProcessStats
 # Above this many queued requests the serving thread stops handing over feeds (timings still go),
 # so a monitor that falls behind costs bounded memory; the skip is counted and reported.
 MAX_PENDING_FEEDS = 20_000
-# How often the monitor thread drains the queue, and the queue length that wakes it sooner.
-# Its cost per drain is mostly fixed (a few hundred numpy calls over every feature), so fewer,
-# bigger batches cost the serving thread less GIL time per request: draining every 50 ms cost a
-# 16 µs MLP ~6 µs of monitor CPU per request, every 0.5 s about half that (agent_perf.py).
-# Nothing waits for it: close_window() and feedback() drain what is queued themselves.
+# When the monitor thread drains the queue: every DRAIN_INTERVAL_S, or as soon as DRAIN_BATCH
+# requests are queued. Its cost per drain is mostly fixed (a few hundred numpy calls over every
+# feature), so waking every 50 ms cost a 16 µs MLP several µs of GIL per request; 1,024 requests
+# amortise that fixed part to a fraction of a µs while one drain holds the GIL for ~1-2 ms at
+# most (the serving thread's tail latency). Nothing waits for it: close_window() and
+# feedback() drain what is queued themselves.
 DRAIN_INTERVAL_S = 0.5
-DRAIN_BATCH = 4096
+DRAIN_BATCH = 1024
 # Row summaries are computed this many values at a time (1 MB of float64: stays in cache).
 SUMMARY_CHUNK_VALUES = 131_072
 _BOUNDS = np.asarray(telemetry.LATENCY_BOUNDS_MS)
