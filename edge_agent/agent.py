@@ -360,10 +360,15 @@ class Agent:
             log.error("UpdateState %s failed: %s", state, exc)
 
     # -- running and stopping --------------------------------------------------------------------
-    def run(self) -> int:
-        """Serve until SIGTERM/SIGINT, then finish the window, flush, exit 0."""
+    def handle_signals(self) -> None:
+        """SIGTERM/SIGINT ask for a clean stop. Installed before start-up by the CLI, so a
+        signal that comes right after (or during) start-up is not the default, abrupt death."""
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT, then finish the window, flush, exit 0."""
+        self.handle_signals()
         self._stop.wait()
         self.stop()
         return 0

@@ -109,6 +109,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = build_config(args)
     agent = Agent(config)
+    agent.handle_signals()
     try:
         agent.start()
     except BaseException:
