@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -286,3 +287,53 @@ def test_agent_on_a_full_disk_keeps_serving_and_the_fleet_sees_the_gap(
     last = [json.loads(p) for _, p in bus.messages][-1]
     assert last["body"]["outbox"]["dropped_total"] >= 5
     store.close()
+
+
+FSIZE_SCRIPT = """
+import json, os, resource, signal, sys
+from edge_agent import telemetry
+from edge_agent.outbox import Outbox
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+path = sys.argv[1]
+
+
+def msg(i):
+    return telemetry.make_message(
+        "metrics", thing="dev", component_version="1",
+        model={"name": "m", "variant": "fp32", "sha256": "b" * 64},
+        window=(i, i + 1), body={"pad": os.urandom(10_000).hex()},
+    )
+
+
+box = Outbox(path, min_free_bytes=0)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (96 * 1024, hard))  # the disk is "full" at 96 KiB
+during = [box.enqueue("dt/edgekit/dev/metrics", msg(i)) for i in range(12)]
+failed = box.stats()["store_failed_total"]
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space comes back
+after = box.enqueue("dt/edgekit/dev/metrics", msg(99))
+stored = [p.seq for p in box.peek(100)]
+print(json.dumps({"during": during, "failed": failed, "after": after, "stored": stored,
+                  "dropped_total": box.stats()["dropped_total"]}))
+"""
+
+
+def test_a_file_size_limit_is_a_full_disk_too(tmp_path):
+    """Without root (no tmpfs): RLIMIT_FSIZE in a child process makes the writes fail for real
+    (EFBIG, which SQLite reports as an I/O error rather than SQLITE_FULL)."""
+    done = subprocess.run(
+        [sys.executable, "-c", FSIZE_SCRIPT, str(tmp_path / "outbox.sqlite")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    lost = [i + 1 for i, seqs in enumerate(result["during"]) if not seqs]
+    assert lost and result["failed"] == len(lost), result
+    assert result["after"] == [13], "the seq went on over the lost messages"
+    assert result["stored"] == [s for s in range(1, 14) if s not in lost]
+    assert result["dropped_total"] == len(lost)
+    assert "Traceback" not in done.stderr
