@@ -41,7 +41,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--key", help="device private key (PEM) for mqtts")
     s.add_argument("--ca", help="CA bundle (PEM) that signed the broker's certificate")
     s.add_argument("--thing", help="IoT thing name (default: $AWS_IOT_THING_NAME or edge-device)")
-    s.add_argument("--outbox", help="SQLite outbox file (default edge-agent-outbox.sqlite)")
+    s.add_argument(
+        "--outbox",
+        help="SQLite outbox file (default STATE_DIR/outbox.sqlite; none without a transport)",
+    )
+    s.add_argument(
+        "--state-dir",
+        help="folder for the agent's own files (default $EDGE_AGENT_STATE_DIR, the Greengrass "
+        "work folder, or ~/.local/state/edge-agent/THING)",
+    )
     s.add_argument("--window", type=float, help="monitoring window in seconds (default 60)")
     s.add_argument("--transport", choices=["greengrass", "mqtt", "inprocess", "none"])
     s.add_argument("--component-version", help="version reported in telemetry")
@@ -74,6 +82,7 @@ _FLAG_KEYS = {
     "ca": "ca",
     "thing": "thing",
     "outbox": "outbox",
+    "state_dir": "state_dir",
     "window": "window_s",
     "transport": "transport",
     "component_version": "component_version",
@@ -109,6 +118,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = build_config(args)
     agent = Agent(config)
+    agent.handle_signals()
     try:
         agent.start()
     except BaseException:

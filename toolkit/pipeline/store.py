@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import BadInputError
+from edge_agent.sqlite_schema import SchemaTooNewError, migrate
 from toolkit.greengrass import versions
 
 SCHEMA = """
@@ -27,6 +28,10 @@ CREATE TABLE IF NOT EXISTS stages (
   run_id TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, key TEXT, status TEXT,
   started REAL, seconds REAL, result TEXT, error TEXT, PRIMARY KEY (run_id, idx));
 """
+
+# PRAGMA user_version n is reached by MIGRATIONS[n-1] (edge_agent.sqlite_schema); append a
+# migration for every schema change, never edit a released one.
+MIGRATIONS: tuple[str, ...] = (SCHEMA,)
 
 RUNNING, OK, FAILED, STOPPED = "running", "ok", "failed", "stopped"
 
@@ -42,8 +47,21 @@ class RunStore:
         self._lock = threading.Lock()
         self.db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            migrate(self.db, MIGRATIONS)
+        except SchemaTooNewError as exc:
+            self.db.close()
+            raise BadInputError(
+                f"the run store {self.path} was written by a newer edgekit ({exc})",
+                hint="upgrade edgekit, or pass another --store",
+            ) from None
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise BadInputError(
+                f"{self.path} is not an edgekit run store: {exc}",
+                hint="pass another --store (a new file is created)",
+            ) from None
 
     @classmethod
     def open_existing(cls, path: str | Path) -> RunStore:
