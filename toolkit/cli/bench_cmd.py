@@ -276,7 +276,7 @@ def bench_run(
         target=target,
     )
     bundle = Bundle.open(bundle_dir)
-    out_dir = prepare_output(output or Path(f"bench-{bundle.manifest['name']}"))
+    out_dir = prepare_output(output or Path(f"bench-{bundle.manifest['name']}"), bundle_dir)
     progress = RichProgress()
     try:
         run = run_bench(bundle_dir, plan, progress)

@@ -1,5 +1,6 @@
 """`edgekit inspect`: a bundle's signature, variants, sizes, parity and lineage, with every
-digest verified (a tampered or missing file is reported and exits 1)."""
+digest verified (a tampered or missing file is reported and exits 1), and files the manifest
+does not list (orphans: a lost update or an interrupted run) reported."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import typer
 from rich.table import Table
 
 from edge_agent.bundle import Bundle
+from edge_agent.owned import bundle_orphans
 from toolkit.cli import app
 from toolkit.cli.common import JSON_OPTION, fmt_bytes, handle_errors, out, print_json
 
@@ -114,12 +116,14 @@ def inspect_command(
     """Show a bundle's signature, variants, parity and lineage; verify every digest."""
     bundle = Bundle.open(bundle_dir)
     problems = bundle.digest_problems()
+    orphans = bundle_orphans(bundle.path, bundle.manifest)
     if as_json:
         print_json(
             {
                 "ok": not problems,
                 "bundle": str(bundle.path),
                 "manifest": bundle.manifest,
+                "orphans": orphans,
                 "integrity": [
                     {
                         "file": p.file,
@@ -141,5 +145,13 @@ def inspect_command(
             )
         else:
             out.print("[green]✓ every digest verified[/]")
+        if orphans:
+            out.print(
+                f"[yellow]! {len(orphans)} file(s) in the folder that the manifest does not list[/]"
+                f": {', '.join(orphans)} (left by an interrupted or concurrent run, or put there "
+                "by hand; edgekit never loads them: delete them, or re-run the command that "
+                "makes them)",
+                highlight=False,
+            )
     if problems:
         raise typer.Exit(1)

@@ -11,12 +11,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edge_agent import atomic
+from edge_agent import atomic, owned
 from edge_agent.errors import BadInputError, EdgekitError
 from toolkit.cli import app
 from toolkit.cli.common import JSON_OPTION, err, fmt_bytes, handle_errors, out, print_json
 from toolkit.cli.targets_cmd import TARGETS_DIR_OPTION
 from toolkit.tune.tuner import TuneRequest, TuneResult, tune
+
+TUNE_KIND = "edgekit-tune"  # in the -o file, so a later run knows it may replace it
 
 
 def front_table(result: TuneResult) -> Table:
@@ -116,9 +118,13 @@ def tune_command(
         raise BadInputError("--max-trials must be >= 1")
     if time_budget is not None and time_budget <= 0:
         raise BadInputError("--time-budget must be > 0 seconds")
-    if output is not None and (output.is_dir() or output.parent.is_file()):
+    if output is not None and output.parent.is_file():
         raise BadInputError(
             f"-o {output} cannot be written as a file", hint="give a file name, e.g. tune.json"
+        )
+    if output is not None:
+        owned.check_file(
+            output, owned.json_kind_is(TUNE_KIND), "a tune result", [bundle_dir, from_fleet]
         )
     request = TuneRequest(
         bundle_dir=bundle_dir,
@@ -155,7 +161,7 @@ def tune_command(
             raise
     payload = result.to_dict()
     if output is not None:
-        atomic.write_json(output, payload)
+        atomic.write_json(output, {"kind": TUNE_KIND, **payload})
     if as_json:
         print_json({"ok": True, "written": request.write, **payload})
         return
