@@ -31,6 +31,7 @@ KIND_LABELS = {
     "bench-report": "an `edgekit bench` report folder",
     "simulate-run": "an `edgekit simulate` run folder",
     "batch-output": "an `edge-agent batch` output folder",
+    "demo": "an `edgekit demo` folder",
 }
 
 
@@ -79,13 +80,14 @@ def marker_record(folder: Path) -> tuple[str, set[str]] | None:
     return str(doc["kind"]), {MARKER, *map(str, entries)}
 
 
-def write_marker(folder: str | Path, kind: str) -> None:
-    """Record that edgekit wrote `folder` and every entry in it now; call it last."""
+def write_marker(folder: str | Path, kind: str, also: Iterable[str] = ()) -> None:
+    """Record that edgekit wrote `folder` and every entry in it now (and the names in `also`,
+    that a run still to come will make there); call it when the folder is complete."""
     from edge_agent import atomic
     from edge_agent.manifest import utc_now
 
     folder = Path(folder)
-    entries = sorted(p.name for p in folder.iterdir() if p.name != MARKER)
+    entries = sorted({p.name for p in folder.iterdir() if p.name != MARKER} | set(also))
     atomic.write_json(
         folder / MARKER, {"tool": "edgekit", "kind": kind, "created": utc_now(), "entries": entries}
     )

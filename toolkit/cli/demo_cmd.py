@@ -24,15 +24,20 @@ def demo_command(
 ) -> None:
     """Run the whole path on a scikit-learn pipeline and a PyTorch CNN, offline."""
     from toolkit.demo import DemoContext, stages
+    from toolkit.demo import output as demo_output
 
     console = err if as_json else out
+    demo_output.claim(output)  # a folder of the user's files: exit 2 before anything runs
     ctx = DemoContext(out=output, console=console, quick=quick)
     timings = {}
-    for _, name, fn in stages():
-        console.rule(f"[bold]{name}")
-        started = time.perf_counter()
-        fn(ctx)
-        timings[name] = round(time.perf_counter() - started, 2)
+    try:
+        for _, name, fn in stages():
+            console.rule(f"[bold]{name}")
+            started = time.perf_counter()
+            fn(ctx)
+            timings[name] = round(time.perf_counter() - started, 2)
+    finally:
+        demo_output.seal(output)
     if as_json:
         print_json({"ok": True, "output": str(output), "timings_s": timings, **ctx.results})
     else:

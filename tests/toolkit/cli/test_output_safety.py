@@ -393,3 +393,26 @@ def test_demo_does_not_replace_a_foreign_bundle_folder(tmp_path):
         )
     assert getattr(caught.value, "exit_code", None) == 2 and "notes.txt" in str(caught.value)
     assert survived(mine)
+
+
+@pytest.mark.parametrize("target", ["mine", "."])
+def test_demo_refuses_a_folder_it_did_not_make_before_any_stage(tmp_path, monkeypatch, target):
+    mine = plant(tmp_path / "mine")
+    plant(tmp_path, "notes.txt")
+    code, text = edgekit(tmp_path, "demo", "--quick", "-o", target, monkeypatch=monkeypatch)
+    assert code == 2 and target in text, text
+    assert "train" not in text  # refused before the first stage
+    assert survived(mine) and sorted(os.listdir(tmp_path)) == ["mine", "notes.txt"]
+    assert os.listdir(tmp_path / "mine") == ["notes.txt"]
+
+
+def test_demo_folder_is_claimed_and_reusable(tmp_path):
+    from toolkit.demo import output as demo_output
+
+    demo_output.claim(tmp_path / "demo")
+    (tmp_path / "demo" / "bundles").mkdir()
+    demo_output.seal(tmp_path / "demo")
+    demo_output.claim(tmp_path / "demo")  # a demo folder: the next demo may use it
+    plant(tmp_path / "demo", "notes.txt")
+    with pytest.raises(Exception, match="notes.txt"):
+        demo_output.claim(tmp_path / "demo")
