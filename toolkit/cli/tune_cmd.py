@@ -118,7 +118,7 @@ def tune_command(
         raise BadInputError("--max-trials must be >= 1")
     if time_budget is not None and time_budget <= 0:
         raise BadInputError("--time-budget must be > 0 seconds")
-    if output is not None and output.parent.is_file():
+    if output is not None and (output.is_dir() or output.parent.is_file()):
         raise BadInputError(
             f"-o {output} cannot be written as a file", hint="give a file name, e.g. tune.json"
         )
