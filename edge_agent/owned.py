@@ -227,7 +227,7 @@ def check_file(
     if shown.is_symlink():
         raise _refuse(shown, "is a symbolic link", "give a new file name", option)
     if shown.is_dir():
-        raise _refuse(shown, "is a folder", f"give a file name for the {what}", option)
+        raise _refuse(shown, "is a folder", f"give a file name for {what}", option)
     if shown.exists() and not is_ours(shown):
         raise _refuse(
             shown,

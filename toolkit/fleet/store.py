@@ -124,7 +124,7 @@ def _refuse_foreign(path: Path) -> None:
         pass
     if version is None:
         raise BadInputError(
-            f"--db {path} is not a fleet database edgekit wrote; nothing was changed",
+            f"--db {path} is not an edgekit fleet database; nothing was changed",
             hint="pass a new file name or one written by `edgekit fleet collect`",
         )
 
