@@ -71,6 +71,55 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def _host_tag() -> str:
+    import hashlib
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def _owner_tag() -> str:
+    """pid and host of the process that makes a staging folder, in its name, so a later run can
+    tell a dead run's leftovers from a live one's."""
+    return f"{os.getpid()}@{_host_tag()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists but belongs to someone else
+    return True
+
+
+def clean_stale_staging(target: str | Path) -> list[Path]:
+    """Remove the staging folders (and swapped-out old outputs) that an interrupted run of ours
+    left beside `target`: only those named with this host and a process that is gone."""
+    import re
+
+    target = Path(target).absolute()
+    host = _host_tag()
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(?:(\d+)@{host}\..+\.partial|old-(\d+))$")
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    for entry in target.parent.iterdir():
+        m = pattern.match(entry.name)
+        if not m or entry.is_symlink() or not entry.is_dir():
+            continue
+        pid = int(m.group(1) or m.group(2))
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        if m.group(2) and not target.exists():
+            os.replace(entry, target)  # killed between the two renames: put the old one back
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def staging_dir(target: str | Path, *, replace: bool = False) -> Iterator[Path]:
     """Yield a fresh folder beside `target`; on success rename it to `target`.
@@ -80,7 +129,12 @@ def staging_dir(target: str | Path, *, replace: bool = False) -> Iterator[Path]:
     """
     target = Path(target).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    clean_stale_staging(target)
+    stage = Path(
+        tempfile.mkdtemp(
+            prefix=f".{target.name}.{_owner_tag()}.", suffix=".partial", dir=target.parent
+        )
+    )
     # mkdtemp makes the folder private (0700); the result should get the usual umask mode
     os.chmod(stage, 0o777 & ~_umask())
     try:

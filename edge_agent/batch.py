@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent import atomic
+from edge_agent import atomic, owned
 from edge_agent.engine import Engine
 from edge_agent.errors import BadInputError
 from edge_agent.progress import progress
@@ -107,11 +107,58 @@ def input_files(path: Path) -> list[Path]:
     return [path]
 
 
+IDS_KEY = "__inference_ids__"
+
+
+def _is_batch_output(path: Path) -> bool:
+    """An .npz this command wrote: it carries the inference ids beside the outputs."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return f"{IDS_KEY}.npy" in zf.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _npz_path(target: Path) -> Path:
+    return target.with_suffix(".npz") if not target.suffix else target
+
+
+def output_paths(files: list[Path], source: Path, output: Path, protect: list[Path]) -> list[Path]:
+    """Where each input's outputs go, refused (exit 2, nothing written) when that would replace
+    a file this command did not write, an input, or put outputs into the current folder."""
+    inputs = [*files, *protect]
+    if not source.is_dir():
+        target = _npz_path(output)
+        owned.check_file(target, _is_batch_output, "a batch output", inputs)
+        return [target]
+    owned.check_location(output, [source, *protect])
+    targets = [output / f"{f.stem}.npz" for f in files]
+    seen: dict[Path, Path] = {}
+    for f, target in zip(files, targets, strict=True):
+        if target in seen:
+            raise BadInputError(
+                f"{seen[target].name} and {f.name} would both write {target}",
+                hint="rename one of the inputs",
+            )
+        seen[target] = f
+        owned.check_file(target, _is_batch_output, "a batch output", inputs)
+    return targets
+
+
 def transform(
-    engine: Engine, source: Path, output: Path, *, show_progress: bool = True
+    engine: Engine,
+    source: Path,
+    output: Path,
+    *,
+    show_progress: bool = True,
+    protect: list[Path] | None = None,
 ) -> dict[str, Any]:
-    """Run every input file through the engine in chunks; write outputs atomically."""
+    """Run every input file through the engine in chunks; write outputs atomically. `protect`
+    names more inputs (the bundle) that the outputs may never replace or go into."""
     files = input_files(source)
+    targets = output_paths(files, source, output, list(protect or []))
     loaded = [(f, read_inputs(f, engine)) for f in files]
     total = sum(len(next(iter(a.values()))) for _, a in loaded)
     chunk = engine.config.max_batch
@@ -120,7 +167,7 @@ def transform(
         output.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"files": [], "rows": 0, "errors": 0}
     with progress(total, "batch", enabled=show_progress) as bar:
-        for file, arrays in loaded:
+        for (file, arrays), target in zip(loaded, targets, strict=True):
             rows = len(next(iter(arrays.values())))
             collected: dict[str, list[np.ndarray]] = {}
             ids: list[str] = []
@@ -136,7 +183,6 @@ def transform(
                     collected.setdefault(name, []).append(np.asarray(arr))
                 ids.extend([iid] * len(next(iter(part.values()))))
                 bar.advance(len(next(iter(part.values()))))
-            target = output / f"{file.stem}.npz" if many else output
             _write_npz(target, {k: np.concatenate(v) for k, v in collected.items()}, ids)
             summary["files"].append({"input": str(file), "output": str(target), "rows": rows})
             summary["rows"] += rows
@@ -147,7 +193,5 @@ def _write_npz(target: Path, arrays: dict[str, np.ndarray], ids: list[str]) -> N
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, **arrays, __inference_ids__=np.asarray(ids, dtype=str))
-    if target.suffix != ".npz":
-        target = target.with_suffix(".npz") if not target.suffix else target
+    np.savez(buf, **arrays, **{IDS_KEY: np.asarray(ids, dtype=str)})
     atomic.write_bytes(target, buf.getvalue())

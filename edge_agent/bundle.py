@@ -12,7 +12,9 @@ so a stage never reads bytes the manifest does not vouch for.
 from __future__ import annotations
 
 import os
+import contextlib
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,6 +210,14 @@ class Bundle:
         file_name = f"{name}.onnx"
         dest = self.file_path(file_name)
         src = Path(onnx_file)
+        listed = {v["file"] for v in self.variants.values()} | set(self.manifest["files"])
+        if file_name not in listed and dest.exists() and src.resolve() != dest.resolve():
+            raise BundleError(
+                f"{dest} exists but the bundle's manifest does not list it, so edgekit will not "
+                "overwrite it",
+                hint="move it away (an interrupted run may have left it: `edgekit inspect` lists "
+                "such files) or choose another --name",
+            )
         if src.resolve() != dest.resolve():
             tmp = dest.with_name(f".{file_name}.tmp")
             shutil.copyfile(src, tmp)
@@ -227,6 +237,15 @@ class Bundle:
 
     def save(self) -> None:
         manifest_io.write(self.path, self.manifest)
+
+    @classmethod
+    @contextlib.contextmanager
+    def updating(cls, path: str | Path) -> Iterator[Bundle]:
+        """The bundle as on disk now, under the bundle's write lock; saved when the body succeeds.
+        Every stage that adds to an existing bundle goes through here, so none loses another's
+        update."""
+        with manifest_io.update(path) as manifest:
+            yield cls(Path(path), manifest)
 
     # -- samples -----------------------------------------------------------------------------
     def load_samples(self) -> dict[str, np.ndarray]:

@@ -144,7 +144,11 @@ def _batch(args: argparse.Namespace) -> int:
     engine = Engine(config, loaded)
     try:
         summary = batch.transform(
-            engine, Path(args.input), Path(args.output), show_progress=not args.no_progress
+            engine,
+            Path(args.input),
+            Path(args.output),
+            show_progress=not args.no_progress,
+            protect=[Path(args.bundle)],
         )
         _start, _end, metrics = engine.active.monitor.close_window()
     finally:

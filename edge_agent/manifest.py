@@ -6,12 +6,14 @@ against the shipped schema and goes through an atomic rename.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edge_agent import atomic
+from edge_agent import atomic, locking
 from edge_agent.errors import BundleError
 from edge_agent.schemas import validation_errors
 
@@ -80,6 +82,18 @@ def write(bundle_dir: str | Path, manifest: dict[str, Any]) -> None:
     manifest["updated"] = utc_now()
     validate(manifest)
     atomic.write_json(Path(bundle_dir) / MANIFEST_FILE, manifest)
+
+
+@contextlib.contextmanager
+def update(
+    bundle_dir: str | Path, timeout: float = locking.DEFAULT_TIMEOUT_S
+) -> Iterator[dict[str, Any]]:
+    """A locked read-modify-write: yield the manifest as it is on disk now and write it back when
+    the body succeeds. Concurrent writers take turns, so none of their changes is lost."""
+    with locking.locked(bundle_dir, timeout):
+        manifest = read(bundle_dir)
+        yield manifest
+        write(bundle_dir, manifest)
 
 
 def append_history(manifest: dict[str, Any], stage: str, command: str, **details: Any) -> None:

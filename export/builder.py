@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent import atomic, baseline
+from edge_agent import atomic, baseline, owned
 from edge_agent import manifest as manifest_io
 from edge_agent.bundle import FP32, Bundle, save_samples
-from edge_agent.errors import BadInputError, CheckFailedError
+from edge_agent.errors import CheckFailedError
 from edge_agent.hashing import sha256_file
 from export import data as data_io
 from export import parity
@@ -73,13 +73,29 @@ def _bundle_name(request: ExportRequest) -> str:
     return name[:128]
 
 
+def input_paths(request: ExportRequest) -> list[Path]:
+    """The files this export reads: the output may never be, or hold, one of them."""
+    paths = [Path(request.data)]
+    source = request.source
+    if Path(source).exists():
+        paths.append(Path(source))
+    elif ":" in source and source.rsplit(":", 1)[0].endswith(".py"):
+        paths.append(Path(source.rsplit(":", 1)[0]))  # path/to/file.py:function
+    if request.options.weights is not None:
+        paths.append(Path(request.options.weights))
+    return paths
+
+
 def export_bundle(request: ExportRequest) -> tuple[Bundle, dict[str, Any]]:
     """Export, verify and write the bundle. Returns the bundle and the parity report."""
     output = Path(request.output)
-    if output.exists() and not request.overwrite:
-        raise BadInputError(
-            f"{output} already exists", hint="choose another -o folder or pass --overwrite"
-        )
+    replacing = owned.check_replace(
+        output,
+        [owned.BUNDLE],
+        input_paths(request),
+        flag="--overwrite",
+        flag_given=request.overwrite,
+    )
     sample = data_io.load(request.data, request.target_column)
     loaded = load_source(request.source, trust_pickle=request.trust_pickle)
     exporter = exporter_for(loaded.obj)
@@ -101,7 +117,7 @@ def export_bundle(request: ExportRequest) -> tuple[Bundle, dict[str, Any]]:
                 or "inspect the per-output table; loosen with --atol only if the difference is understood",
                 details=report,
             )
-        with atomic.staging_dir(output, replace=request.overwrite) as stage:
+        with atomic.staging_dir(output, replace=replacing) as stage:
             bundle = _write_bundle(stage, request, loaded.info, sample, result, onnx_out, report)
     return Bundle.open(output), bundle.manifest["variants"][FP32]["parity"]
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge_agent import atomic
+from edge_agent import atomic, owned
 from edge_agent import manifest as manifest_io
 from edge_agent.benchmark.record import record_problems
 from edge_agent.benchmark.stats import PERCENTILES
@@ -51,33 +51,32 @@ def save_to_manifest(run: BenchRun, target: str, command: str | None = None) -> 
     A record replaces an earlier one of the same configuration; other configurations and other
     scenarios stay. Returns the variants updated.
     """
-    bundle = Bundle.open(run.bundle_path)
-    by_variant: dict[str, list[dict[str, Any]]] = {}
-    for r in run.records:
-        if r["system"] == "onnxruntime" and r["variant"] in bundle.variants:
-            by_variant.setdefault(r["variant"], []).append(r)
-    for name, records in by_variant.items():
-        benchmarks = bundle.variants[name].setdefault("benchmarks", {})
-        entry = benchmarks.setdefault(target, {})
-        entry["updated"] = run.created
-        entry["environment"] = _environment_summary(run.environment)
-        scenarios = entry.setdefault("scenarios", {})
-        existing = {config_key(r): r for r in scenarios.get(run.plan["scenario"], [])}
-        for r in records:
-            existing[config_key(r)] = r
-        scenarios[run.plan["scenario"]] = sorted(
-            existing.values(), key=lambda r: (r["provider"], r["threads"] or 0, r["batch"])
-        )
-    if by_variant:
-        manifest_io.append_history(
-            bundle.manifest,
-            "bench",
-            command or shlex.join(["edgekit", *sys.argv[1:]]),
-            target=target,
-            scenario=run.plan["scenario"],
-            variants=sorted(by_variant),
-        )
-        bundle.save()
+    with Bundle.updating(run.bundle_path) as bundle:  # what others stored meanwhile stays
+        by_variant: dict[str, list[dict[str, Any]]] = {}
+        for r in run.records:
+            if r["system"] == "onnxruntime" and r["variant"] in bundle.variants:
+                by_variant.setdefault(r["variant"], []).append(r)
+        for name, records in by_variant.items():
+            benchmarks = bundle.variants[name].setdefault("benchmarks", {})
+            entry = benchmarks.setdefault(target, {})
+            entry["updated"] = run.created
+            entry["environment"] = _environment_summary(run.environment)
+            scenarios = entry.setdefault("scenarios", {})
+            existing = {config_key(r): r for r in scenarios.get(run.plan["scenario"], [])}
+            for r in records:
+                existing[config_key(r)] = r
+            scenarios[run.plan["scenario"]] = sorted(
+                existing.values(), key=lambda r: (r["provider"], r["threads"] or 0, r["batch"])
+            )
+        if by_variant:
+            manifest_io.append_history(
+                bundle.manifest,
+                "bench",
+                command or shlex.join(["edgekit", *sys.argv[1:]]),
+                target=target,
+                scenario=run.plan["scenario"],
+                variants=sorted(by_variant),
+            )
     return sorted(by_variant)
 
 
@@ -127,18 +126,24 @@ def csv_text(records: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def prepare_output(out_dir: Path) -> Path:
-    """Make the report folder before measuring, so a bad -o fails in a second, not after the
-    whole run (and before anything is stored in the manifest)."""
+REPORT_KIND = "bench-report"
+
+
+def prepare_output(out_dir: Path, bundle_dir: Path | None = None) -> Path:
+    """Check the report folder before measuring, so a bad -o fails in a second, not after the
+    whole run (and before anything is stored in the manifest). It may be new, empty, or a bench
+    report edgekit wrote (which is replaced); never the user's folder or one holding the bundle."""
     out_dir = Path(out_dir)
+    owned.check_replace(out_dir, [REPORT_KIND], [bundle_dir] if bundle_dir else [])
+    parent = out_dir.absolute().parent
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInputError(
             f"cannot create the report folder {out_dir}: {exc.strerror or exc}",
             hint="give -o a folder you can write to",
         ) from None
-    if not os.access(out_dir, os.W_OK):
+    if not os.access(parent, os.W_OK):
         raise BadInputError(
             f"cannot write to the report folder {out_dir}", hint="give -o a folder you can write to"
         )
@@ -146,12 +151,17 @@ def prepare_output(out_dir: Path) -> Path:
 
 
 def write_results(run: BenchRun, out_dir: Path, manifest: dict[str, Any] | None) -> dict[str, Path]:
-    """results.json, results.csv and report.html (accuracy from the manifest's evaluations)."""
+    """results.json, results.csv and report.html (accuracy from the manifest's evaluations),
+    built in a staging folder with edgekit's marker and swapped in whole."""
     from toolkit.bench.report import write_report
 
-    paths = write_outputs(run, out_dir)
-    paths["html"] = write_report(run.to_dict(), manifest, Path(out_dir) / "report.html")
-    return paths
+    out_dir = Path(out_dir)
+    replacing = owned.check_replace(out_dir, [REPORT_KIND], [run.bundle_path])
+    with atomic.staging_dir(out_dir, replace=replacing) as stage:
+        paths = write_outputs(run, stage)
+        paths["html"] = write_report(run.to_dict(), manifest, stage / "report.html")
+        owned.write_marker(stage, REPORT_KIND)
+    return {key: out_dir / path.name for key, path in paths.items()}
 
 
 def write_outputs(run: BenchRun, out_dir: Path) -> dict[str, Path]:

@@ -288,7 +288,7 @@ def bench_run(
     bundle = Bundle.open(bundle_dir)
     out_path = output or Path(f"bench-{bundle.manifest['name']}")
     existed = out_path.exists()
-    out_dir = prepare_output(out_path)
+    out_dir = prepare_output(out_path, bundle_dir)
     progress: RichProgress | None = None
     try:
         progress = RichProgress()

@@ -23,13 +23,18 @@ def demo_command(
 ) -> None:
     """Run the whole path on a scikit-learn pipeline and a PyTorch CNN, offline."""
     from toolkit.demo import FAILED, DemoContext, run_stages
+    from toolkit.demo import output as demo_output
 
     console = err if as_json else out
     # absolute here, where it is decided: stages hand paths under it to processes (the agents
     # on the simulated devices) that run in folders of their own
     output = output.expanduser().absolute()
+    demo_output.claim(output)  # a folder of the user's files: exit 2 before anything runs
     ctx = DemoContext(out=output, console=console, quick=quick)
-    statuses = run_stages(ctx, lambda name: console.rule(f"[bold]{name}"))
+    try:
+        statuses = run_stages(ctx, lambda name: console.rule(f"[bold]{name}"))
+    finally:
+        demo_output.seal(output)
     failed = [s for s in statuses if s.status == FAILED]
     seconds = sum(s.seconds for s in statuses)
     if as_json:

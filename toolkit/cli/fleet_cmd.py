@@ -148,6 +148,13 @@ def report_command(
     for b in bundle or []:
         if not (b / "manifest.json").is_file():
             raise BadInputError(f"--bundle {b} is not a model bundle (no manifest.json)")
+    if output is not None:
+        from edge_agent import owned
+        from toolkit.reports.html import is_edgekit_report
+
+        owned.check_file(
+            output, is_edgekit_report, "an HTML report", [db, run_dir, *(bundle or [])]
+        )
     store = SqliteStore.open_existing(db)
     try:
         roots = []

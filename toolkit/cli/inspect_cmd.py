@@ -1,5 +1,6 @@
 """`edgekit inspect`: a bundle's signature, variants, sizes, parity and lineage, with every
-digest verified (a tampered or missing file is reported and exits 1)."""
+digest verified (a tampered or missing file is reported and exits 1), and files the manifest
+does not list (orphans: a lost update or an interrupted run) reported."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import typer
 from rich.table import Table
 
 from edge_agent.bundle import SIGNATURE_FILE, Bundle
+from edge_agent.bundle import Bundle
+from edge_agent.owned import bundle_orphans
 from toolkit.cli import app
 from toolkit.cli.common import JSON_OPTION, fmt_bytes, handle_errors, out, print_json
 
@@ -119,6 +122,7 @@ def inspect_command(
     bundle = Bundle.open(bundle_dir, verify_key=verify_key)
     problems = bundle.digest_problems()
     signed = (bundle.path / SIGNATURE_FILE).is_file()
+    orphans = bundle_orphans(bundle.path, bundle.manifest)
     if as_json:
         print_json(
             {
@@ -127,6 +131,7 @@ def inspect_command(
                 "signed": signed,
                 "signed_by": bundle.signed_by,
                 "manifest": bundle.manifest,
+                "orphans": orphans,
                 "integrity": [
                     {
                         "file": p.file,
@@ -152,5 +157,13 @@ def inspect_command(
             out.print(f"[green]✓ signature verified[/] (key {bundle.signed_by})")
         elif signed:
             out.print(f"{SIGNATURE_FILE} present, not checked: pass --verify-key PUB.pem")
+        if orphans:
+            out.print(
+                f"[yellow]! {len(orphans)} file(s) in the folder that the manifest does not list[/]"
+                f": {', '.join(orphans)} (left by an interrupted or concurrent run, or put there "
+                "by hand; edgekit never loads them: delete them, or re-run the command that "
+                "makes them)",
+                highlight=False,
+            )
     if problems:
         raise typer.Exit(1)

@@ -11,12 +11,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edge_agent import atomic
+from edge_agent import atomic, owned
 from edge_agent.errors import BadInputError, EdgekitError
 from toolkit.cli import app
 from toolkit.cli.common import JSON_OPTION, err, fmt_bytes, handle_errors, out, print_json
 from toolkit.cli.targets_cmd import TARGETS_DIR_OPTION
 from toolkit.tune.tuner import TuneRequest, TuneResult, tune
+
+TUNE_KIND = "edgekit-tune"  # in the -o file, so a later run knows it may replace it
 
 
 def front_table(result: TuneResult) -> Table:
@@ -153,6 +155,10 @@ def tune_command(
         raise BadInputError(
             f"-o {output} cannot be written as a file", hint="give a file name, e.g. tune.json"
         )
+    if output is not None:
+        owned.check_file(
+            output, owned.json_kind_is(TUNE_KIND), "a tune result", [bundle_dir, from_fleet]
+        )
     request = TuneRequest(
         bundle_dir=bundle_dir,
         target=target,
@@ -197,7 +203,7 @@ def tune_command(
     if result.interrupted:
         _keep_interrupted(result, payload, bundle_dir, output, as_json)
     if output is not None:
-        atomic.write_json(output, payload)
+        atomic.write_json(output, {"kind": TUNE_KIND, **payload})
     if as_json:
         print_json({"ok": True, "written": request.write, **payload})
         return

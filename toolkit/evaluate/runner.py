@@ -171,6 +171,7 @@ def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[st
     for n in names:
         bundle.variant(n)  # a clear error for an unknown --variant
 
+    judged = {FP32: bundle.variant(FP32)["sha256"]}  # the file each verdict is about
     ref_result, ref_pred = _evaluate_one(bundle, FP32, feeds, target, None)
     results = {FP32: ref_result}
     preds = {FP32: ref_pred}
@@ -179,6 +180,7 @@ def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[st
     ref_result["gate"] = {"metric": metric, "reference": True, "passed": True}
 
     def judge(name: str) -> None:
+        judged[name] = bundle.variant(name)["sha256"]
         result, pred = _evaluate_one(bundle, name, feeds, target, (ref_result["metrics"], ref_pred))
         result["gate"] = G.judge(
             metric, _gate_value(result, metric), ref_value, request.max_drop, name
@@ -227,22 +229,29 @@ def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[st
         "target_column": request.target_column,
         "labelled": target is not None,
     }
-    bundle = Bundle.open(bundle.path)
     now = manifest_io.utc_now()
-    for name, result in results.items():
-        entry = bundle.variant(name)
-        entry["evaluation"] = {"at": now, "data": data_info, **result}
-        if name != FP32:
-            G.apply(entry, result["gate"])
-    manifest_io.append_history(
-        bundle.manifest,
-        "evaluate",
-        request.command or f"edgekit evaluate {bundle.path} --data {request.data}",
-        metric=metric,
-        max_drop=request.max_drop,
-        passed=[n for n, r in results.items() if n != FP32 and r["gate"]["passed"]],
-    )
-    bundle.save()
+    # A locked read-modify-write: what other commands stored meanwhile stays, and a variant
+    # that changed under us is not given a verdict about another file.
+    with Bundle.updating(bundle.path) as bundle:
+        for name, result in results.items():
+            entry = bundle.variants.get(name)
+            if entry is None or entry["sha256"] != judged.get(name):
+                raise BundleError(
+                    f"variant {name!r} of {bundle.path} was removed or replaced while it was "
+                    "being evaluated",
+                    hint="run the evaluation again",
+                )
+            entry["evaluation"] = {"at": now, "data": data_info, **result}
+            if name != FP32:
+                G.apply(entry, result["gate"])
+        manifest_io.append_history(
+            bundle.manifest,
+            "evaluate",
+            request.command or f"edgekit evaluate {bundle.path} --data {request.data}",
+            metric=metric,
+            max_drop=request.max_drop,
+            passed=[n for n, r in results.items() if n != FP32 and r["gate"]["passed"]],
+        )
     quantized = [n for n in results if n != FP32]
     passing = [n for n in quantized if results[n]["gate"]["passed"]]
     return {

@@ -113,6 +113,28 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+def _refuse_foreign(path: Path) -> None:
+    """An existing --db must be a fleet database edgekit made: our tables are never added to
+    someone else's SQLite file (nor is any other file turned into one)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    version = None
+    try:
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='store_version'").fetchone()
+            version = row[0] if row else None
+        finally:
+            db.close()
+    except sqlite3.Error:
+        pass
+    if version is None:
+        raise BadInputError(
+            f"--db {path} is not an edgekit fleet database; nothing was changed",
+            hint="pass a new file name or one written by `edgekit fleet collect`",
+        )
+
+
 class SqliteStore:
     """The default store: one SQLite file in WAL mode, one writer connection guarded by a lock."""
 
@@ -120,6 +142,7 @@ class SqliteStore:
         self.path = Path(path)
         if self.path.exists() and not self.path.is_file():
             raise BadInputError(f"--db {self.path} is not a file")
+        _refuse_foreign(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.keep_payloads = keep_payloads
         self._lock = threading.RLock()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edge_agent import atomic, signing
+from edge_agent import atomic, owned, signing
 from edge_agent.bundle import FP32, Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
 from edge_agent.hashing import sha256_b64_file
@@ -274,6 +274,7 @@ def package(
             f"-o {request.output} is a file, not a folder",
             hint="pass the build folder (greengrass-build)",
         )
+    check_build_folder(Path(request.output), request.bundle_dir)
     signer = None
     if request.sign_key is not None:
         signer = signing.load_private_key(request.sign_key)
@@ -301,6 +302,8 @@ def package(
             f"{name} {version} is already packaged in {output}",
             hint="component versions are immutable: bump --version, or pass --overwrite",
         )
+    if final_artifacts.exists() or recipe_path.exists():
+        check_version_ours(output, name, version, final_artifacts)
 
     # Built beside its final place and renamed in only once the recipe validates: a failure
     # leaves the output as it was (an existing version is swapped out only with --overwrite),
@@ -426,6 +429,79 @@ def package(
         },
     )
     return result
+
+
+BUILD_ENTRIES = {"recipes", "artifacts", owned.MARKER}
+REPORT_SUFFIX = ".edgekit.json"
+
+
+def check_build_folder(output: Path, bundle_dir: Path | None) -> None:
+    """-o is a Greengrass build folder: new, or one that holds only recipes/, artifacts/ and our
+    package reports. Never the current folder, one above it, or one holding the bundle."""
+    owned.check_location(output, [bundle_dir] if bundle_dir else [])
+    if not output.is_dir():
+        return
+    foreign = sorted(
+        p.name
+        for p in output.iterdir()
+        if p.name not in BUILD_ENTRIES
+        and not p.name.endswith(REPORT_SUFFIX)
+        and not owned.is_our_temp(p.name)
+    )
+    if foreign:
+        raise BadInputError(
+            f"-o {output}: holds files that are not a Greengrass build's "
+            f"({', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}); nothing was changed",
+            hint="give -o a build folder of its own, e.g. -o greengrass-build",
+        )
+
+
+def check_version_ours(output: Path, name: str, version: str, artifacts_dir: Path) -> None:
+    """--overwrite replaces a packaged version only when edgekit packaged it: its report is
+    there and names every file in the version's artifact folder."""
+    report = output / f"{name}-{version}{REPORT_SUFFIX}"
+    try:
+        listed = set(json.loads(report.read_text("utf-8")).get("artifacts", {}))
+    except (OSError, ValueError, AttributeError):
+        listed = None
+    where = f"-o {output}: {name} {version}"
+    if listed is None:
+        raise BadInputError(
+            f"{where} was not packaged by edgekit (no {report.name}); nothing was changed",
+            hint="bump --version, or move that version away yourself",
+        )
+    if artifacts_dir.is_dir():
+        foreign = sorted(
+            p.name
+            for p in artifacts_dir.iterdir()
+            if p.name not in listed and not owned.is_our_temp(p.name)
+        )
+        if foreign:
+            raise BadInputError(
+                f"{where} holds files edgekit did not write ({', '.join(foreign[:5])}); "
+                "nothing was changed",
+                hint="move those files away, or bump --version",
+            )
+
+
+def is_our_build(folder: Path) -> bool:
+    """A whole build folder edgekit may replace: only build entries, and every component version
+    in it (recipe and artifact folder) has the report `edgekit package` writes beside it."""
+    try:
+        check_build_folder(folder, None)
+    except BadInputError:
+        return False
+    reports = {p.name.removesuffix(REPORT_SUFFIX) for p in folder.glob(f"*{REPORT_SUFFIX}")}
+    recipes = folder / "recipes"
+    if recipes.is_dir() and any(p.stem not in reports for p in recipes.iterdir()):
+        return False
+    artifacts = folder / "artifacts"
+    if artifacts.is_dir():
+        for component in artifacts.iterdir():
+            versions = list(component.iterdir()) if component.is_dir() else [component]
+            if any(f"{component.name}-{v.name}" not in reports for v in versions):
+                return False
+    return True
 
 
 @contextlib.contextmanager

@@ -160,15 +160,39 @@ def _run_stage(p: StagePlan, spec: PipelineSpec, outputs: dict, runtime: Runtime
     return _from_json(stored, p.entry)
 
 
+PUBLISHED = (("bundle", "bundle"), ("build_dir", "greengrass-build"))
+
+
+def _check_publish(target: Path, key: str) -> bool:
+    """The published bundle / build folder replaces only one edgekit wrote (and nothing that
+    holds the user's files); True when there is one to replace."""
+    from edge_agent import owned
+
+    if key == "bundle":
+        return owned.check_replace(target, [owned.BUNDLE], option="output")
+    from toolkit.greengrass.package import is_our_build
+
+    owned.check_location(target, option="output")
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        return target.exists()
+    if not is_our_build(target):
+        raise BadInputError(
+            f"output {target}: holds files `edgekit package` did not write; nothing was changed",
+            hint="move them away or set another `output:` folder in the pipeline file",
+        )
+    return True
+
+
 def _publish_outputs(spec: PipelineSpec, outputs: dict[str, dict]) -> dict[str, str]:
     """The final bundle and component copied to the output folder (each swapped in whole)."""
     published: dict[str, str] = {}
     ctx = StageContext(spec, spec.output, outputs, Runtime())
-    for key, name in (("bundle", "bundle"), ("build_dir", "greengrass-build")):
+    for key, name in PUBLISHED:
         src = ctx.latest(key)
         if not src:
             continue
-        with staging_dir(spec.output / name, replace=True) as stage:
+        replacing = _check_publish(spec.output / name, key)
+        with staging_dir(spec.output / name, replace=replacing) as stage:
             shutil.copytree(src, stage, dirs_exist_ok=True)
         published[name] = str(spec.output / name)
     return published
@@ -193,6 +217,8 @@ def run_pipeline(
     emit = on_event or (lambda *_a: None)
     try:
         stages = make_plan(spec, runtime, force)
+        for key, name in PUBLISHED:  # before any stage runs: fail in a second, touch nothing
+            _check_publish(spec.output / name, key)
         run_id = store.begin(
             pipeline=str(spec.path),
             digest=spec.digest,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_agent import owned
 from edge_agent.atomic import write_text
 from edge_agent.errors import BadInputError
 
@@ -210,10 +211,17 @@ def write_starter(output: Path, framework: str, force: bool = False) -> list[Pat
     folder = output.parent
     name = "starter-" + framework
     targets = [output] + [folder / f for f in files] + [folder / "data"]
-    existing = [p for p in targets if p.exists()]
+    existing = [p for p in targets if p.exists() or p.is_symlink()]
     if existing and not force:
         raise BadInputError(
             f"{existing[0]} already exists", hint="choose another -o, or pass --force to overwrite"
+        )
+    foreign = [p for p in existing if not _starter_made(p)]
+    if foreign:
+        raise BadInputError(
+            f"{foreign[0]} was not written by `edgekit init`, so --force does not replace it; "
+            "nothing was changed",
+            hint="choose another -o folder for the starter, or move that file away",
         )
     component = "Starter" + framework.capitalize()
     text = template.format(name=name) + COMMON_TAIL.format(component=component, min_value=min_value)
@@ -222,4 +230,29 @@ def write_starter(output: Path, framework: str, force: bool = False) -> list[Pat
     for fname, body in files.items():
         write_text(folder / fname, body)
     make_data(folder / "data")
+    owned.write_marker(folder / "data", DATA_KIND)
     return targets
+
+
+DATA_KIND = "starter-data"
+# The first line of what `edgekit init` writes: pipeline files and the Python files beside them.
+STARTER_HEADS = (
+    "# edgekit pipeline:",
+    '"""Training for the edgekit starter pipeline',
+    '"""The model factory for the edgekit starter pipeline',
+)
+
+
+def _starter_made(path: Path) -> bool:
+    """Whether `edgekit init` wrote this file or data folder (so --force may replace it)."""
+    if path.is_symlink():
+        return False
+    if path.is_dir():
+        kind, foreign = owned.owner(path)
+        return kind == DATA_KIND and not foreign
+    try:
+        with path.open(encoding="utf-8") as fh:
+            head = fh.read(200)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return head.startswith(STARTER_HEADS)

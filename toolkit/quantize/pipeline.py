@@ -252,16 +252,12 @@ def _versions() -> dict[str, str | None]:
 
 def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> QuantizeResult:
     bundle = Bundle.open(bundle_dir)
-    fp32_path = _fp32_path(bundle)
+    fp32_path = _fp32_path(bundle).resolve()  # the quantizers run in their own folder
     info = graph.analyse(fp32_path)
     method, config, choice, hw_defaults = resolve(request, info)
     name = request.name or method.default_name(config)
     check_name(name)
-    if name in bundle.variants and not request.replace:
-        raise BundleError(
-            f"bundle already has a variant {name!r}",
-            hint="choose another --name or pass --replace",
-        )
+    _check_free(bundle, name, request.replace)
     calib = None
     if method.needs_calibration:
         calib = calibration.load(bundle, request.calibration, target_column=request.target_column)
@@ -305,6 +301,7 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
             with (
                 logs.kept_root_logs(below=logging.ERROR) as warned,
                 contextlib.redirect_stdout(io.StringIO()),
+                preprocess.contained(work),
             ):
                 details = method.run(config, ctx)
             if warned:
@@ -358,25 +355,44 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
             "duration_s": round(duration, 3),
             "versions": _versions(),
         }
-        entry = bundle.add_variant(
-            name,
-            out_path,
-            {
-                "precision": method.precision(config),
-                "opset": bundle.variant(FP32).get("opset"),
-                "source_variant": FP32,
-                "quantization": record,
-                "parity": parity,
-                "evaluation": None,
-            },
-            replace=request.replace,
-        )
-        manifest_io.append_history(
-            bundle.manifest,
-            "quantize",
-            request.command or f"edgekit quantize {bundle.path} --method {request.method}",
-            variant=name,
-            method=method.name,
-        )
-        bundle.save()
+        # The manifest as it is now, under the bundle's lock: another run may have added a
+        # variant while this one worked, and it must stay.
+        with Bundle.updating(bundle.path) as current:
+            _check_free(current, name, request.replace, meanwhile=True)
+            if current.variant(FP32)["sha256"] != bundle.variant(FP32)["sha256"]:
+                raise BundleError(
+                    f"the fp32 variant of {bundle.path} changed while quantizing",
+                    hint="run the command again",
+                )
+            entry = current.add_variant(
+                name,
+                out_path,
+                {
+                    "precision": method.precision(config),
+                    "opset": current.variant(FP32).get("opset"),
+                    "source_variant": FP32,
+                    "quantization": record,
+                    "parity": parity,
+                    "evaluation": None,
+                },
+                replace=request.replace,
+            )
+            manifest_io.append_history(
+                current.manifest,
+                "quantize",
+                request.command or f"edgekit quantize {bundle.path} --method {request.method}",
+                variant=name,
+                method=method.name,
+            )
     return QuantizeResult(bundle.path, name, entry)
+
+
+def _check_free(bundle: Bundle, name: str, replace: bool, meanwhile: bool = False) -> None:
+    """A variant name is taken once: a second run (or a concurrent one) that asks for the same
+    name is refused unless it says --replace."""
+    if name in bundle.variants and not replace:
+        raise BundleError(
+            f"bundle already has a variant {name!r}"
+            + (" (another run added it while this one worked)" if meanwhile else ""),
+            hint="choose another --name or pass --replace",
+        )

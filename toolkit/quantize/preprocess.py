@@ -3,7 +3,8 @@
 onnxruntime advises it before every quantization. Symbolic shape inference fails on torch
 dynamo exports ("Incomplete symbolic shape inference"), so those start with it skipped; any
 other failure falls back one step at a time, and the record says what was actually done.
-It runs with a temp folder as working directory so its scratch files never land in the user's.
+It runs with a folder of our work area as working and temp directory, so its scratch files
+never land in the user's folder or the system's temp folder.
 """
 
 from __future__ import annotations
@@ -43,13 +44,18 @@ class _Capture(logging.Handler):
 
 
 @contextlib.contextmanager
-def _in_dir(path: Path) -> Iterator[None]:
-    old = os.getcwd()
+def contained(path: Path) -> Iterator[None]:
+    """Run onnxruntime's quantization tools with `path` as both the working folder and the
+    temp folder: quant_pre_process and the calibrators make scratch files in each, and they
+    must land (and be removed) inside our own work folder, never the user's or the system's."""
+    old_cwd, old_tmp = os.getcwd(), tempfile.tempdir
     os.chdir(path)
+    tempfile.tempdir = str(path)
     try:
         yield
     finally:
-        os.chdir(old)
+        tempfile.tempdir = old_tmp
+        os.chdir(old_cwd)
 
 
 def is_dynamo_export(lineage: dict[str, Any] | None) -> bool:
@@ -82,7 +88,7 @@ def preprocess(
         capture = _Capture()
         logger.addHandler(capture)
         try:
-            with _in_dir(scratch):
+            with contained(scratch):
                 quant_pre_process(str(src), str(out), **kwargs)
         except Exception as exc:  # it raises whatever its inner tools raise
             tried.append({"steps": label, "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
@@ -128,6 +134,6 @@ def replay(src: Path, workdir: Path, record: dict[str, Any] | None) -> Path:
 
     out = workdir / "preprocessed-replay.onnx"
     scratch = Path(tempfile.mkdtemp(prefix="pre-", dir=workdir))
-    with _in_dir(scratch):
+    with contained(scratch):
         quant_pre_process(str(src), str(out), **options)
     return out

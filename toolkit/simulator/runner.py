@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_agent import owned
 from edge_agent.atomic import write_json
 from edge_agent.errors import BadInputError
 from toolkit.simulator import ports as ports_mod
@@ -138,7 +141,38 @@ def pick_component(catalog: Catalog, wanted: str | None) -> str:
     raise BadInputError(f"the build folder has several components {names}", hint="pass --name")
 
 
+RUN_KIND = "simulate-run"
+
+
+def claim_run_dir(opts: SimulateOptions) -> Path | None:
+    """The run folder may be new, empty or a run folder edgekit wrote; never the user's folder,
+    the current one or one holding the component. An earlier run is moved aside (and removed
+    when this one ends); returns where it went."""
+    run_dir = Path(opts.run_dir)
+    inputs = [opts.component_dir, opts.data, opts.wheel_cache]
+    if not owned.check_replace(run_dir, [RUN_KIND], inputs) or not any(run_dir.iterdir()):
+        return None
+    old = run_dir.absolute().with_name(f".{run_dir.name}.old-{os.getpid()}")
+    os.replace(run_dir, old)
+    return old
+
+
 async def simulate(
+    opts: SimulateOptions, on_tick: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """Run the simulation into its run folder, marked as edgekit's so a later run may replace
+    it (and the run before this one is removed only once this one has ended)."""
+    old = claim_run_dir(opts)
+    try:
+        return await _simulate(opts, on_tick)
+    finally:
+        if Path(opts.run_dir).is_dir():
+            owned.write_marker(opts.run_dir, RUN_KIND)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+async def _simulate(
     opts: SimulateOptions, on_tick: Callable[[dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
     opts.run_dir.mkdir(parents=True, exist_ok=True)

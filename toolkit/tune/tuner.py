@@ -584,16 +584,15 @@ def _rank_by_profile(
 
 def record(bundle: Bundle, result: TuneResult, request: TuneRequest) -> None:
     """Write the selection for this target into the manifest (validated, atomic)."""
-    fresh = Bundle.open(bundle.path)
     rec = result.selection_record()
     rec["max_drop"] = request.max_drop
-    fresh.manifest.setdefault("selection", {})[result.target.name] = rec
-    manifest_io.append_history(
-        fresh.manifest,
-        "tune",
-        request.command,
-        target=result.target.name,
-        variant=result.selected.candidate.variant,
-        mode=result.mode,
-    )
-    fresh.save()
+    with Bundle.updating(bundle.path) as fresh:  # a locked read-modify-write
+        fresh.manifest.setdefault("selection", {})[result.target.name] = rec
+        manifest_io.append_history(
+            fresh.manifest,
+            "tune",
+            request.command,
+            target=result.target.name,
+            variant=result.selected.candidate.variant,
+            mode=result.mode,
+        )
