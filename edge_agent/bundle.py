@@ -11,8 +11,8 @@ so a stage never reads bytes the manifest does not vouch for.
 
 from __future__ import annotations
 
-import os
 import contextlib
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass

@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from edge_agent.bundle import SIGNATURE_FILE, Bundle
-from edge_agent.bundle import Bundle
 from edge_agent.owned import bundle_orphans
 from toolkit.cli import app
 from toolkit.cli.common import JSON_OPTION, fmt_bytes, handle_errors, out, print_json
