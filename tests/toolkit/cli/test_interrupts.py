@@ -74,11 +74,12 @@ def test_ctrl_c_during_bench_keeps_the_measured_configurations(project: Path) ->
     assert rc == 130, stderr[-2000:]
     doc = json.loads((project / "out" / "results.json").read_text())
     assert doc["complete"] is False and doc["interrupted"]
-    assert 1 <= len(doc["records"]) < doc["planned_configurations"] == 16
+    # 2 thread counts x 4 batch sizes (the native baseline needs --trust-code, not given here)
+    assert 1 <= len(doc["records"]) < doc["planned_configurations"] == 8
     assert "Incomplete: interrupted during" in (project / "out" / "report.html").read_text()
     csv_rows = (project / "out" / "results.csv").read_text().strip().splitlines()
     assert len(csv_rows) == len(doc["records"]) + 1
-    kept = f"kept the {len(doc['records'])} of 16 configurations"
+    kept = f"kept the {len(doc['records'])} of 8 configurations"
     assert kept in stderr and "results.json" in stderr and "Traceback" not in stderr
     assert (project / "model" / "manifest.json").read_bytes() == manifest
 
