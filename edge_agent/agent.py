@@ -39,6 +39,22 @@ COMMAND_HANDLERS: dict[str, str] = {
 }
 
 
+def rest_options(cfg: AgentConfig) -> Any:
+    from edge_agent.serving.options import RestOptions
+
+    return RestOptions(
+        max_request_bytes=cfg.max_request_bytes,
+        max_inflight_bytes=cfg.rest_max_inflight_bytes,
+        workers=cfg.rest_workers,
+        max_connections=cfg.rest_max_connections,
+        backlog=cfg.rest_backlog,
+        keepalive_s=cfg.rest_keepalive_s,
+        request_timeout_s=cfg.rest_request_timeout_s,
+        shutdown_timeout_s=cfg.rest_shutdown_timeout_s,
+        access_log=cfg.rest_access_log,
+    )
+
+
 class Agent:
     def __init__(self, config: AgentConfig, transport: Transport | None = None) -> None:
         config.check()
@@ -94,7 +110,12 @@ class Agent:
             from edge_agent.rest import RestServer
 
             self.rest = RestServer(
-                self.engine, cfg.host, cfg.port, cfg.token, cfg.max_request_bytes
+                self.engine,
+                cfg.host,
+                cfg.port,
+                cfg.token,
+                cfg.max_request_bytes,
+                rest_options(cfg),
             )
             self.rest.start()
         self.transport.subscribe(f"{telemetry.COMMAND_PREFIX}/{cfg.thing}/+", self._on_command)

@@ -25,6 +25,16 @@ from edge_agent.monitor import Monitor
 from edge_agent.validation import Limits, RequestError, Validator, encode_outputs, spec_from_ort
 
 
+@dataclass
+class V2Result:
+    """One answered v2 request: the response without outputs, and what to encode them from."""
+
+    head: dict[str, Any]
+    names: list[str]
+    arrays: list[np.ndarray]
+    specs: dict[str, Any]
+
+
 class ModelError(Exception):
     """onnxruntime failed on an input that passed validation (a server-side fault)."""
 
@@ -161,23 +171,40 @@ class Engine:
         active.record(received, started, finished, rows, inference_id, checked, result, names)
         return inference_id, names, result
 
-    def infer_json(self, body: Any, received: float | None = None) -> dict[str, Any]:
-        """A decoded KServe v2 request → v2 response (with the inference id as ``id``)."""
+    def infer_v2(
+        self,
+        body: Any,
+        received: float | None = None,
+        binary: dict[int, memoryview] | None = None,
+    ) -> V2Result:
+        """A decoded KServe v2 request → the response's head, and the outputs to encode.
+
+        The head's ``id`` echoes the request's ``id`` (the protocol's rule); without one it is
+        the inference id, which ``parameters.inference_id`` always carries for /feedback.
+        """
         active = self._active
         received = received if received is not None else perf_counter()
         try:
-            feeds, wanted, request_id = active.validator.parse_kserve(body)
+            feeds, wanted, request_id = active.validator.parse_kserve(body, binary)
         except RequestError as exc:
             active.monitor.record_error(exc.kind, wrong_type=exc.wrong_type)
             raise
         inference_id, names, arrays = self.infer(feeds, wanted, received)
         model = active.model
-        return {
+        head = {
             "model_name": model.name,
             "model_version": model.variant,
-            "id": inference_id,
-            "parameters": {"request_id": request_id, "sha256": model.sha256},
-            "outputs": encode_outputs(active.validator.outputs, names, arrays),
+            "id": request_id if request_id is not None else inference_id,
+            "parameters": {"inference_id": inference_id, "sha256": model.sha256},
+        }
+        return V2Result(head, names, arrays, active.validator.outputs)
+
+    def infer_json(self, body: Any, received: float | None = None) -> dict[str, Any]:
+        """A decoded KServe v2 request → the v2 response with JSON ``data`` for every output."""
+        result = self.infer_v2(body, received)
+        return {
+            **result.head,
+            "outputs": encode_outputs(result.specs, result.names, result.arrays),
         }
 
     def record_error(self, kind: str) -> None:
