@@ -93,6 +93,18 @@ class Agent:
         loaded = model_mod.load(cfg.bundle, cfg.variant, cfg.target)
         self.engine = Engine(cfg, loaded)
         self.engine.on_swap = self._on_swap
+        if cfg.port is not None and cfg.port >= 0:
+            from edge_agent.rest import RestServer
+
+            # bound now, served later: a port in use fails before anything is written
+            self.rest = RestServer(
+                self.engine,
+                cfg.host,
+                cfg.port,
+                cfg.token,
+                cfg.max_request_bytes,
+                rest_options(cfg),
+            )
         self.outbox = Outbox(
             cfg.outbox, max_messages=cfg.outbox_max_messages, max_bytes=cfg.outbox_max_bytes
         )
@@ -106,17 +118,7 @@ class Agent:
             undelivered_retry_max_s=cfg.undelivered_retry_max_s,
         )
         self.publisher.start()
-        if cfg.port is not None and cfg.port >= 0:
-            from edge_agent.rest import RestServer
-
-            self.rest = RestServer(
-                self.engine,
-                cfg.host,
-                cfg.port,
-                cfg.token,
-                cfg.max_request_bytes,
-                rest_options(cfg),
-            )
+        if self.rest:
             self.rest.start()
         self.transport.subscribe(f"{telemetry.COMMAND_PREFIX}/{cfg.thing}/+", self._on_command)
         if self.greengrass:
@@ -391,10 +393,11 @@ class Agent:
             self._window_thread.join(5)
         if self.engine:
             self.engine.ready = False
-            try:
-                self.close_window()
-            except Exception:
-                log.exception("closing the last window failed")
+            if self.outbox:  # a start that failed before the outbox has no window to send
+                try:
+                    self.close_window()
+                except Exception:
+                    log.exception("closing the last window failed")
             self.engine.close()
         if self.publisher:
             flushed = self.publisher.flush(flush_timeout)

@@ -38,7 +38,9 @@ def decompress(raw: bytearray, encoding: str | None, cap: int) -> bytes | bytear
     if not encoding or encoding == "identity":
         return raw
     if encoding not in ("gzip", "deflate"):
-        raise RequestError(f"Content-Encoding {encoding!r} is not supported (gzip, deflate)")
+        exc = RequestError(f"Content-Encoding {encoding!r} is not supported (gzip, deflate)")
+        exc.status = 415  # Unsupported Media Type, as RFC 9110 answers an unknown coding
+        raise exc
     wbits = 31 if encoding == "gzip" else 15
     inflater = zlib.decompressobj(wbits)
     try:
