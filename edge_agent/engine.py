@@ -22,6 +22,7 @@ from edge_agent.capture import Capture
 from edge_agent.config import AgentConfig
 from edge_agent.errors import EdgekitError
 from edge_agent.monitor import Monitor
+from edge_agent.serving.heads import ClassifierHead, classifier_head
 from edge_agent.validation import Limits, RequestError, Validator, encode_outputs, spec_from_ort
 
 
@@ -44,6 +45,7 @@ class Active:
     model: model_mod.LoadedModel
     validator: Validator
     monitor: Monitor
+    head: ClassifierHead | None = None  # label + probabilities a logits-only bundle declares
 
     def __post_init__(self) -> None:
         # Bound once per model so the request path does no lookups it can avoid.
@@ -98,6 +100,9 @@ def build_active(model: model_mod.LoadedModel, config: AgentConfig) -> Active:
             config.capture_max_bytes,
             config.capture_files,
         )
+    head = classifier_head(bundle, validator.outputs)
+    if head is not None:
+        validator.outputs.update(head.specs)  # listed in metadata, accepted in 'outputs'
     monitor = Monitor(
         baseline,
         bundle.task,
@@ -107,7 +112,7 @@ def build_active(model: model_mod.LoadedModel, config: AgentConfig) -> Active:
         feedback_keep=config.feedback_keep,
         capture=capture,
     )
-    return Active(model, validator, monitor)
+    return Active(model, validator, monitor, head)
 
 
 def drift_policy(config: AgentConfig) -> drift.DriftPolicy:
@@ -189,7 +194,15 @@ class Engine:
         except RequestError as exc:
             active.monitor.record_error(exc.kind, wrong_type=exc.wrong_type)
             raise
-        inference_id, names, arrays = self.infer(feeds, wanted, received)
+        run = wanted
+        if active.head is not None and wanted is not None:
+            extra = active.head.specs
+            run = [n for n in wanted if n not in extra]
+            if len(run) < len(wanted) and active.head.logits not in run:
+                run.append(active.head.logits)
+        inference_id, names, arrays = self.infer(feeds, run, received)
+        if active.head is not None:
+            names, arrays = active.head.add(names, arrays, wanted)
         model = active.model
         head = {
             "model_name": model.name,

@@ -329,3 +329,41 @@ def test_stop_finishes_requests_in_flight(cnn_bundle, tmp_path):
     stopper.join(20)
     assert results == [200] and not stopper.is_alive()
     engine.close()
+
+
+def test_torch_classifier_answers_with_label_and_probabilities(agent, client):
+    """The CNN bundle (PyTorch, logits only in its graph) declares classification and labels:
+    the answer carries label and probabilities as a scikit-learn classifier's does."""
+    name = agent.engine.model.name
+    outputs = {o["name"]: o for o in client.get_model_metadata(name)["outputs"]}
+    assert outputs["label"] == {"name": "label", "datatype": "INT64", "shape": [-1]}
+    assert outputs["probabilities"]["shape"] == [-1, 10]
+    x = np.random.default_rng(3).random((5, 1, 8, 8), dtype=np.float32)
+    tensor = triton.InferInput("input", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    result = client.infer(name, [tensor])
+    logits = result.as_numpy("logits")
+    np.testing.assert_array_equal(result.as_numpy("label"), logits.argmax(axis=1))
+    probabilities = result.as_numpy("probabilities")
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(probabilities.argmax(axis=1), logits.argmax(axis=1))
+    only = client.infer(name, [tensor], outputs=[triton.InferRequestedOutput("label")])
+    assert [o["name"] for o in only.get_response()["outputs"]] == ["label"]
+
+
+def test_string_labels_come_back_as_bytes(copy_bundle, cnn_bundle, tmp_path):
+    bundle = copy_bundle(cnn_bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    manifest["signature"]["labels"] = names
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    engine = Engine(config(bundle, tmp_path), model_mod.load(bundle))
+    try:
+        x = np.random.default_rng(4).random((3, 1, 8, 8), dtype=np.float32)
+        response = engine.infer_json(kserve_body({"input": x}))
+        by_name = {o["name"]: o for o in response["outputs"]}
+        top = np.asarray(by_name["logits"]["data"]).reshape(3, 10).argmax(axis=1)
+        assert by_name["label"]["datatype"] == "BYTES"
+        assert by_name["label"]["data"] == [names[i] for i in top]
+    finally:
+        engine.close()
