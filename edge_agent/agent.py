@@ -22,7 +22,7 @@ from edge_agent import hardware, telemetry
 from edge_agent import model as model_mod
 from edge_agent import transports as transport_registry
 from edge_agent.alerts import AlertEngine
-from edge_agent.config import AgentConfig
+from edge_agent.config import AgentConfig, outbox_path
 from edge_agent.engine import Active, Engine, ModelError
 from edge_agent.errors import EdgekitError
 from edge_agent.outbox import Outbox, Publisher
@@ -30,6 +30,8 @@ from edge_agent.transports.base import Transport
 from edge_agent.validation import RequestError
 
 log = logging.getLogger("edge_agent")
+# How long a stop waits for the broker to take what is still queued (Greengrass allows 15 s).
+FLUSH_TIMEOUT_S = 3.0
 
 COMMAND_HANDLERS: dict[str, str] = {
     "bench": "_cmd_bench",
@@ -90,7 +92,9 @@ class Agent:
             raise EdgekitError(
                 "no bundle given", hint="pass --bundle DIR (or set bundle in --config)"
             )
-        loaded = model_mod.load(cfg.bundle, cfg.variant, cfg.target)
+        loaded = model_mod.load(cfg.bundle, cfg.variant, cfg.target, verify_key=cfg.verify_key)
+        if loaded.bundle.signed_by:
+            log.info("bundle signature verified (key %s)", loaded.bundle.signed_by)
         self.engine = Engine(cfg, loaded)
         self.engine.on_swap = self._on_swap
         if cfg.port is not None and cfg.port >= 0:
@@ -106,7 +110,9 @@ class Agent:
                 rest_options(cfg),
             )
         self.outbox = Outbox(
-            cfg.outbox, max_messages=cfg.outbox_max_messages, max_bytes=cfg.outbox_max_bytes
+            outbox_path(cfg, self.transport.name),
+            max_messages=cfg.outbox_max_messages,
+            max_bytes=cfg.outbox_max_bytes,
         )
         self.transport.start()
         self.publisher = Publisher(
@@ -124,7 +130,10 @@ class Agent:
         if self.greengrass:
             self._start_greengrass_local()
         self.ready_s = time.perf_counter() - t0
-        self._enqueue("hello", (self.started_at, time.time()), self._hello_body())
+        hello = self._hello_body()
+        hello["outbox"] = self.outbox.report()
+        if self._enqueue("hello", (self.started_at, time.time()), hello):
+            self.outbox.reported(hello["outbox"])
         if self.greengrass:
             self._update_state("RUNNING")
         self._window_thread = threading.Thread(
@@ -183,7 +192,11 @@ class Agent:
             window=window,
             body=body,
         )
-        return self.outbox.enqueue(telemetry.data_topic(cfg.thing, message_type), message)
+        try:
+            return self.outbox.enqueue(telemetry.data_topic(cfg.thing, message_type), message)
+        except Exception:  # a telemetry fault must never reach the caller (serving goes on)
+            log.exception("a %s message could not be queued", message_type)
+            return []
 
     def _publish_error(self, exc: Exception) -> None:
         log.debug("publish failed, kept in the outbox: %s", exc)
@@ -193,11 +206,11 @@ class Agent:
         with self._window_lock:
             active = active or self.engine.active
             start, end, body = active.monitor.close_window()
-            stats = self.outbox.stats()
-            body["outbox"] = {"pending": stats["pending"], "dropped_total": stats["dropped_total"]}
+            body["outbox"] = self.outbox.report()
             body["swaps"], self._swaps = self._swaps, []
             model = active.model.describe()
-            self._enqueue("metrics", (start, end), body, model)
+            if self._enqueue("metrics", (start, end), body, model):
+                self.outbox.reported(body["outbox"])
             fired = self.alerts.evaluate(body, end)
             if fired:
                 self._enqueue("alerts", (start, end), {"alerts": fired}, model)
@@ -372,10 +385,15 @@ class Agent:
             log.error("UpdateState %s failed: %s", state, exc)
 
     # -- running and stopping --------------------------------------------------------------------
-    def run(self) -> int:
-        """Serve until SIGTERM/SIGINT, then finish the window, flush, exit 0."""
+    def handle_signals(self) -> None:
+        """SIGTERM/SIGINT ask for a clean stop. Installed before start-up by the CLI, so a
+        signal that comes right after (or during) start-up is not the default, abrupt death."""
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT, then finish the window, flush, exit 0."""
+        self.handle_signals()
         self._stop.wait()
         self.stop()
         return 0
@@ -383,7 +401,12 @@ class Agent:
     def request_stop(self) -> None:
         self._stop.set()
 
-    def stop(self, flush_timeout: float = 5.0) -> None:
+    def stop(self, flush_timeout: float = FLUSH_TIMEOUT_S) -> None:
+        """Finish the window, send what can be sent within ``flush_timeout``, close.
+
+        Idle with nothing to send this takes well under a second; with a broker that is down
+        it waits at most ``flush_timeout`` (3 s, well inside Greengrass's 15 s shutdown
+        timeout) and what was not sent stays in the outbox for the next start."""
         if self._stopped.is_set():
             return
         self._stop.set()
@@ -400,14 +423,30 @@ class Agent:
                     log.exception("closing the last window failed")
             self.engine.close()
         if self.publisher:
-            flushed = self.publisher.flush(flush_timeout)
-            if not flushed:
-                log.warning(
-                    "%s message(s) stay in the outbox for the next start",
-                    self.outbox.stats()["pending"],
-                )
+            self._flush(flush_timeout)
         if self.transport:
-            self.transport.close()
+            try:
+                self.transport.close()
+            except Exception as exc:
+                log.debug("closing the transport: %s", exc)
         if self.outbox:
             self.outbox.close()
         self._stopped.set()
+
+    def _flush(self, timeout: float) -> None:
+        if self.transport is None or self.transport.name == "none":
+            self.publisher.stop(join_timeout=1.0)  # nothing can be sent: nothing to wait for
+            return
+        if self.publisher.flush(timeout):
+            return
+        pending = self.outbox.stats()["pending"]
+        if not pending:
+            return
+        if self.outbox.durable:
+            log.warning(
+                "%d message(s) stay in the outbox %s for the next start",
+                pending,
+                self.outbox.path,
+            )
+        else:
+            log.warning("%d message(s) could not be sent (the outbox was in memory)", pending)

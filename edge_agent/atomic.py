@@ -19,6 +19,22 @@ def _umask() -> int:
     return mask
 
 
+def fsync_dir(folder: str | Path) -> None:
+    """Make a rename (or a new entry) in ``folder`` durable: without it a power loss right after
+    ``os.replace`` can bring back the old file, or none. A no-op where folders cannot be opened
+    (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder; the rename itself stands
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,6 +47,7 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         # mkstemp makes the file private (0600); give it the mode a plain open() would
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -74,9 +91,11 @@ def staging_dir(target: str | Path, *, replace: bool = False) -> Iterator[Path]:
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)
             os.replace(stage, target)
+            fsync_dir(target.parent)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(stage, target)
+            fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

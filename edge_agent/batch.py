@@ -21,13 +21,15 @@ from edge_agent import atomic
 from edge_agent.engine import Engine
 from edge_agent.errors import BadInputError
 from edge_agent.progress import progress
-from edge_agent.validation import RequestError
+from edge_agent.validation import RequestError, Validator, by_onnx_name
 
 SUFFIXES = (".npz", ".npy", ".json", ".jsonl", ".csv")
 
 
 def read_inputs(path: Path, engine: Engine) -> dict[str, np.ndarray]:
-    specs = engine.active.validator.inputs
+    """Arrays keyed by ONNX input name; files may name them by the user's column names."""
+    validator = engine.active.validator
+    specs = validator.inputs
     suffix = path.suffix.lower()
     try:
         if suffix == ".npz":
@@ -49,15 +51,20 @@ def read_inputs(path: Path, engine: Engine) -> dict[str, np.ndarray]:
             rows = [
                 json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()
             ]
-            arrays = {name: np.asarray([r[name] for r in rows]) for name in specs}
+            keys = rows[0].keys() if rows else ()
+            arrays = {
+                name: np.asarray([r[validator.key_for(name, keys) or name] for r in rows])
+                for name in specs
+            }
         elif suffix == ".csv":
-            arrays = _read_csv(path, specs)
+            arrays = _read_csv(path, validator)
         else:
             raise BadInputError(f"{path}: unsupported input type; use one of {', '.join(SUFFIXES)}")
     except (OSError, ValueError, KeyError) as exc:
         raise BadInputError(f"cannot read inputs from {path}: {exc}") from exc
     except RequestError as exc:
         raise BadInputError(f"{path}: {exc.message}") from exc
+    arrays = by_onnx_name(arrays, validator.aliases)
     return {k: _shape_rows(v, specs[k].shape) if k in specs else v for k, v in arrays.items()}
 
 
@@ -68,17 +75,20 @@ def _shape_rows(arr: np.ndarray, shape: tuple[int | None, ...]) -> np.ndarray:
     return arr
 
 
-def _read_csv(path: Path, specs: dict[str, Any]) -> dict[str, np.ndarray]:
+def _read_csv(path: Path, validator: Validator) -> dict[str, np.ndarray]:
+    specs = validator.inputs
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     if not rows:
         raise BadInputError(f"{path} has no rows")
-    missing = [n for n in specs if n not in rows[0]]
+    header = rows[0].keys()
+    missing = [validator.columns.get(n, n) for n in specs if validator.key_for(n, header) is None]
     if missing:
         raise BadInputError(f"{path} lacks column(s) {missing} the model takes")
     out = {}
     for name, spec in specs.items():
-        values = [r[name] for r in rows]
+        key = validator.key_for(name, header)
+        values = [r[key] for r in rows]
         if spec.is_string:
             out[name] = np.asarray(values, dtype=str)
         else:

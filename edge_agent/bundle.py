@@ -1,12 +1,17 @@
 """A model bundle on disk: a folder with manifest.json, one ONNX file per variant,
 the drift baseline and stored sample inputs.
 
-This class is the one way stages read and extend a bundle: it keeps the manifest's
-digests in step with the files and refuses paths that would leave the folder.
+This class is the one way every command (and the device agent) reads and extends a bundle.
+A bundle is untrusted input, so `Bundle.open` checks everything before a stage sees it: the
+manifest's schema (and its signature when a verify key is given), plain file names only (no
+path separators, no `..`, nothing reserved), and no symbolic links anywhere in the folder.
+File digests are checked when a file is used (`verify_variant`, `load_samples`, `baseline`),
+so a stage never reads bytes the manifest does not vouch for.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +21,34 @@ import numpy as np
 
 from edge_agent import atomic
 from edge_agent import manifest as manifest_io
+from edge_agent.arrays import load_npz
 from edge_agent.errors import BundleError, IntegrityError
 from edge_agent.hashing import sha256_file
+from edge_agent.signing import SIGNATURE_FILE
 
 FP32 = "fp32"
+RESERVED_NAMES = frozenset({manifest_io.MANIFEST_FILE, SIGNATURE_FILE})
+
+
+def check_name(name: object) -> str:
+    """A name the manifest gives for a file must be a plain file name inside the bundle."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or name in (".", "..")
+        or Path(name).is_absolute()
+        or ".." in Path(name).parts
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+    ):
+        raise BundleError(
+            f"bundle file name {name!r} is not a plain file name inside the bundle",
+            hint="a manifest names files in its own folder only; this bundle was tampered with",
+        )
+    if name in RESERVED_NAMES:
+        raise BundleError(f"bundle file name {name!r} is reserved for the bundle itself")
+    return name
 
 
 @dataclass(frozen=True)
@@ -34,25 +63,55 @@ class Bundle:
     def __init__(self, path: str | Path, manifest: dict[str, Any]) -> None:
         self.path = Path(path)
         self.manifest = manifest
+        self.signed_by: str | None = None  # the verify key's id, when the signature was checked
+        self._verified: dict[str, tuple[int, int, int]] = {}
 
     @classmethod
-    def open(cls, path: str | Path) -> Bundle:
-        return cls(Path(path), manifest_io.read(path))
+    def open(cls, path: str | Path, *, verify_key: Any = None) -> Bundle:
+        """Read and check a bundle. With `verify_key` (a PEM path, PEM text or a loaded Ed25519
+        public key) the manifest must carry a valid signature by that key before it is parsed."""
+        data = manifest_io.read_bytes(path)
+        signed_by = None
+        if verify_key is not None:
+            signed_by = _verify_signature(Path(path), data, verify_key)
+        bundle = cls(Path(path), manifest_io.parse(data, Path(path) / manifest_io.MANIFEST_FILE))
+        bundle.signed_by = signed_by
+        bundle.check_layout()
+        return bundle
+
+    def check_layout(self) -> None:
+        """Every name the manifest gives is a plain file name, the baseline and samples are
+        vouched for by a digest, and the folder holds no symbolic link."""
+        m = self.manifest
+        for name in m["files"]:
+            check_name(name)
+        for variant, entry in m["variants"].items():
+            check_name(entry["file"])
+            if entry["file"] in m["files"]:
+                raise BundleError(f"variant {variant!r} file {entry['file']!r} is listed twice")
+        for key in ("baseline", "samples"):
+            name = m.get(key)
+            if name is not None:
+                check_name(name)
+                if name not in m["files"]:
+                    raise BundleError(
+                        f"the manifest's {key} {name!r} is not among its files, so no digest "
+                        "vouches for it",
+                        hint="re-export the bundle",
+                    )
+        with os.scandir(self.path) as entries:
+            links = sorted(e.name for e in entries if e.is_symlink())
+        if links:
+            raise BundleError(
+                f"bundle {self.path} holds symbolic links ({', '.join(links)}); a bundle holds "
+                "only plain files",
+                hint="copy the real files into the bundle (a link could make it read any file)",
+            )
 
     # -- paths -----------------------------------------------------------------------------
     def file_path(self, name: str) -> Path:
         """Resolve a file named in the manifest, refusing anything that escapes the bundle."""
-        if (
-            not name
-            or Path(name).is_absolute()
-            or ".." in Path(name).parts
-            or "/" in name
-            or "\\" in name
-        ):
-            raise BundleError(
-                f"bundle file name {name!r} is not a plain file name inside the bundle"
-            )
-        return self.path / name
+        return self.path / check_name(name)
 
     @property
     def variants(self) -> dict[str, dict[str, Any]]:
@@ -93,16 +152,24 @@ class Bundle:
             if only is not None and name not in only:
                 continue
             path = self.file_path(name)
+            if path.is_symlink():
+                problems.append(DigestProblem(name, "symlink", sha))
+                continue
             if not path.is_file():
                 problems.append(DigestProblem(name, "missing", sha))
                 continue
-            actual_size = path.stat().st_size
-            if actual_size != size:
-                problems.append(DigestProblem(name, "size", str(size), str(actual_size)))
+            stat = path.stat()
+            if stat.st_size != size:
+                problems.append(DigestProblem(name, "size", str(size), str(stat.st_size)))
                 continue
+            key = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+            if self._verified.get(name) == key:
+                continue  # hashed already and unchanged since
             actual = sha256_file(path)
             if actual != sha:
                 problems.append(DigestProblem(name, "modified", sha, actual))
+            else:
+                self._verified[name] = key
         return problems
 
     def verify(self, only: list[str] | None = None) -> None:
@@ -127,6 +194,7 @@ class Bundle:
         path = self.file_path(name)
         entry = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         self.manifest["files"][name] = entry
+        self._verified.pop(name, None)
         return entry
 
     def add_variant(
@@ -169,8 +237,7 @@ class Bundle:
                 f"bundle {self.path} stores no sample inputs", hint="re-export it with --data"
             )
         self.verify(only=[name])
-        with np.load(self.file_path(name), allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
+        return load_npz(self.file_path(name), "bundle samples")
 
     def sample_inputs(self) -> dict[str, np.ndarray]:
         return {k: v for k, v in self.load_samples().items() if not k.startswith("__")}
@@ -183,6 +250,19 @@ class Bundle:
             raise BundleError(f"bundle {self.path} has no drift baseline")
         self.verify(only=[name])
         return json.loads(self.file_path(name).read_text("utf-8"))
+
+
+def _verify_signature(path: Path, manifest_bytes: bytes, verify_key: Any) -> str:
+    from edge_agent import signing  # imports cryptography: only when a key is configured
+
+    key = verify_key
+    if isinstance(verify_key, (str, Path)):
+        key = signing.load_public_key(verify_key)
+    sig_path = path / SIGNATURE_FILE
+    if sig_path.is_symlink():
+        raise BundleError(f"{sig_path} is a symbolic link; a bundle holds only plain files")
+    signature = sig_path.read_bytes() if sig_path.is_file() else None
+    return signing.verify(manifest_bytes, signature, key)
 
 
 def save_samples(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -39,12 +39,25 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--max-batch", type=int, help="rows per request at most (default 256)")
     s.add_argument("--access-log", action="store_true", default=None, help="log every HTTP request")
     s.add_argument("--config", help="JSON configuration file (flags override it)")
+    s.add_argument(
+        "--verify-key",
+        help="Ed25519 public key (PEM); refuse any bundle not signed by it "
+        "(default: $EDGE_AGENT_VERIFY_KEY)",
+    )
     s.add_argument("--mqtt", help="mqtt://HOST:PORT (loopback only) or mqtts://HOST:PORT")
     s.add_argument("--cert", help="device certificate (PEM) for mqtts")
     s.add_argument("--key", help="device private key (PEM) for mqtts")
     s.add_argument("--ca", help="CA bundle (PEM) that signed the broker's certificate")
     s.add_argument("--thing", help="IoT thing name (default: $AWS_IOT_THING_NAME or edge-device)")
-    s.add_argument("--outbox", help="SQLite outbox file (default edge-agent-outbox.sqlite)")
+    s.add_argument(
+        "--outbox",
+        help="SQLite outbox file (default STATE_DIR/outbox.sqlite; none without a transport)",
+    )
+    s.add_argument(
+        "--state-dir",
+        help="folder for the agent's own files (default $EDGE_AGENT_STATE_DIR, the Greengrass "
+        "work folder, or ~/.local/state/edge-agent/THING)",
+    )
     s.add_argument("--window", type=float, help="monitoring window in seconds (default 60)")
     s.add_argument("--transport", choices=["greengrass", "mqtt", "inprocess", "none"])
     s.add_argument("--component-version", help="version reported in telemetry")
@@ -57,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", required=True, help="output .npz (file input) or folder")
     b.add_argument("--variant")
     b.add_argument("--target")
+    b.add_argument("--verify-key", help="Ed25519 public key (PEM); refuse an unsigned bundle")
     b.add_argument("--chunk", type=int, help="rows per inference call (default: max_batch 256)")
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
     b.add_argument("--no-progress", action="store_true")
@@ -79,15 +93,17 @@ _FLAG_KEYS = {
     "ca": "ca",
     "thing": "thing",
     "outbox": "outbox",
+    "state_dir": "state_dir",
     "window": "window_s",
     "transport": "transport",
     "component_version": "component_version",
+    "verify_key": "verify_key",
     "chunk": "max_batch",
 }
 
 
 def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Any:
-    """Defaults ← --config file ← environment (thing name) ← flags."""
+    """Defaults ← --config file ← environment (thing name, verify key) ← flags."""
     import os
 
     from edge_agent.config import AgentConfig, load_file
@@ -98,6 +114,8 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         config = config.updated(load_file(args.config))
     if env.get("AWS_IOT_THING_NAME"):
         config = config.updated({"thing": env["AWS_IOT_THING_NAME"]})
+    if env.get("EDGE_AGENT_VERIFY_KEY"):
+        config = config.updated({"verify_key": env["EDGE_AGENT_VERIFY_KEY"]})
     flags = {
         key: getattr(args, attr)
         for attr, key in _FLAG_KEYS.items()
@@ -140,6 +158,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = build_config(args)
     agent = Agent(config)
+    agent.handle_signals()
     try:
         agent.start()
     except BaseException:
@@ -161,7 +180,7 @@ def _batch(args: argparse.Namespace) -> int:
     from edge_agent.engine import Engine
 
     config = build_config(args)
-    loaded = model_mod.load(args.bundle, args.variant, args.target)
+    loaded = model_mod.load(args.bundle, args.variant, args.target, verify_key=config.verify_key)
     engine = Engine(config, loaded)
     try:
         summary = batch.transform(

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,9 @@ class AgentConfig:
     port: int = 8080
     token: str | None = None
     token_file: str | None = None  # read the token from this file (keeps it off the process list)
+    # Ed25519 public key (PEM file path or PEM text): when set, every bundle loaded (at start
+    # and on swap) must carry a valid signature by it (edge_agent.signing)
+    verify_key: str | None = None
     max_batch: int = 256
     max_elements: int = 4_000_000
     max_request_bytes: int = 32 * 1024 * 1024
@@ -87,7 +92,13 @@ class AgentConfig:
     key: str | None = None
     ca: str | None = None
     transport: str | None = None  # greengrass | mqtt | inprocess | none; None = choose
-    outbox: str = "edge-agent-outbox.sqlite"
+    # The agent's own files (the outbox): --state-dir, else $EDGE_AGENT_STATE_DIR, else under
+    # Greengrass the component's work folder (where the nucleus starts it), else
+    # $XDG_STATE_HOME/edge-agent/{thing} (~/.local/state/edge-agent/{thing}). See state_dir().
+    state_dir: str | None = None
+    # The outbox file; default {state_dir}/outbox.sqlite, and none at all (in memory) when no
+    # telemetry transport is configured (transport "none").
+    outbox: str | None = None
     outbox_max_messages: int = 10_000
     outbox_max_bytes: int = 64 * 1024 * 1024
     publish_timeout_s: float = 10.0
@@ -111,7 +122,7 @@ class AgentConfig:
                 continue
             if live_only and key not in LIVE_KEYS:
                 continue
-            values[key] = _coerce(key, value, fields[key].type)
+            values[key] = _coerce(raw_key, value, fields[key].type)
         config = AgentConfig(**values)
         config.check()
         return config
@@ -156,9 +167,7 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         return None
     try:
         if text.startswith("bool"):
-            if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
-            return bool(value)
+            return _bool(key, value)
         if text.startswith("int"):
             return int(value)
         if text.startswith("float"):
@@ -166,6 +175,53 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     except (TypeError, ValueError) as exc:
         raise BadInputError(f"configuration {key}={value!r} is not a valid {text}") from exc
     return value
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+def _bool(key: str, value: Any) -> bool:
+    """true/false, 1/0, yes/no, on/off (any case) and JSON booleans; anything else is refused,
+    so a typo such as "ture" cannot silently turn a setting off."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise BadInputError(
+        f"configuration {key}={value!r} is not a boolean",
+        hint="use true or false (yes/no, on/off and 1/0 are accepted too)",
+    )
+
+
+def state_dir(config: AgentConfig, env: Mapping[str, str] | None = None) -> Path:
+    """Where the agent keeps its own files; never the current folder outside Greengrass."""
+    env = os.environ if env is None else env
+    if config.state_dir:
+        return Path(config.state_dir).expanduser().absolute()
+    if env.get("EDGE_AGENT_STATE_DIR"):
+        return Path(env["EDGE_AGENT_STATE_DIR"]).expanduser().absolute()
+    if env.get("SVCUID") and env.get("AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT"):
+        return Path.cwd()  # the nucleus runs a component in its own work folder ({work:path})
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base).expanduser().absolute() / "edge-agent" / config.thing
+
+
+def outbox_path(
+    config: AgentConfig, transport: str, env: Mapping[str, str] | None = None
+) -> Path | None:
+    """The outbox file for this configuration, or None (in memory) without a transport."""
+    if config.outbox:
+        return Path(config.outbox).expanduser().absolute()
+    if transport == "none":
+        return None
+    return state_dir(config, env) / "outbox.sqlite"
 
 
 def load_file(path: str | Path) -> dict[str, Any]:

@@ -23,7 +23,14 @@ from edge_agent.config import AgentConfig
 from edge_agent.errors import EdgekitError
 from edge_agent.monitor import Monitor
 from edge_agent.serving.heads import ClassifierHead, classifier_head
-from edge_agent.validation import Limits, RequestError, Validator, encode_outputs, spec_from_ort
+from edge_agent.validation import (
+    Limits,
+    RequestError,
+    Validator,
+    encode_outputs,
+    input_aliases,
+    spec_from_ort,
+)
 
 
 @dataclass
@@ -84,12 +91,13 @@ def limits_from(config: AgentConfig) -> Limits:
 
 def build_active(model: model_mod.LoadedModel, config: AgentConfig) -> Active:
     session = model.session
+    bundle = model.bundle
     validator = Validator(
         [spec_from_ort(i) for i in session.get_inputs()],
         [spec_from_ort(o) for o in session.get_outputs()],
         limits_from(config),
+        aliases=input_aliases(bundle.signature),
     )
-    bundle = model.bundle
     baseline = bundle.baseline() if bundle.manifest.get("baseline") else None
     roles = {o["name"]: o.get("role", "raw") for o in bundle.signature["outputs"]}
     capture = None
@@ -265,7 +273,9 @@ class Engine:
         with self._swap_lock:
             old = self._active
             target_dir = bundle_dir or str(old.model.bundle.path)
-            new_model = model_mod.load(target_dir, variant, self.config.target)
+            new_model = model_mod.load(
+                target_dir, variant, self.config.target, verify_key=self.config.verify_key
+            )
             new = build_active(new_model, self.config)
             new.monitor.start()
             self._active = new

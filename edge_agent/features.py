@@ -53,20 +53,22 @@ def specs_for(
         name = tensor["name"]
         if name not in arrays:
             continue
+        # a feature goes by the user's column name; `tensor` keeps the ONNX name it reads
+        shown = tensor.get("column") or name
         arr = np.asarray(arrays[name])
         per_row = int(np.prod(arr.shape[1:])) if arr.ndim > 1 else 1
         role = tensor.get("role")
         categorical = _is_string(arr) or (prediction and role == "label")
         if categorical:
             if per_row == 1:
-                specs.append(FeatureSpec(name, "categorical", name))
+                specs.append(FeatureSpec(shown, "categorical", name))
             continue  # multi-valued string tensors are not tracked
         if prediction and role in CLASS_SCORE_ROLES and has_label:
             continue  # the predicted label already carries the class distribution
         if prediction and role in CLASS_SCORE_ROLES and arr.ndim == 2 and per_row > 1:
             specs.append(FeatureSpec(f"{name}:{ARGMAX}", "categorical", name, summary=ARGMAX))
         if per_row == 1:
-            specs.append(FeatureSpec(name, "numeric", name))
+            specs.append(FeatureSpec(shown, "numeric", name))
         elif arr.ndim == 2 and per_row <= MAX_ELEMENT_FEATURES:
             specs.extend(
                 FeatureSpec(f"{name}[{i}]", "numeric", name, index=i) for i in range(per_row)

@@ -193,13 +193,45 @@ def onnxruntime_info() -> dict[str, Any]:
     return {"version": ort.__version__, "providers": list(ort.get_available_providers())}
 
 
+# EDGEKIT_PROBE_CPU=NAME makes probe() describe one of these x86-64 CPUs instead of this one's
+# ISA, so that the choices that depend on it (quantization settings, tune's candidates) can be
+# exercised for both kinds of x86 CPU on any machine: the test suite runs the quantize and tune
+# tests once as each. Cores, memory and everything else stay this machine's.
+PROBE_CPU_ENV = "EDGEKIT_PROBE_CPU"
+CPU_PRESETS: dict[str, set[str]] = {
+    "avx2": {"avx2", "f16c"},  # e.g. an AMD EPYC Zen 2 or a Haswell Xeon: U8S8 via VPMADDUBSW
+    "vnni": {"avx2", "f16c", "avx512f", "avx512_vnni"},  # e.g. Cascade Lake and later
+}
+
+
+def cpu_override() -> str | None:
+    """The preset named by EDGEKIT_PROBE_CPU, or None when unset."""
+    from edge_agent.errors import BadInputError
+
+    name = os.environ.get(PROBE_CPU_ENV, "").strip().lower()
+    if not name:
+        return None
+    if name not in CPU_PRESETS:
+        raise BadInputError(
+            f"{PROBE_CPU_ENV}={name!r} is not a CPU preset",
+            hint=f"one of {', '.join(sorted(CPU_PRESETS))}, or unset it to probe this machine",
+        )
+    return name
+
+
 def probe() -> dict[str, Any]:
     """This machine's profile, in the same shape as a target profile's hardware section."""
     cpu = _cpuinfo()
+    arch = greengrass_architecture()
+    override = cpu_override()
+    if override:
+        cpu = {"model": f"x86-64 {override} ({PROBE_CPU_ENV}={override})"}
+        cpu["flags"] = CPU_PRESETS[override]
+        arch = "amd64"
     return {
         "platform": {
             "os": greengrass_os(),
-            "architecture": greengrass_architecture(),
+            "architecture": arch,
             "architecture.detail": platform.machine(),
         },
         "cpu": {
@@ -208,6 +240,7 @@ def probe() -> dict[str, Any]:
             "logical_cores": os.cpu_count(),
             "usable_cores": usable_cpus(),
             "features": isa_features(cpu["flags"]),
+            **({"probe_override": override} if override else {}),
         },
         "memory_bytes": memory_bytes(),
         "gpus": gpus(),

@@ -35,17 +35,32 @@ def validate(manifest: dict[str, Any]) -> None:
 
 
 def read(bundle_dir: str | Path) -> dict[str, Any]:
+    return parse(read_bytes(bundle_dir), Path(bundle_dir) / MANIFEST_FILE)
+
+
+def read_bytes(bundle_dir: str | Path) -> bytes:
+    """The manifest's bytes, read once: a signature is checked on exactly what is parsed."""
     path = Path(bundle_dir) / MANIFEST_FILE
     if not Path(bundle_dir).is_dir():
         raise BundleError(
             f"{bundle_dir} is not a bundle folder", hint="pass the folder `edgekit export -o` wrote"
         )
+    if path.is_symlink():
+        raise BundleError(
+            f"{path} is a symbolic link; a bundle holds only plain files",
+            hint="copy the real file into the bundle",
+        )
     if not path.is_file():
         raise BundleError(
             f"{bundle_dir} has no {MANIFEST_FILE}", hint="pass the folder `edgekit export -o` wrote"
         )
+    return path.read_bytes()
+
+
+def parse(data: bytes, path: str | Path = MANIFEST_FILE) -> dict[str, Any]:
+    """Decode, check the schema version and validate a manifest's bytes."""
     try:
-        manifest = json.loads(path.read_text("utf-8"))
+        manifest = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict):

@@ -159,13 +159,18 @@ def _check_external_data(bundle: Bundle, data: bytes) -> list[str]:
 
 
 def load(
-    bundle_dir: str | Path, variant: str | None = None, target: str | None = None
+    bundle_dir: str | Path,
+    variant: str | None = None,
+    target: str | None = None,
+    *,
+    verify_key: Any = None,
 ) -> LoadedModel:
-    """Everything before 'ready': verify → external-data check → session → warm-up → self-test."""
+    """Everything before 'ready': signature (with a verify key) → verify → external-data check
+    → session → warm-up → self-test."""
     import onnxruntime as ort
 
     started = time.perf_counter()
-    bundle = Bundle.open(bundle_dir)
+    bundle = Bundle.open(bundle_dir, verify_key=verify_key)
     choice = choose(bundle, variant, target)
     path, data, digest = _verified_bytes(bundle, choice.variant)
     external = _check_external_data(bundle, data)

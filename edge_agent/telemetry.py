@@ -25,8 +25,11 @@ Guarantees the collector may rely on:
 * ``seq`` starts at 1 on a fresh device and grows by exactly one per message, across restarts
   (it lives in the durable outbox). A message may arrive more than once (QoS 1 and outbox
   replay); duplicates are byte-identical and carry the same ``seq``, so drop by (thing, seq).
-  A gap means messages were dropped by the bounded outbox; the next ``metrics`` says how many
-  in ``body.outbox.dropped_total``.
+  A gap means messages were lost on the device: dropped by the bounded outbox, or not stored
+  at all (disk full); the next ``metrics`` says how many in ``body.outbox.dropped_total``
+  (``store_failed_total`` for the disk). A damaged outbox file is set aside and a new one
+  started; the seq continues and ``body.outbox.events`` of the next ``hello``/``metrics`` says
+  so (``kind`` damaged|unavailable, ``reason``, ``moved_to``, ``resumed_seq``).
 * An encoded message is at most ``MAX_MESSAGE_BYTES`` (128 KB, the AWS IoT Core limit). Bigger
   ``metrics`` are split by feature into parts sharing type and window; each part has its own
   ``seq`` and ``part.index``/``part.count``; ``join()`` puts them back together.
@@ -43,14 +46,15 @@ Bodies (fields marked ? may be absent or null):
 
 * ``hello``: ``hardware`` (``edge_agent.hardware.probe()``), ``bundle`` {name, task, variants
   {name: {sha256, bytes, precision}}, selected, target?, session_options}, ``agent`` {pid,
-  started_at, transport, window_s, python, onnxruntime, endpoints}, ``ready_s`` (start→ready).
+  started_at, transport, window_s, python, onnxruntime, endpoints}, ``ready_s`` (start→ready),
+  ``outbox``? (as in ``metrics``).
 * ``metrics``: ``requests`` {count, ok, rows, errors {kind: n}}, ``latency_ms``/``queue_ms``/
   ``compute_ms`` (histograms + p50/p90/p99), ``throughput`` {requests_per_s, rows_per_s},
   ``process`` {cpu_percent, rss_bytes, cpu_seconds}, ``data_quality`` {rows, counts {kind: n},
   by_feature {feature: {kind: n}}}, ``drift`` {features {name: drift entry}, predictions {name:
   drift entry}} with a drift entry {kind, n, counts [..], psi?, chi2?, p_value?, status},
   ``quality``? {task, labels, ...sufficient statistics, scores}, ``outbox`` {pending,
-  dropped_total}, ``swaps`` [..].
+  dropped_total, store_failed_total?, durable?, events? [..]}, ``swaps`` [..].
 * ``alerts``: ``alerts`` [{id, rule, state (firing|resolved), severity, message, subject?,
   value?, threshold?, held {m, n, hits}, hook? {command?|topic?}}].
 * ``bench``: ``request_id``?, ``results`` {variant: result}, ``error``?, ``budget_s``.

@@ -4,6 +4,10 @@ dimensions, sizes and values are what the model declares and the caps allow.
 Every problem is a ``RequestError`` with a kind (for the error counters) and a message that names
 the input and says what was expected; the REST layer turns it into HTTP 400 (413 for too large).
 
+Inputs go by their ONNX names or by the user's column names where those differ (skl2onnx makes
+`od280/od315` into `od280_od315`; the signature records `column` per input): ``input_aliases``
+reads that from the signature and the Validator maps either onto the ONNX name.
+
 KServe v2 requests are parsed strictly: a tensor's ``datatype`` must be the model input's (no
 silent casts), and tensors may come as JSON ``data`` or as raw bytes of the binary tensor data
 extension (``parameters.binary_data_size``, decoded by ``edge_agent.serving.wire``).
@@ -99,6 +103,31 @@ class Limits:
     reject_inf: bool = True
 
 
+def input_aliases(signature: dict[str, Any]) -> dict[str, str]:
+    """{user's column name: ONNX input name} for the inputs whose ONNX name differs from the
+    column the user knows them by (the manifest signature's ``column``)."""
+    names = {i["name"] for i in signature.get("inputs") or []}
+    return {
+        i["column"]: i["name"]
+        for i in signature.get("inputs") or []
+        if i.get("column") and i["column"] != i["name"] and i["column"] not in names
+    }
+
+
+def by_onnx_name(feeds: dict[str, Any], aliases: dict[str, str]) -> dict[str, Any]:
+    """`feeds` keyed by ONNX input names: user column names replaced; a value given under both
+    names is refused rather than one silently dropped."""
+    if not aliases or not any(k in aliases for k in feeds):
+        return feeds
+    out: dict[str, Any] = {}
+    for key, value in feeds.items():
+        name = aliases.get(key, key)
+        if name in out:
+            raise RequestError(f"input {name!r} is given twice (as {key!r} and as {name!r})")
+        out[name] = value
+    return out
+
+
 class Validator:
     """Checks feeds against one model's inputs; rebuilt on every model swap.
 
@@ -108,11 +137,24 @@ class Validator:
     Both apply the same rules; the closure only decides faster that a request passes them.
     """
 
-    def __init__(self, inputs: list[TensorSpec], outputs: list[TensorSpec], limits: Limits):
+    def __init__(
+        self,
+        inputs: list[TensorSpec],
+        outputs: list[TensorSpec],
+        limits: Limits,
+        aliases: dict[str, str] | None = None,
+    ):
         self.inputs = {s.name: s for s in inputs}
         self.outputs = {s.name: s for s in outputs}
         self._order = [s.name for s in inputs]
-        self._expected = ", ".join(self._order)
+        # user column name -> ONNX input name (input_aliases), only for inputs of this model
+        self.aliases = {
+            user: onnx
+            for user, onnx in (aliases or {}).items()
+            if onnx in self.inputs and user not in self.inputs
+        }
+        self.columns = {onnx: user for user, onnx in self.aliases.items()}
+        self._expected = ", ".join(self.columns.get(n, n) for n in self._order)
         # Fast path for the common request: right names, exact dtype, fixed trailing dims.
         self._fast = [
             (s.name, s.dtype, len(s.shape), tuple(s.shape[1:]), s.dtype.kind == "f")
@@ -132,11 +174,26 @@ class Validator:
         self._limits = limits
         self.check = _compile_check(self._fast, limits, self.check_feeds)
 
+    def onnx_name(self, name: str) -> str | None:
+        """The ONNX input a name (ONNX or the user's column) refers to, or None."""
+        if name in self.inputs:
+            return name
+        return self.aliases.get(name)
+
+    def key_for(self, onnx: str, keys: Any) -> str | None:
+        """Which of `keys` (a file's columns, a JSON object's keys) gives ONNX input `onnx`:
+        its own name or the user's column name."""
+        if onnx in keys:
+            return onnx
+        user = self.columns.get(onnx)
+        return user if user is not None and user in keys else None
+
     # -- numpy feeds (in-process path, batch mode) -------------------------------------------
     def check_feeds(self, feeds: Any) -> tuple[dict[str, np.ndarray], int]:
         """Return feeds ready for session.run and the batch size; raise RequestError."""
         if not isinstance(feeds, dict):
             raise RequestError("inputs must be a mapping of input name to array")
+        feeds = by_onnx_name(feeds, self.aliases)
         if len(feeds) != len(self.inputs) or any(k not in self.inputs for k in feeds):
             self._name_problem(feeds)
         out: dict[str, np.ndarray] = {}
@@ -180,7 +237,7 @@ class Validator:
 
     def _name_problem(self, feeds: dict[str, Any]) -> None:
         unknown = [str(k) for k in feeds if k not in self.inputs]
-        missing = [k for k in self._order if k not in feeds]
+        missing = [self.columns.get(k, k) for k in self._order if k not in feeds]
         parts = []
         if unknown:
             parts.append(f"unknown input(s) {', '.join(map(repr, unknown))}")
@@ -267,13 +324,13 @@ class Validator:
             name = item.get("name")
             if not isinstance(name, str):
                 raise RequestError(f"inputs[{i}].name must be a string")
-            if name in feeds:
-                raise RequestError(f"input {name!r} is given twice")
-            spec = self.inputs.get(name)
+            spec = self.inputs.get(self.onnx_name(name) or name)
             if spec is None:
                 raise RequestError(f"unknown input {name!r}; the model takes: {self._expected}")
+            if spec.name in feeds:
+                raise RequestError(f"input {name!r} is given twice")
             raw = binary.get(i) if binary else None
-            feeds[name] = self._kserve_tensor(spec, item, raw)
+            feeds[spec.name] = self._kserve_tensor(spec, item, raw)
         wanted = self._wanted_outputs(body.get("outputs"))
         rid = body.get("id")
         if rid is not None and not isinstance(rid, str):

@@ -97,7 +97,8 @@ def export_bundle(request: ExportRequest) -> tuple[Bundle, dict[str, Any]]:
         if not report["passed"]:
             raise ParityError(
                 f"ONNX outputs differ from the native model: {parity.failure_summary(report)}",
-                hint="inspect the per-output table; loosen with --atol only if the difference is understood",
+                hint=result.parity_hint
+                or "inspect the per-output table; loosen with --atol only if the difference is understood",
                 details=report,
             )
         with atomic.staging_dir(output, replace=request.overwrite) as stage:

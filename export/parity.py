@@ -2,6 +2,10 @@
 
 Unlike Optimum, a difference beyond tolerance is a failure, not a warning: the caller
 turns a failed report into exit code 1 and writes no bundle.
+
+Each output is judged by its kind: labels by agreement; probabilities and values by an
+absolute difference, allowed atol + rtol·scale, where the scale is the output's range
+(1 for probabilities), never the value itself.
 """
 
 from __future__ import annotations
@@ -13,7 +17,24 @@ import numpy as np
 from export.tolerances import Tolerance
 
 
-def _compare_numeric(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> dict[str, Any]:
+def output_scale(ref: np.ndarray, role: str | None) -> float:
+    """The size of an output that its tolerance scales with: 1 for probabilities (they live in
+    [0, 1]), else the range of the native values (their largest magnitude when constant, 1
+    when all zero). Never a value's own magnitude: a relative error on a value near zero says
+    nothing about the model, and it used to fail forests on probabilities of 1e-12."""
+    if role == "probabilities":
+        return 1.0
+    finite = ref[np.isfinite(ref)]
+    if finite.size == 0:
+        return 1.0
+    spread = float(finite.max() - finite.min())
+    return spread or float(np.abs(finite).max()) or 1.0
+
+
+def _compare_numeric(
+    ref: np.ndarray, got: np.ndarray, tol: Tolerance, role: str | None = None
+) -> dict[str, Any]:
+    """Rows out of |diff| ≤ atol + rtol·scale (scale: output_scale) and the share allowed."""
     ref = np.asarray(ref, dtype=np.float64).reshape(len(ref), -1)
     got = np.asarray(got, dtype=np.float64).reshape(len(got), -1)
     if ref.shape != got.shape:
@@ -28,14 +49,17 @@ def _compare_numeric(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> dict[s
         special_ok = (ref == got) | (np.isnan(ref) & np.isnan(got))
     special_rows = np.any(~finite & ~special_ok, axis=1)
     diff = np.abs(np.where(finite, ref, 0.0) - np.where(finite, got, 0.0))
-    scale = np.abs(np.where(finite, ref, 0.0))
-    rel = diff / np.maximum(scale, 1e-12)
-    bad_rows = np.any(diff > tol.atol + tol.rtol * scale, axis=1) | special_rows
+    scale = output_scale(ref, role)
+    bound = tol.atol + tol.rtol * scale
+    bad_rows = np.any(diff > bound, axis=1) | special_rows
     mismatch = float(bad_rows.mean()) if len(bad_rows) else 0.0
+    worst = float(diff.max()) if diff.size else 0.0
     return {
-        "kind": "numeric",
-        "max_abs_diff": float(diff.max()) if diff.size else 0.0,
-        "max_rel_diff": float(rel.max()) if rel.size else 0.0,
+        "kind": "probabilities" if role == "probabilities" else "numeric",
+        "max_abs_diff": worst,
+        "scale": scale,
+        "max_diff_of_scale": worst / scale,
+        "bound": bound,
         "mismatch_rate": mismatch,
         "nonfinite_mismatch_rows": int(special_rows.sum()),
         "atol": tol.atol,
@@ -89,7 +113,7 @@ def compare(
         if spec.get("role") == "label" or spec.get("dtype") == "string":
             per_output[name] = _compare_labels(native[name], onnx[name], tol)
         else:
-            per_output[name] = _compare_numeric(native[name], onnx[name], tol)
+            per_output[name] = _compare_numeric(native[name], onnx[name], tol, spec.get("role"))
     rows = len(next(iter(native.values()))) if native else 0
     return {
         "rows": int(rows),
@@ -112,7 +136,9 @@ def failure_summary(report: dict[str, Any]) -> str:
             )
         else:
             bad.append(
-                f"{name}: max abs diff {r['max_abs_diff']:.3g} (atol {r['atol']:g}, rtol {r['rtol']:g}), "
+                f"{name}: max abs diff {r['max_abs_diff']:.3g} ({r['max_diff_of_scale']:.2%} of "
+                f"its {'[0, 1] range' if r['kind'] == 'probabilities' else 'range'}; allowed "
+                f"{r['bound']:.3g} = atol {r['atol']:g} + rtol {r['rtol']:g}·{r['scale']:.3g}), "
                 f"{r['mismatch_rate']:.2%} rows out of tolerance (allowed {r['max_mismatch_rate']:.2%})"
             )
     return "; ".join(bad) or "no output was compared"

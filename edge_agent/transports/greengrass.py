@@ -25,10 +25,29 @@ from edge_agent.transports.base import MessageHandler, Transport, TransportError
 
 log = logging.getLogger("edge_agent.greengrass")
 CALL_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 1.0
 
 
 def _error_text(exc: BaseException) -> str:
     return getattr(exc, "message", None) or str(exc) or type(exc).__name__
+
+
+class _QuietExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The one-worker executor for stream callbacks, quiet once shut down.
+
+    ``GreengrassCoreIPCClientV2.close()`` shuts its executor down while the nucleus still
+    closes the client's streams; awsiotsdk's stream-closed handler then submits to it and
+    re-raises the RuntimeError ("cannot schedule new futures after shutdown") when it means to
+    ignore it (its test is inverted), which lands on stderr at every clean stop. A callback
+    for a client being closed has nothing left to do, so it is dropped here."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+        try:
+            return super().submit(fn, *args, **kwargs)
+        except RuntimeError:
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            future.cancel()
+            return future
 
 
 class _Lifecycle:
@@ -41,11 +60,16 @@ class _Lifecycle:
         pass
 
     def on_disconnect(self, reason: Any) -> None:
-        log.warning("Greengrass IPC connection closed: %s", reason)
+        level = logging.DEBUG if self.owner.closing else logging.WARNING
+        log.log(level, "Greengrass IPC connection closed: %s", reason)
         self.owner._mark_dead()
 
     def on_error(self, error: Exception) -> bool:
-        log.warning("Greengrass IPC error: %s", error)
+        log.log(
+            logging.DEBUG if self.owner.closing else logging.WARNING,
+            "Greengrass IPC error: %s",
+            error,
+        )
         return True
 
     def on_ping(self, headers: Any, payload: Any) -> None:
@@ -67,6 +91,7 @@ class GreengrassTransport(Transport):
         self._local_subs: list[tuple[str, Callable[[str, Any], None]]] = []
         self._config_subs: list[Callable[[list[str]], None]] = []
         self.unauthorized: str | None = None
+        self.closing = False  # set by close(): the streams closing now are expected
 
     # -- client life ---------------------------------------------------------------------------
     def _new_client(self) -> Any:
@@ -79,12 +104,14 @@ class GreengrassTransport(Transport):
             lifecycle_handler=_Lifecycle(self),
             timeout=CALL_TIMEOUT_S,
         )
-        executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        executor = _QuietExecutor(max_workers=1)
         return GreengrassCoreIPCClientV2(client=raw, executor=executor)
 
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
+                if self.closing:
+                    raise TransportError("the Greengrass transport is closed")
                 self._client = self._new_client()
                 self._resubscribe(self._client)
             return self._client
@@ -159,7 +186,14 @@ class GreengrassTransport(Transport):
             self._subscribe_iot(client, topic_filter, handler)
 
     def close(self) -> None:
-        self._mark_dead()
+        """Close the connection and wait (briefly) for it, so nothing runs after the agent."""
+        self.closing = True
+        with self._lock:
+            old, self._client = self._client, None
+        if old is None:
+            return
+        with contextlib.suppress(Exception):
+            old.close(executor_wait=False).result(CLOSE_TIMEOUT_S)
 
     # -- subscriptions (renewed on every new client) ---------------------------------------------
     def _resubscribe(self, client: Any) -> None:
@@ -171,6 +205,8 @@ class GreengrassTransport(Transport):
             self._subscribe_config(client, callback)
 
     def _stream_closed(self) -> None:
+        if self.closing:
+            return
         log.warning("a Greengrass IPC stream closed; reconnecting on the next call")
         self._mark_dead()
 

@@ -37,6 +37,8 @@ class ExportResult:
     versions: dict[str, str | None]
     opset: int | None = None
     notes: list[str] = field(default_factory=list)
+    # A known cause of a parity failure and its way out, given with the gate's message.
+    parity_hint: str | None = None
 
 
 class Exporter(Protocol):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +87,47 @@ def test_staging_dir_refuses_or_replaces_an_existing_target(tmp_path: Path):
         (stage / "new.txt").write_text("new")
     assert [p.name for p in target.iterdir()] == ["new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace to watch the system calls")
+@pytest.mark.parametrize("how", ["write_json", "staging_dir"])
+def test_the_rename_is_made_durable_by_fsyncing_the_folder(tmp_path: Path, how: str):
+    """After the rename, the parent folder itself is fsynced (else a power loss can undo it)."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    code = (
+        "import sys; from edge_agent import atomic\n"
+        f"if {how!r} == 'write_json': atomic.write_json(sys.argv[1] + '/doc.json', {{'a': 1}})\n"
+        "else:\n"
+        "    with atomic.staging_dir(sys.argv[1] + '/bundle') as d: (d / 'f').write_text('x')\n"
+    )
+    trace = tmp_path / "trace.txt"
+    subprocess.run(
+        [
+            "strace",
+            "-f",
+            "-s",
+            "4096",
+            "-o",
+            str(trace),
+            "-e",
+            "trace=openat,rename,renameat,renameat2,fsync",
+        ]
+        + [sys.executable, "-c", code, str(folder)],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    lines = trace.read_text().splitlines()
+    renamed = max(
+        i
+        for i, line in enumerate(lines)
+        if line.split()[1].startswith("rename") and str(folder) in line
+    )
+    opened = [
+        (i, line.split("= ")[-1].strip())
+        for i, line in enumerate(lines)
+        if i > renamed and "openat(" in line and f'"{folder}"' in line and "O_DIRECTORY" in line
+    ]
+    assert opened, "the folder is opened after the rename:\n" + "\n".join(lines[renamed:])
+    fd = opened[0][1]
+    assert any(f"fsync({fd})" in line for line in lines[opened[0][0] :]), "and fsynced"

@@ -69,3 +69,15 @@ def test_publisher_deletes_only_after_ack_and_keeps_order(tmp_path):
     assert publisher.publish_pending() is True
     assert [json.loads(p)["seq"] for _, p in bus.messages] == [1, 2, 3]
     assert box.stats()["pending"] == 0
+
+
+def test_retry_delays_are_jittered_so_a_fleet_does_not_reconnect_in_step():
+    import random
+
+    from edge_agent.outbox import jittered
+
+    rng = random.Random(7)
+    delays = [jittered(2.0, rng) for _ in range(1000)]
+    assert all(1.0 <= d <= 2.0 for d in delays)
+    assert max(delays) - min(delays) > 0.8, "spread over the interval, not a fixed step"
+    assert len({round(d, 6) for d in delays}) > 990

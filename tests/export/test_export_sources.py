@@ -56,9 +56,21 @@ def test_pickle_needs_trust(fitted, tmp_path: Path):
 
 
 def test_trusted_pickle_that_is_not_a_pickle(tmp_path: Path):
-    (tmp_path / "m.pkl").write_text("hello")
-    with pytest.raises(BadInputError, match="cannot load"):
-        load_source(str(tmp_path / "m.pkl"), trust_pickle=True)
+    """A text file named .joblib: what was expected and what the file holds, not the
+    unpickler's internals ("invalid load key")."""
+    (tmp_path / "m.joblib").write_text("hello, I am a model card\n")
+    with pytest.raises(BadInputError) as caught:
+        load_source(str(tmp_path / "m.joblib"), trust_pickle=True)
+    message = str(caught.value)
+    assert "is not a model saved with joblib or pickle" in message
+    assert "holds text ('hello, I am a model card')" in message
+    assert "load key" not in message and "joblib.dump" in message
+    (tmp_path / "b.pkl").write_bytes(bytes(range(200, 256)))
+    with pytest.raises(BadInputError, match="not a pickle stream"):
+        load_source(str(tmp_path / "b.pkl"), trust_pickle=True)
+    (tmp_path / "e.pkl").write_bytes(b"")
+    with pytest.raises(BadInputError, match="the file is empty"):
+        load_source(str(tmp_path / "e.pkl"), trust_pickle=True)
 
 
 def test_factories():

@@ -45,6 +45,7 @@ class BenchPlan:
     latency_bound: LatencyBound | None = None
     workers: int | None = None
     native: bool = True
+    trust_code: bool = False  # let the native baseline run the code the lineage names
     seed: int = 0
     sets: int = 8
     price: Price | None = None
@@ -119,6 +120,7 @@ class BenchPlan:
             "latency_bound": str(self.latency_bound) if self.latency_bound else None,
             "workers": self.workers,
             "native": self.native,
+            "trust_code": self.trust_code,
             "seed": self.seed,
             "input_sets": self.sets,
             "price": vars(self.price) if self.price else None,
@@ -151,11 +153,20 @@ class BenchRun:
     skipped: list[dict[str, str]] = field(default_factory=list)
     created: str = field(default_factory=utc_now)
     wall_s: float = 0.0
+    planned: int = 0  # configurations planned
+    interrupted: str | None = None  # Ctrl-C: the configuration it stopped, not recorded
+
+    @property
+    def complete(self) -> bool:
+        return self.interrupted is None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "edgekit-bench",
             "schema_version": RUN_VERSION,
+            "complete": self.complete,
+            "interrupted": self.interrupted,
+            "planned_configurations": self.planned,
             "created": self.created,
             "bundle": {"name": self.bundle_name, "path": self.bundle_path},
             "scenario": self.plan["scenario"],
@@ -292,7 +303,7 @@ def run_bench(
     if plan.native:
         t0 = time.perf_counter()
         try:
-            native = load_native(bundle)
+            native = load_native(bundle, trust_code=plan.trust_code)
             native_load_s = time.perf_counter() - t0
         except NativeUnavailable as exc:
             skipped.append(Skipped("native baseline", str(exc)))
@@ -327,20 +338,29 @@ def run_bench(
 
                 configs.append((label, make_native, batch))
 
+    run.planned = len(configs)
     progress.start(len(configs))
-    for label, make, batch in configs:
-        progress.begin(label)
-        try:
-            record = _measure_config(plan, make, batch, progress)
-        except EdgekitError:
-            raise
-        except Exception as exc:  # a configuration that cannot run is skipped, not fatal
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-            skipped.append(Skipped(label, reason))
-            progress.end(label, None, reason)
-            continue
-        run.records.append(record)
-        progress.end(label, record)
+    current = "the first configuration"
+    try:
+        for label, make, batch in configs:
+            current = label
+            progress.begin(label)
+            try:
+                record = _measure_config(plan, make, batch, progress)
+            except EdgekitError:
+                raise
+            except Exception as exc:  # a configuration that cannot run is skipped, not fatal
+                first = str(exc).splitlines()[0][:300] if str(exc) else ""
+                reason = f"{type(exc).__name__}: {first}"
+                skipped.append(Skipped(label, reason))
+                progress.end(label, None, reason)
+                continue
+            run.records.append(record)
+            progress.end(label, record)
+    except KeyboardInterrupt:
+        # Ctrl-C: the configurations measured so far are kept (the run says it is incomplete);
+        # the one in progress is dropped
+        run.interrupted = current
 
     _annotate(run, plan)
     run.skipped = [s.as_dict() for s in skipped]

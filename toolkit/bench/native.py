@@ -3,8 +3,10 @@ inputs and threads as onnxruntime, so the report says what ONNX gains.
 
 scikit-learn models come back from the skops file (trusted types only, digest checked) or the
 factory recorded at export; PyTorch modules from their factory (plus the --weights file named
-in the export command) and run eagerly under torch.inference_mode. Anything else is skipped
-with the reason.
+in the export command) and run eagerly under torch.inference_mode. A factory, pickle or .pt2
+source is code that the (untrusted) manifest names: it runs only with --trust-code and when
+its file still has the sha256 recorded at export (export.sources.load_recorded). Anything else
+is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -51,52 +53,32 @@ def _weights_from_command(command: str) -> Path | None:
     return None
 
 
-def _load_source(bundle: Bundle) -> tuple[Any, list[str]]:
-    from export.sources import load_source
+def _load_source(bundle: Bundle, trust_code: bool) -> tuple[Any, list[str]]:
+    from export.sources import NotTrusted, load_recorded
 
-    lineage = bundle.manifest["lineage"]
-    source = lineage.get("source") or {}
-    kind = source.get("kind")
-    notes: list[str] = []
-    if kind in ("skops", "pt2"):
-        path = Path(source.get("path", ""))
-        if not path.is_file():
-            raise NativeUnavailable(f"the source file {path} recorded in the lineage is gone")
-        if source.get("sha256") and sha256_file(path) != source["sha256"]:
-            raise NativeUnavailable(f"the source file {path} changed since export (sha256 differs)")
-        ref = str(path)
-    elif kind == "factory":
-        ref = source.get("factory")
-        if not ref:
-            raise NativeUnavailable("the lineage names no factory")
-        path = source.get("path")
-        if path and ref.split(":")[0].endswith(".py") and not Path(path).is_file():
-            raise NativeUnavailable(f"the factory file {path} is gone")
-    elif kind == "pickle":
-        raise NativeUnavailable(
-            "the source is a pickle; loading it again would run its code (save it with skops)"
-        )
-    else:
-        raise NativeUnavailable(f"no loadable source in the lineage (kind {kind!r})")
+    source = bundle.manifest["lineage"].get("source") or {}
     try:
-        loaded = load_source(ref)
+        loaded = load_recorded(source, trust_code=trust_code)
+    except NotTrusted as exc:
+        raise NativeUnavailable(str(exc)) from exc
     except EdgekitError as exc:
         raise NativeUnavailable(f"cannot rebuild the source model: {exc.message}") from exc
-    return loaded.obj, notes
+    return loaded.obj, []
 
 
 def _sklearn(bundle: Bundle, model: Any, notes: list[str]) -> NativeModel:
     sig = bundle.signature
     names = [t["name"] for t in sig["inputs"]]
+    shown = {t["name"]: t.get("column") or t["name"] for t in sig["inputs"]}
     columns = [c["name"] for c in sig.get("columns") or []]
-    per_column = len(names) > 1 or (columns and names == columns)
+    per_column = len(names) > 1 or (columns and [shown[n] for n in names] == columns)
     wants_frame = per_column or getattr(model, "feature_names_in_", None) is not None
 
     def adapt(feed: dict[str, np.ndarray]) -> Any:
         import pandas as pd
 
-        if per_column:
-            return pd.DataFrame({n: np.asarray(feed[n]).reshape(-1) for n in names})
+        if per_column:  # the model's columns by the user's names (signature "column")
+            return pd.DataFrame({shown[n]: np.asarray(feed[n]).reshape(-1) for n in names})
         x = np.asarray(feed[names[0]])
         return pd.DataFrame(x, columns=columns or None) if wants_frame else x
 
@@ -144,13 +126,14 @@ def _torch(bundle: Bundle, module: Any, notes: list[str]) -> NativeModel:
     return NativeModel("torch", module, "forward (eager, inference_mode)", adapt, call, notes)
 
 
-def load_native(bundle: Bundle) -> NativeModel:
+def load_native(bundle: Bundle, *, trust_code: bool = False) -> NativeModel:
+    """Rebuild the source model; code the lineage names runs only with `trust_code`."""
     framework = bundle.manifest["lineage"].get("framework")
     if framework == "onnx":
         raise NativeUnavailable("the source is already an ONNX model: there is no native framework")
     if framework not in ("sklearn", "torch"):
         raise NativeUnavailable(f"no native runner for framework {framework!r}")
-    obj, notes = _load_source(bundle)
+    obj, notes = _load_source(bundle, trust_code)
     return (_sklearn if framework == "sklearn" else _torch)(bundle, obj, notes)
 
 

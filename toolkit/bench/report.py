@@ -269,6 +269,13 @@ def build_report(doc: dict[str, Any], manifest: Mapping[str, Any] | None = None)
         f"{len(records)} configurations on {env.get('cpu_model') or 'unknown CPU'}, "
         f"onnxruntime {env.get('onnxruntime')}, {doc['created']}",
     )
+    if doc.get("complete") is False:
+        report.paragraph(
+            f"Incomplete: interrupted during {doc.get('interrupted')}; "
+            f"{len(records)} of {doc.get('planned_configurations')} planned configurations "
+            "were measured and are shown.",
+            "warn",
+        )
     unstable = [r for r in records if not r["stability"]["stable"]]
     if unstable:
         report.paragraph(

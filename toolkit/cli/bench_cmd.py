@@ -6,8 +6,9 @@ handed to `run`, so both forms of the contract work as written (`edgekit bench r
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -92,6 +93,11 @@ class RichProgress:
 
     def begin(self, label: str) -> None:
         self.bar.update(self.task, description=label, completed=self.done)
+        if not self.bar.console.is_terminal:
+            self.bar.console.print(f"measuring {self._count(1)}: {label}", highlight=False)
+
+    def _count(self, ahead: int = 0) -> str:
+        return f"{self.done + ahead}/{self.bar.tasks[0].total:.0f}"
 
     def update(self, fraction: float) -> None:
         self.bar.update(self.task, completed=self.done + min(fraction, 1.0))
@@ -101,6 +107,8 @@ class RichProgress:
         self.bar.update(self.task, completed=self.done)
         if skipped:
             self.bar.console.print(f"[yellow]skipped[/] {label}: {skipped}", highlight=False)
+        elif not self.bar.console.is_terminal:  # no bar in a log: one line per configuration
+            self.bar.console.print(f"measured {self._count()}: {label}", highlight=False)
 
     def stop(self) -> None:
         self.bar.stop()
@@ -235,6 +243,7 @@ def bench_run(
     prices: Path | None = typer.Option(None, "--prices", help="Your own price table (YAML, like toolkit/bench/prices.yaml)."),
     predictions_per_user: float | None = typer.Option(None, "--predictions-per-user", help="Predictions per user per month, for the cost per user."),
     native: bool = typer.Option(True, "--native/--no-native", help="Time the source framework too (scikit-learn / PyTorch eager)."),
+    trust_code: bool = typer.Option(False, "--trust-code", help="Let the native baseline run the factory, pickle or .pt2 the bundle's lineage names (checked against its recorded sha256). Only for bundles you made yourself."),
     target: str = typer.Option("local", "--target", help="Manifest target name the results are stored under."),
     save: bool = typer.Option(True, "--save/--no-save", help="Store results in the bundle manifest."),
     seed: int = typer.Option(0, "--seed", help="Seed for input selection and generation and for arrivals."),
@@ -270,18 +279,29 @@ def bench_run(
         latency_bound=LatencyBound.parse(latency_bound) if latency_bound else None,
         workers=workers,
         native=native,
+        trust_code=trust_code,
         seed=seed,
         price=choose_price(price_per_hour, instance, prices),
         predictions_per_user=predictions_per_user,
         target=target,
     )
     bundle = Bundle.open(bundle_dir)
-    out_dir = prepare_output(output or Path(f"bench-{bundle.manifest['name']}"))
-    progress = RichProgress()
+    out_path = output or Path(f"bench-{bundle.manifest['name']}")
+    existed = out_path.exists()
+    out_dir = prepare_output(out_path)
+    progress: RichProgress | None = None
     try:
+        progress = RichProgress()
         run = run_bench(bundle_dir, plan, progress)
+    except KeyboardInterrupt:  # before the first configuration: nothing to keep
+        if progress is not None:
+            progress.stop()
+        interrupted_with_nothing(out_dir, existed)
     finally:
-        progress.stop()
+        if progress is not None:
+            progress.stop()
+    if run.interrupted is not None:
+        keep_interrupted(run, out_dir, existed, as_json)
     if not run.records:
         raise CheckFailedError(
             "no configuration could be measured",
@@ -314,6 +334,40 @@ def bench_run(
     if saved:
         out.print(f"stored in the manifest under target [bold]{target}[/] for: {', '.join(saved)}")
     out.print(f"report: {paths['html']}  ·  {paths['json']}  ·  {paths['csv']}")
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+def interrupted_with_nothing(out_dir: Path, existed: bool) -> NoReturn:
+    """Ctrl-C before anything was measured: the report folder made for this run goes again."""
+    if not existed:
+        with contextlib.suppress(OSError):
+            out_dir.rmdir()  # only when empty: never anything but what this run made
+    err.print("[yellow]interrupted[/] before any configuration was measured: nothing written")
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def keep_interrupted(run: Any, out_dir: Path, existed: bool, as_json: bool) -> NoReturn:
+    """Ctrl-C after some configurations: they are written (marked incomplete), the manifest is
+    left as it was, and the command exits 130."""
+    from toolkit.bench.store import write_results
+
+    if not run.records:
+        interrupted_with_nothing(out_dir, existed)
+    paths = write_results(run, out_dir, Bundle.open(run.bundle_path).manifest)
+    doc = run.to_dict()
+    if as_json:
+        print_json({**doc, "ok": False, "outputs": {k: str(v) for k, v in paths.items()}})
+    else:
+        out.print(results_table(doc))
+    err.print(
+        f"[yellow]interrupted[/] during {run.interrupted}: kept the {len(run.records)} of "
+        f"{run.planned} configurations measured before it in {paths['json']} and "
+        f"{paths['html']} (marked incomplete); the manifest was not changed",
+        highlight=False,
+    )
+    raise typer.Exit(EXIT_INTERRUPTED)
 
 
 @bench_app.command("compare")

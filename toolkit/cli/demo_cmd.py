@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
@@ -23,19 +22,32 @@ def demo_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run the whole path on a scikit-learn pipeline and a PyTorch CNN, offline."""
-    from toolkit.demo import DemoContext, stages
+    from toolkit.demo import FAILED, DemoContext, run_stages
 
     console = err if as_json else out
+    # absolute here, where it is decided: stages hand paths under it to processes (the agents
+    # on the simulated devices) that run in folders of their own
+    output = output.expanduser().absolute()
     ctx = DemoContext(out=output, console=console, quick=quick)
-    timings = {}
-    for _, name, fn in stages():
-        console.rule(f"[bold]{name}")
-        started = time.perf_counter()
-        fn(ctx)
-        timings[name] = round(time.perf_counter() - started, 2)
+    statuses = run_stages(ctx, lambda name: console.rule(f"[bold]{name}"))
+    failed = [s for s in statuses if s.status == FAILED]
+    seconds = sum(s.seconds for s in statuses)
     if as_json:
-        print_json({"ok": True, "output": str(output), "timings_s": timings, **ctx.results})
-    else:
-        console.print(
-            f"[green]✓ demo finished[/] in {sum(timings.values()):.0f} s; everything is under {output}"
+        print_json(
+            {
+                "ok": not failed,
+                "output": str(output),
+                "failed": [s.name for s in failed],
+                "stages": {s.name: s.to_dict() for s in statuses},
+                "timings_s": {s.name: s.seconds for s in statuses},
+                **ctx.results,
+            }
         )
+    elif failed:
+        console.print(f"[red]✗ demo failed[/] in {seconds:.0f} s; everything is under {output}")
+    else:
+        console.print(f"[green]✓ demo finished[/] in {seconds:.0f} s; everything is under {output}")
+    if failed:
+        for s in failed:
+            err.print(f"[red]✗ stage {s.name} failed:[/] {s.reason}", highlight=False)
+        raise typer.Exit(1)

@@ -61,11 +61,12 @@ def parity_table(report: dict[str, Any]) -> Table:
     tol = report["tolerance"]
     table = Table(
         title=f"parity on {report['rows']} rows ({report.get('reference', 'native')} vs onnxruntime)",
-        caption=f"tolerance: |diff| ≤ {tol['atol']:g} + {tol['rtol']:g}·|native| on "
+        caption=f"tolerance: |diff| ≤ {tol['atol']:g} + {tol['rtol']:g}·range of the output "
+        "(1 for probabilities) on "
         f"≥{1 - tol['max_mismatch_rate']:.0%} of rows; labels agree on ≥{tol['min_label_agreement']:.1%}",
     )
     table.add_column("output", no_wrap=True)
-    for col in ("max abs diff", "max rel diff", "rows out of tol", "label agreement"):
+    for col in ("max abs diff", "of range", "rows out of tol", "label agreement"):
         table.add_column(col, justify="right")
     table.add_column("result")
     for name, r in report["outputs"].items():
@@ -78,7 +79,7 @@ def parity_table(report: dict[str, Any]) -> Table:
             table.add_row(
                 name,
                 f"{r['max_abs_diff']:.3g}",
-                f"{r['max_rel_diff']:.3g}",
+                f"{r['max_diff_of_scale']:.2%}",
                 f"{r['mismatch_rate']:.2%}",
                 "-",
                 ok,
@@ -101,8 +102,10 @@ def export_command(
     trust_pickle: bool = typer.Option(
         False,
         "--trust-pickle",
+        "--trust-code",
         help="Allow loading .joblib/.pkl files. Unpickling "
-        "runs any code in the file: only for files you made yourself.",
+        "runs any code in the file: only for files you made yourself. "
+        "(--trust-code is the same consent that `edgekit bench` asks for.)",
     ),
     target_column: str | None = typer.Option(
         None,

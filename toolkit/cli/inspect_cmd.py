@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from edge_agent.bundle import Bundle
+from edge_agent.bundle import SIGNATURE_FILE, Bundle
 from toolkit.cli import app
 from toolkit.cli.common import JSON_OPTION, fmt_bytes, handle_errors, out, print_json
 
@@ -109,16 +109,23 @@ def summary_tables(bundle: Bundle, problems: list) -> list[Table]:
 @handle_errors
 def inspect_command(
     bundle_dir: Path = typer.Argument(..., help="Bundle folder."),
+    verify_key: Path | None = typer.Option(
+        None, "--verify-key", help="Ed25519 public key: also check the bundle's signature."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Show a bundle's signature, variants, parity and lineage; verify every digest."""
-    bundle = Bundle.open(bundle_dir)
+    """Show a bundle's signature, variants, parity and lineage; verify every digest.
+    Nothing from the bundle is imported or run."""
+    bundle = Bundle.open(bundle_dir, verify_key=verify_key)
     problems = bundle.digest_problems()
+    signed = (bundle.path / SIGNATURE_FILE).is_file()
     if as_json:
         print_json(
             {
                 "ok": not problems,
                 "bundle": str(bundle.path),
+                "signed": signed,
+                "signed_by": bundle.signed_by,
                 "manifest": bundle.manifest,
                 "integrity": [
                     {
@@ -141,5 +148,9 @@ def inspect_command(
             )
         else:
             out.print("[green]✓ every digest verified[/]")
+        if bundle.signed_by:
+            out.print(f"[green]✓ signature verified[/] (key {bundle.signed_by})")
+        elif signed:
+            out.print(f"{SIGNATURE_FILE} present, not checked: pass --verify-key PUB.pem")
     if problems:
         raise typer.Exit(1)

@@ -66,6 +66,12 @@ def package_command(
         0.0, "--capture-fraction", min=0.0, max=1.0, help="Share of requests captured to disk."
     ),
     publisher: str = typer.Option("edgekit", "--publisher", help="ComponentPublisher."),
+    sign_key: Path | None = typer.Option(
+        None,
+        "--sign-key",
+        help="Ed25519 private key (edgekit keygen): sign each model artifact and put the public "
+        "key in the component configuration, so the agent serves only signed bundles.",
+    ),
     targets_dir: Path = TARGETS_DIR_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -88,6 +94,7 @@ def package_command(
         catch_all=catch_all,
         publisher=publisher,
         targets_dir=targets_dir,
+        sign_key=sign_key,
         settings=Settings(window_s=window, host=host, port=port, capture_fraction=capture_fraction),
     )
     with err.status("packaging…") as status:

@@ -138,8 +138,21 @@ def quantize_command(
         preprocess=not no_preprocess,
         command=shlex.join(["edgekit", *sys.argv[1:]]),
     )
-    with err.status(f"quantizing ({method})…"):
-        result = quantize_bundle(bundle, request).as_dict()
+    from toolkit.quantize.auto import NothingToQuantize
+
+    try:
+        with err.status(f"quantizing ({method})…"):
+            result = quantize_bundle(bundle, request).as_dict()
+    except NothingToQuantize as exc:  # auto's answer, not a failure: exit 0, no variant
+        if as_json:
+            print_json(
+                {"ok": True, "variant": None, "nothing_to_quantize": exc.message, "hint": exc.hint}
+            )
+        else:
+            out.print(f"nothing to quantize: {exc.message}")
+            if exc.hint:
+                out.print(f"[dim]{exc.hint}[/]")
+        return
     if as_json:
         print_json({"ok": True, **result})
         return

@@ -99,6 +99,10 @@ def _options(
         )
     if devices < 1:
         raise BadInputError("--devices must be at least 1")
+    if data is not None:
+        from toolkit.simulator.load import load_dataset
+
+        load_dataset(data)  # refuse a bad or pickled --data before any device starts
     return SimulateOptions(
         component_dir=component,
         run_dir=output or Path("edgekit-sim-run"),
@@ -174,7 +178,8 @@ MERGE = typer.Option(
     None,
     "--merge",
     help="Configuration merged into each device's deployment: JSON or KEY=VALUE,... "
-    '(e.g. "window_s=5"); the per-device port is merged too.',
+    '(e.g. "window_s=5"); the per-device port is merged too. Paths (captureDir, cert, key, '
+    "ca) are relative to the current folder; captureDir gets a subfolder per device.",
 )
 WHEEL_CACHE = typer.Option(
     None,

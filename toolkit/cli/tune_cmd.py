@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -81,8 +81,41 @@ def _progress_callback(progress: Progress, task: Any):
             total=max(planned, done),
             description=f"measuring {trial.candidate.describe()}",
         )
+        if not err.is_terminal:  # no bar in a log: one line per measured configuration
+            err.print(f"measured {done}/{planned}: {trial.candidate.describe()}", highlight=False)
 
     return on_trial
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+def _keep_interrupted(
+    result: TuneResult,
+    payload: dict[str, Any],
+    bundle_dir: Path,
+    output: Path | None,
+    as_json: bool,
+) -> NoReturn:
+    """Ctrl-C during the search: what was measured is written as JSON (marked incomplete, to -o
+    or ./tune-<bundle>-<target>.incomplete.json), the manifest is left as it was, exit 130."""
+    from edge_agent.bundle import Bundle
+
+    name = Bundle.open(bundle_dir).manifest["name"]
+    path = output or Path(f"tune-{name}-{result.target.name}.incomplete.json")
+    payload = {"bundle": str(bundle_dir.absolute()), **payload}
+    atomic.write_json(path, payload)
+    if as_json:
+        print_json({"ok": False, "written": False, "output": str(path), **payload})
+    else:
+        out.print(front_table(result))
+    n = result.search.n_trials if result.search else 0
+    err.print(
+        f"[yellow]interrupted[/]: kept the {n} configuration(s) measured so far in {path} "
+        "(marked incomplete); the manifest was not changed",
+        highlight=False,
+    )
+    raise typer.Exit(EXIT_INTERRUPTED)
 
 
 @app.command("tune")
@@ -147,6 +180,13 @@ def tune_command(
         task = progress.add_task("tuning", total=None)
         try:
             result = tune(request, progress=_progress_callback(progress, task))
+        except KeyboardInterrupt:  # before the first measurement: nothing to keep
+            progress.stop()
+            err.print(
+                "[yellow]interrupted[/] before any configuration was measured: no result "
+                "written, the manifest's selection not changed"
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except EdgekitError as exc:
             details = exc.details if isinstance(exc.details, dict) else {}
             if details.get("result") and not as_json:
@@ -154,6 +194,8 @@ def tune_command(
                 out.print(f"[red]{exc.message}[/]")
             raise
     payload = result.to_dict()
+    if result.interrupted:
+        _keep_interrupted(result, payload, bundle_dir, output, as_json)
     if output is not None:
         atomic.write_json(output, payload)
     if as_json:

@@ -46,6 +46,8 @@ def package_demo(ctx: DemoContext) -> None:
         + ", ".join(f"{f} {d[:12]}…" for f, d in result.artifacts.items())
     )
     ctx.console.print(f"local core: {result.local_deploy_command()}", highlight=False)
+    if not report.ok:
+        ctx.fail(f"the recipe {result.recipe_path} does not validate ({len(report.errors)} errors)")
     ctx.results["package"] = {
         "model": key,
         "recipe": str(result.recipe_path),

@@ -105,32 +105,82 @@ def pipeline_demo(ctx: DemoContext) -> None:
             f"  {v1} runs on {', '.join(fleet.things)}; the inputs {fleet.data.drifted_inputs[:3]}… "
             "now arrive shifted by 3 σ"
         )
-        fleet.wait_for(lambda: fleet.firing("drift", v1), 40)
+        result = {"v1": v1}
+        if not fleet.wait_for(lambda: fleet.firing("drift", v1), 40):
+            ctx.fail(f"no drift alert from {v1} within 40 s of the drift")
+            return
         ctx.console.print(f"  drift alert from {v1}: {len(fleet.firing('drift', v1))} device(s)")
         loop_started = time.time()
-        fleet.wait_for(lambda: len(fleet.deployments) >= 2, 120, 0.5)
-        fleet.collector.router.drain()
         store = RunStore(ctx.out / ".edgekit" / "runs.db")
         try:
+            fleet.wait_for(lambda: len(fleet.deployments) >= 2 or _loop_failed(store), 120, 0.5)
+            fleet.collector.router.drain()
             triggered = [r for r in store.list(20) if r["trigger"] == "alert"]
+            retrained = _retrained(store, triggered)
         finally:
             store.close()
         new = fleet.deployments[-1] if len(fleet.deployments) >= 2 else None
         v2 = new["version"] if new else None
         watch_from = time.time()
-        time.sleep(4 if ctx.quick else 6)
+        time.sleep(4 if ctx.quick else 6)  # an observation window: no drift alert from v2 in it
         after = fleet.firing("drift", v2, since=watch_from) if v2 else []
         result = _report(ctx, triggered, new, v1, v2, after, fleet, drift_at, loop_started)
+        result["retrained"] = retrained
+        if not result["loop_ok"]:
+            ctx.fail(_loop_failure(triggered, new, v2, after))
     finally:
         summary = fleet.stop()
         fleets.unregister_fleet(FLEET)
-    ctx.results["pipeline"] = {
-        "first_run": {"ran": first.ran, "cached": first.cached},
-        "second_run": {"ran": second.ran, "cached": second.cached},
-        **result,
-        "fleet_messages": summary.get("stored"),
-        "seconds": round(time.perf_counter() - t_start, 1),
+        ctx.results["pipeline"] = {
+            "first_run": {"ran": first.ran, "cached": first.cached},
+            "second_run": {"ran": second.ran, "cached": second.cached},
+            **result,
+            "fleet_messages": summary.get("stored"),
+            "seconds": round(time.perf_counter() - t_start, 1),
+        }
+    if second.ran:
+        ctx.fail(f"the second run of an unchanged pipeline ran {', '.join(second.ran)} again")
+
+
+def _loop_failed(store: Any) -> bool:
+    """A triggered run failed (a skipped one may be followed by another on the next alert)."""
+    return any(r["trigger"] == "alert" and r["status"] == "failed" for r in store.list(20))
+
+
+def _retrained(store: Any, triggered: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What the triggered run that succeeded did: the captured rows it re-trained on, the gate and
+    the comparison with the deployed version, the rollout."""
+    done = next((r for r in triggered if r["status"] == "ok"), None)
+    if done is None:
+        return None
+    run = store.get(done["id"])
+    stages = {s["name"]: s for s in run["stages"]}
+    evaluate = (stages.get("evaluate") or {}).get("result") or {}
+    deploy = (stages.get("deploy") or {}).get("result") or {}
+    return {
+        "run_id": run["id"],
+        "alert_id": run.get("alert_id"),
+        "new_data": (run.get("inputs") or {}).get("new_data"),
+        "stages": {name: s["status"] for name, s in stages.items()},
+        "gate": {
+            "metric": evaluate.get("metric"),
+            "passed": evaluate.get("passed"),
+            "vs_deployed": evaluate.get("deployed"),
+        },
+        "deployed": deploy.get("deployed"),
     }
+
+
+def _loop_failure(triggered: list[dict[str, Any]], new: Any, v2: Any, after: list) -> str:
+    """Why the loop did not close, in one line: the triggered runs' own words first."""
+    if new is None:
+        why = "; ".join(
+            f"run {r['id']} {r['status']}: {r.get('error') or '-'}" for r in reversed(triggered)
+        )
+        return "drift → alert → re-train did not redeploy: " + (why or "no run was triggered")
+    if not new["ok"]:
+        return f"the rollout of {v2} failed: {new.get('reason') or new.get('devices')}"
+    return f"{len(after)} drift alert(s) from {v2} after it was rolled out"
 
 
 def _action(ctx: DemoContext, pipe: Path) -> dict[str, Any]:

@@ -111,7 +111,7 @@ def _result_table(summary: dict[str, Any], fired: dict[str, list[str]]) -> Table
 def simulate_demo(ctx: DemoContext) -> None:
     build = _build_dir(ctx)
     if build is None:
-        ctx.console.print("[yellow]no greengrass-build folder from the package stage: skipped[/]")
+        ctx.fail("no greengrass-build folder from the package stage")
         return
     duration, drift_after = _plan(ctx.quick)
     run_dir = ctx.out / "simulate"
@@ -167,8 +167,13 @@ def simulate_demo(ctx: DemoContext) -> None:
     ok = not rollout["aborted"] and all(
         r["status"] == "SUCCEEDED" for r in rollout["results"].values()
     )
+    silent = [t for t in summary["drift"]["devices"] if "drift" not in fired.get(t, [])]
+    if not ok:
+        ctx.fail(f"the rollout did not succeed: {rollout.get('reason') or rollout['results']}")
+    elif silent:
+        ctx.fail(f"no drift alert reached the cloud from the drifted device(s) {', '.join(silent)}")
     ctx.results["simulate"] = {
-        "ok": ok,
+        "ok": ok and not silent,
         "run_dir": str(run_dir),
         "wall_s": round(wall, 1),
         "deployment_s": installs,

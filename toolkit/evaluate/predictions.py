@@ -35,6 +35,25 @@ def _normalise(p: np.ndarray) -> np.ndarray:
     return np.divide(p, total, out=np.full_like(p, 1.0 / p.shape[1]), where=total > 0)
 
 
+def _one_hot(predicted: np.ndarray, labels: list[Any]) -> np.ndarray:
+    """Predicted label values as one-hot rows over `labels` (numerically when both are
+    numbers: skl2onnx gives float classes as int64)."""
+    index = {str(label): i for i, label in enumerate(labels)}
+    numeric = {float(lab): j for j, lab in enumerate(labels) if _is_num(lab)}
+    out = np.zeros((len(predicted), len(labels)))
+    for row, value in enumerate(predicted):
+        i = index.get(str(value))
+        if i is None and _is_num(value):
+            i = numeric.get(float(value))
+        if i is not None:
+            out[row, i] = 1.0
+    return out
+
+
+def _is_num(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
 def _by_role(signature: dict[str, Any], role: str) -> dict[str, Any] | None:
     return next((o for o in signature["outputs"] if o.get("role") == role), None)
 
@@ -56,9 +75,14 @@ def read(signature: dict[str, Any], task: str, outputs: dict[str, np.ndarray]) -
                 how = f"sigmoid of {logit_spec['name']} (one logit)"
             else:
                 proba, how = softmax(raw), f"softmax of {logit_spec['name']} (logits)"
+        elif (label_spec := _by_role(signature, "label")) is not None and labels:
+            # no scores (LinearSVC, Perceptron, SVC without probability=True): the predicted
+            # labels score accuracy and F1; probabilities are their one-hot form
+            raw = _one_hot(outputs[label_spec["name"]].reshape(rows), labels)
+            proba, how = raw, f"{label_spec['name']} (labels only: no scores, one-hot)"
         else:
             raise BadInputError(
-                "the classifier has no probabilities or logits output to score",
+                "the classifier has no probabilities, logits or label output to score",
                 hint="re-export it so the manifest names a probabilities/logits output",
             )
         if labels and proba.shape[1] != len(labels):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edge_agent.errors import BadInputError
+from edge_agent.sqlite_schema import SchemaTooNewError, migrate
 from toolkit.fleet import fastjson
 from toolkit.fleet.ingest import (
     Parsed,
@@ -67,6 +68,11 @@ CREATE TABLE IF NOT EXISTS deployments (
   PRIMARY KEY (deployment_id, thing));
 CREATE TABLE IF NOT EXISTS rejects (received_at REAL, topic TEXT, error TEXT, head TEXT);
 """
+
+# PRAGMA user_version n is reached by MIGRATIONS[n-1] (edge_agent.sqlite_schema); append a
+# migration for every schema change, never edit a released one. Files made before user_version
+# was kept are at 0 and adopted by migration 1 (all IF NOT EXISTS).
+MIGRATIONS: tuple[str, ...] = (_SCHEMA,)
 
 
 @dataclass
@@ -123,7 +129,13 @@ class SqliteStore:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            migrate(self._db, MIGRATIONS)
+        except SchemaTooNewError as exc:
+            self._db.close()
+            raise BadInputError(
+                f"the fleet database {self.path} was written by a newer edgekit ({exc})",
+                hint="upgrade edgekit, or pass another --db",
+            ) from None
         except sqlite3.DatabaseError as exc:
             raise BadInputError(
                 f"{self.path} is not an edgekit fleet database: {exc}",

@@ -74,11 +74,12 @@ def installed_version(name: str) -> str:
     return _installed(name).version
 
 
-def closure(platform: Platform, python_version: str) -> list[Pin]:
-    """The agent requirements and their dependencies as installed here, for one platform."""
+def closure(platform: Platform, python_version: str, extra: tuple[str, ...] = ()) -> list[Pin]:
+    """The agent requirements (plus optional ones, e.g. cryptography for signed bundles) and
+    their dependencies as installed here, for one platform."""
     env = marker_env(platform, python_version)
     pins: dict[str, Pin] = {}
-    queue = [(name, "agent") for name in AGENT_REQUIREMENTS]
+    queue = [(name, "agent") for name in (*AGENT_REQUIREMENTS, *extra)]
     while queue:
         name, via = queue.pop(0)
         key = canonicalize_name(name)
@@ -94,9 +95,13 @@ def closure(platform: Platform, python_version: str) -> list[Pin]:
     return sorted(pins.values(), key=lambda p: p.name)
 
 
-def requirements_text(platforms: list[Platform], python_version: str) -> str:
+def requirements_text(
+    platforms: list[Platform], python_version: str, extra: tuple[str, ...] = ()
+) -> str:
     """One requirements file for every platform: pins needed only on some carry a marker."""
-    per_platform = {p: {pin.name: pin for pin in closure(p, python_version)} for p in platforms}
+    per_platform = {
+        p: {pin.name: pin for pin in closure(p, python_version, extra)} for p in platforms
+    }
     names = sorted({n for pins in per_platform.values() for n in pins})
     lines = [
         "# The agent's runtime, pinned to the versions edgekit was tested with.",

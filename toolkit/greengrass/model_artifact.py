@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent import manifest as manifest_io
+from edge_agent import signing
 from edge_agent.bundle import Bundle
 from toolkit.greengrass.archive import build_zip
 
@@ -34,13 +35,17 @@ def restricted_manifest(bundle: Bundle, variants: list[str]) -> dict[str, Any]:
     return m
 
 
-def build_model_archive(bundle: Bundle, variants: list[str], dest_dir: Path) -> Path:
-    """model-<variants>.zip: manifest.json, the variants' ONNX files and the other bundle files."""
+def build_model_archive(
+    bundle: Bundle, variants: list[str], dest_dir: Path, signer: Any = None
+) -> Path:
+    """model-<variants>.zip: manifest.json, the variants' ONNX files and the other bundle files;
+    with `signer` (an Ed25519 private key) also manifest.sig over that restricted manifest."""
     keep = [bundle.variant(v)["file"] for v in variants] + sorted(bundle.manifest["files"])
     bundle.verify(only=keep)  # never ship a file that no longer matches its digest
     m = restricted_manifest(bundle, variants)
-    entries: list[tuple[str, Path | bytes]] = [
-        (manifest_io.MANIFEST_FILE, (json.dumps(m, indent=2) + "\n").encode("utf-8"))
-    ]
+    manifest_bytes = (json.dumps(m, indent=2) + "\n").encode("utf-8")
+    entries: list[tuple[str, Path | bytes]] = [(manifest_io.MANIFEST_FILE, manifest_bytes)]
+    if signer is not None:
+        entries.append((signing.SIGNATURE_FILE, signing.sign_bytes(manifest_bytes, signer)))
     entries += [(name, bundle.file_path(name)) for name in sorted(set(keep))]
     return build_zip(entries, dest_dir / archive_name(variants))

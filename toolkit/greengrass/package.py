@@ -12,11 +12,11 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edge_agent import atomic
+from edge_agent import atomic, signing
 from edge_agent.bundle import FP32, Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
 from edge_agent.hashing import sha256_b64_file
@@ -62,6 +62,7 @@ class PackageRequest:
     publisher: str = "edgekit"
     settings: Settings = field(default_factory=Settings)
     targets_dir: Path | None = None  # the user's target profiles, as for `edgekit tune`
+    sign_key: Path | None = None  # Ed25519 private key: sign each model artifact's manifest
 
 
 @dataclass
@@ -273,6 +274,11 @@ def package(
             f"-o {request.output} is a file, not a folder",
             hint="pass the build folder (greengrass-build)",
         )
+    signer = None
+    if request.sign_key is not None:
+        signer = signing.load_private_key(request.sign_key)
+        key = signing.public_pem(signer.public_key())
+        request = replace(request, settings=replace(request.settings, verify_key=key))
     bundle = Bundle.open(request.bundle_dir)
     plans = plan_platforms(bundle, request)
 
@@ -306,7 +312,9 @@ def package(
     ):
         real = [p.platform for p in plans if p.platform is not None]
         requirements = agent_artifact.requirements_text(
-            real or [Platform("linux", "amd64")], request.python_version
+            real or [Platform("linux", "amd64")],
+            request.python_version,
+            ("cryptography",) if signer is not None else (),
         )
         say("agent archive")
         agent_zip = agent_artifact.build_agent_archive(stage, requirements)
@@ -315,7 +323,7 @@ def package(
         wheel_digests: dict[str, str] = {}
         for plan in plans:
             say(f"model archive for {plan.label}")
-            model_zip = model_artifact.build_model_archive(bundle, [plan.variant], stage)
+            model_zip = model_artifact.build_model_archive(bundle, [plan.variant], stage, signer)
             digests[model_zip.name] = sha256_b64_file(model_zip)
             artifacts = [
                 Artifact(agent_zip.name, digests[agent_zip.name]),

@@ -146,7 +146,7 @@ def _graph_facts(path: str, sha: str) -> dict[str, Any]:
 
 
 def graph_facts(bundle: Bundle, variant: str) -> dict[str, Any]:
-    path = bundle.variant_path(variant)
+    path = bundle.verify_variant(variant)
     return _graph_facts(str(path), bundle.variant(variant)["sha256"])
 
 
@@ -176,7 +176,7 @@ def opset_and_operators(inp: PreflightInput) -> list[Finding]:
         import onnxruntime as ort
 
         try:
-            ort.InferenceSession(str(inp.bundle.variant_path(inp.variant)), providers=[CPU])
+            ort.InferenceSession(str(inp.bundle.verify_variant(inp.variant)), providers=[CPU])
         except Exception as exc:  # onnxruntime raises its own exception types
             first = str(exc).strip().splitlines()[0][:300]
             out.append(

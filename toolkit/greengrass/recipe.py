@@ -64,6 +64,7 @@ class Settings:
     capture_fraction: float = 0.0  # capture off unless asked
     capture_max_bytes: int = 10 * 1024 * 1024
     capture_files: int = 5
+    verify_key: str | None = None  # Ed25519 public key (PEM text) the agent checks bundles with
     thresholds: dict[str, float] = field(
         default_factory=lambda: {
             "drift_psi_threshold": 0.1,
@@ -122,6 +123,13 @@ def access_control(name: str) -> dict[str, Any]:
     }
 
 
+# Configuration that belongs to one component version: the variant, target, provider and session
+# options chosen per platform for the model artifacts of that version. A deployment of a new
+# version must reset it: configuration updates are patches, so a device keeps the values of the
+# version it runs (a variant the new artifacts may not hold) over the new version's defaults.
+VERSION_CONFIG = ("/platforms",)
+
+
 def default_configuration(name: str, plans: list[ManifestPlan], s: Settings) -> dict[str, Any]:
     topics = local_topics(name)
     return {
@@ -148,6 +156,7 @@ def default_configuration(name: str, plans: list[ManifestPlan], s: Settings) -> 
             for p in plans
         },
         "accessControl": access_control(name),
+        **({"verify_key": s.verify_key} if s.verify_key else {}),
     }
 
 

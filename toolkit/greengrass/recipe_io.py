@@ -32,7 +32,11 @@ def parse(text: str, origin: str = "recipe") -> dict[str, Any]:
     try:
         data = json.loads(text) if stripped.startswith("{") else yaml.load(text, _RecipeLoader)  # noqa: S506
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise BadInputError(f"{origin} is neither valid JSON nor valid YAML: {exc}") from exc
+        raise BadInputError(
+            f"{origin} is neither valid JSON nor valid YAML: {exc}",
+            hint="the nucleus cannot read it either: fix the syntax at the line shown "
+            "(indentation, quotes around values with '%', ':' or '{')",
+        ) from exc
     if not isinstance(data, dict):
         raise BadInputError(f"{origin} must hold a JSON/YAML object at the top level")
     return data

@@ -12,6 +12,7 @@ import binascii
 import json
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
@@ -20,7 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from edge_agent.hashing import sha256_b64_file as b64_sha256
-from toolkit.greengrass import casing, names, recipe_io
+from toolkit.greengrass import casing, jsonpointer, names, recipe_io, versions
 from toolkit.greengrass.casing import child
 
 MAX_RECIPE_BYTES = 16_000  # the Development Kit's MAX_RECIPE_FILE_SIZE_BYTES
@@ -42,9 +43,9 @@ PLATFORM_VALUES = {
     "architecture.detail": names.ARCH_DETAIL_VALUES,
 }
 VAR = re.compile(r"\{([^{}\s]+)\}")
-SEMVER_BOUND = re.compile(r"(>=|>|\^|~|=)?\s*v?(\d+)\.(\d+)\.(\d+)")
 # GenericExternalService.shouldSkip: `(exists|onpath) +(.+)` after an optional `!`.
 SKIPIF = re.compile(r"!?\s*(exists|onpath) +(.+)")
+LEGACY_WILDCARD_KEYS = ("os", "architecture")
 # Phases whose Timeout the nucleus casts straight to an integer (Run, Bootstrap).
 INTEGER_TIMEOUT_PHASES = ("run", "bootstrap")
 
@@ -80,11 +81,6 @@ def get_ci(obj: Any, key: str) -> tuple[str | None, Any]:
 # -- nucleus features ---------------------------------------------------------------------------
 
 
-def _version(text: str) -> tuple[int, int, int]:
-    a, b, c = (int(x) for x in text.split("."))
-    return a, b, c
-
-
 def nucleus_requirements(recipe: dict[str, Any]) -> list[tuple[str, str]]:
     """(minimum nucleus version, why) for every version-dependent feature the recipe uses."""
     needs: list[tuple[str, str]] = []
@@ -110,18 +106,7 @@ def nucleus_requirements(recipe: dict[str, Any]) -> list[tuple[str, str]]:
 
 def minimum_nucleus(recipe: dict[str, Any]) -> str:
     needs = nucleus_requirements(recipe)
-    return max((v for v, _ in needs), key=_version, default="2.0.0")
-
-
-def lower_bound(requirement: str) -> tuple[int, int, int]:
-    """The lowest version an npm-style range admits (0.0.0 when it has no lower bound)."""
-    bounds = []
-    for op, a, b, c in SEMVER_BOUND.findall(requirement):
-        if op in ("", ">=", "^", "~", "="):
-            bounds.append((int(a), int(b), int(c)))
-        elif op == ">":
-            bounds.append((int(a), int(b), int(c) + 1))
-    return max(bounds) if bounds else (0, 0, 0)
+    return max((v for v, _ in needs), key=versions.sort_key, default="2.0.0")
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -161,8 +146,7 @@ def _numbers(node: Any, path: str, pointer: str):
         for k, v in node.items():
             if pointer == "" and str(k) == "accessControl":
                 continue
-            token = str(k).replace("~", "~0").replace("/", "~1")
-            yield from _numbers(v, child(path, k), f"{pointer}/{token}")
+            yield from _numbers(v, child(path, k), pointer + jsonpointer.join([k]))
     elif isinstance(node, list):
         for i, v in enumerate(node):
             yield from _numbers(v, f"{path}[{i}]", f"{pointer}/{i}")
@@ -181,21 +165,10 @@ def _parse_var(body: str) -> tuple[str | None, str, str] | None:
     return None
 
 
-def json_pointer(doc: Any, pointer: str) -> tuple[bool, Any]:
-    if pointer == "":
-        return True, doc
-    if not pointer.startswith("/"):
-        return False, None
-    node = doc
-    for raw in pointer[1:].split("/"):
-        token = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and token in node:
-            node = node[token]
-        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-            node = node[int(token)]
-        else:
-            return False, None
-    return True, node
+def _wildcard(key: str, value: Any) -> bool:
+    """PlatformHelper.isAttributeSatisfied: null and `*` match anything; so do `all` and `any`
+    for os and architecture (kept there for old recipes)."""
+    return value in ("*", None) or (key in LEGACY_WILDCARD_KEYS and value in ("all", "any"))
 
 
 def _artifact_name(uri: str) -> str:
@@ -204,6 +177,93 @@ def _artifact_name(uri: str) -> str:
 
 def _zip_stem(name: str) -> str:
     return name[:-4] if name.lower().endswith(".zip") else name.rsplit(".", 1)[0]
+
+
+# -- the official schema, and what the nucleus tolerates of it ---------------------------------
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A schema finding that the nucleus accepts, and the nucleus code that accepts it."""
+
+    code: str
+    applies: Callable[[Any], bool]  # on a jsonschema ValidationError
+    why: str
+
+
+def _last(err: Any) -> str:
+    return str(err.absolute_path[-1]).lower() if err.absolute_path else ""
+
+
+TOLERATED = (
+    Tolerance(
+        "null-step",
+        lambda e: e.instance is None and _last(e) in (*LIFECYCLE_PHASES, "uninstall"),
+        "a lifecycle step with no value is skipped (GenericExternalService.run: NothingDone)",
+    ),
+    Tolerance(
+        "null-platform",
+        lambda e: e.instance is None and _last(e) == "platform",
+        "a manifest with no Platform matches every device (PlatformHelper: no platform is "
+        "a wild-card)",
+    ),
+    Tolerance(
+        "dependency-type-case",
+        lambda e: (
+            _last(e) == "dependencytype"
+            and isinstance(e.instance, str)
+            and e.instance.upper() in ("HARD", "SOFT")
+        ),
+        "DependencyType is read without regard to case (DependencyType enum, case-insensitive)",
+    ),
+)
+
+
+def schema_findings(recipe: dict[str, Any]) -> list[Problem]:
+    """The official schema's findings on the lower-cased recipe: an error where the nucleus
+    refuses too, a warning naming the schema rule where the nucleus accepts the recipe."""
+    import jsonschema
+
+    out: list[Problem] = []
+    validator = jsonschema.Draft7Validator(schema())
+    lowered = casing.lower_keys(recipe)
+    for err in sorted(validator.iter_errors(lowered), key=lambda e: list(map(str, e.path))):
+        path = _original_path(recipe, list(err.absolute_path))
+        detail = err.message
+        if err.context:
+            best = jsonschema.exceptions.best_match(err.context)
+            if best is not None:
+                detail = best.message
+                path = _original_path(recipe, list(err.absolute_path) + list(best.path))
+        rule = "/".join(str(p) for p in err.absolute_schema_path)
+        tolerated = next((t for t in TOLERATED if t.applies(err)), None)
+        if tolerated is None:
+            out.append(Problem("error", path, "schema", f"official recipe schema: {detail}"))
+        else:
+            out.append(
+                Problem(
+                    "warning",
+                    path,
+                    f"schema-{tolerated.code}",
+                    f"official recipe schema rule {rule}: {detail}; the nucleus accepts it: "
+                    f"{tolerated.why}",
+                )
+            )
+    return out
+
+
+def _original_path(recipe: dict[str, Any], parts: list[Any]) -> str:
+    path, node = "$", recipe
+    for part in parts:
+        if isinstance(node, dict):
+            key, node = get_ci(node, str(part))
+            path = child(path, key if key is not None else part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            path = f"{path}[{part}]"
+        else:
+            path = child(path, part)
+    return path
 
 
 # -- the validator ------------------------------------------------------------------------------
@@ -233,42 +293,16 @@ class _Validator:
 
     # schema
     def check_schema(self) -> None:
-        import jsonschema
-
         for path, keys in casing.case_collisions(self.recipe):
             self.error(path, "case-collision", f"keys {keys} differ only by case")
-        lowered = casing.lower_keys(self.recipe)
-        validator = jsonschema.Draft7Validator(schema())
-        for err in sorted(validator.iter_errors(lowered), key=lambda e: list(map(str, e.path))):
-            path = self._original_path(list(err.absolute_path))
-            detail = err.message
-            if err.context:
-                best = jsonschema.exceptions.best_match(err.context)
-                if best is not None:
-                    detail = best.message
-                    path = self._original_path(list(err.absolute_path) + list(best.path))
-            self.error(path, "schema", f"official recipe schema: {detail}")
-
-    def _original_path(self, parts: list[Any]) -> str:
-        path, node = "$", self.recipe
-        for part in parts:
-            if isinstance(node, dict):
-                key, node = get_ci(node, str(part))
-                path = child(path, key if key is not None else part)
-            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-                node = node[part]
-                path = f"{path}[{part}]"
-            else:
-                path = child(path, part)
-        return path
+        self.problems += schema_findings(self.recipe)
 
     # identity
     def check_identity(self) -> None:
         key, version = get_ci(self.recipe, "ComponentVersion")
-        if isinstance(version, str) and not names.SEMVER.match(version):
-            self.error(
-                child("$", key), "version", f"ComponentVersion {version!r} is not SemVer (X.Y.Z)"
-            )
+        why = versions.problem(version) if isinstance(version, str) else None
+        if why is not None:
+            self.error(child("$", key), "version", f"ComponentVersion {why}")
         key, name = get_ci(self.recipe, "ComponentName")
         if isinstance(name, str) and set(name) == {"."}:
             self.error(child("$", key), "name", f"ComponentName {name!r} is not usable as a path")
@@ -304,9 +338,9 @@ class _Validator:
         ppath = child(path, pkey or "Platform")
         platform = platform if isinstance(platform, dict) else {}
         values = {str(k).lower(): v for k, v in platform.items()}
-        catch_all = all(v in ("*", None) for v in values.values())
+        catch_all = all(_wildcard(k, v) for k, v in values.items())
         if catch_all and index < count - 1:
-            self.error(
+            self.warn(
                 ppath,
                 "catch-all-first",
                 f"manifest {index} matches every device, so the manifests after it never run; "
@@ -332,6 +366,14 @@ class _Validator:
                 self.check_regex(vpath, low, value[1:-1])
                 continue
             if value == "*":
+                continue
+            if _wildcard(low, value):
+                self.warn(
+                    vpath,
+                    "platform-legacy-wildcard",
+                    f"{low} {value!r} is a wildcard to the nucleus (PlatformHelper keeps it for "
+                    "old recipes); write '*'",
+                )
                 continue
             allowed = PLATFORM_VALUES.get(low)
             if allowed and value not in allowed:
@@ -452,7 +494,7 @@ class _Validator:
                     f"{', '.join(s + ':' for s in URI_SCHEMES)} URIs",
                 )
             name = _artifact_name(uri)
-            if name in seen:
+            if scheme != "docker" and name in seen:  # images are not files: no name clash
                 self.error(
                     upath,
                     "duplicate-artifact",
@@ -559,13 +601,13 @@ class _Validator:
                     )
                 continue
             if ns == "configuration":
-                found, _ = json_pointer(self.config, key)
+                found, _ = jsonpointer.lookup(self.config, key)
                 if not found:
-                    self.error(
+                    self.warn(
                         path,
                         "variable-configuration",
-                        f"{m.group(0)}: DefaultConfiguration has no {key}; the nucleus would "
-                        "pass the text through unreplaced",
+                        f"{m.group(0)}: DefaultConfiguration has no {key}; unless a deployment "
+                        "merges it, the nucleus passes the text through unreplaced",
                     )
                 continue
             if key not in KNOWN_KEYS.get(ns, ()):
@@ -684,12 +726,50 @@ class _Validator:
                         service == "aws.greengrass.ipc.mqttproxy" and r == "#"
                     )
                     if everything:
-                        self.error(
+                        self.warn(
                             f"{child(ppath, rkey)}[{k}]",
                             "resource-star",
                             f"resource {r!r} grants every topic/resource: scope it, e.g. "
                             "with {iot:thingName}",
                         )
+
+    # dependencies
+    def check_dependencies(self) -> None:
+        """What DependencyResolver refuses: a range it cannot parse, a component that depends on
+        itself ("Circular dependency detected"); DependencyType is read case-insensitively."""
+        dkey, deps = get_ci(self.recipe, "ComponentDependencies")
+        if not isinstance(deps, dict):
+            return
+        name = get_ci(self.recipe, "ComponentName")[1]
+        for dep, spec in deps.items():
+            dpath = child(child("$", dkey), dep)
+            if dep == name:
+                self.error(
+                    dpath,
+                    "circular-dependency",
+                    f"{name} depends on itself: the nucleus fails the deployment with "
+                    "'Circular dependency detected'",
+                )
+            vkey, requirement = get_ci(spec, "VersionRequirement")
+            if isinstance(requirement, str):
+                why = versions.range_problem(requirement)
+                if why is not None:
+                    self.error(
+                        child(dpath, vkey),
+                        "version-requirement",
+                        f"{why}; the nucleus cannot resolve the dependency",
+                    )
+            tkey, dtype = get_ci(spec, "DependencyType")
+            if (
+                isinstance(dtype, str)
+                and dtype.upper() in ("HARD", "SOFT")
+                and dtype != dtype.upper()
+            ):
+                self.lite(
+                    child(dpath, tkey),
+                    "dependency-type",
+                    f"write {dtype.upper()!r}: only the Java nucleus reads {dtype!r}",
+                )
 
     # nucleus range
     def check_nucleus(self) -> None:
@@ -705,7 +785,7 @@ class _Validator:
             )
         if not needs:
             return
-        need_v, why = max(needs, key=lambda n: _version(n[0]))
+        need_v, why = max(needs, key=lambda n: versions.sort_key(n[0]))
         if nkey is None:
             self.warn(
                 child("$", dkey or "ComponentDependencies"),
@@ -714,7 +794,10 @@ class _Validator:
             )
             return
         vkey, requirement = get_ci(nucleus, "VersionRequirement")
-        if isinstance(requirement, str) and lower_bound(requirement) < _version(need_v):
+        if versions.range_problem(requirement) is not None:
+            return  # check_dependencies reports it
+        lowest = versions.lower_bound(requirement)
+        if lowest is not None and versions.compare(lowest, need_v) < 0:
             self.warn(
                 child(child(child("$", dkey), nkey), vkey),
                 "nucleus-range",
@@ -739,6 +822,7 @@ def validate_recipe(
     v.check_variables()
     v.check_config_values()
     v.check_access_control()
+    v.check_dependencies()
     v.check_nucleus()
     return v.problems
 

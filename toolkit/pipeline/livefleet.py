@@ -17,10 +17,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_agent.errors import BadInputError
 from toolkit.pipeline.fleets import free_port_block
+
+if TYPE_CHECKING:
+    from toolkit.simulator.deployment import ComponentUpdate
 
 
 @dataclass
@@ -43,7 +46,8 @@ class LiveFleet:
     timeout_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        self.run_dir = Path(self.run_dir)
+        # capture folders go to the agents, which run in their own work folders: absolute
+        self.run_dir = Path(self.run_dir).absolute()
         self.identity = f"{self.run_dir.resolve()}@{time.time():.0f}"
         self.alerts: list[DeviceAlert] = []
         self.deployments: list[dict[str, Any]] = []
@@ -137,7 +141,7 @@ class LiveFleet:
     async def _deploy(
         self, build_dir: Path, component: str, version: str, canary: int, merge: dict[str, Any]
     ) -> dict[str, Any]:
-        from toolkit.simulator.deployment import ComponentUpdate, Deployment
+        from toolkit.simulator.deployment import Deployment
 
         if self._fleet is None:
             await self._start(build_dir, component)
@@ -145,11 +149,8 @@ class LiveFleet:
         timeouts = self._fleet.timeouts
 
         def make(thing: str) -> Deployment:
-            config = {**self.merge, **merge, "port": str(self._ports[thing])}
-            if self.capture:
-                config.update(capture_dir=str(self.capture_dir(thing)), capture_fraction="1.0")
             return Deployment(
-                [ComponentUpdate(component, version=version, merge=config)],
+                [self.update(thing, component, version, merge)],
                 timeout_s=timeouts.install + timeouts.startup + 30,
             )
 
@@ -168,6 +169,19 @@ class LiveFleet:
         }
         self.deployments.append(record)
         return record
+
+    def update(
+        self, thing: str, component: str, version: str, merge: dict[str, Any]
+    ) -> ComponentUpdate:
+        """One device's part of a rollout: the new version's per-platform choice replaces the
+        running version's (RESET), then this fleet's settings (MERGE)."""
+        from toolkit.greengrass.recipe import VERSION_CONFIG
+        from toolkit.simulator.deployment import ComponentUpdate
+
+        config = {**self.merge, **merge, "port": str(self._ports.get(thing, 0))}
+        if self.capture:
+            config.update(capture_dir=str(self.capture_dir(thing)), capture_fraction="1.0")
+        return ComponentUpdate(component, version=version, reset=list(VERSION_CONFIG), merge=config)
 
     # -- load ------------------------------------------------------------------------------------
     def start_load(self, qps: float, drifted: bool = False) -> None:

@@ -197,7 +197,7 @@ def run_pipeline(
             pipeline=str(spec.path),
             digest=spec.digest,
             name=spec.name,
-            inputs=_inputs_record(spec, stages),
+            inputs={**_inputs_record(spec, stages), **_new_data(runtime)},
             versions=keys.versions(),
             overrides=spec.overrides,
             alert=alert,
@@ -301,6 +301,10 @@ def _safe_summary(outputs: dict[str, dict]) -> dict[str, Any]:
         return summarize(Path(bundle) if bundle else None, outputs)
     except Exception as exc:  # a summary is a convenience; never fail a run over it
         return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _new_data(runtime: Runtime) -> dict[str, Any]:
+    return {"new_data": runtime.new_data} if runtime.new_data else {}
 
 
 def _inputs_record(spec: PipelineSpec, stages: list[StagePlan]) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import BadInputError
+from edge_agent.sqlite_schema import SchemaTooNewError, migrate
+from toolkit.greengrass import versions
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -27,18 +29,15 @@ CREATE TABLE IF NOT EXISTS stages (
   started REAL, seconds REAL, result TEXT, error TEXT, PRIMARY KEY (run_id, idx));
 """
 
+# PRAGMA user_version n is reached by MIGRATIONS[n-1] (edge_agent.sqlite_schema); append a
+# migration for every schema change, never edit a released one.
+MIGRATIONS: tuple[str, ...] = (SCHEMA,)
+
 RUNNING, OK, FAILED, STOPPED = "running", "ok", "failed", "stopped"
 
 
 def _j(obj: Any) -> str | None:
     return None if obj is None else json.dumps(obj, default=str, sort_keys=True)
-
-
-def _semver(v: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in v.split("-")[0].split("+")[0].split("."))
-    except ValueError:
-        return (-1,)
 
 
 class RunStore:
@@ -48,8 +47,21 @@ class RunStore:
         self._lock = threading.Lock()
         self.db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            migrate(self.db, MIGRATIONS)
+        except SchemaTooNewError as exc:
+            self.db.close()
+            raise BadInputError(
+                f"the run store {self.path} was written by a newer edgekit ({exc})",
+                hint="upgrade edgekit, or pass another --store",
+            ) from None
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise BadInputError(
+                f"{self.path} is not an edgekit run store: {exc}",
+                hint="pass another --store (a new file is created)",
+            ) from None
 
     @classmethod
     def open_existing(cls, path: str | Path) -> RunStore:
@@ -184,15 +196,14 @@ class RunStore:
         return None
 
     def last_version(self, component: str) -> str | None:
-        versions = [
+        packaged = [
             (s.get("result") or {}).get("version")
             for s in self._rows(
                 "SELECT result FROM stages WHERE name = 'package' AND status = 'ran'"
             )
             if (s.get("result") or {}).get("component") == component
         ]
-        versions = [v for v in versions if v]
-        return max(versions, key=_semver) if versions else None
+        return versions.latest(v for v in packaged if v)
 
     def last_triggered(self, started_only: bool = False) -> dict[str, Any] | None:
         """The latest alert-triggered run (`started_only`: not counting skipped attempts)."""

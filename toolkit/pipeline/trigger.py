@@ -27,7 +27,7 @@ As a fleet alert action (toolkit.fleet.actions registry)::
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -49,6 +49,36 @@ _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
+def try_lock_file(fh: Any) -> bool:
+    """An exclusive, non-blocking lock on an open file, held until unlock_file or close:
+    flock on POSIX, msvcrt's byte-range lock on Windows (fcntl does not exist there)."""
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            fh.seek(0)
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def unlock_file(fh: Any) -> None:
+    if os.name == "nt":
+        import msvcrt
+
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @dataclass
 class TriggerConfig:
     pipeline: Path
@@ -61,6 +91,12 @@ class TriggerConfig:
     min_rows: int = 30
     deploy: dict[str, Any] | None = None  # replaces stages.deploy (e.g. a simulated fleet)
     extra_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # the run happens later, on the collector's action thread, maybe after a chdir: relative
+        # paths are taken against the current folder now, when the route is set up
+        self.pipeline = Path(self.pipeline).expanduser().absolute()
+        self.captures = [str(Path(c).expanduser().absolute()) for c in self.captures]
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> TriggerConfig:
@@ -125,17 +161,15 @@ class PipelineTrigger:
             return
         path = self.spec.workdir / "trigger.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(path, "w")  # noqa: SIM115
+        fh = open(path, "a+b")  # noqa: SIM115
         try:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            if not try_lock_file(fh):
                 yield False
                 return
             try:
                 yield True
             finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                unlock_file(fh)
         finally:
             fh.close()
             lock.release()
@@ -265,6 +299,7 @@ class PipelineTrigger:
             store=store,
             deployers=self.deployers,
             stop_before=("publish", "deploy") if self.config.dry_run else (),
+            new_data=info,
         )
         try:
             report = run_pipeline(spec, runtime, alert=alert)

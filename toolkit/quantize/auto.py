@@ -21,6 +21,11 @@ from edge_agent.errors import BadInputError
 from toolkit.quantize.graph import GraphInfo
 
 
+class NothingToQuantize(BadInputError):
+    """`auto` found nothing worth quantizing: an answer, not an error, for `quantize --method
+    auto` (exit 0, no variant added); still a BadInputError for callers that need a variant."""
+
+
 @dataclass
 class AutoChoice:
     method: str
@@ -60,14 +65,14 @@ def choose(graph: GraphInfo, hardware: dict[str, Any]) -> AutoChoice:
     reasons = [f"model kind: {kind} ({_op_summary(graph)})"]
     options: dict[str, Any] = {}
     if kind == "tree":
-        raise BadInputError(
+        raise NothingToQuantize(
             "the model is a tree ensemble (ai.onnx.ml TreeEnsemble operators): "
             "onnxruntime.quantization has no integer kernels for it and nothing else in the "
             "graph is worth quantizing",
             hint="keep the FP32 variant; tree ensembles are already fast on CPU",
         )
     if kind == "other":
-        raise BadInputError(
+        raise NothingToQuantize(
             "the model has no operator that onnxruntime quantizes (MatMul, Gemm, Conv, Attention, "
             f"LSTM, ...); its operators are {', '.join(sorted(graph.ops))}",
             hint="keep the FP32 variant",

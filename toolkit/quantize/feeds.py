@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent.errors import BadInputError
+from edge_agent.validation import RequestError, by_onnx_name, input_aliases
 from export.data import column_mismatch
 
 NUMERIC_KINDS = "fiub"
@@ -76,14 +77,16 @@ def _from_frame(signature: dict[str, Any], frame: Any, purpose: str) -> dict[str
             hint="give the columns the model was exported with; name the label with --target-column",
         )
     names = [i["name"] for i in inputs]
-    if set(names) == set(wanted):
+    # an input's column: the user's name where skl2onnx renamed it (signature "column")
+    column_of = {i["name"]: i.get("column") or i["name"] for i in inputs}
+    if set(column_of.values()) == set(wanted):
         # One ONNX input per column (a ColumnTransformer pipeline).
         feeds = {}
         for spec in inputs:
-            col = frame[spec["name"]].to_numpy()
+            series = frame[column_of[spec["name"]]]
+            col = series.to_numpy()
             if spec["dtype"] == "string":
-                col = frame[spec["name"]].astype(object).where(frame[spec["name"]].notna(), "")
-                col = col.to_numpy()
+                col = series.astype(object).where(series.notna(), "").to_numpy()
             arr = cast(col, spec["dtype"], spec["name"], purpose)
             arr = arr.reshape(len(frame), *([1] * (len(spec["shape"]) - 1)))
             _check_shape(arr, spec, purpose)
@@ -112,6 +115,10 @@ def _from_tensors(
 ) -> dict[str, np.ndarray]:
     inputs = signature["inputs"]
     names = [i["name"] for i in inputs]
+    try:
+        tensors = by_onnx_name(tensors, input_aliases(signature))
+    except RequestError as exc:
+        raise BadInputError(f"{purpose}: {exc.message}") from None
     if all(n in tensors for n in names):
         chosen = {n: tensors[n] for n in names}
     elif len(inputs) == 1 and len(tensors) == 1:

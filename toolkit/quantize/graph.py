@@ -122,3 +122,51 @@ def analyse(model: Any) -> GraphInfo:
         sum(int(np.prod(i.dims)) for i in model.graph.initializer if len(i.dims) >= 2)
     )
     return info
+
+
+# The ops whose INT8 form is what static quantization is for.
+COMPUTE_OPS = CONV_OPS | DENSE_OPS | ATTENTION_OPS | RECURRENT_OPS
+
+
+def output_head(model: Any) -> dict[str, str]:
+    """{node name: why} for the nodes static quantization keeps in float: the non-compute
+    nodes after the last compute op (a classifier's Softmax, Add of the last bias, Cast,
+    ArgMax, ...) and the ai.onnx.ml operators (ZipMap, TreeEnsemble, Scaler, ...).
+
+    Quantizing the head saves no time (no MatMul/Conv is left to run in INT8) and costs
+    output precision; and onnxruntime's QDQ quantizer crashes on a Softmax whose output
+    feeds only ai.onnx.ml operators ("Only an existing tensor can be modified").
+    """
+    nodes = list(model.graph.node)
+    consumers: dict[str, list[int]] = {}
+    for i, node in enumerate(nodes):
+        for name in node.input:
+            consumers.setdefault(name, []).append(i)
+    feeds_compute: dict[int, bool] = {}
+
+    def reaches_compute(i: int) -> bool:
+        # iterative depth-first search, memoised: graphs have thousands of nodes
+        stack = [(i, False)]
+        while stack:
+            j, expanded = stack.pop()
+            if j in feeds_compute:
+                continue
+            after = [k for out in nodes[j].output for k in consumers.get(out, [])]
+            if not expanded:
+                stack.append((j, True))
+                stack.extend((k, False) for k in after if k not in feeds_compute)
+                continue
+            feeds_compute[j] = any(
+                nodes[k].op_type in COMPUTE_OPS or feeds_compute.get(k, False) for k in after
+            )
+        return feeds_compute[i]
+
+    head: dict[str, str] = {}
+    for i, node in enumerate(nodes):
+        if not node.name:
+            continue
+        if node.domain == "ai.onnx.ml":
+            head[node.name] = f"{node.op_type}: an ai.onnx.ml operator, no INT8 kernel"
+        elif node.op_type not in COMPUTE_OPS and not reaches_compute(i):
+            head[node.name] = f"{node.op_type}: after the last MatMul/Gemm/Conv, nothing to gain"
+    return head

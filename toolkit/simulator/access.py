@@ -21,6 +21,7 @@ GUARDED: dict[str, tuple[str, str]] = {
     "SubscribeToIoTCore": (MQTTPROXY, "Authorization failed with error "),
     "PublishToTopic": (PUBSUB, ""),
     "SubscribeToTopic": (PUBSUB, ""),
+    "PutComponentMetric": ("aws.greengrass.ipc.componentmetric", ""),
 }
 
 

@@ -17,6 +17,9 @@ from urllib.parse import urlparse
 from edge_agent.errors import BadInputError, CheckFailedError
 from toolkit.simulator.layout import GreengrassRoot
 
+# The nucleus's componentStoreMaxSizeBytes default: what one component may unpack to here.
+MAX_UNARCHIVED_BYTES = 10_000_000_000
+
 
 class ArtifactError(CheckFailedError):
     """An artifact is missing or its digest does not match: the deployment fails."""
@@ -89,12 +92,44 @@ def _make_writable(folder: Path) -> None:
                 os.chmod(p, 0o644)
 
 
+def unzip(archive: Path, out: Path, max_bytes: int) -> int:
+    """Extract `archive` into `out`, refusing any member that would land outside `out` and
+    stopping once more than `max_bytes` come out (sizes counted while writing, not trusted from
+    the archive's directory). Returns the bytes written."""
+    out.mkdir(parents=True, exist_ok=True)
+    base = out.resolve()
+    written = 0
+    with zipfile.ZipFile(archive) as zf:
+        members = zf.infolist()
+        for info in members:  # every path is checked before anything is written
+            if not (base / info.filename).resolve().is_relative_to(base):
+                raise ArtifactError(f"{archive.name}: unsafe path {info.filename!r} in archive")
+        for info in members:
+            dest = (base / info.filename).resolve()
+            if info.is_dir():
+                dest.mkdir(parents=True, exist_ok=True)
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(dest, "wb") as dst:
+                while block := src.read(1 << 20):
+                    written += len(block)
+                    if written > max_bytes:
+                        raise ArtifactError(
+                            f"{archive.name}: unpacks to more than {max_bytes:,} bytes",
+                            hint="the component store's limit (the nucleus's "
+                            "componentStoreMaxSizeBytes): is the archive a zip bomb?",
+                        )
+                    dst.write(block)
+    return written
+
+
 def install_artifacts(
     root: GreengrassRoot,
     name: str,
     version: str,
     artifacts: list[dict[str, Any]],
     source: ArtifactSource,
+    max_unarchived_bytes: int = MAX_UNARCHIVED_BYTES,
 ) -> list[Path]:
     """Copy, verify and unarchive one component version's artifacts into the device's store.
 
@@ -111,6 +146,7 @@ def install_artifacts(
         shutil.rmtree(unarch)
     dest.mkdir(parents=True)
     placed: list[Path] = []
+    budget = max_unarchived_bytes
     try:
         seen: set[str] = set()
         for art in artifacts:
@@ -132,14 +168,7 @@ def install_artifacts(
                         hint="the artifact changed after packaging: re-run `edgekit package`",
                     )
             if str(art.get("Unarchive", "NONE")).upper() == "ZIP":
-                out = unarch / target.stem
-                out.mkdir(parents=True, exist_ok=True)
-                with zipfile.ZipFile(target) as zf:
-                    for member in zf.namelist():
-                        resolved = (out / member).resolve()
-                        if not str(resolved).startswith(str(out.resolve())):
-                            raise ArtifactError(f"{target.name}: unsafe path {member} in archive")
-                    zf.extractall(out)
+                budget -= unzip(target, unarch / target.stem, budget)
             perm = art.get("Permission") or {}
             _read_only(target, str(perm.get("Execute", "NONE")).upper() != "NONE")
             placed.append(target)

@@ -3,49 +3,22 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge_agent.errors import BadInputError
+from toolkit.greengrass import versions
 from toolkit.simulator.artifacts import ArtifactSource
 from toolkit.simulator.recipe import Recipe, find_recipes
 
 
-def _ver(v: str) -> tuple[int, int, int, tuple]:
-    m = re.match(r"(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?", v)
-    if not m:
-        raise ValueError(f"not a semantic version: {v!r}")
-    pre = tuple(m.group(4).split(".")) if m.group(4) else ()
-    # a release sorts after its pre-releases
-    return int(m.group(1)), int(m.group(2)), int(m.group(3)), (1,) if not pre else (0, *pre)
-
-
 def satisfies(version: str, requirement: str | None) -> bool:
-    """npm-style ranges as Greengrass uses them: `1.2.3`, `^1.2.0`, `~1.2.0`, `>=1.0.0 <2.0.0`,
-    `*`, alternatives with `||`."""
-    if not requirement or requirement.strip() in ("*", ""):
-        return True
-    v = _ver(version)
-    return any(all(_one(v, part) for part in alt.split()) for alt in requirement.split("||"))
-
-
-def _one(v: tuple, part: str) -> bool:
-    m = re.match(r"(\^|~|>=|<=|>|<|=)?v?(.+)", part.strip())
-    assert m
-    op, target = m.group(1) or "=", _ver(m.group(2))
-    if op == "^":
-        upper = (target[0] + 1, 0, 0) if target[0] else (0, target[1] + 1, 0)
-        return target <= v and v[:3] < upper
-    if op == "~":
-        return target <= v and v[:3] < (target[0], target[1] + 1, 0)
-    return {
-        "=": v == target,
-        ">=": v >= target,
-        "<=": v <= target,
-        ">": v > target,
-        "<": v < target,
-    }[op]
+    """npm's range rules, as the nucleus resolves VersionRequirement (toolkit.greengrass.versions).
+    A requirement the nucleus cannot parse fails the deployment: a clear error here too."""
+    try:
+        return versions.satisfies(version, requirement)
+    except versions.VersionError as exc:
+        raise BadInputError(f"VersionRequirement {exc}") from None
 
 
 @dataclass
@@ -83,16 +56,16 @@ class Catalog:
         try:
             return self.entries[(name, version)]
         except KeyError:
-            have = sorted(v for (n, v) in self.entries if n == name)
+            have = sorted((v for (n, v) in self.entries if n == name), key=versions.sort_key)
             raise BadInputError(
                 f"component {name} {version} is not in the catalog (have: {have or 'none'})"
             ) from None
 
     def latest(self, name: str, requirement: str | None = None) -> CatalogEntry:
-        versions = [v for (n, v) in self.entries if n == name and satisfies(v, requirement)]
-        if not versions:
+        admitted = [v for (n, v) in self.entries if n == name and satisfies(v, requirement)]
+        if not admitted:
             raise BadInputError(
                 f"no version of {name} satisfies {requirement or '*'}",
                 hint="add the dependency's build folder to the catalog",
             )
-        return self.entries[(name, max(versions, key=_ver))]
+        return self.entries[(name, max(admitted, key=versions.sort_key))]

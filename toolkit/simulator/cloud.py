@@ -7,7 +7,8 @@ every device message to listeners in the same process (the fleet collector plugs
 
 `MqttProxy` is the nucleus's side: while the cloud is unreachable it spools QoS 1 messages
 (2.5 MB, oldest dropped, as the nucleus's in-memory spooler) and drops QoS 0 ones
-(keepQos0WhenOffline false), then flushes in order when the connection comes back.
+(keepQos0WhenOffline false), then flushes in order when the connection comes back. Publishes
+are throttled as the nucleus's connection is: 100 per second and 512 KiB/s (ratelimit.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from toolkit.simulator.ratelimit import PublishThrottle
 from toolkit.simulator.topics import mqtt_match
 
 SPOOL_MAX_BYTES = 2_621_440
@@ -133,8 +135,14 @@ class InProcessCloud:
 class MqttProxy:
     """The nucleus's MQTT proxy for one device: spooling while offline, then flushing."""
 
-    def __init__(self, link: DeviceLink, spool_max_bytes: int = SPOOL_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        link: DeviceLink,
+        spool_max_bytes: int = SPOOL_MAX_BYTES,
+        throttle: PublishThrottle | None = None,
+    ) -> None:
         self.link = link
+        self.throttle = throttle or PublishThrottle()
         self.spool: collections.deque[tuple[str, bytes]] = collections.deque()
         self.spool_bytes = 0
         self.spool_max_bytes = spool_max_bytes
@@ -148,7 +156,7 @@ class MqttProxy:
     async def publish(self, component: str, topic: str, payload: bytes, qos: int) -> None:
         if self.link.online and not self.spool:
             try:
-                await self.link.publish(topic, payload, qos)
+                await self._throttled_publish(topic, payload, qos)
                 self.published += 1
                 return
             except ConnectionError:
@@ -169,6 +177,13 @@ class MqttProxy:
     def subscribe(self, component: str, topic_filter: str, deliver: Deliver) -> Callable[[], None]:
         return self.link.subscribe(topic_filter, deliver)
 
+    async def _throttled_publish(self, topic: str, payload: bytes, qos: int) -> None:
+        """The nucleus's spooler sleeps out the throttle before it publishes."""
+        wait = self.throttle.reserve(len(payload))
+        if wait > 0:
+            await asyncio.sleep(wait)
+        await self.link.publish(topic, payload, qos)
+
     def _online_changed(self, online: bool) -> None:
         if online:
             self._start_flush()
@@ -182,7 +197,7 @@ class MqttProxy:
         while self.spool and self.link.online:
             topic, payload = self.spool[0]
             try:
-                await self.link.publish(topic, payload, 1)
+                await self._throttled_publish(topic, payload, 1)
             except ConnectionError:
                 return
             self.spool.popleft()
@@ -196,4 +211,5 @@ class MqttProxy:
             "spooled_total": self.spooled_total,
             "dropped_qos0": self.dropped_qos0,
             "dropped_spool": self.dropped_spool,
+            "throttled_s": round(self.throttle.throttled_s, 3),
         }

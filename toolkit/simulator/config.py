@@ -8,34 +8,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from toolkit.greengrass import jsonpointer
+from toolkit.greengrass.jsonpointer import resolve
+
 Path_ = tuple[str, ...]
 Listener = Callable[[str, list[str]], None]
 
 
 class StaleUpdate(Exception):
     """An UpdateConfiguration older than the value it would replace."""
-
-
-def pointer_parts(pointer: str) -> list[str]:
-    """RFC 6901 JSON pointer -> key list (`""` is the whole document)."""
-    if pointer == "":
-        return []
-    if not pointer.startswith("/"):
-        raise ValueError(f"JSON pointer must start with '/': {pointer!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
-
-
-def resolve(tree: Any, parts: list[str]) -> Any:
-    """Value at a key path; lists are indexed by number. KeyError when absent."""
-    node = tree
-    for p in parts:
-        if isinstance(node, dict) and p in node:
-            node = node[p]
-        elif isinstance(node, list) and p.isdigit() and int(p) < len(node):
-            node = node[int(p)]
-        else:
-            raise KeyError("/".join(parts))
-    return node
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:
@@ -72,18 +53,27 @@ def _delete(tree: dict, parts: list[str]) -> None:
 def apply_configuration_update(
     current: dict, default: dict, reset: list[str] | None, merge: dict | None
 ) -> dict:
-    """A deployment's configurationUpdate: RESET pointers first (back to default, or removed
-    when the default has no such key; `""` resets everything), then MERGE."""
+    """A deployment's configurationUpdate, step by step as the nucleus resolves it
+    (KernelConfigResolver.resolveConfigurationToApply):
+
+    1. RESET removes each pointed key from the running configuration; `""` empties it (and
+       the pointers after it are not looked at); a pointer with an array index in it is
+       ignored (the nucleus logs "points to an element of array" and goes on);
+    2. the recipe's DefaultConfiguration is merged under what is left: a default never
+       replaces a value that is there, so a reset key comes back as its default, or not at
+       all when the default has no such key;
+    3. MERGE is merged on top: objects key by key, lists and scalars replaced whole.
+    """
     out = copy.deepcopy(current)
     for pointer in reset or []:
-        parts = pointer_parts(pointer)
+        parts = jsonpointer.split(pointer)
         if not parts:
-            out = copy.deepcopy(default)
+            out = {}
+            break
+        if any(jsonpointer.is_index(p) for p in parts):
             continue
-        try:
-            _set(out, parts, copy.deepcopy(resolve(default, parts)))
-        except KeyError:
-            _delete(out, parts)
+        _delete(out, parts)
+    out = deep_merge(default, out)
     if merge:
         out = deep_merge(out, merge)
     return out

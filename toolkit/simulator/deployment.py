@@ -24,10 +24,11 @@ from edge_agent.atomic import write_json
 from edge_agent.errors import EdgekitError
 from toolkit.simulator.artifacts import install_artifacts
 from toolkit.simulator.catalog import Catalog, CatalogEntry, satisfies
-from toolkit.simulator.config import apply_configuration_update, deep_merge
+from toolkit.simulator.config import apply_configuration_update
 from toolkit.simulator.device import GGC_VERSION, NUCLEUS, Device, InstalledComponent
 from toolkit.simulator.lifecycle import BROKEN, FINISHED, RUNNING
 from toolkit.simulator.platform import select_manifest
+from toolkit.simulator.updates import DEFAULT_TIMEOUT_S, NOTIFY_COMPONENTS
 
 ROLLBACK, DO_NOTHING = "ROLLBACK", "DO_NOTHING"
 
@@ -46,6 +47,12 @@ class Deployment:
     failure_policy: str = ROLLBACK
     timeout_s: float = 300.0
     deployment_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # CreateLocalDeployment's componentsToRemove: stopped (Shutdown runs) and removed, unless
+    # a component that stays depends on it
+    remove: list[str] = field(default_factory=list)
+    # componentUpdatePolicy: NOTIFY_COMPONENTS lets subscribed components defer the update
+    update_policy: str = NOTIFY_COMPONENTS
+    update_timeout_s: float = DEFAULT_TIMEOUT_S
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +69,7 @@ class DeploymentResult:
     versions: dict[str, str]
     started_at: float
     duration_s: float
+    deferred_rounds: int = 0  # PreComponentUpdateEvent rounds a component deferred
 
     @property
     def ok(self) -> bool:
@@ -88,6 +96,12 @@ def _resolve(
         for dep, spec in entry.recipe.dependencies.items():
             req = (spec or {}).get("VersionRequirement")
             if dep in targets:
+                if not satisfies(targets[dep].recipe.version, req):
+                    raise EdgekitError(
+                        f"{entry.recipe.name} needs {dep} {req}, but the deployment resolves "
+                        f"{dep} {targets[dep].recipe.version}: no version satisfies every "
+                        "requirement"
+                    )
                 continue
             if dep == NUCLEUS:  # every core device runs the nucleus itself, at GGC_VERSION
                 if not satisfies(GGC_VERSION, req):
@@ -113,7 +127,10 @@ def _order(targets: dict[str, CatalogEntry]) -> list[str]:
         if name in seen or name not in targets:
             return
         if name in stack:
-            raise EdgekitError(f"dependency cycle: {' -> '.join((*stack, name))}")
+            raise EdgekitError(
+                f"Circular dependency detected: {' -> '.join((*stack, name))}",
+                hint="a component cannot depend on itself or on its dependants",
+            )
         for dep in targets[name].recipe.dependencies:
             visit(dep, (*stack, name))
         seen.add(name)
@@ -121,6 +138,23 @@ def _order(targets: dict[str, CatalogEntry]) -> list[str]:
 
     for n in targets:
         visit(n, ())
+    return out
+
+
+def _removable(device: Device, names: list[str], targets: dict[str, CatalogEntry]) -> list[str]:
+    """The components to remove: installed, not deployed again, and needed by nothing that
+    stays (the nucleus keeps a dependency of a remaining component)."""
+    staying = {n: c.entry for n, c in device.components.items() if n not in names}
+    staying.update(targets)
+    needed = {dep for entry in staying.values() for dep in entry.recipe.dependencies}
+    out = []
+    for name in names:
+        if name not in device.components or name in staying:
+            continue
+        if name in needed:
+            device.log(f"{name} stays: a component that stays depends on it")
+            continue
+        out.append(name)
     return out
 
 
@@ -145,6 +179,8 @@ async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> De
     started = time.time()
     t0 = time.monotonic()
 
+    deferred = 0
+
     def result(status: str, detailed: str, reason: str) -> DeploymentResult:
         res = DeploymentResult(
             deployment.deployment_id,
@@ -156,6 +192,7 @@ async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> De
             device.versions(),
             started,
             round(time.monotonic() - t0, 3),
+            deferred,
         )
         device.log(f"deployment {deployment.deployment_id} {status} {detailed} {reason}".rstrip())
         write_json(
@@ -188,9 +225,18 @@ async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> De
     except EdgekitError as exc:
         return result("FAILED", "FAILED_NO_STATE_CHANGE", exc.message)
 
+    # the update waits while a subscribed component defers it (UpdateSystemPolicyService)
+    notifier = device.services.updates
+    if deployment.update_policy == NOTIFY_COMPONENTS:
+        deferred = await notifier.before_update(
+            deployment.deployment_id, deployment.update_timeout_s
+        )
+
     # 3: merge
+    removing = _removable(device, deployment.remove, targets)
     snapshot: dict[str, tuple[InstalledComponent | None, dict]] = {
-        n: (device.components.get(n), device.services.config.snapshot(n)) for n in order
+        n: (device.components.get(n), device.services.config.snapshot(n))
+        for n in [*order, *removing]
     }
     versions = {**device.versions(), **{n: e.recipe.version for n, e in targets.items()}}
     try:
@@ -199,10 +245,12 @@ async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> De
             manifest, new_version = prepared[name]
             installed, current = snapshot[name]
             default = entry.recipe.default_configuration
-            base = deep_merge(default, current) if installed is not None else default
             u = updates.get(name)
             cfg = apply_configuration_update(
-                base, default, u.reset if u else None, u.merge if u else None
+                current if installed is not None else {},
+                default,
+                u.reset if u else None,
+                u.merge if u else None,
             )
             device.services.config.replace(name, cfg)
             _, lifecycle = device.resolve_lifecycle(entry, versions)
@@ -216,13 +264,17 @@ async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> De
             if restart:
                 await device.stop_component(name)
                 device.install_component(entry, manifest, lifecycle)
-                for dep in entry.recipe.dependencies:
-                    if dep in device.components:
-                        await _wait_settled(device, [dep], deployment.timeout_s)
+                # Install starts at once; the lifecycle waits for HARD dependencies before
+                # STARTING, and not at all for SOFT ones (GreengrassService.dependencyReady)
                 device.start_component(name)
+        for name in removing:  # dependants were checked: nothing left needs it
+            await device.stop_component(name)  # STOPPING: its Shutdown runs, then FINISHED
+            device.forget_component(name)
         ok, reason = await _wait_settled(device, order, deployment.timeout_s)
     except EdgekitError as exc:
         ok, reason = False, exc.message
+    if deployment.update_policy == NOTIFY_COMPONENTS:
+        notifier.after_update(deployment.deployment_id)
     if ok:
         device.save_effective_config()
         return result("SUCCEEDED", "SUCCESSFUL", "")
@@ -232,7 +284,7 @@ async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> De
     # 5: rollback, dependants first
     for name in reversed(order):
         await device.stop_component(name)
-    for name in order:
+    for name in [*order, *removing]:
         prev, prev_cfg = snapshot[name]
         if prev is None:
             device.forget_component(name)
@@ -243,7 +295,7 @@ async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> De
         )
         device.ipc.tokens[prev.svcuid] = name
         device.start_component(name)
-    restored = [n for n in order if snapshot[n][0] is not None]
+    restored = [n for n in [*order, *removing] if snapshot[n][0] is not None]
     back, why = await _wait_settled(device, restored, deployment.timeout_s)
     device.save_effective_config()
     if back:

@@ -22,7 +22,15 @@ from toolkit.simulator.cloud import DeviceLink
 from toolkit.simulator.interpolate import Interpolator
 from toolkit.simulator.ipc.server import IpcServer
 from toolkit.simulator.layout import GreengrassRoot
-from toolkit.simulator.lifecycle import BROKEN, FINISHED, RUNNING, ComponentService, Timeouts
+from toolkit.simulator.lifecycle import (
+    BROKEN,
+    FINISHED,
+    RUNNING,
+    STARTING,
+    STOPPING,
+    ComponentService,
+    Timeouts,
+)
 from toolkit.simulator.platform import manifest_lifecycle, select_manifest
 from toolkit.simulator.processes import LogSink, ScriptProcess
 from toolkit.simulator.profiles import DeviceProfile, Throttler
@@ -182,7 +190,38 @@ class Device:
             limits=self.profile.limits(),
             on_state=lambda svc, st: self._on_state(svc, st),
             on_process=on_process,
+            dependencies_ready=lambda: self.dependencies_ready(name),
         )
+
+    def hard_dependencies(self, name: str) -> list[str]:
+        """The HARD dependencies of an installed component (HARD is the default type; the
+        nucleus reads the type without regard to case)."""
+        comp = self.components.get(name)
+        if comp is None:
+            return []
+        deps = comp.entry.recipe.dependencies
+        return [
+            d
+            for d, spec in deps.items()
+            if str((spec or {}).get("DependencyType") or "HARD").upper() == "HARD"
+        ]
+
+    def dependency_ready(self, name: str) -> bool:
+        """GreengrassService.dependencyFinishedStarting: RUNNING, FINISHED, or STOPPING without
+        an error in startup; the nucleus itself is always there."""
+        if name == NUCLEUS:
+            return True
+        comp = self.components.get(name)
+        if comp is None or comp.service is None:
+            return False
+        state = comp.service.state
+        return state in (RUNNING, FINISHED) or (
+            state == STOPPING and not comp.service.startup_errored
+        )
+
+    def dependencies_ready(self, name: str) -> bool:
+        """SOFT dependencies may be in any state; every HARD one must be ready."""
+        return all(self.dependency_ready(d) for d in self.hard_dependencies(name))
 
     def install_component(
         self, entry: CatalogEntry, manifest: dict, lifecycle: dict
@@ -238,6 +277,19 @@ class Device:
 
     def _on_state(self, svc: ComponentService, state: str) -> None:
         self.log(f"{svc.name} {svc.version} -> {state} {svc.status_detail}".rstrip())
+        # GreengrassService.createDependencyListener: a dependant that is STARTING or RUNNING
+        # restarts when a HARD dependency is no longer ready (ERRORED, BROKEN, restarting)
+        for other in self.components.values():
+            if other.service is None or other.service is svc:
+                continue
+            if (
+                svc.name in self.hard_dependencies(other.name)
+                and other.service.state in (STARTING, RUNNING)
+                and not self.dependency_ready(svc.name)
+            ):
+                self.log(f"{other.name}: restarting, dependency {svc.name} is {state}")
+                other.service.request_restart()
+            other.service.dependency_changed()
         if state in (BROKEN, FINISHED) or state == RUNNING:
             with contextlib.suppress(Exception):
                 self.save_effective_config()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolkit.simulator.config import pointer_parts, resolve
+from toolkit.greengrass import jsonpointer
 from toolkit.simulator.layout import GreengrassRoot
 
 _VAR = re.compile(
@@ -49,7 +49,7 @@ class Interpolator:
         version = self.versions.get(comp)
         if ns == "configuration":
             try:
-                return _to_text(resolve(self.config_of(comp), pointer_parts(key)))
+                return _to_text(jsonpointer.resolve(self.config_of(comp), jsonpointer.split(key)))
             except (KeyError, ValueError):
                 return None
         if ns == "artifacts" and version is not None:

@@ -5,9 +5,14 @@ States NEW -> INSTALLED -> STARTING -> RUNNING -> STOPPING -> FINISHED, plus ERR
 - Startup: STARTING until the script exits 0 or the component reports RUNNING over IPC
   (the process may keep running; a later non-zero exit is an error, a later exit 0 changes
   nothing). Run: RUNNING as it starts, exit 0 -> FINISHED. Neither: FINISHED after Install.
-- An error (non-zero exit, timeout, IPC ERRORED) runs Recover, stops (Shutdown), and restarts.
-  Errors are counted per state the component was in; three in a row make it BROKEN (sticky
-  until a new deployment). A gap of `error_reset_s` since the previous error forgets it.
+- Install never waits for dependencies; STARTING waits until every HARD dependency is ready
+  (the device answers `dependencies_ready`); SOFT ones are not waited for.
+- An error (non-zero exit, timeout, IPC ERRORED) runs Recover, then STOPPING runs Shutdown and
+  stops the processes, and it starts again. Errors are counted per state the component was
+  in; three in a row make it BROKEN (sticky until a new deployment), which from STARTING or
+  RUNNING runs Shutdown once more. A gap of `error_reset_s` since the previous error forgets it.
+- `request_restart` (a HARD dependency stopped being ready) stops it through Shutdown and
+  starts it again without counting an error.
 - Default timeouts: install 120 s, startup 120 s, shutdown 15 s, recover 60 s, run none;
   a step's `Timeout` overrides them. Tests shrink them through `Timeouts`.
 """
@@ -117,8 +122,11 @@ class ComponentService:
         limits: ProcessLimits = ProcessLimits(),
         on_state: Callable[[ComponentService, str], None] | None = None,
         on_process: Callable[[ScriptProcess | None], None] | None = None,
+        dependencies_ready: Callable[[], bool] | None = None,
     ) -> None:
         self.name = name
+        self._dependencies_ready = dependencies_ready or (lambda: True)
+        self._dependency_changed = asyncio.Event()
         self.version = version
         self.timeouts = timeouts
         self.limits = limits
@@ -142,6 +150,7 @@ class ComponentService:
         self.state = NEW
         self.history: list[tuple[float, str]] = [(time.time(), NEW)]
         self.status_detail = ""
+        self.last_error = ""  # why the latest error happened (status_detail moves on)
         self._errors: dict[str, list[float]] = {}
         self._events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._task: asyncio.Task | None = None
@@ -162,10 +171,24 @@ class ComponentService:
         """Run Shutdown, stop the processes, end in FINISHED (BROKEN stays BROKEN)."""
         self._stop_requested = True
         self._events.put_nowait(("stop", None))
+        self._dependency_changed.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self.log.close()
+
+    def dependency_changed(self) -> None:
+        """A dependency changed state: look again whether this one may start."""
+        self._dependency_changed.set()
+
+    def request_restart(self) -> None:
+        """GreengrassService.requestRestart: Shutdown, then start again (not an error)."""
+        self._events.put_nowait(("restart", None))
+
+    @property
+    def startup_errored(self) -> bool:
+        """GreengrassService.didStartupError: an error counted from STARTING."""
+        return bool(self._errors.get(STARTING))
 
     def report(self, state: str) -> None:
         """An IPC UpdateState from the component."""
@@ -222,6 +245,7 @@ class ComponentService:
         if errs and now - errs[-1] >= self.timeouts.error_reset_s:
             errs.clear()
         errs.append(now)
+        self.last_error = detail
         self._set(ERRORED, detail)
         if len(errs) >= MAX_CONTINUAL_ERRORS:
             self._set(BROKEN, f"{detail} ({len(errs)} errors in a row from {from_state})")
@@ -298,6 +322,10 @@ class ComponentService:
                 self._errors.pop(NEW, None)
                 self._set(INSTALLED)
                 phase = INSTALLED
+            # Install never waits for dependencies; STARTING waits for the HARD ones
+            # (Lifecycle.handleCurrentStateInstalledAsync: waitForDependencyReady)
+            if not await self._wait_for_dependencies():
+                break
             result, from_state, detail = await self._start_and_supervise()
             if result == "finished":
                 self._set(FINISHED)
@@ -305,13 +333,25 @@ class ComponentService:
                 return
             if result == "stopped":
                 break
+            if result == "restart":  # a HARD dependency left RUNNING: stop, start again
+                self._set(STOPPING)
+                await self._run_step(self.steps["Shutdown"])
+                await self._stop_main()
+                self.restarts += 1
+                self._set(INSTALLED)
+                continue
             broken = self._error(from_state, detail)
-            await self._stop_main()
             if broken:
+                # Lifecycle.handleCurrentStateBroken: from STARTING/RUNNING, shutdown() runs
+                # the Shutdown step, then the processes are stopped
+                if from_state in (STARTING, RUNNING):
+                    await self._run_step(self.steps["Shutdown"])
+                await self._stop_main()
                 return
             await self._recover()
             self._set(STOPPING)
             await self._run_step(self.steps["Shutdown"])
+            await self._stop_main()
             self.restarts += 1
             self._set(INSTALLED)
             await asyncio.sleep(self.timeouts.restart_delay_s)
@@ -320,6 +360,16 @@ class ComponentService:
             await self._run_step(self.steps["Shutdown"])
             await self._stop_main()
             self._set(FINISHED)
+
+    async def _wait_for_dependencies(self) -> bool:
+        """Until every HARD dependency is ready; False when a stop came first."""
+        while not self._stop_requested:
+            self._dependency_changed.clear()
+            if self._dependencies_ready():
+                return True
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._dependency_changed.wait(), 1.0)
+        return False
 
     async def _wait_stop(self) -> None:
         while True:
@@ -383,6 +433,8 @@ class ComponentService:
                 return "errored", self.state, code
             if kind == "stop":
                 return "stopped", self.state, ""
+            if kind == "restart":
+                return "restart", self.state, ""
             if kind == "report":
                 if value == "RUNNING" and self.state == STARTING:
                     self._errors.pop(STARTING, None)

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_agent.arrays import load_npz
+from edge_agent.bundle import Bundle
 from edge_agent.errors import BadInputError
 
 _DTYPES = {
@@ -71,23 +73,26 @@ class Dataset:
         return json.dumps({"inputs": out}).encode()
 
 
-def load_dataset(samples: Path, manifest: Path | None = None) -> Dataset:
+def load_dataset(samples: Path, name: str = "model") -> Dataset:
+    """Rows from a user's .npz (keyed by input name), read without pickle."""
     if not samples.is_file():
         raise BadInputError(f"data set {samples} not found", hint="pass --data samples.npz")
-    with np.load(samples, allow_pickle=True) as z:
-        inputs = {k: z[k] for k in z.files if not k.startswith("__")}
+    arrays = load_npz(samples, "data set")
+    return _dataset(samples, name, {k: v for k, v in arrays.items() if not k.startswith("__")})
+
+
+def _dataset(where: Path, name: str, inputs: dict[str, np.ndarray]) -> Dataset:
     if not inputs:
-        raise BadInputError(f"{samples} holds no model inputs")
-    name = "model"
-    if manifest is not None and manifest.is_file():
-        name = json.loads(manifest.read_text()).get("name", name)
+        raise BadInputError(f"{where} holds no model inputs")
     return Dataset(name, inputs)
 
 
 def find_dataset(root: Path) -> Dataset | None:
-    """The bundle's samples inside a device's unarchived artifacts (what the agent serves)."""
+    """The bundle's samples inside a device's unarchived artifacts (what the agent serves),
+    read through the bundle loader: names, links and the samples' digest checked, no pickle."""
     for samples in sorted(root.glob("packages/artifacts-unarchived/**/samples.npz")):
-        return load_dataset(samples, samples.parent / "manifest.json")
+        bundle = Bundle.open(samples.parent)
+        return _dataset(samples, bundle.manifest["name"], bundle.sample_inputs())
     return None
 
 

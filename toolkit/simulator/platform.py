@@ -18,22 +18,32 @@ class NoMatchingManifest(CheckFailedError):
     """The deployment fails: no manifest of the recipe fits this device."""
 
 
-def value_matches(want: Any, have: str | None) -> bool:
-    want = str(want)
-    if want == "*":
+# PlatformHelper: a label that starts with anything else is reserved and never matches.
+SIMPLE_LABEL = re.compile(r"[a-zA-Z0-9]")
+LEGACY_WILDCARD_KEYS = ("os", "architecture")
+
+
+def value_matches(want: Any, have: str | None, key: str = "") -> bool:
+    """PlatformHelper.isAttributeSatisfied, rule by rule."""
+    if want is None or want == "*":
         return True
-    if have is None:
+    want = str(want)
+    if not have:
         return False
-    if len(want) > 2 and want.startswith("/") and want.endswith("/"):
+    if len(want) >= 2 and want.startswith("/") and want.endswith("/"):
         try:
             return re.fullmatch(want[1:-1], have) is not None
         except re.error:
             return False
+    if key in LEGACY_WILDCARD_KEYS and want in ("all", "any"):
+        return True
+    if not SIMPLE_LABEL.match(want):
+        return False
     return want == have
 
 
 def platform_matches(platform: dict[str, Any] | None, device: dict[str, str]) -> bool:
-    return all(value_matches(v, device.get(k)) for k, v in (platform or {}).items())
+    return all(value_matches(v, device.get(k), k) for k, v in (platform or {}).items())
 
 
 def select_manifest(recipe: Recipe, device: dict[str, str]) -> dict[str, Any]:

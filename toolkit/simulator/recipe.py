@@ -5,19 +5,13 @@ is written against lower-cased keys)."""
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
 from edge_agent.errors import BadInputError
-from toolkit.greengrass.casing import lower_keys
-from toolkit.greengrass.validate import schema as recipe_schema
+from toolkit.greengrass import recipe_io, versions
+from toolkit.greengrass.validate import schema_findings
 
 _CANON = {
     k.lower(): k
@@ -100,12 +94,6 @@ def _canon(node: Any, parent: str | None = None) -> Any:
     return out
 
 
-@lru_cache(maxsize=1)
-def _validator() -> jsonschema.Draft7Validator:
-    # One vendored copy of the official schema, shipped with the packager that validates too.
-    return jsonschema.Draft7Validator(recipe_schema())
-
-
 @dataclass
 class Recipe:
     raw: dict[str, Any]
@@ -137,27 +125,25 @@ class Recipe:
 
 def parse_recipe(text: str, source: Path | None = None) -> Recipe:
     where = f" {source}" if source else ""
-    try:
-        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise RecipeError(
-            f"recipe{where} is neither valid JSON nor YAML: {exc}",
-            hint="check the file's syntax; YAML versions like 1.0.0 need quotes",
-        ) from None
-    if not isinstance(data, dict):
-        raise RecipeError(f"recipe{where} must be an object at the top level")
-    errors = sorted(_validator().iter_errors(lower_keys(data)), key=lambda e: list(e.path))
+    try:  # the one recipe reader: YAML dates stay strings, as Jackson reads them
+        data = recipe_io.parse(text, f"recipe{where}")
+    except BadInputError as exc:
+        raise RecipeError(exc.message, hint=exc.hint) from None
+    # The schema findings the nucleus refuses too; those it tolerates (a null step, `Hard`)
+    # do not stop a deployment here either.
+    errors = [p for p in schema_findings(data) if p.severity == "error"]
     if errors:
         first = errors[0]
-        at = "/".join(str(p) for p in first.path) or "<top>"
         raise RecipeError(
-            f"recipe{where} does not match the Greengrass recipe schema at {at}: {first.message}",
+            f"recipe{where} does not match the Greengrass recipe schema at {first.path}: "
+            f"{first.message}",
             hint="see the recipe reference: RecipeFormatVersion, ComponentName, ComponentVersion, Manifests",
             details={"errors": [e.message for e in errors[:10]]},
         )
     recipe = Recipe(_canon(data), source)
-    if not re.fullmatch(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?", recipe.version):
-        raise RecipeError(f"ComponentVersion {recipe.version!r} is not semantic versioning")
+    why = versions.problem(recipe.version)
+    if why is not None:
+        raise RecipeError(f"ComponentVersion {why}")
     return recipe
 
 

@@ -55,6 +55,43 @@ class SimulateOptions:
     wheel_cache: Path | None = None
     offline: bool = True
 
+    def __post_init__(self) -> None:
+        # the devices' lifecycle steps run in their own work folders: every path decided here
+        # (the command line's, relative to the user's folder) goes to them absolute
+        self.component_dir = Path(self.component_dir).absolute()
+        self.run_dir = Path(self.run_dir).absolute()
+        self.data = Path(self.data).absolute() if self.data else None
+        self.wheel_cache = Path(self.wheel_cache).absolute() if self.wheel_cache else None
+        self.extra_merge = absolute_config_paths(self.extra_merge)
+
+
+# Agent configuration keys that hold a path on the workstation when the simulator merges them.
+CONFIG_PATH_KEYS = ("capture_dir", "cert", "key", "ca")
+
+
+def _snake(key: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in key).lstrip("_").replace("-", "_")
+
+
+def absolute_config_paths(merge: dict[str, Any]) -> dict[str, Any]:
+    """`--merge` path values made absolute against the current folder: the agent would read a
+    relative one against the component's work folder, far from where the user meant."""
+    out = dict(merge)
+    for key, value in merge.items():
+        if _snake(key) in CONFIG_PATH_KEYS and isinstance(value, str) and value:
+            out[key] = str(Path(value).expanduser().absolute())
+    return out
+
+
+def device_merge(merge: dict[str, Any], thing: str) -> dict[str, Any]:
+    """One device's share of the merged configuration: a capture folder given for the fleet
+    gets a subfolder per device (each agent rotates its own capture-N.jsonl files)."""
+    out = dict(merge)
+    for key, value in merge.items():
+        if _snake(key) == "capture_dir" and isinstance(value, str) and value:
+            out[key] = str(Path(value) / thing)
+    return out
+
 
 class CloudTap:
     """Counts device-to-cloud messages per thing and kind (hello/metrics/alerts/bench)."""
@@ -78,6 +115,16 @@ class CloudTap:
 
     def close(self) -> None:
         self._fh.close()
+
+
+PORT_KEY = "port"  # the agent recipe's own key: `--port {configuration:/port}`
+
+
+def port_merge(declared: dict[str, Any], port: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """One device's configuration MERGE: its own port, only where the recipe declares a port
+    (the nucleus gives a component nothing its recipe or deployment did not), and --merge."""
+    merge = {PORT_KEY: str(port)} if PORT_KEY in declared else {}
+    return {**merge, **extra}
 
 
 def pick_component(catalog: Catalog, wanted: str | None) -> str:
@@ -130,8 +177,16 @@ async def simulate(
         if not isinstance(cloud, InProcessCloud):
             _tap_broker(fleet, tap)
 
+        declared = catalog.latest(component).recipe.default_configuration
+        if opts.qps > 0 and PORT_KEY not in declared:
+            raise BadInputError(
+                f"{component} declares no {PORT_KEY!r} in its DefaultConfiguration, so the load "
+                "generator has no port to reach it on",
+                hint="declare the port the component serves on, or run without --load",
+            )
+
         def make(thing: str) -> Deployment:
-            merge = {"port": str(ports[thing]), **opts.extra_merge}
+            merge = port_merge(declared, ports[thing], device_merge(opts.extra_merge, thing))
             return Deployment(
                 [ComponentUpdate(component, merge=merge)],
                 timeout_s=opts.timeouts.install + opts.timeouts.startup + 30,

@@ -8,6 +8,7 @@ from toolkit.simulator.access import Authorizer
 from toolkit.simulator.cloud import DeviceLink, InProcessCloud, MqttProxy
 from toolkit.simulator.config import ConfigStore
 from toolkit.simulator.pubsub import LocalBus
+from toolkit.simulator.updates import ComponentUpdates
 
 
 class CoreServices:
@@ -23,6 +24,8 @@ class CoreServices:
         self.link = link if link is not None else InProcessCloud().link(thing_name)
         self.mqtt = MqttProxy(self.link)
         self.reported: list[tuple[str, str]] = []
+        self.component_metrics: list[tuple[str, str, str, float]] = []  # PutComponentMetric
+        self.updates = ComponentUpdates()  # SubscribeToComponentUpdates / DeferComponentUpdate
         self._state_listeners: list[Callable[[str, str], None]] = []
 
     def known_component(self, name: str) -> bool:

@@ -15,7 +15,13 @@ def has_wildcard(topic: str) -> bool:
 
 
 def mqtt_match(topic_filter: str, topic: str) -> bool:
-    """True when a concrete topic matches an MQTT filter (`+` one level, `#` the rest)."""
+    """True when a concrete topic matches an MQTT filter (`+` one level, `#` the rest).
+
+    A filter that starts with a wildcard never matches a topic that starts with `$`
+    (`$aws/...`, `$SYS/...`): MQTT 3.1.1 section 4.7.2, MQTT 5 section 4.7.2.
+    """
+    if topic.startswith("$") and topic_filter[:1] in ("#", "+"):
+        return False
     f_parts = topic_filter.split("/")
     t_parts = topic.split("/")
     for i, f in enumerate(f_parts):

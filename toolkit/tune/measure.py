@@ -88,7 +88,7 @@ class LocalMeasurer:
     def __call__(self, candidate: Candidate, effort: float) -> dict[str, Any]:
         import onnxruntime as ort
 
-        path: Path = self.bundle.variant_path(candidate.variant)
+        path: Path = self.bundle.verify_variant(candidate.variant)  # cached after the first
         timing = TimingConfig(
             warmup_iterations=5,
             duration_s=max(0.02, self.base_duration_s * effort),

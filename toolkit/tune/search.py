@@ -57,6 +57,7 @@ class SearchResult:
     elapsed_s: float = 0.0
     space_size: int = 0
     race: dict[str, Any] | None = None  # entrants, rounds, effort when a race was run
+    interrupted: bool = False  # Ctrl-C: the trials so far are kept, the one in progress is not
 
     @property
     def n_trials(self) -> int:
@@ -70,6 +71,7 @@ class SearchResult:
         return [t for t in self.trials.values() if math.isclose(t.effort, top)]
 
 
+INTERRUPTED = "interrupted (Ctrl-C)"
 MeasureFn = Callable[[Candidate, float], dict[str, Any]]
 ScoreFn = Callable[[Trial], Any]  # lower is better; tuples compare lexicographically
 
@@ -129,35 +131,43 @@ def search(
     planned = sum(size for size, _ in schedule)
     per_effort_s: list[float] = []  # seconds per unit effort, from trials so far
 
-    for round_no, (size, effort) in enumerate(schedule):
-        pool = pool[:size]
-        round_trials: list[Trial] = []
-        for cand in pool:
-            if budget.max_trials is not None and result.n_trials >= budget.max_trials:
-                result.stopped = f"trial budget of {budget.max_trials} reached"
-                break
-            if budget.time_budget_s is not None:
-                expected = effort * (max(per_effort_s) if per_effort_s else 0.0)
-                if clock() - start + expected > budget.time_budget_s:
-                    result.stopped = f"time budget of {budget.time_budget_s:g} s reached"
+    try:
+        for round_no, (size, effort) in enumerate(schedule):
+            pool = pool[:size]
+            round_trials: list[Trial] = []
+            for cand in pool:
+                if budget.max_trials is not None and result.n_trials >= budget.max_trials:
+                    result.stopped = f"trial budget of {budget.max_trials} reached"
                     break
-            t0 = clock()
-            metrics = measure(cand, effort)
-            wall = clock() - t0
-            per_effort_s.append(wall / effort)
-            trial = Trial(cand, effort, metrics, wall)
-            round_trials.append(trial)
-            result.history.append(trial)
-            result.trials[cand.key] = trial
-            if on_trial:
-                on_trial(trial, result.n_trials, planned)
-        result.rounds.append(
-            {"round": round_no, "effort": effort, "planned": size, "measured": len(round_trials)}
-        )
-        if result.stopped:
-            break
-        round_trials.sort(key=score)
-        pool = [t.candidate for t in round_trials]
+                if budget.time_budget_s is not None:
+                    expected = effort * (max(per_effort_s) if per_effort_s else 0.0)
+                    if clock() - start + expected > budget.time_budget_s:
+                        result.stopped = f"time budget of {budget.time_budget_s:g} s reached"
+                        break
+                t0 = clock()
+                metrics = measure(cand, effort)
+                wall = clock() - t0
+                per_effort_s.append(wall / effort)
+                trial = Trial(cand, effort, metrics, wall)
+                round_trials.append(trial)
+                result.history.append(trial)
+                result.trials[cand.key] = trial
+                if on_trial:
+                    on_trial(trial, result.n_trials, planned)
+            result.rounds.append(
+                {
+                    "round": round_no,
+                    "effort": effort,
+                    "planned": size,
+                    "measured": len(round_trials),
+                }
+            )
+            if result.stopped:
+                break
+            round_trials.sort(key=score)
+            pool = [t.candidate for t in round_trials]
+    except KeyboardInterrupt:  # Ctrl-C: the trials so far stand, the one in progress not
+        result.stopped, result.interrupted = INTERRUPTED, True
     if race_config is not None and not result.stopped:
         _race(
             result,
@@ -263,7 +273,12 @@ def _race(
             result.stopped = f"{why} during the final race"
         return why
 
-    combined, rounds = race(entrants, timed, config, stop=check)
+    try:
+        combined, rounds = race(entrants, timed, config, stop=check)
+    except KeyboardInterrupt:  # the race's rounds so far are not enough for medians
+        result.stopped, result.interrupted = f"{INTERRUPTED} during the final race", True
+        result.race = {"entrants": [c.key for c in entrants], "rounds": 0, "used": False}
+        return
     result.rounds.append(
         {
             "round": "race",

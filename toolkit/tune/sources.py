@@ -147,6 +147,7 @@ def evaluate_missing(bundle: Bundle, max_drop: float | None, notes: list[str]) -
         if not samples:
             notes.append(f"cannot evaluate {', '.join(missing)}: the bundle stores no samples")
             return []
+        bundle.verify(only=[samples])
         data = bundle.file_path(samples)
         with np.load(data, allow_pickle=False) as npz:
             column = "__target__" if "__target__" in npz.files else None

@@ -90,6 +90,12 @@ class TuneResult:
     notes: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
 
+    @property
+    def interrupted(self) -> bool:
+        """Ctrl-C stopped the search: the result stands on what was measured before it and
+        is not recorded in the manifest."""
+        return bool(self.search and self.search.interrupted)
+
     def selection_record(self) -> dict[str, Any]:
         """What goes into manifest["selection"][target]; the agent reads the first five keys."""
         c = self.selected.candidate
@@ -127,6 +133,7 @@ class TuneResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "complete": not self.interrupted,
             "target": self.target.name,
             "mode": self.mode,
             "measured_on": self.measured_on,
@@ -370,6 +377,12 @@ def tune(
         notes=notes,
         created=created,
     )
+    if result.interrupted:
+        result.notes.append(
+            f"interrupted: chosen from the {len(points)} candidate(s) measured before Ctrl-C; "
+            "the manifest was not changed"
+        )
+        return result
     if budget_met is False:
         raise CheckFailedError(
             f"no candidate meets --latency-budget {budget} on {target.name}: the best, "
@@ -511,6 +524,8 @@ def _measure_here(
         Point(t.candidate, infos[t.candidate.variant], {**t.metrics, "effort": t.effort}, source)
         for t in result.trials.values()
     ]
+    if not points and result.interrupted:
+        raise KeyboardInterrupt  # nothing measured: nothing to keep
     if not points:
         raise CheckFailedError(
             "the search budget ran out before a single candidate was measured",

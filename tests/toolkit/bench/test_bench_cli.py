@@ -53,7 +53,7 @@ def test_bench_writes_report_json_csv_and_manifest(
     bundle.save()
     out = tmp_path / "rep"
     res = _bench([str(path), "--duration", "0.1", "--batch", "1,4", "--price-per-hour", "0.1",
-                  "--predictions-per-user", "3000", "--json", "-o", str(out)])  # fmt: skip
+                  "--predictions-per-user", "3000", "--trust-code", "--json", "-o", str(out)])  # fmt: skip
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["ok"] and doc["saved_to_manifest"] == ["fp32", "fp32-copy"]

@@ -85,7 +85,7 @@ def test_device_memory_providers_use_io_binding() -> None:
 
 def test_native_sklearn_baseline_and_manifest_storage(copy_bundle, regression_bundle) -> None:
     path = copy_bundle(regression_bundle)
-    run = run_bench(path, BenchPlan(timing=FAST, threads=[1], batches=[1, 4]))
+    run = run_bench(path, BenchPlan(timing=FAST, threads=[1], batches=[1, 4], trust_code=True))
     systems = {(r["system"], r["batch"]) for r in run.records}
     assert systems == {
         ("onnxruntime", 1),
@@ -129,7 +129,7 @@ def test_native_sklearn_baseline_and_manifest_storage(copy_bundle, regression_bu
 
 
 def test_native_torch_baseline_runs_eagerly(cnn_bundle) -> None:
-    run = run_bench(cnn_bundle, BenchPlan(timing=FAST, batches=[2]))
+    run = run_bench(cnn_bundle, BenchPlan(timing=FAST, batches=[2], trust_code=True))
     native = [r for r in run.records if r["system"] == "native:torch"]
     assert native, run.skipped
     assert "inference_mode" in native[0]["providers_in_use"][0]

@@ -65,7 +65,9 @@ def test_main_metric_follows_the_gate_and_its_direction() -> None:
 
 @pytest.fixture(scope="module")
 def single_stream_doc(regression_bundle) -> dict:
-    plan = BenchPlan(batches=[1, 4], timing=TimingConfig(iterations=60, warmup_iterations=2))
+    plan = BenchPlan(
+        batches=[1, 4], timing=TimingConfig(iterations=60, warmup_iterations=2), trust_code=True
+    )
     return run_bench(regression_bundle, plan).to_dict()
 
 

@@ -11,21 +11,30 @@ import pytest
 
 from edge_agent.bundle import Bundle
 
+EDGEKIT = Path(sys.executable).parent / "edgekit"
 
-@pytest.mark.slow  # every stage of the path runs: ~25 s on 2 cores, more as stages join
+
+@pytest.mark.slow  # every stage of the path runs, the closed loop included: minutes on 2 cores
 def test_demo_quick_json(tmp_path: Path):
-    out = tmp_path / "demo"
+    """As the README runs it: a relative -o, from the user's own folder (the agents on the
+    simulated devices run in folders of their own, so every path they get must be absolute)."""
+    out = tmp_path / "runs" / "demo"
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "edgekit"), "demo", "--quick", "-o", str(out), "--json"],
+        [str(EDGEKIT), "demo", "--quick", "-o", "runs/demo", "--json"],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=590,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     doc = json.loads(done.stdout)  # stdout holds the JSON only; summaries went to stderr
-    assert doc["ok"] is True and doc["output"] == str(out)
+    assert doc["ok"] is True and doc["output"] == str(out) and doc["failed"] == []
     stages = list(doc["timings_s"])
-    assert stages[:2] == ["train", "export"]
+    assert stages[:2] == ["train", "export"] and "pipeline" in stages and "simulate" in stages
+    assert {name: s["status"] for name, s in doc["stages"].items()} == dict.fromkeys(
+        stages, "passed"
+    )
+    _closed_loop_closed(doc["pipeline"], out)
     assert doc["train"]["tabular_accuracy"] > 0.9 and doc["train"]["cnn_accuracy"] > 0.8
 
     tabular, cnn = doc["export"]["tabular"], doc["export"]["cnn"]
@@ -52,3 +61,62 @@ def test_demo_quick_json(tmp_path: Path):
         if thing != "sim-001"
     )
     assert all(load["errors"] == 0 and load["ok"] > 0 for load in sim["load"].values())
+
+
+def _closed_loop_closed(loop: dict, out: Path) -> None:
+    """drift → alert → re-train on the captured rows → gate → canary → fleet, alerts gone."""
+    assert loop["loop_ok"] and loop["v2"] != loop["v1"], loop
+    assert [d["ok"] for d in loop["deployments"]] == [True, True], loop["deployments"]
+    assert set(loop["versions"].values()) == {loop["v2"]} and loop["drift_alerts_after"] == 0
+    assert any(out.joinpath("fleet", "captures").rglob("capture-*.jsonl"))  # not in work folders
+    retrained = loop["retrained"]
+    assert retrained is not None and retrained["alert_id"] is not None, loop["triggered_runs"]
+    new_data = retrained["new_data"]
+    assert new_data["captured"] > 0 and new_data["labelled"] >= 40  # the action's min_rows
+    assert new_data["new_train_rows"] > 0 and new_data["evaluation_rows"] > 0
+    assert retrained["stages"]["train"] == "ran" and retrained["stages"]["deploy"] == "ran"
+    gate = retrained["gate"]
+    assert gate["passed"] and gate["vs_deployed"]["at_least_as_good"] is True
+    assert retrained["deployed"]["version"] == loop["v2"]
+
+
+def _stage(outcome: str):
+    def run(ctx) -> None:
+        ctx.results[ctx.current] = {"ran": True}
+        if outcome == "fail":
+            ctx.fail("the check did not hold")
+        elif outcome == "raise":
+            raise RuntimeError("boom")
+
+    return run
+
+
+def test_a_failed_stage_fails_the_demo_and_is_named(monkeypatch, tmp_path: Path):
+    """A stage whose check fails: the demo goes on, then exits 1 naming it; a stage that raises
+    stops the demo (later stages need its output) and the rest are reported skipped."""
+    from typer.testing import CliRunner
+
+    import toolkit.demo as demo
+    from toolkit.cli import app
+
+    plan = [(10, "one", "ok"), (20, "two", "fail"), (30, "three", "raise"), (40, "four", "ok")]
+    monkeypatch.setattr(demo, "stages", lambda: [(o, n, _stage(x)) for o, n, x in plan])
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["demo", "-o", "out", "--json"])
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and doc["failed"] == ["two", "three"]
+    assert doc["output"] == str(tmp_path / "out")
+    status = {name: (s["status"], s["reason"]) for name, s in doc["stages"].items()}
+    assert status == {
+        "one": ("passed", None),
+        "two": ("failed", "the check did not hold"),
+        "three": ("failed", "RuntimeError: boom"),
+        "four": ("skipped", "stage three failed before it"),
+    }
+    assert "one" in doc and "four" not in doc
+    assert "stage two failed: the check did not hold" in result.stderr
+
+    plain = CliRunner().invoke(app, ["demo", "-o", "out"])
+    assert plain.exit_code == 1
+    assert "✗ demo failed" in plain.output and "demo finished" not in plain.output

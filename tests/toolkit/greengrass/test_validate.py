@@ -115,12 +115,6 @@ CASES = {
         "platform-value",
         "$.Manifests[0].Platform.architecture",
     ),
-    "config-var": (
-        M0 + ["Lifecycle", "Run"],
-        "run --x {configuration:/nope/deeper}",
-        "variable-configuration",
-        "$.Manifests[0].Lifecycle.Run",
-    ),
     "unzipped-dir": (
         M0 + ["Lifecycle", "Run"],
         "run {artifacts:decompressedPath}/data/x",
@@ -144,18 +138,6 @@ CASES = {
         "echo {com.other:configuration:/x}",
         "variable-dependency",
         "$.Manifests[0].Lifecycle.Run",
-    ),
-    "star": (
-        ACL_RESOURCES,
-        ["*"],
-        "resource-star",
-        "['com.example.Hand:mqttproxy:1'].resources[0]",
-    ),
-    "hash": (
-        ACL_RESOURCES,
-        ["dt/hand/x", "#"],
-        "resource-star",
-        "resources[1]",
     ),
     "hex-digest": (
         M0 + ["Artifacts", 0, "Digest"],
@@ -211,6 +193,46 @@ CASES = {
 }
 
 
+# Doubtful but deployable: the nucleus accepts these, so they warn (exit 0).
+WARN_CASES = {
+    "config-var": (
+        M0 + ["Lifecycle", "Run"],
+        "run --x {configuration:/nope/deeper}",
+        "variable-configuration",
+        "$.Manifests[0].Lifecycle.Run",
+    ),
+    "star": (
+        ACL_RESOURCES,
+        ["*"],
+        "resource-star",
+        "['com.example.Hand:mqttproxy:1'].resources[0]",
+    ),
+    "hash": (
+        ACL_RESOURCES,
+        ["dt/hand/x", "#"],
+        "resource-star",
+        "resources[1]",
+    ),
+}
+
+
+def warnings(recipe: dict) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for p in validate_recipe(recipe):
+        if p.severity == "warning":
+            found.setdefault(p.code, []).append(p.path)
+    return found
+
+
+@pytest.mark.parametrize("case", sorted(WARN_CASES))
+def test_what_the_nucleus_deploys_only_warns(case):
+    path, value, code, where = WARN_CASES[case]
+    recipe = good()
+    _set(recipe, path, value)
+    assert errors(recipe) == {}, case
+    assert any(where in p for p in warnings(recipe)[code]), case
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_each_problem_is_caught_with_its_path(case):
     path, value, code, where = CASES[case]
@@ -227,7 +249,8 @@ def test_structural_problems():
     assert "run-and-startup" in errors(r)
     r = good()
     r["Manifests"].insert(0, {"Platform": {"os": "*"}, "Lifecycle": {"Run": "x"}})
-    assert errors(r)["catch-all-first"] == ["$.Manifests[0].Platform"]
+    assert warnings(r)["catch-all-first"] == ["$.Manifests[0].Platform"]
+    assert "catch-all-first" not in errors(r)
     r = good()
     r["Manifests"][0]["Lifecycle"]["run"] = "twice"
     assert "case-collision" in errors(r)
@@ -340,3 +363,110 @@ def test_packaged_digest_equals_file(packaged):
     recipe = json.loads(Path(packaged.recipe_path).read_text())
     art = recipe["Manifests"][0]["Artifacts"][0]
     assert art["Digest"] == sha256_b64_file(packaged.artifacts_dir / "agent.zip")
+
+
+# -- the nucleus's own rules (issue 15): each of these disagreed with the nucleus before ------
+
+
+def _recipe_with(**changes) -> dict:
+    r = good()
+    for dotted, value in changes.items():
+        _set(r, [int(k) if k.isdigit() else k for k in dotted.split(".")], value)
+    return r
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("Manifests.0.Platform.os", "all"),
+        ("Manifests.0.Platform.os", "any"),
+        ("Manifests.0.Platform.architecture", "all"),
+        ("Manifests.0.Platform.architecture", "any"),
+    ],
+)
+def test_all_and_any_are_platform_wildcards(where, value):
+    r = _recipe_with(**{where: value})
+    assert errors(r) == {}
+    assert "platform-legacy-wildcard" in warnings(r)
+
+
+def test_all_is_not_a_wildcard_for_other_attributes():
+    # PlatformHelper treats all/any as wildcards for os and architecture only
+    r = good()
+    r["Manifests"][0]["Platform"]["architecture.detail"] = "all"
+    assert "platform-value" in errors(r)
+
+
+def test_null_step_null_platform_and_dependency_type_case_warn_with_the_schema_rule():
+    r = good()
+    r["Manifests"][0]["Lifecycle"]["Install"] = None
+    r["Manifests"][0]["Platform"] = None
+    r["ComponentDependencies"]["com.example.Other"] = {
+        "VersionRequirement": "^1.0.0",
+        "DependencyType": "Hard",
+    }
+    assert errors(r) == {}
+    found = {p.code: p for p in validate_recipe(r) if p.severity == "warning"}
+    for code in ("schema-null-step", "schema-null-platform", "schema-dependency-type-case"):
+        assert "official recipe schema rule properties/" in found[code].message, code
+    assert found["schema-null-step"].path == "$.Manifests[0].Lifecycle.Install"
+
+
+def test_other_schema_findings_stay_errors():
+    r = good()
+    r["ComponentDependencies"]["com.example.Other"] = {
+        "VersionRequirement": "^1.0.0",
+        "DependencyType": "MAYBE",
+    }
+    assert "schema" in errors(r)
+
+
+def test_build_metadata_in_a_version_is_accepted():
+    assert errors(_recipe_with(ComponentVersion="1.2.3+build.7")) == {}
+    assert errors(_recipe_with(ComponentVersion="1.2.3-rc.10+20260101")) == {}
+
+
+@pytest.mark.parametrize("version", ["1.0.2147483648", "2147483648.0.0", "1.0.0-rc.99999999999"])
+def test_version_parts_beyond_a_java_int_are_rejected(version):
+    found = errors(_recipe_with(ComponentVersion=version))
+    assert "version" in found
+    assert "2,147,483,647" in " ".join(
+        p.message for p in validate_recipe(_recipe_with(ComponentVersion=version))
+    )
+
+
+def test_a_component_that_depends_on_itself_is_rejected():
+    r = good()
+    r["ComponentDependencies"]["com.example.Hand"] = {"VersionRequirement": "1.2.3"}
+    assert errors(r)["circular-dependency"] == ["$.ComponentDependencies['com.example.Hand']"]
+
+
+def test_unparseable_version_requirement_is_rejected():
+    r = good()
+    r["ComponentDependencies"]["com.example.Other"] = {"VersionRequirement": "1.2.3.4"}
+    assert "version-requirement" in errors(r)
+
+
+def test_duplicate_docker_image_names_are_not_file_clashes():
+    r = good()
+    r["Manifests"][0]["Artifacts"] = [
+        {"Uri": "docker:registry.example.com/app@sha256:" + "a" * 64},
+        {"Uri": "docker:other.example.com/app@sha256:" + "a" * 64},
+    ]
+    assert "duplicate-artifact" not in errors(r)
+
+
+def test_nucleus_range_lower_bound_follows_npm_ranges():
+    r = good()
+    for requirement, warns in [
+        (">= 2.0.0", True),  # raised before: a space after the operator
+        ("2.x", True),
+        ("2.6.0 - 2.9.0", False),
+        ("^2.6.0", False),
+        (">2.5.9", True),  # 2.5.10 is admitted
+        (">2.6.0", False),
+        ("~2.5.0 || >=2.7.0", True),
+    ]:
+        r["ComponentDependencies"]["aws.greengrass.Nucleus"]["VersionRequirement"] = requirement
+        codes = {p.code for p in validate_recipe(r)}
+        assert ("nucleus-range" in codes) is warns, requirement

@@ -5,7 +5,8 @@ deployment. The deploy target is a recording fleet (the real simulated fleet is 
 
 from __future__ import annotations
 
-import fcntl
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,23 @@ def _store_started(project: Path) -> float:
         store.close()
 
 
+HOLD_LOCK = """
+import sys
+from toolkit.pipeline.trigger import try_lock_file
+fh = open(sys.argv[1], "a+b")
+assert try_lock_file(fh)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_trigger_imports_where_fcntl_does_not_exist() -> None:
+    """Windows has no fcntl: the module imports, and the lock helpers choose msvcrt there."""
+    code = "import sys; sys.modules['fcntl'] = None; import toolkit.pipeline.trigger"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_one_triggered_run_at_a_time(project: Path, deployed: dict) -> None:
     trigger = _trigger(project, deployed["fleet"], dry_run=True)
     lock = trigger._lock()
@@ -152,10 +170,18 @@ def test_one_triggered_run_at_a_time(project: Path, deployed: dict) -> None:
         busy = trigger.fire({"id": 11, "rule": "drift"})
     assert busy.status == "skipped" and "in progress" in busy.reason
     path = trigger.spec.workdir / "trigger.lock"
-    with open(path, "w") as other:  # ... or in another process
-        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    holder = subprocess.Popen(  # ... or in another process, holding the lock until stdin closes
+        [sys.executable, "-c", HOLD_LOCK, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
         busy = trigger.fire({"id": 12, "rule": "drift"})
-        fcntl.flock(other, fcntl.LOCK_UN)
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
     assert busy.status == "skipped"
     assert trigger.fire({"id": 13, "rule": "drift"}).status == "stopped"
 
@@ -217,3 +243,15 @@ def test_pipeline_action_through_the_fleet_router(project: Path, deployed: dict)
         assert again[0]["ok"] and again[0]["detail"].startswith("skipped: the last triggered run")
     finally:
         fleets.unregister_fleet("test-fleet")
+
+
+def test_relative_paths_are_fixed_when_the_route_is_set_up(tmp_path, monkeypatch) -> None:
+    """A rules file names the pipeline and captures relative to where the collector starts; the
+    run happens later on another thread, so they are made absolute when the route is read."""
+    monkeypatch.chdir(tmp_path)
+    cfg = TriggerConfig.from_spec(
+        {"pipeline": "loop/pipeline.yaml", "captures": ["fleet/captures", "more/*.jsonl"]}
+    )
+    monkeypatch.chdir("/")
+    assert cfg.pipeline == tmp_path / "loop" / "pipeline.yaml"
+    assert cfg.captures == [str(tmp_path / "fleet/captures"), str(tmp_path / "more/*.jsonl")]

@@ -8,8 +8,11 @@ import onnxruntime as ort
 import pytest
 
 from edge_agent.bundle import Bundle
+from tests.probe_cpu import hardware_defaults
 from toolkit.quantize import QuantizeRequest, quantize_bundle
 
+# the precision expected with full-range signed INT8; an explicit static run on an x86 CPU without
+# VNNI takes uint8 activations from the probe unless the case sets them (see _expected_precision)
 CASES = [
     ("cnn_bundle", "dynamic", {}, "int8-dynamic", "int8"),
     ("cnn_bundle", "static", {"per_channel": True}, "int8-static", "int8"),
@@ -36,6 +39,16 @@ CASES = [
 ]
 
 
+def _expected_precision(method: str, options: dict, precision: str) -> str:
+    """What the manifest must say on this CPU: the probe's hardware defaults fill in the types
+    the case left out, and unequal activation and weight types are 'mixed'."""
+    if method != "static":
+        return precision
+    types = {**hardware_defaults(method), **options}
+    act, weights = types.get("activation_type", "int8"), types.get("weight_type", "int8")
+    return weights if act == weights else "mixed"
+
+
 @pytest.mark.parametrize(("fixture", "method", "options", "name", "precision"), CASES)
 def test_method_adds_a_checked_variant(
     request, copy_bundle, fixture, method, options, name, precision
@@ -47,7 +60,10 @@ def test_method_adds_a_checked_variant(
     bundle = Bundle.open(path)  # the manifest validates against its schema
     bundle.verify()
     entry = bundle.variant(name)
-    assert entry["precision"] == precision
+    assert entry["precision"] == _expected_precision(method, options, precision)
+    for key, value in hardware_defaults(method).items():
+        if key not in options and method != "fp16":
+            assert entry["quantization"]["config"][key] == value  # the probe's defaults
     assert entry["source_variant"] == "fp32"
     q = entry["quantization"]
     assert q["method"] == method

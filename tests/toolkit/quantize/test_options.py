@@ -11,6 +11,7 @@ from onnx import numpy_helper
 from typer.testing import CliRunner
 
 from edge_agent.bundle import Bundle
+from tests.probe_cpu import hardware_defaults
 from tests.toolkit.quantize.test_auto import NO_VNNI_X86, VNNI_X86
 from toolkit.cli import app
 from toolkit.quantize import QuantizeRequest, calibration, quantize_bundle
@@ -58,14 +59,18 @@ def test_static_settings_show_in_the_written_model(copy_bundle, cnn_bundle):
     act_zero = [a for n, a in inits.items() if _activation_zero_point(n)]
     assert act_zero and all(a.dtype == np.uint8 for a in act_zero)
 
+    # "plain" leaves everything to the defaults: the probed CPU's (x86 without VNNI: 7-bit
+    # weights and uint8 activations; with VNNI: full-range signed S8S8)
+    defaults = {"reduce_range": False, "activation_type": "int8", **hardware_defaults("static")}
     model, inits = _model(path, "plain")
     assert "QLinearConv" not in {n.op_type for n in model.graph.node}  # QDQ by default
-    assert max(int(np.abs(w.astype(np.int32)).max()) for w in _weights(inits)) > 64
+    limit = max(int(np.abs(w.astype(np.int32)).max()) for w in _weights(inits))
+    assert (limit <= 64) == defaults["reduce_range"]
     assert all(
         a.size == 1 for n, a in inits.items() if n.endswith("scale")
     )  # per-tensor by default
     act_zero = [a for n, a in inits.items() if _activation_zero_point(n)]
-    assert act_zero and all(a.dtype == np.int8 for a in act_zero)  # signed S8S8 with QDQ
+    assert act_zero and all(a.dtype == np.dtype(defaults["activation_type"]) for a in act_zero)
 
 
 def test_calibration_method_changes_the_activation_ranges(copy_bundle, cnn_bundle):

@@ -149,7 +149,7 @@ def test_do_nothing_policy_leaves_the_broken_component(short_dir):
 AGENT = r"""
 import json, os, sys
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
-from awsiot.greengrasscoreipc.model import UnauthorizedError
+from awsiot.greengrasscoreipc.model import Metric, UnauthorizedError
 ipc = GreengrassCoreIPCClientV2()
 thing = os.environ["AWS_IOT_THING_NAME"]
 out = {k: os.environ.get(k) for k in ("AWS_IOT_THING_NAME", "AWS_REGION", "AWS_DEFAULT_REGION",
@@ -161,6 +161,10 @@ try:
     ipc.publish_to_iot_core(topic_name="dt/edgekit/someone-else/hello", qos="1", payload=b"x")
 except UnauthorizedError as e:
     out["denied"] = e.message
+try:  # only aws.* components may: the agent reports metrics by PublishToIoTCore instead
+    ipc.put_component_metric(metrics=[Metric(name="requests", unit="Count", value=1.0)])
+except UnauthorizedError as e:
+    out["metric_denied"] = e.message
 json.dump(out, open("env.json", "w"))
 ipc.update_state(state="RUNNING")
 import time; time.sleep(60)
@@ -206,4 +210,5 @@ def test_python_component_gets_the_nucleus_environment_and_ipc(short_dir):
     assert env["cwd"] == str(dev.root.work(SVC))
     assert env["port"] == {"Port": 8123}
     assert "not authorized" in env["denied"]
+    assert "not authorized to perform aws.greengrass.ipc.componentmetric" in env["metric_denied"]
     assert (("dev-42", "dt/edgekit/dev-42/hello", b"hi")) in list(cloud.outbox)

@@ -12,6 +12,7 @@ import pytest
 from sim_helpers import write_component
 from typer.testing import CliRunner
 
+from edge_agent.errors import BadInputError
 from toolkit.simulator.faults import parse_faults
 from toolkit.simulator.lifecycle import Timeouts
 from toolkit.simulator.runner import SimulateOptions, simulate
@@ -179,3 +180,38 @@ def test_cli_bench_json(short_dir):
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["ok"] and set(data["bench"]) == {"sim-001", "sim-002"}
+
+
+def test_simulate_gives_a_component_no_configuration_its_recipe_did_not_declare(short_dir):
+    """The nucleus hands a component its DefaultConfiguration plus the deployment's MERGE;
+    simulate used to merge a `port` into every component."""
+    import yaml
+
+    build = short_dir / "greengrass-build"
+    plain = "com.edgekit.test.Plain"
+    write_component(
+        build, plain, "1.0.0", config={"Message": "x"}, lifecycle={"Run": "exec sleep 60"}
+    )
+    opts = SimulateOptions(
+        component_dir=build, run_dir=short_dir / "run", devices=1, duration_s=0, timeouts=FAST
+    )
+    summary = asyncio.run(asyncio.wait_for(simulate(opts), 60))
+    assert summary["rollout"]["results"]["sim-001"]["status"] == "SUCCEEDED"
+    effective = yaml.safe_load(
+        (short_dir / "run/devices/sim-001/config/effectiveConfig.yaml").read_text()
+    )
+    assert effective["services"][plain]["configuration"] == {"Message": "x"}
+    # with load to drive, a component that declares no port is a clear error
+    opts.qps, opts.run_dir = 5.0, short_dir / "run2"
+    with pytest.raises(BadInputError, match="declares no 'port'"):
+        asyncio.run(asyncio.wait_for(simulate(opts), 60))
+
+
+def test_device_merge_sets_the_port_only_where_declared():
+    from toolkit.simulator.runner import port_merge
+
+    assert port_merge({"port": "8080", "x": 1}, 9001, {"window_s": "2"}) == {
+        "port": "9001",
+        "window_s": "2",
+    }
+    assert port_merge({"x": 1}, 9001, {}) == {}

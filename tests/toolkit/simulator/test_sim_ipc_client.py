@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import datetime
 import queue
@@ -233,3 +234,67 @@ def test_async_forms_and_many_in_flight(ipc):
     for f in futures:
         f.result(10)
     assert [p for _, _, p in core.link.cloud.outbox] == [str(i).encode() for i in range(200)]
+
+
+def test_put_component_metric_is_authorized_as_the_nucleus_does(ipc):
+    """ComponentMetricIPCEventStreamAgent: an accessControl policy and a name starting with
+    `aws.`; anything else is an UnauthorizedError (a ServiceError before: unsupported)."""
+    from awsiot.greengrasscoreipc.model import Metric
+
+    core, server, client = ipc
+    aws_name = "aws.greengrass.Tester"
+    policy = {
+        "aws.greengrass.ipc.componentmetric": {
+            f"{aws_name}:componentmetric:1": {
+                "operations": ["aws.greengrass#PutComponentMetric"],
+                "resources": ["*"],
+            }
+        }
+    }
+    core.config.replace(aws_name, {"accessControl": policy})
+    core.config.update(A, ["accessControl"], policy, time.time())  # a policy does not help A
+    server.tokens["tokAws"] = aws_name
+    good = [Metric(name="requests", unit="Count", value=3.0)]
+    with pytest.raises(UnauthorizedError) as exc:
+        client("tokA").put_component_metric(metrics=good)
+    assert f"Principal {A} is not authorized" in exc.value.message
+    with pytest.raises(UnauthorizedError):
+        client("tokB").put_component_metric(metrics=good)  # no policy either
+    ok = client("tokAws")
+    ok.put_component_metric(metrics=good)
+    assert core.component_metrics == [(aws_name, "requests", "Count", 3.0)]
+    for bad in (
+        [Metric(name="x" * 33, unit="Count", value=1.0)],
+        [Metric(name="neg", unit="Count", value=-1.0)],
+        [Metric(name="unit", unit="Furlongs", value=1.0)],
+    ):
+        with pytest.raises(InvalidArgumentsError):
+            ok.put_component_metric(metrics=bad)
+
+
+def test_defer_component_update_errors_are_the_nucleus_ones(ipc, loop_thread):
+    core, _, client = ipc
+    a = client("tokA")
+    with pytest.raises(InvalidArgumentsError) as exc:
+        a.defer_component_update(deployment_id="d-1", recheck_after_ms=10)
+    assert "not subscribed" in exc.value.message
+    events: queue.Queue = queue.Queue()
+    a.subscribe_to_component_updates(on_stream_event=events.put)
+    assert loop_thread.call(lambda: A in core.updates.listeners)
+    with pytest.raises(ServiceError) as exc:
+        a.defer_component_update(deployment_id="d-1", recheck_after_ms=10)
+    assert "Time limit to respond" in exc.value.message
+    with pytest.raises(InvalidArgumentsError) as exc:
+        a.defer_component_update(recheck_after_ms=10)
+    assert "deployment ID" in exc.value.message
+
+    async def ask():
+        return await core.updates.ask("d-2", timeout_s=10)
+
+    fut = asyncio.run_coroutine_threadsafe(ask(), loop_thread.loop)
+    event = events.get(timeout=10)
+    assert event.pre_update_event.deployment_id == "d-2"
+    assert event.pre_update_event.is_ggc_restarting is False
+    a.defer_component_update(deployment_id="d-2", message="busy", recheck_after_ms=250)
+    assert fut.result(10) == 250
+    assert core.updates.deferrals[-1].message == "busy"

@@ -131,7 +131,7 @@ def test_startup_must_report_running_or_it_times_out(tmp_path):
         svc = _svc(tmp_path, {"Startup": "sleep 30"})
         svc.start()
         await svc.wait_for({ERRORED}, 5)
-        first = svc.status_detail
+        first = svc.last_error
         await svc.wait_for({STARTING}, 5)
         svc.report("RUNNING")  # the restarted startup reports in time
         await svc.wait_for({RUNNING}, 5)
@@ -188,7 +188,7 @@ def test_ipc_errored_report_is_an_error(tmp_path, state):
         await svc.wait_for({STARTING}, 5)
         svc.report(state)
         await svc.wait_for({ERRORED}, 5)
-        detail = svc.status_detail
+        detail = svc.last_error
         await svc.stop()
         return detail
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +16,7 @@ from toolkit.simulator.platform import (
     platform_matches,
     select_manifest,
 )
-from toolkit.simulator.recipe import RecipeError, parse_recipe
+from toolkit.simulator.recipe import RecipeError, load_recipe, parse_recipe
 
 YAML_RECIPE = """
 recipeformatversion: '2020-01-25'
@@ -116,7 +118,7 @@ def test_global_lifecycle_with_bottom_level_selection_keys():
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("{not json", "neither valid JSON nor YAML"),
+        ("{not json", "neither valid JSON nor valid YAML"),
         (
             '{"ComponentName": "a", "ComponentVersion": "1.0.0", "Manifests": []}',
             "recipeformatversion",
@@ -171,3 +173,73 @@ def test_interpolation_of_every_variable(tmp_path):
         "{configuration:/Missing}",  # missing: left unreplaced
         "{com.me.NotADep:configuration:/Secret}",  # not a direct dependency: left unreplaced
     ]
+
+
+# -- as the nucleus: PlatformHelper and the schema findings it tolerates (issue 15) ----------
+
+
+@pytest.mark.parametrize("value", ["all", "any"])
+def test_all_and_any_are_wildcards_for_os_and_architecture_only(value):
+    device = {"os": "linux", "architecture": "amd64", "architecture.detail": "x"}
+    assert platform_matches({"os": value, "architecture": value}, device)
+    assert not platform_matches({"architecture.detail": value}, device)
+    assert not platform_matches({"com.example.npu": value}, device)
+
+
+def test_reserved_labels_and_empty_device_values_never_match():
+    # PlatformHelper: a label must start with a letter or digit; a blank device value fails
+    assert not platform_matches({"os": "-linux"}, {"os": "-linux"})
+    assert not platform_matches({"os": "linux"}, {"os": ""})
+    assert platform_matches({"os": None}, {})  # a null template is a wildcard
+
+
+def test_first_manifest_in_order_wins_with_legacy_wildcards():
+    r = parse_recipe(
+        json.dumps(
+            {
+                "RecipeFormatVersion": "2020-01-25",
+                "ComponentName": "a.b",
+                "ComponentVersion": "1.0.0+build.3",
+                "Manifests": [
+                    {"Platform": {"os": "windows"}, "Lifecycle": {"Run": "w"}},
+                    {"Platform": {"os": "all", "architecture": "any"}, "Lifecycle": {"Run": "1"}},
+                    {"Platform": {"os": "linux"}, "Lifecycle": {"Run": "2"}},
+                ],
+            }
+        )
+    )
+    lc = manifest_lifecycle(r, select_manifest(r, {"os": "linux", "architecture": "aarch64"}))
+    assert lc["Run"] == "1"
+
+
+CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "greengrass" / "conformance"
+
+
+def test_every_recipe_the_nucleus_accepts_loads_and_selects_a_manifest_here():
+    with open(CORPUS / "expected.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    accepted = [r["file"] for r in rows if r["verdict"] == "accept"]
+    assert len(accepted) == 78
+    device = {"os": "linux", "architecture": "amd64"}
+    unmatched = []
+    for rel in accepted:
+        recipe = load_recipe(CORPUS / "recipes" / rel)  # raised before for 63 of them
+        try:
+            select_manifest(recipe, device)
+        except NoMatchingManifest:
+            unmatched.append(rel)
+    # the nucleus's tests run these on Linux; only Windows-only fixtures may miss
+    assert all(
+        "windows" in json.dumps(load_recipe(CORPUS / "recipes" / rel).manifests)
+        for rel in unmatched
+    ), unmatched
+
+
+def test_null_steps_and_case_insensitive_dependency_types_load():
+    r = parse_recipe(
+        "RecipeFormatVersion: '2020-01-25'\nComponentName: a.b\nComponentVersion: '1.0.0'\n"
+        "ComponentDependencies: {c.d: {VersionRequirement: '^1.0.0', DependencyType: Soft}}\n"
+        "Manifests:\n  - Platform:\n    Lifecycle:\n      run:\n"
+    )
+    assert r.dependencies["c.d"]["DependencyType"] == "Soft"
+    assert manifest_lifecycle(r, select_manifest(r, {"os": "linux"})) == {"Run": None}

@@ -62,6 +62,24 @@ def test_topics():
     assert iot_topic_problem("$aws/rules/r/a/b/c/d/e/f/g/h", is_filter=False) is None
 
 
+@pytest.mark.parametrize(
+    ("topic_filter", "topic", "ok"),
+    [
+        ("#", "$aws/things/t/shadow/update", False),  # matched before (issue 22)
+        ("+/things/t/shadow/update", "$aws/things/t/shadow/update", False),
+        ("#", "$SYS/broker/load", False),
+        ("+/#", "$SYS/broker/load", False),
+        ("$aws/things/t/#", "$aws/things/t/shadow/update", True),
+        ("$SYS/+/load", "$SYS/broker/load", True),
+        ("#", "dt/edgekit/t/metrics", True),
+        ("+/edgekit/#", "dt/edgekit/t/metrics", True),
+        ("dt/#", "dt/$x", True),  # only a leading $ is special
+    ],
+)
+def test_wildcards_never_match_dollar_topics(topic_filter, topic, ok):
+    assert mqtt_match(topic_filter, topic) is ok
+
+
 def test_reset_runs_before_merge_and_lists_are_replaced():
     default = {"a": 1, "l": [1, 2], "n": {"x": 1}}
     current = {"a": 5, "l": [9], "n": {"x": 7, "y": 2}, "custom": True}
@@ -76,6 +94,26 @@ def test_reset_runs_before_merge_and_lists_are_replaced():
     ]
 
 
+def test_reset_follows_the_nucleus_resolver_step_by_step():
+    """KernelConfigResolver.resolveConfigurationToApply: RESET removes, defaults fill what is
+    missing, MERGE goes on top; a pointer into an array is ignored, "" stops the list."""
+    default = {"l": [0], "n": {"x": 1, "d": {"k": 1}}}
+    current = {"l": [1, 2], "n": {"x": 5, "d": {"k": 9, "extra": 3}}, "keep": 1}
+    # an array element cannot be reset: the list stays as it is (it became a dict before)
+    assert apply_configuration_update(current, default, ["/l/0"], None)["l"] == [1, 2]
+    # a reset object comes back as its default, extra keys and all gone
+    assert apply_configuration_update(current, default, ["/n/d"], None)["n"] == {
+        "x": 5,
+        "d": {"k": 1},
+    }
+    # "" resets everything and the pointers after it are not looked at
+    out = apply_configuration_update(current, default, ["", "/l/0"], {"m": 1})
+    assert out == {**default, "m": 1}
+    # a new default key appears under the running values; a running key the default lacks stays
+    out = apply_configuration_update(current, {**default, "new": "d"}, None, None)
+    assert out["new"] == "d" and out["keep"] == 1 and out["n"]["x"] == 5
+
+
 @pytest.mark.parametrize(
     ("version", "req", "ok"),
     [
@@ -86,11 +124,17 @@ def test_reset_runs_before_merge_and_lists_are_replaced():
         ("2.1.5", ">=2.1.0 <2.2.0", True),
         ("1.0.0", "1.0.0", True),
         ("3.0.0", "1.x || >=3.0.0", True),
+        ("1.9.0", "1.x || >=3.0.0", True),
+        ("2.0.0", "1.x || >=3.0.0", False),
+        ("1.5.0", ">= 1.0.0", True),  # raised before: a space after the operator
+        ("2.0.0", "1.0.0 - 2.0.0", True),  # never matched before
+        ("2.0.1", "1.0.0 - 2.0.0", False),
+        ("0.0.5", "^0.0.3", False),  # matched before
+        ("1.0.0-rc.10", ">1.0.0-rc.2 <1.0.0", True),  # rc.10 sorted before rc.2
+        ("1.0.0+build.7", "1.0.0", True),  # build metadata is no part of precedence
     ],
 )
 def test_npm_ranges(version, req, ok):
-    if "x" in req.split("||")[0]:
-        req = req.split("||")[1]
     assert satisfies(version, req) is ok
 
 

@@ -19,6 +19,12 @@ CPUINFO = Path("/proc/cpuinfo")
 pytestmark = pytest.mark.skipif(not CPUINFO.is_file(), reason="needs Linux /proc/cpuinfo")
 
 
+@pytest.fixture(autouse=True)
+def _this_cpu(monkeypatch):
+    """These tests compare the probe with this machine: no CPU override from the environment."""
+    monkeypatch.delenv(hardware.PROBE_CPU_ENV, raising=False)
+
+
 def _cpuinfo() -> tuple[str | None, set[str], int]:
     text = CPUINFO.read_text()
     model = re.search(r"^(?:model name|Hardware|cpu model)\s*:\s*(.+)$", text, re.M)
@@ -89,6 +95,33 @@ def test_probe_cli_json_and_table():
     assert res.exit_code == 0
     assert "architecture (Greengrass)" in res.stdout
     assert "avx2" in res.stdout or "neon" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("case", "vnni", "first"),
+    [("avx2", False, ("uint8", True)), ("vnni", True, ("int8", False))],
+)
+def test_cpu_override_stands_in_for_this_cpu(monkeypatch, case, vnni, first):
+    """EDGEKIT_PROBE_CPU: the probe (and what is derived from it) describes that x86-64 CPU."""
+    monkeypatch.setenv(hardware.PROBE_CPU_ENV, case)
+    res = CliRunner().invoke(app, ["probe", "--json"])
+    assert res.exit_code == 0, res.output
+    cpu = json.loads(res.stdout)["cpu"]
+    assert cpu["probe_override"] == case and case in cpu["model"]
+    assert cpu["features"]["avx2"] and cpu["features"]["avx512_vnni"] is vnni
+    assert cpu["logical_cores"] == os.cpu_count()  # only the ISA is stood in for
+    local = local_profile()
+    assert local.architecture == "amd64"
+    static = next(r for r in local.prefer if r["kind"] == "int8-static")
+    assert (static["activation_type"], static["reduce_range"]) == first
+
+
+def test_unknown_cpu_override_exits_2(monkeypatch):
+    monkeypatch.setenv(hardware.PROBE_CPU_ENV, "avx9000")
+    res = CliRunner().invoke(app, ["probe"])
+    assert res.exit_code == 2
+    assert "EDGEKIT_PROBE_CPU='avx9000' is not a CPU preset" in res.output
+    assert "avx2, vnni" in res.output and "Traceback" not in res.output
 
 
 def _write(path: Path, text: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 from edge_agent.errors import BadInputError
 from toolkit.tune.objective import parse_latency_budget, score
 from toolkit.tune.pareto import dominates, pareto_front
+from toolkit.tune.race import RaceConfig
 from toolkit.tune.search import Budget, halving_schedule, search
 from toolkit.tune.space import Candidate, SessionOptions, candidate_space, session_option_space
 
@@ -193,3 +194,24 @@ def test_objectives_and_budget_parsing():
     assert score("latency", fast_big, 100, b) > score("latency", slow_small, 10, b)  # over budget
     assert score("size", slow_small, 10, None) < score("size", fast_big, 100, None)
     assert score("throughput", fast_big, 100, None) < score("throughput", slow_small, 10, None)
+
+
+@pytest.mark.parametrize("at", [3, 14])  # during the first round / during the final race
+def test_ctrl_c_keeps_the_trials_measured_before_it(at):
+    cands, true = _synthetic(12)
+    clock = FakeClock()
+    measure = _measure(true, clock)
+    calls = [0]
+
+    def interrupted(c, effort):
+        calls[0] += 1
+        if calls[0] == at:
+            raise KeyboardInterrupt
+        return measure(c, effort)
+
+    res = search(cands, interrupted, _score, clock=clock, race_config=RaceConfig())
+    assert res.interrupted and res.stopped.startswith("interrupted (Ctrl-C)")
+    assert res.n_trials == at - 1  # every finished trial, not the one in progress
+    assert len(res.trials) == min(at - 1, 12)
+    if at > 12:
+        assert res.race["used"] is False  # too few rounds: the search's own trials stand

@@ -35,6 +35,7 @@ class Runtime:
     deployers: dict[str, Any] = field(default_factory=dict)
     deployed_bundle: Path | None = None  # the bundle now on the devices (compare_deployed)
     stop_before: tuple[str, ...] = ()  # the trigger's dry run stops before deployment
+    new_data: dict[str, Any] | None = None  # the trigger's gathered rows, kept with the run
 
 
 @dataclass

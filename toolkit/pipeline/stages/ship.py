@@ -9,18 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import BadInputError, CheckFailedError
+from toolkit.greengrass import versions
 from toolkit.pipeline import fleets
 from toolkit.pipeline.spec import PipelineSpec
 from toolkit.pipeline.stages import Runtime, Stage, StageContext, register
 
 
 def next_version(last: str | None) -> str:
-    """The patch after `last` (1.0.0 when nothing was packaged yet)."""
-    if not last:
-        return "1.0.0"
-    core = last.split("-")[0].split("+")[0]
-    major, minor, patch = (int(x) for x in core.split("."))
-    return f"{major}.{minor}.{patch + 1}"
+    """The patch after `last` (1.0.0 when nothing was packaged yet), by SemVer's rules."""
+    return versions.next_patch(last)
 
 
 @dataclass
@@ -220,6 +217,7 @@ class Deploy(Stage):
     def _greengrass(self, ctx: StageContext, component: str, version: str, build: Path) -> dict:
         from toolkit.greengrass.aws import Clients
         from toolkit.greengrass.deploy import DeployRequest, Rollout, deploy
+        from toolkit.greengrass.recipe import VERSION_CONFIG
 
         c: DeployConfig = self.cfg
         report = build / f"{component}-{version}.edgekit.json"
@@ -229,6 +227,7 @@ class Deploy(Stage):
             thing=c.thing,
             thing_group=c.thing_group,
             merge={component: dict(c.merge)} if c.merge else {},
+            reset={component: list(VERSION_CONFIG)},  # the new version's choice per platform
             # canary first: IoT Jobs starts at `canary` devices a minute and cancels the
             # deployment when more than abort_percent of the first devices fail
             rollout=Rollout(

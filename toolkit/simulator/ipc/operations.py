@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ from toolkit.simulator.ipc.rpc import (
 )
 from toolkit.simulator.pubsub import ALL, FROM_OTHERS, LocalBus
 from toolkit.simulator.topics import MAX_IOT_PAYLOAD, has_wildcard, iot_topic_problem
+from toolkit.simulator.updates import ComponentUpdates, NoPendingUpdate, NotSubscribed
 
 
 class MqttProxy(Protocol):
@@ -46,6 +48,9 @@ class Core(Protocol):
     def report_state(self, component: str, state: str) -> None: ...
 
     def known_component(self, name: str) -> bool: ...
+
+    component_metrics: list[tuple[str, str, str, float]]
+    updates: ComponentUpdates
 
 
 class Call(Protocol):
@@ -260,6 +265,102 @@ async def update_state(core: Core, call: Call, req: dict) -> dict:
     if state not in ("RUNNING", "ERRORED"):
         raise InvalidArgumentsError(f"state must be RUNNING or ERRORED, got {state!r}")
     core.report_state(call.component, state)
+    return {}
+
+
+# --- component metrics ---------------------------------------------------------------------
+
+COMPONENT_METRIC = "aws.greengrass.ipc.componentmetric"
+# ComponentMetricIPCEventStreamAgent: only components named aws.* may put metrics
+METRIC_CALLER = re.compile(r"^aws\.")
+# TelemetryUnit, matched as the agent does: non-alphanumerics dropped, case ignored
+METRIC_UNITS = {
+    "seconds",
+    "microseconds",
+    "milliseconds",
+    "bytes",
+    "kilobytes",
+    "megabytes",
+    "gigabytes",
+    "terabytes",
+    "bits",
+    "kilobits",
+    "megabits",
+    "gigabits",
+    "terabits",
+    "percent",
+    "count",
+    "bytespersecond",
+    "kilobytespersecond",
+    "megabytespersecond",
+    "gigabytespersecond",
+    "terabytespersecond",
+    "bitspersecond",
+    "kilobitspersecond",
+    "megabitspersecond",
+    "gigabitspersecond",
+    "terabitspersecond",
+    "countpersecond",
+    "none",
+}
+
+
+@operation("PutComponentMetric")
+async def put_component_metric(core: Core, call: Call, req: dict) -> dict:
+    allowed = core.authorizer.allowed(call.component, "PutComponentMetric", "*")
+    if not (allowed and METRIC_CALLER.search(call.component)):
+        raise UnauthorizedError(
+            f"Principal {call.component} is not authorized to perform "
+            f"{COMPONENT_METRIC}:aws.greengrass#PutComponentMetric "
+        )
+    metrics = req.get("metrics")
+    if not isinstance(metrics, list) or not metrics:
+        raise InvalidArgumentsError(
+            "Null or Empty list of metrics found in PutComponentMetricRequest"
+        )
+    for m in metrics:
+        name, unit, value = (m or {}).get("name"), (m or {}).get("unit"), (m or {}).get("value")
+        bad = (
+            not name
+            or len(str(name).encode("utf-8")) > 32
+            or not unit
+            or not isinstance(value, (int, float))
+            or value < 0
+        )
+        if bad or re.sub(r"[^A-Za-z0-9]", "", str(unit)).lower() not in METRIC_UNITS:
+            raise InvalidArgumentsError("Invalid argument found in PutComponentMetricRequest")
+    for m in metrics:
+        core.component_metrics.append((call.component, m["name"], m["unit"], float(m["value"])))
+    return {}
+
+
+@operation("SubscribeToComponentUpdates", event_type="ComponentUpdatePolicyEvents")
+async def subscribe_to_component_updates(core: Core, call: Call, req: dict) -> dict:
+    if not core.known_component(call.component):
+        raise ResourceNotFoundError(
+            "Service with given name not found currently in Greengrass",
+            resourceType="Service/Component",
+        )
+    call.on_close(core.updates.subscribe(call.component, call.emit))
+    return {}
+
+
+@operation("DeferComponentUpdate")
+async def defer_component_update(core: Core, call: Call, req: dict) -> dict:
+    deployment_id = req.get("deploymentId")
+    if not deployment_id:
+        raise InvalidArgumentsError("Cannot defer the update, the deployment ID provided was null")
+    try:
+        core.updates.defer(
+            call.component,
+            str(deployment_id),
+            str(req.get("message") or ""),
+            int(req.get("recheckAfterMs") or 0),
+        )
+    except NotSubscribed as exc:
+        raise InvalidArgumentsError(str(exc)) from None
+    except NoPendingUpdate as exc:
+        raise ServiceError(str(exc)) from None
     return {}
 
 

@@ -1,0 +1,1 @@
+from tests.probe_cpu import probe_cpu  # noqa: F401
