@@ -97,7 +97,8 @@ class RestServer:
             timeout_graceful_shutdown=opts.shutdown_timeout_s,  # type: ignore[arg-type]
             access_log=opts.access_log,
             log_config=None,  # the agent's logging, not uvicorn's dictConfig
-            log_level="info" if opts.access_log else "warning",
+            # uvicorn warns once per malformed request: a hostile client could fill the log
+            log_level="info" if opts.access_log else "error",
             proxy_headers=False,
             server_header=False,
         )

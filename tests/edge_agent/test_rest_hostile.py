@@ -238,11 +238,16 @@ def test_early_disconnects_log_one_debug_line_and_no_traceback(cnn_bundle, tmp_p
             with socket.create_connection(srv.address, timeout=10) as sock:
                 # half the body then gone, or the whole request then gone before the answer
                 sock.sendall(head + (body[: len(body) // 2] if i % 2 else body))
+        for _ in range(20):  # not HTTP at all: a 400 each, and nothing in the log
+            with socket.create_connection(srv.address, timeout=10) as sock:
+                sock.sendall(b"\x16\x03\x01 not http\r\n\r\n")
+                assert sock.recv(100).startswith(b"HTTP/1.1 400")
         assert srv.post(path, _infer_body())[0] == 200
         srv.proc.send_signal(signal.SIGTERM)
         assert srv.proc.wait(30) == 0
     text = "".join(srv.lines)
     assert "Traceback" not in text and " ERROR " not in text, text[-3000:]
+    assert " WARNING " not in text, text[-3000:]
     left = [ln for ln in srv.lines if "left before sending its whole request" in ln]
     assert 1 <= len(left) <= 20 and all(" DEBUG " in ln for ln in left)
 
