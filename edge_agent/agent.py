@@ -41,6 +41,22 @@ COMMAND_HANDLERS: dict[str, str] = {
 }
 
 
+def rest_options(cfg: AgentConfig) -> Any:
+    from edge_agent.serving.options import RestOptions
+
+    return RestOptions(
+        max_request_bytes=cfg.max_request_bytes,
+        max_inflight_bytes=cfg.rest_max_inflight_bytes,
+        workers=cfg.rest_workers,
+        max_connections=cfg.rest_max_connections,
+        backlog=cfg.rest_backlog,
+        keepalive_s=cfg.rest_keepalive_s,
+        request_timeout_s=cfg.rest_request_timeout_s,
+        shutdown_timeout_s=cfg.rest_shutdown_timeout_s,
+        access_log=cfg.rest_access_log,
+    )
+
+
 class Agent:
     def __init__(self, config: AgentConfig, transport: Transport | None = None) -> None:
         config.check()
@@ -81,6 +97,18 @@ class Agent:
             log.info("bundle signature verified (key %s)", loaded.bundle.signed_by)
         self.engine = Engine(cfg, loaded)
         self.engine.on_swap = self._on_swap
+        if cfg.port is not None and cfg.port >= 0:
+            from edge_agent.rest import RestServer
+
+            # bound now, served later: a port in use fails before anything is written
+            self.rest = RestServer(
+                self.engine,
+                cfg.host,
+                cfg.port,
+                cfg.token,
+                cfg.max_request_bytes,
+                rest_options(cfg),
+            )
         self.outbox = Outbox(
             outbox_path(cfg, self.transport.name),
             max_messages=cfg.outbox_max_messages,
@@ -96,12 +124,7 @@ class Agent:
             undelivered_retry_max_s=cfg.undelivered_retry_max_s,
         )
         self.publisher.start()
-        if cfg.port is not None and cfg.port >= 0:
-            from edge_agent.rest import RestServer
-
-            self.rest = RestServer(
-                self.engine, cfg.host, cfg.port, cfg.token, cfg.max_request_bytes
-            )
+        if self.rest:
             self.rest.start()
         self.transport.subscribe(f"{telemetry.COMMAND_PREFIX}/{cfg.thing}/+", self._on_command)
         if self.greengrass:
@@ -393,10 +416,11 @@ class Agent:
             self._window_thread.join(5)
         if self.engine:
             self.engine.ready = False
-            try:
-                self.close_window()
-            except Exception:
-                log.exception("closing the last window failed")
+            if self.outbox:  # a start that failed before the outbox has no window to send
+                try:
+                    self.close_window()
+                except Exception:
+                    log.exception("closing the last window failed")
             self.engine.close()
         if self.publisher:
             self._flush(flush_timeout)

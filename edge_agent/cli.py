@@ -16,6 +16,7 @@ from typing import Any
 from edge_agent.errors import EdgekitError
 
 log = logging.getLogger("edge_agent")
+TOKEN_ENV = "EDGE_AGENT_TOKEN"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,7 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--target", help="hardware target whose selection to use")
     s.add_argument("--port", type=int, help="REST port (0 = any free port, -1 = no REST)")
     s.add_argument("--host", help="REST bind address (default 127.0.0.1)")
-    s.add_argument("--token", help="require this bearer token on /v2/models calls")
+    s.add_argument(
+        "--token",
+        help="require this bearer token on /v2/models calls (visible in the process list: "
+        f"prefer --token-file or ${TOKEN_ENV})",
+    )
+    s.add_argument("--token-file", help="read the bearer token from this file")
+    s.add_argument("--max-batch", type=int, help="rows per request at most (default 256)")
+    s.add_argument("--access-log", action="store_true", default=None, help="log every HTTP request")
     s.add_argument("--config", help="JSON configuration file (flags override it)")
     s.add_argument(
         "--verify-key",
@@ -76,6 +84,9 @@ _FLAG_KEYS = {
     "port": "port",
     "host": "host",
     "token": "token",
+    "token_file": "token_file",
+    "max_batch": "max_batch",
+    "access_log": "rest_access_log",
     "mqtt": "mqtt",
     "cert": "cert",
     "key": "key",
@@ -110,7 +121,36 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         for attr, key in _FLAG_KEYS.items()
         if getattr(args, attr, None) is not None
     }
-    return config.updated(flags)
+    config = config.updated(flags)
+    return config.updated({"token": resolve_token(args, config, env)})
+
+
+def resolve_token(args: argparse.Namespace, config: Any, env: Any) -> str | None:
+    """--token, else --token-file, else $EDGE_AGENT_TOKEN, else the config's token/token_file."""
+    if getattr(args, "token", None):
+        return args.token
+    if getattr(args, "token_file", None):
+        return _read_token(args.token_file)
+    if env.get(TOKEN_ENV):
+        return env[TOKEN_ENV].strip()
+    if config.token:
+        return config.token
+    return _read_token(config.token_file) if config.token_file else None
+
+
+def _read_token(path: str) -> str:
+    from edge_agent.errors import BadInputError
+
+    try:
+        token = Path(path).read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(
+            f"cannot read the token file {path}: {getattr(exc, 'strerror', None) or exc}; "
+            "pass a readable --token-file"
+        ) from None
+    if not token:
+        raise BadInputError(f"the token file {path} is empty; put the bearer token in it")
+    return token
 
 
 def _serve(args: argparse.Namespace) -> int:

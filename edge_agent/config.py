@@ -49,6 +49,7 @@ class AgentConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     token: str | None = None
+    token_file: str | None = None  # read the token from this file (keeps it off the process list)
     # Ed25519 public key (PEM file path or PEM text): when set, every bundle loaded (at start
     # and on swap) must carry a valid signature by it (edge_agent.signing)
     verify_key: str | None = None
@@ -57,6 +58,15 @@ class AgentConfig:
     max_request_bytes: int = 32 * 1024 * 1024
     reject_nan: bool = False  # NaN is a missing value for tabular models with imputers
     reject_inf: bool = True
+    # the REST server (edge_agent/serving/options.py says what each does)
+    rest_max_inflight_bytes: int = 64 * 1024 * 1024
+    rest_workers: int = 0  # 0 = the cores, at most 4
+    rest_max_connections: int = 256
+    rest_backlog: int = 1024
+    rest_keepalive_s: float = 5.0
+    rest_request_timeout_s: float = 30.0
+    rest_shutdown_timeout_s: float = 5.0
+    rest_access_log: bool = False
     # monitoring
     window_s: float = 60.0
     drift_min_samples: int = 100
@@ -128,6 +138,17 @@ class AgentConfig:
             raise BadInputError("capture_fraction must be within 0..1")
         if self.max_batch < 1 or self.max_elements < 1 or self.max_request_bytes < 1:
             raise BadInputError("request caps must be positive")
+        if self.rest_max_inflight_bytes < self.max_request_bytes:
+            raise BadInputError(
+                f"rest_max_inflight_bytes ({self.rest_max_inflight_bytes}) must be at least "
+                f"max_request_bytes ({self.max_request_bytes})"
+            )
+        if (
+            min(self.rest_max_connections, self.rest_backlog) < 1
+            or min(self.rest_keepalive_s, self.rest_request_timeout_s, self.rest_shutdown_timeout_s)
+            <= 0
+        ):
+            raise BadInputError("the rest_* limits and timeouts must be positive")
         if not 0 < self.undelivered_retry_s <= self.undelivered_retry_max_s:
             raise BadInputError(
                 "undelivered retries need 0 < undelivered_retry_s <= undelivered_retry_max_s "

@@ -22,6 +22,7 @@ from edge_agent.capture import Capture
 from edge_agent.config import AgentConfig
 from edge_agent.errors import EdgekitError
 from edge_agent.monitor import Monitor
+from edge_agent.serving.heads import ClassifierHead, classifier_head
 from edge_agent.validation import (
     Limits,
     RequestError,
@@ -30,6 +31,16 @@ from edge_agent.validation import (
     input_aliases,
     spec_from_ort,
 )
+
+
+@dataclass
+class V2Result:
+    """One answered v2 request: the response without outputs, and what to encode them from."""
+
+    head: dict[str, Any]
+    names: list[str]
+    arrays: list[np.ndarray]
+    specs: dict[str, Any]
 
 
 class ModelError(Exception):
@@ -41,6 +52,7 @@ class Active:
     model: model_mod.LoadedModel
     validator: Validator
     monitor: Monitor
+    head: ClassifierHead | None = None  # label + probabilities a logits-only bundle declares
 
     def __post_init__(self) -> None:
         # Bound once per model so the request path does no lookups it can avoid.
@@ -96,6 +108,9 @@ def build_active(model: model_mod.LoadedModel, config: AgentConfig) -> Active:
             config.capture_max_bytes,
             config.capture_files,
         )
+    head = classifier_head(bundle, validator.outputs)
+    if head is not None:
+        validator.outputs.update(head.specs)  # listed in metadata, accepted in 'outputs'
     monitor = Monitor(
         baseline,
         bundle.task,
@@ -105,7 +120,7 @@ def build_active(model: model_mod.LoadedModel, config: AgentConfig) -> Active:
         feedback_keep=config.feedback_keep,
         capture=capture,
     )
-    return Active(model, validator, monitor)
+    return Active(model, validator, monitor, head)
 
 
 def drift_policy(config: AgentConfig) -> drift.DriftPolicy:
@@ -169,23 +184,48 @@ class Engine:
         active.record(received, started, finished, rows, inference_id, checked, result, names)
         return inference_id, names, result
 
-    def infer_json(self, body: Any, received: float | None = None) -> dict[str, Any]:
-        """A decoded KServe v2 request → v2 response (with the inference id as ``id``)."""
+    def infer_v2(
+        self,
+        body: Any,
+        received: float | None = None,
+        binary: dict[int, memoryview] | None = None,
+    ) -> V2Result:
+        """A decoded KServe v2 request → the response's head, and the outputs to encode.
+
+        The head's ``id`` echoes the request's ``id`` (the protocol's rule); without one it is
+        the inference id, which ``parameters.inference_id`` always carries for /feedback.
+        """
         active = self._active
         received = received if received is not None else perf_counter()
         try:
-            feeds, wanted, request_id = active.validator.parse_kserve(body)
+            feeds, wanted, request_id = active.validator.parse_kserve(body, binary)
         except RequestError as exc:
             active.monitor.record_error(exc.kind, wrong_type=exc.wrong_type)
             raise
-        inference_id, names, arrays = self.infer(feeds, wanted, received)
+        run = wanted
+        if active.head is not None and wanted is not None:
+            extra = active.head.specs
+            run = [n for n in wanted if n not in extra]
+            if len(run) < len(wanted) and active.head.logits not in run:
+                run.append(active.head.logits)
+        inference_id, names, arrays = self.infer(feeds, run, received)
+        if active.head is not None:
+            names, arrays = active.head.add(names, arrays, wanted)
         model = active.model
-        return {
+        head = {
             "model_name": model.name,
             "model_version": model.variant,
-            "id": inference_id,
-            "parameters": {"request_id": request_id, "sha256": model.sha256},
-            "outputs": encode_outputs(active.validator.outputs, names, arrays),
+            "id": request_id if request_id is not None else inference_id,
+            "parameters": {"inference_id": inference_id, "sha256": model.sha256},
+        }
+        return V2Result(head, names, arrays, active.validator.outputs)
+
+    def infer_json(self, body: Any, received: float | None = None) -> dict[str, Any]:
+        """A decoded KServe v2 request → the v2 response with JSON ``data`` for every output."""
+        result = self.infer_v2(body, received)
+        return {
+            **result.head,
+            "outputs": encode_outputs(result.specs, result.names, result.arrays),
         }
 
     def record_error(self, kind: str) -> None:

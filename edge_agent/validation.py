@@ -7,6 +7,10 @@ the input and says what was expected; the REST layer turns it into HTTP 400 (413
 Inputs go by their ONNX names or by the user's column names where those differ (skl2onnx makes
 `od280/od315` into `od280_od315`; the signature records `column` per input): ``input_aliases``
 reads that from the signature and the Validator maps either onto the ONNX name.
+
+KServe v2 requests are parsed strictly: a tensor's ``datatype`` must be the model input's (no
+silent casts), and tensors may come as JSON ``data`` or as raw bytes of the binary tensor data
+extension (``parameters.binary_data_size``, decoded by ``edge_agent.serving.wire``).
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ class RequestError(Exception):
         self.message = message
         self.kind = kind
         self.wrong_type = wrong_type
-        self.status = 400  # the contract: every refused request is a 400 with the reason
+        # the contract: every refused request is a 400 with the reason, 413 when over a cap
+        self.status = 413 if kind == "too_large" else 400
 
 
 @dataclass(frozen=True)
@@ -217,13 +222,15 @@ class Validator:
         batch = batch or 1
         if batch > self.limits.max_batch:
             raise RequestError(
-                f"batch of {batch} rows exceeds the cap of {self.limits.max_batch}; "
-                "send smaller batches (or raise max_batch)",
+                f"batch of {batch} rows exceeds the cap of {self.limits.max_batch}; send "
+                "smaller batches or raise the cap (edge-agent serve --max-batch N, or max_batch "
+                "in the agent's configuration)",
                 "too_large",
             )
         if elements > self.limits.max_elements:
             raise RequestError(
-                f"request has {elements} elements, over the cap of {self.limits.max_elements}",
+                f"request has {elements} elements, over the cap of {self.limits.max_elements} "
+                "(max_elements in the agent's configuration raises it)",
                 "too_large",
             )
         return out, batch
@@ -295,8 +302,14 @@ class Validator:
             raise RequestError(f"input {name!r} contains infinite values (not allowed)")
 
     # -- KServe v2 JSON -------------------------------------------------------------------------
-    def parse_kserve(self, body: Any) -> tuple[dict[str, np.ndarray], list[str] | None, str | None]:
-        """A v2 inference request body (already JSON-decoded) → (feeds, outputs wanted, id)."""
+    def parse_kserve(
+        self, body: Any, binary: dict[int, memoryview] | None = None
+    ) -> tuple[dict[str, np.ndarray], list[str] | None, str | None]:
+        """A v2 inference request body (already JSON-decoded) → (feeds, outputs wanted, id).
+
+        ``binary`` maps an input's position to its raw bytes when the request used the binary
+        tensor data extension (see ``edge_agent.serving.wire.split_inputs``).
+        """
         if not isinstance(body, dict):
             raise RequestError("request body must be a JSON object with an 'inputs' list")
         inputs = body.get("inputs")
@@ -316,23 +329,27 @@ class Validator:
                 raise RequestError(f"unknown input {name!r}; the model takes: {self._expected}")
             if spec.name in feeds:
                 raise RequestError(f"input {name!r} is given twice")
-            feeds[spec.name] = self._kserve_tensor(spec, item)
+            raw = binary.get(i) if binary else None
+            feeds[spec.name] = self._kserve_tensor(spec, item, raw)
         wanted = self._wanted_outputs(body.get("outputs"))
         rid = body.get("id")
         if rid is not None and not isinstance(rid, str):
             raise RequestError("request 'id' must be a string")
         return feeds, wanted, rid
 
-    def _kserve_tensor(self, spec: TensorSpec, item: dict[str, Any]) -> np.ndarray:
+    def _kserve_tensor(
+        self, spec: TensorSpec, item: dict[str, Any], raw: memoryview | None = None
+    ) -> np.ndarray:
         datatype, shape, data = item.get("datatype"), item.get("shape"), item.get("data")
         if not isinstance(datatype, str) or datatype not in KSERVE_TO_NUMPY:
             raise RequestError(
                 f"input {spec.name!r} has unknown datatype {datatype!r}; expected {spec.datatype}",
                 wrong_type=True,
             )
-        if datatype != spec.datatype and (datatype == "BYTES" or spec.is_string):
+        if datatype != spec.datatype:  # no silent casts: the client says what it sends
             raise RequestError(
-                f"input {spec.name!r} has datatype {datatype} but the model expects {spec.datatype}",
+                f"input {spec.name!r} has datatype {datatype} but the model expects "
+                f"{spec.datatype}; send {spec.datatype}",
                 wrong_type=True,
             )
         if (
@@ -341,6 +358,11 @@ class Validator:
             or not all(type(d) is int and d >= 0 for d in shape)
         ):
             raise RequestError(f"input {spec.name!r} needs 'shape' as a list of non-negative ints")
+        if len(shape) != len(spec.shape):  # before numpy sees it: it refuses more than 64 dims
+            raise RequestError(
+                f"input {spec.name!r} has rank {len(shape)} but the model expects rank "
+                f"{len(spec.shape)} (shape {spec.describe()['shape']}, -1 = any)"
+            )
         count = math.prod(shape)
         if count > self.limits.max_elements:
             raise RequestError(
@@ -348,6 +370,14 @@ class Validator:
                 f"{self.limits.max_elements}",
                 "too_large",
             )
+        if raw is not None:
+            if data is not None:
+                raise RequestError(
+                    f"input {spec.name!r} has both 'data' and binary_data_size; send one"
+                )
+            from edge_agent.serving.wire import decode_tensor
+
+            return decode_tensor(raw, datatype, count, spec.name).reshape(shape)
         if not isinstance(data, list):
             raise RequestError(f"input {spec.name!r} needs 'data' as a (flat or nested) list")
         flat = _flatten(data, count, spec.name)
@@ -491,7 +521,7 @@ def encode_outputs(
     for name, arr in zip(names, arrays, strict=True):
         arr = np.asarray(arr)
         spec = specs.get(name)
-        datatype = spec.datatype if spec else _datatype_of(arr)
+        datatype = spec.datatype if spec else datatype_of(arr)
         data = arr.astype(str).ravel().tolist() if datatype == "BYTES" else arr.ravel().tolist()
         if arr.dtype.kind == "f":
             data = [None if not math.isfinite(v) else v for v in data]
@@ -499,7 +529,7 @@ def encode_outputs(
     return out
 
 
-def _datatype_of(arr: np.ndarray) -> str:
+def datatype_of(arr: np.ndarray) -> str:
     for name, dtype in KSERVE_TO_NUMPY.items():
         if name != "BYTES" and arr.dtype == np.dtype(dtype):
             return name

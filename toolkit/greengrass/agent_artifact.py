@@ -21,8 +21,9 @@ from edge_agent.errors import BadInputError
 from toolkit.greengrass.archive import build_zip, tree_entries
 from toolkit.greengrass.names import Platform
 
-# The agent's runtime: DESIGN.md says numpy, onnxruntime and awsiotsdk (awscrt comes with it).
-AGENT_REQUIREMENTS = ("numpy", "onnxruntime", "awsiotsdk", "awscrt")
+# The agent's runtime: DESIGN.md says numpy, onnxruntime and awsiotsdk (awscrt comes with it);
+# the REST server is uvicorn + starlette (pure-Python wheels, with h11, click, anyio and idna).
+AGENT_REQUIREMENTS = ("numpy", "onnxruntime", "awsiotsdk", "awscrt", "uvicorn", "starlette")
 AGENT_ARCHIVE = "agent.zip"
 AGENT_DIR = "agent"  # what Unarchive: ZIP makes of agent.zip
 REQUIREMENTS_FILE = "requirements.txt"
