@@ -60,7 +60,10 @@ def test_output_head_is_what_follows_the_last_matmul(mlp_bundle):
 
 def test_static_quantizes_the_mlp_and_the_gate_judges_it(mlp_bundle):
     bundle, data = mlp_bundle
-    result = runner.invoke(app, ["quantize", str(bundle), "--method", "static", "--json"])
+    # the bundle is shared by both CPU cases of the probe fixture: the second replaces the first
+    result = runner.invoke(
+        app, ["quantize", str(bundle), "--method", "static", "--replace", "--json"]
+    )
     assert result.exit_code == 0, result.output
     q = json.loads(result.output)["quantization"]
     assert any("Softmax" in why for why in q["kept_float"].values())
