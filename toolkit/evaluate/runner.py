@@ -41,7 +41,7 @@ def _score(
     bundle: Bundle, name: str, feeds: dict[str, np.ndarray], target: np.ndarray | None
 ) -> tuple[dict[str, Any], P.Predictions]:
     outputs = runtime.run(bundle.verify_variant(name), feeds, bundle.signature, f"variant {name}")
-    pred = P.read(bundle.signature, bundle.task, outputs)
+    pred = P.read(bundle.signature, bundle.task, outputs, feeds)
     metrics: dict[str, Any] = {}
     if target is not None and bundle.task == "classification":
         labels = bundle.labels or list(range(pred.proba.shape[1]))
