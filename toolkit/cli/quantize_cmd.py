@@ -143,6 +143,13 @@ def quantize_command(
     if as_json:
         print_json({"ok": True, **result})
         return
+    if result["duplicate_of"]:
+        out.print(
+            f"[yellow]=[/] the new variant would be byte-identical to [bold]"
+            f"{result['duplicate_of']}[/] (same sha256): nothing added, {result['duplicate_of']} "
+            "is reused"
+        )
+        return
     out.print(variant_table(result))
     out.print(
         f"[green]✓[/] added variant [bold]{result['variant']}[/] to {result['bundle']}; "

@@ -54,16 +54,19 @@ class QuantizeResult:
     bundle: Path
     variant: str
     entry: dict[str, Any]
+    # the variant this run's file is byte-identical to (then nothing was added: it is reused)
+    duplicate_of: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        q = self.entry["quantization"]
+        q = self.entry["quantization"] or {}
         return {
             "bundle": str(self.bundle),
             "variant": self.variant,
-            "method": q["method"],
+            "duplicate_of": self.duplicate_of,
+            "method": q.get("method"),
             "precision": self.entry["precision"],
             "bytes": self.entry["bytes"],
-            "size_ratio": q["size_ratio"],
+            "size_ratio": q.get("size_ratio", 1.0),
             "quantization": q,
             "parity": self.entry["parity"],
         }
@@ -170,6 +173,17 @@ def check_exclusions(config: Any, model_path: Path) -> None:
                 else ""
             ),
         )
+
+
+def same_content(bundle: Bundle, path: Path, exclude: str | None = None) -> str | None:
+    """The variant whose file has the same sha256 as `path`, if any (not `exclude`)."""
+    from edge_agent.hashing import sha256_file
+
+    digest = sha256_file(path)
+    return next(
+        (n for n, v in bundle.variants.items() if n != exclude and v.get("sha256") == digest),
+        None,
+    )
 
 
 def _fp32_path(bundle: Bundle) -> Path:
@@ -341,6 +355,23 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
                 hint="exclude the affected nodes or try another method",
                 details=parity,
             )
+        twin = same_content(bundle, out_path, exclude=name if request.replace else None)
+        if twin is not None:
+            # variants are unique by content: report the twin and reuse it, add nothing; the
+            # twin remembers these settings so `tune` finds them without rebuilding
+            entry = bundle.variant(twin)
+            if entry.get("quantization") is not None:
+                same = entry["quantization"].setdefault("same_bytes", [])
+                same.append(
+                    {
+                        "method": method.name,
+                        "requested": request.method,
+                        "config": registry.config_dict(config),
+                        "name": name,
+                    }
+                )
+                bundle.save()
+            return QuantizeResult(bundle.path, twin, entry, duplicate_of=twin)
         fp32_bytes = bundle.variant(FP32)["bytes"]
         record: dict[str, Any] = {
             "method": method.name,
