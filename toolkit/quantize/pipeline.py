@@ -47,6 +47,8 @@ class QuantizeRequest:
     preprocess: bool = True
     command: str | None = None
     derived_from: str | None = None  # the variant this retry replaces (evaluate --auto-exclude)
+    max_drop: float = 0.01  # auto: the gate its candidates must pass on the samples
+    search: bool = True  # auto: try candidates against the gate (False: the rule's choice only)
 
 
 @dataclass
@@ -264,7 +266,53 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
+def _search(
+    request: QuantizeRequest,
+    bundle: Bundle,
+    fp32_path: Path,
+    source: Path,
+    work: Path,
+    method: registry.Method,
+    config: Any,
+    choice: dict[str, Any],
+    info: graph.GraphInfo,
+    ctx: registry.MethodContext,
+    out_path: Path,
+) -> tuple[registry.Method, Any, dict[str, Any]]:
+    """auto's measured search (toolkit.quantize.search); the chosen file lands at out_path."""
+    import dataclasses
+    import shutil
+
+    from toolkit.quantize import search
+
+    options = {k: v for k, v in registry.config_dict(config).items() if v not in (None, [], ())}
+    found = search.run(
+        bundle=bundle,
+        fp32=fp32_path,
+        source=source,
+        work=work,
+        method=method,
+        options=options,
+        user=choice.get("overridden_by_user") or {},
+        info=info,
+        hw=choice["hardware"],
+        max_drop=request.max_drop,
+        measure=request.hardware is None,
+        context=lambda src, out: dataclasses.replace(ctx, source=src, output=out),
+    )
+    shutil.copyfile(found.path, out_path)
+    choice["search"] = found.record
+    return found.method, found.config, found.details
+
+
 def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> QuantizeResult:
+    import math
+
+    if not math.isfinite(request.max_drop) or request.max_drop < 0:
+        raise BadInputError(
+            f"--max-drop must be a number of 0 or more, got {request.max_drop}",
+            hint="e.g. --max-drop 0.005 (cosine at least 0.995)",
+        )
     bundle = Bundle.open(bundle_dir)
     fp32_path = _fp32_path(bundle)
     info = graph.analyse(fp32_path)
@@ -320,7 +368,13 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
                 logs.kept_root_logs(below=logging.ERROR) as warned,
                 contextlib.redirect_stdout(io.StringIO()),
             ):
-                details = method.run(config, ctx)
+                if choice is not None and request.search and method.integer:
+                    method, config, details = _search(
+                        request, bundle, fp32_path, pre.path, work, method, config, choice, info,
+                        ctx, out_path,
+                    )  # fmt: skip
+                else:
+                    details = method.run(config, ctx)
             if warned:
                 details["quantizer_warnings"] = warned
         except BadInputError:
