@@ -382,6 +382,13 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
         except Exception as exc:  # the quantizers raise many types on graphs they cannot handle
             raise quantizer_failure(method.name, config, exc) from exc
         duration = time.perf_counter() - started
+        if request.name is None and method.default_name(config) != name:
+            name = method.default_name(config)  # auto's search settled on another method
+            if name in bundle.variants and not request.replace:
+                raise BundleError(
+                    f"bundle already has a variant {name!r} (auto chose {method.name})",
+                    hint="choose another --name or pass --replace",
+                )
 
         quant_ops = _quant_ops(out_path)
         if method.integer and not quant_ops:
