@@ -138,9 +138,17 @@ def candidates(
         pc = {**pc, "op_types_to_exclude": ["Gather"]}
         out.append(Candidate("per-channel, embedding Gather in float", "dynamic", dict(pc)))
     n = len(ranked)
-    for share in (6, 3):
-        k = math.ceil(n / share)
-        if n >= 4 and (not out or out[-1].options.get("nodes_to_exclude", []) != ranked[:k]):
+    if n >= 4:
+        sizes = sorted({math.ceil(n / 6), math.ceil(n / 3)})
+        for k in sizes:  # 8-bit blocks cost less than float for the same layers
+            out.append(
+                Candidate(
+                    f"per-channel, the {k} most sensitive MatMuls 8-bit blockwise",
+                    "dynamic",
+                    {**pc, "blockwise_nodes": ranked[:k]},
+                )
+            )
+        for k in sizes:
             out.append(
                 Candidate(
                     f"per-channel, the {k} most sensitive MatMuls in float",
@@ -252,6 +260,7 @@ def run(
             continue
         entry.update(verdict)
         entry["excluded_nodes"] = len(cand.options.get("nodes_to_exclude") or [])
+        entry["blockwise_nodes"] = len(cand.options.get("blockwise_nodes") or [])
         if measure:
             entry["latency_ms"] = round(latency_ms(out, judge.feeds), 3)
         made.append((cand, out, config, details, entry))

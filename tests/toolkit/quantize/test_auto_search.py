@@ -48,8 +48,13 @@ def test_when_nothing_passes_the_most_accurate_is_kept_and_said(copy_bundle, enc
     assert "no candidate passes the gate" in found["why"]
     assert all(t["latency_ms"] > 0 for t in found["tried"] if "error" not in t)  # timed here
     config = result.entry["quantization"]["config"]
-    if "most sensitive" in best["label"]:
-        assert len(config["nodes_to_exclude"]) == best["excluded_nodes"] > 0
+    assert any("MatMuls 8-bit blockwise" in label for label in labels)
+    assert len(config["nodes_to_exclude"]) == best["excluded_nodes"]
+    assert len(config["blockwise_nodes"]) == best["blockwise_nodes"]
+    if best["blockwise_nodes"]:
+        model = onnx.load(str(Bundle.open(path).variant_path(result.variant)))
+        ops = [n.op_type for n in model.graph.node]
+        assert ops.count("MatMulNBits") == best["blockwise_nodes"]
     # the file in the bundle is the chosen candidate: its pooled cosine is the recorded one
     assert Bundle.open(path).variant(result.variant)["sha256"]
 
