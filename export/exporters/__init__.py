@@ -23,6 +23,8 @@ class ExportOptions:
     weights: Path | None = None
     task: str | None = None
     labels: list[Any] | None = None
+    outputs: list[str] | None = None  # torch: the named outputs to keep (default: all)
+    pooling: str | None = None  # torch encoders: mean | cls | none (default: detected)
 
 
 @dataclass

@@ -6,7 +6,6 @@ is one file with one digest.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import re
 import sys
@@ -18,7 +17,7 @@ import numpy as np
 
 from edge_agent.errors import BadInputError
 from export.data import SampleData
-from export.exporters import ExportOptions, ExportResult, register
+from export.exporters import ExportOptions, ExportResult, register, torch_io
 from export.onnx_types import tensor_spec
 from export.versions import library_versions
 
@@ -34,21 +33,37 @@ def _input_names(obj: Any, data: SampleData) -> list[str]:
 
     given = list(data.tensors)
     if isinstance(obj, torch.nn.Module):
-        params = [
-            p.name
-            for p in inspect.signature(obj.forward).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-        if len(given) == 1 and params:
-            return params[:1]
-        missing = [p for p in params if p not in given]
-        if missing:
-            raise BadInputError(
-                f"forward() takes {params} but the data holds {given}",
-                hint="save the inputs in an NPZ keyed by forward()'s parameter names",
-            )
-        return params
+        return torch_io.match_inputs(obj, given)
     return given
+
+
+def _flat_module(torch: Any) -> type:
+    class FlatModule(torch.nn.Module):
+        """forward(*tensors) -> tuple of tensors: the user's module called by keyword with the
+        inputs the data holds (the rest keep their defaults), its structured output reduced
+        to the named leaves being exported."""
+
+        def __init__(
+            self,
+            inner: Any,
+            names: list[str],
+            leaves: list[torch_io.OutputLeaf],
+            by_keyword: bool,
+        ):
+            super().__init__()
+            self.inner = inner
+            self.names = list(names)
+            self.paths = [leaf.path for leaf in leaves]
+            self.by_keyword = by_keyword
+
+        def forward(self, *args: Any) -> tuple:
+            if self.by_keyword:
+                out = self.inner(**dict(zip(self.names, args, strict=True)))
+            else:
+                out = self.inner(*args)
+            return tuple(torch_io.pick(out, path) for path in self.paths)
+
+    return FlatModule
 
 
 class TorchExporter:
@@ -92,13 +107,35 @@ class TorchExporter:
         arrays = [a.astype(np.float32) if a.dtype == np.float64 else a for a in arrays]
         feeds = dict(zip(names, arrays, strict=True))
 
-        native = self._run_native(module if not program else obj.module(), arrays)
         task = options.task or "raw"
-        out_names = self._output_names(len(native), task)
+        base = "logits" if task == "classification" else "output"
+        call = obj.module() if program else module
+        kwargs_call = not program and torch_io.takes_keywords(module)
+        leaves = self._output_leaves(call, names, arrays, base, kwargs_call)
+        leaves = torch_io.select(leaves, options.outputs)
+        runnable = None if program else _flat_module(torch)(module, names, leaves, kwargs_call)
+        native = self._run_native(runnable or call, arrays, None if runnable else leaves)
+        out_names = [leaf.name for leaf in leaves]
         path = workdir / "model.onnx"
         # two rows: with one, torch.export would specialise the batch axis to 1
         example = tuple(torch.from_numpy(np.resize(a, (2, *a.shape[1:])).copy()) for a in arrays)
-        self._export(obj if program else module, example, names, out_names, options, path)
+        notes = ["legacy TorchScript exporter"] if options.legacy else []
+        seq_inputs = [
+            n for n in torch_io.token_inputs(feeds) if 1 not in options.dynamic_axes.get(n, {})
+        ]
+        target = obj if program else runnable
+        try:
+            self._export(target, example, names, out_names, options, path, seq_inputs)
+        except BadInputError as exc:
+            if not seq_inputs or program:
+                raise
+            # a model that needs a fixed length (a reshape by it, a fixed position table)
+            self._export(target, example, names, out_names, options, path, [])
+            notes.append(
+                f"the sequence axis of {', '.join(seq_inputs)} is fixed at "
+                f"{feeds[seq_inputs[0]].shape[1]}: the model did not export with it dynamic "
+                f"({exc.message[:200]})"
+            )
 
         import onnx
 
@@ -118,6 +155,9 @@ class TorchExporter:
             "input_kind": "tensor",
             "labels": labels,
         }
+        embedding = torch_io.embedding_spec(signature["inputs"], outputs, options.pooling)
+        if embedding is not None:
+            signature["embedding"] = embedding
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
         if options.opset and opset != options.opset:
             raise BadInputError(
@@ -135,13 +175,26 @@ class TorchExporter:
             native_outputs=dict(zip(out_names, native, strict=True)),
             versions=library_versions(),
             opset=opset,
-            notes=["legacy TorchScript exporter"] if options.legacy else [],
+            notes=notes,
         )
 
     @staticmethod
-    def _output_names(count: int, task: str) -> list[str]:
-        base = "logits" if task == "classification" else "output"
-        return [base] if count == 1 else [f"{base}_{i}" for i in range(count)]
+    def _output_leaves(
+        call: Any, names: list[str], arrays: list[np.ndarray], base: str, by_keyword: bool
+    ) -> list[torch_io.OutputLeaf]:
+        """The named tensors forward() returns, from a run on the first rows."""
+        import torch
+
+        args = [torch.from_numpy(np.ascontiguousarray(a[:2])) for a in arrays]
+        with torch.inference_mode():
+            try:
+                out = call(**dict(zip(names, args, strict=True))) if by_keyword else call(*args)
+            except Exception as exc:
+                raise BadInputError(
+                    f"the model failed on the sample data: {type(exc).__name__}: {exc}",
+                    hint="check the data's keys, shape and dtype against what forward() expects",
+                ) from exc
+        return torch_io.flatten(out, base)
 
     @staticmethod
     def _load_weights(module: Any, weights: Path) -> None:
@@ -162,7 +215,11 @@ class TorchExporter:
             raise BadInputError(f"weights in {weights} do not fit the model: {exc}") from exc
 
     @staticmethod
-    def _run_native(module: Any, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    def _run_native(
+        module: Any, arrays: list[np.ndarray], leaves: list[torch_io.OutputLeaf] | None
+    ) -> list[np.ndarray]:
+        """Eager outputs on every row, in chunks; `leaves` picks them out of a structured
+        result (None: the module already returns the tuple being exported)."""
         import torch
 
         chunks: list[list[np.ndarray]] = []
@@ -180,7 +237,10 @@ class TorchExporter:
                         f"the model failed on the sample data: {type(exc).__name__}: {exc}",
                         hint="check the data's shape and dtype against what forward() expects",
                     ) from exc
-                outs = list(out) if isinstance(out, tuple | list) else [out]
+                if leaves is not None:
+                    outs = [torch_io.pick(out, leaf.path) for leaf in leaves]
+                else:
+                    outs = list(out) if isinstance(out, tuple | list) else [out]
                 chunks.append([o.detach().cpu().numpy() for o in outs])
         return [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]
 
@@ -192,10 +252,13 @@ class TorchExporter:
         out_names: list[str],
         options: ExportOptions,
         path: Path,
+        sequence_inputs: list[str],
     ) -> None:
         import torch
 
         axes: dict[str, dict[int, str]] = {n: {0: "batch"} for n in names}
+        for n in sequence_inputs:
+            axes[n][1] = torch_io.SEQUENCE_AXIS
         for name, extra in options.dynamic_axes.items():
             if name not in axes:
                 raise BadInputError(f"--dynamic-axes names input {name!r}; the inputs are {names}")
@@ -239,20 +302,22 @@ def _call_export(
             model, (), str(path), dynamo=True, external_data=False, verbose=False, **kwargs
         )
     else:
-        dims: dict[str, Any] = {}
         made: dict[str, Any] = {}
-        for n, a in axes.items():
-            dims[n] = {
+        dims = tuple(
+            {
                 ax: made.setdefault(label, torch.export.Dim(_dim_name(label)))
                 for ax, label in a.items()
             }
+            for a in axes.values()
+        )
         torch.onnx.export(
             model,
             example,
             str(path),
             dynamo=True,
             external_data=False,
-            dynamic_shapes=dims,
+            # the flat wrapper takes *args: one entry, the tuple of per-input specs
+            dynamic_shapes=(dims,),
             verbose=False,
             **kwargs,
         )

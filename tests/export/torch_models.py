@@ -64,3 +64,94 @@ def sign_flip() -> nn.Module:
 
 def not_a_model():
     return {"weights": [1, 2, 3]}
+
+
+class TinyEncoder(nn.Module):
+    """A stand-in for a Hugging Face sentence encoder: token ids and an attention mask in
+    (int64, [batch, sequence]), a dict of last_hidden_state and pooler_output out, optional
+    parameters a user's data never holds (position_ids, inputs_embeds, use_cache), and the
+    additive float-min attention mask that wrecks a MinMax calibration."""
+
+    def __init__(self, vocab: int = 100, hidden: int = 32, heads: int = 2, layers: int = 2):
+        super().__init__()
+        torch.manual_seed(0)
+        self.heads = heads
+        self.embed = nn.Embedding(vocab, hidden)
+        self.position = nn.Embedding(64, hidden)
+        self.norm = nn.LayerNorm(hidden)
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict(
+                {
+                    "qkv": nn.Linear(hidden, 3 * hidden),
+                    "out": nn.Linear(hidden, hidden),
+                    "norm1": nn.LayerNorm(hidden),
+                    "up": nn.Linear(hidden, 2 * hidden),
+                    "down": nn.Linear(2 * hidden, hidden),
+                    "norm2": nn.LayerNorm(hidden),
+                }
+            )
+            for _ in range(layers)
+        )
+        self.pool = nn.Linear(hidden, hidden)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        h = self.embed(input_ids) if inputs_embeds is None else inputs_embeds
+        batch, seq, width = h.shape
+        if position_ids is None:
+            position_ids = torch.arange(seq, device=h.device).unsqueeze(0)
+        h = self.norm(h + self.position(position_ids))
+        if attention_mask is None:
+            attention_mask = torch.ones(batch, seq, dtype=torch.int64)
+        additive = (1.0 - attention_mask[:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min
+        d = width // self.heads
+        for block in self.blocks:
+            q, k, v = block["qkv"](h).split(width, dim=-1)
+            q, k, v = (t.view(batch, seq, self.heads, d).transpose(1, 2) for t in (q, k, v))
+            scores = q @ k.transpose(-1, -2) / d**0.5 + additive
+            ctx = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, seq, width)
+            h = block["norm1"](h + block["out"](ctx))
+            h = block["norm2"](h + block["down"](torch.nn.functional.gelu(block["up"](h))))
+        return {"last_hidden_state": h, "pooler_output": torch.tanh(self.pool(h[:, 0]))}
+
+
+def tiny_encoder() -> nn.Module:
+    return TinyEncoder()
+
+
+class TupleOut(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Linear(4, 3)
+        self.b = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.a(x), self.b(x)
+
+
+def tuple_out() -> nn.Module:
+    return TupleOut()
+
+
+def tiny_bert() -> nn.Module:
+    """A Hugging Face BertModel (random init, tiny config): forward() has ten optional
+    parameters and returns a BaseModelOutputWithPoolingAndCrossAttentions."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    return BertModel(config)

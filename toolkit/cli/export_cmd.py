@@ -137,6 +137,18 @@ def export_command(
     labels: str | None = typer.Option(
         None, "--labels", help="Comma-separated class labels for a torch/ONNX classifier."
     ),
+    outputs: str | None = typer.Option(
+        None,
+        "--outputs",
+        help="torch: comma-separated outputs to keep when forward() returns a dict, tuple or "
+        "ModelOutput (names like last_hidden_state, pooler_output, output_0; default: all).",
+    ),
+    pooling: str | None = typer.Option(
+        None,
+        "--pooling",
+        help="torch encoders: how evaluate pools the token embeddings into one vector per "
+        "sentence with the attention mask: mean|cls|none (default: detected).",
+    ),
     atol: float | None = typer.Option(
         None, "--atol", help="Override the family's absolute parity tolerance."
     ),
@@ -169,6 +181,8 @@ def export_command(
             weights=weights,
             task=task,
             labels=label_list,
+            outputs=[o.strip() for o in outputs.split(",") if o.strip()] if outputs else None,
+            pooling=pooling,
         ),
         atol=atol,
         rtol=rtol,
@@ -186,6 +200,8 @@ def export_command(
             legacy_exporter=legacy_exporter,
             task=task,
             labels=labels,
+            outputs=outputs,
+            pooling=pooling,
             atol=atol,
             rtol=rtol,
             name=name,

@@ -52,6 +52,25 @@ def variant_table(result: dict[str, Any]) -> Table:
     )
     if q.get("auto"):
         table.add_row("auto", "\n".join(q["auto"]["reasons"]))
+        found = q["auto"].get("search")
+        if found:
+            lines = []
+            for t in found["tried"]:
+                metric = found["gate"]["metric"]
+                if "error" in t:
+                    lines.append(f"{t['label']}: failed ({t['error'][:80]})")
+                    continue
+                speed = f", {t['latency_ms']:.3g} ms" if "latency_ms" in t else ""
+                mark = "pass" if t["passed"] else "fail"
+                lines.append(f"{t['label']}: {metric} {t[metric]:.4f} {mark}{speed}")
+            fused = found.get("graph_fusion") or {}
+            if fused.get("applied") or fused.get("fused"):
+                lines.append(
+                    f"graph fusion: {'kept' if fused.get('applied') else 'not kept'} "
+                    f"({fused.get('reason') or fused.get('fused')})"
+                )
+            lines.append(found["why"])
+            table.add_row("auto search", "\n".join(lines))
     if (q.get("hardware_defaults") or {}).get("options"):
         d = q["hardware_defaults"]
         taken = ", ".join(f"{k}={v}" for k, v in d["options"].items())
@@ -107,6 +126,15 @@ def quantize_command(
     no_preprocess: bool = typer.Option(
         False, "--no-preprocess", help="Skip quant_pre_process (not advised)."
     ),
+    max_drop: float = typer.Option(
+        0.01,
+        "--max-drop",
+        help="auto: the largest loss its candidates may show on the samples (label agreement, "
+        "or cosine to fp32 — pooled per sentence for encoders), as in `edgekit evaluate`.",
+    ),
+    no_search: bool = typer.Option(
+        False, "--no-search", help="auto: take the rule's choice without trying candidates."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Quantize the FP32 variant (onnxruntime.quantization / onnxconverter-common) into a new variant."""
@@ -137,6 +165,8 @@ def quantize_command(
         replace=replace,
         preprocess=not no_preprocess,
         command=shlex.join(["edgekit", *sys.argv[1:]]),
+        max_drop=max_drop,
+        search=not no_search,
     )
     from toolkit.quantize.auto import NothingToQuantize
 
@@ -155,6 +185,13 @@ def quantize_command(
         return
     if as_json:
         print_json({"ok": True, **result})
+        return
+    if result["duplicate_of"]:
+        out.print(
+            f"[yellow]=[/] the new variant would be byte-identical to [bold]"
+            f"{result['duplicate_of']}[/] (same sha256): nothing added, {result['duplicate_of']} "
+            "is reused"
+        )
         return
     out.print(variant_table(result))
     out.print(

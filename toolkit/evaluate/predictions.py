@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent.errors import BadInputError
+from toolkit.evaluate import pooling
 
 
 @dataclass
@@ -58,7 +59,12 @@ def _by_role(signature: dict[str, Any], role: str) -> dict[str, Any] | None:
     return next((o for o in signature["outputs"] if o.get("role") == role), None)
 
 
-def read(signature: dict[str, Any], task: str, outputs: dict[str, np.ndarray]) -> Predictions:
+def read(
+    signature: dict[str, Any],
+    task: str,
+    outputs: dict[str, np.ndarray],
+    feeds: dict[str, np.ndarray] | None = None,
+) -> Predictions:
     rows = len(next(iter(outputs.values())))
     if task == "classification":
         labels = signature.get("labels") or []
@@ -101,6 +107,9 @@ def read(signature: dict[str, Any], task: str, outputs: dict[str, np.ndarray]) -
             values=values[:, 0] if values.shape[1] == 1 else values,
             source=spec["name"],
         )
+    embedded = pooling.pooled(signature, outputs, feeds or {})
+    if embedded is not None:  # an encoder: one pooled vector per sentence
+        return Predictions(task, embedded[0], source=embedded[1])
     raw = outputs[first["name"]].reshape(rows, -1).astype(np.float64)
     return Predictions(task, raw, source=first["name"])
 

@@ -41,7 +41,7 @@ def _score(
     bundle: Bundle, name: str, feeds: dict[str, np.ndarray], target: np.ndarray | None
 ) -> tuple[dict[str, Any], P.Predictions]:
     outputs = runtime.run(bundle.verify_variant(name), feeds, bundle.signature, f"variant {name}")
-    pred = P.read(bundle.signature, bundle.task, outputs)
+    pred = P.read(bundle.signature, bundle.task, outputs, feeds)
     metrics: dict[str, Any] = {}
     if target is not None and bundle.task == "classification":
         labels = bundle.labels or list(range(pred.proba.shape[1]))
@@ -109,7 +109,7 @@ def _requantize(bundle: Bundle, name: str, nodes: list[str], k: int) -> tuple[st
         else:
             notes.append(f"calibration file {path} is gone or changed; used the stored samples")
     new_name = f"{name}-excl{k}"[:64]
-    quantize_bundle(
+    made = quantize_bundle(
         bundle.path,
         QuantizeRequest(
             method="static",
@@ -123,7 +123,9 @@ def _requantize(bundle: Bundle, name: str, nodes: list[str], k: int) -> tuple[st
             derived_from=name,
         ),
     )
-    return new_name, notes
+    if made.duplicate_of:
+        notes.append(f"{new_name} would be byte-identical to {made.duplicate_of}: reused it")
+    return made.variant, notes
 
 
 def _clean(obj: Any) -> Any:

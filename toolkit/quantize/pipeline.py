@@ -47,6 +47,8 @@ class QuantizeRequest:
     preprocess: bool = True
     command: str | None = None
     derived_from: str | None = None  # the variant this retry replaces (evaluate --auto-exclude)
+    max_drop: float = 0.01  # auto: the gate its candidates must pass on the samples
+    search: bool = True  # auto: try candidates against the gate (False: the rule's choice only)
 
 
 @dataclass
@@ -54,16 +56,19 @@ class QuantizeResult:
     bundle: Path
     variant: str
     entry: dict[str, Any]
+    # the variant this run's file is byte-identical to (then nothing was added: it is reused)
+    duplicate_of: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        q = self.entry["quantization"]
+        q = self.entry["quantization"] or {}
         return {
             "bundle": str(self.bundle),
             "variant": self.variant,
-            "method": q["method"],
+            "duplicate_of": self.duplicate_of,
+            "method": q.get("method"),
             "precision": self.entry["precision"],
             "bytes": self.entry["bytes"],
-            "size_ratio": q["size_ratio"],
+            "size_ratio": q.get("size_ratio", 1.0),
             "quantization": q,
             "parity": self.entry["parity"],
         }
@@ -172,6 +177,17 @@ def check_exclusions(config: Any, model_path: Path) -> None:
         )
 
 
+def same_content(bundle: Bundle, path: Path, exclude: str | None = None) -> str | None:
+    """The variant whose file has the same sha256 as `path`, if any (not `exclude`)."""
+    from edge_agent.hashing import sha256_file
+
+    digest = sha256_file(path)
+    return next(
+        (n for n, v in bundle.variants.items() if n != exclude and v.get("sha256") == digest),
+        None,
+    )
+
+
 def _fp32_path(bundle: Bundle) -> Path:
     if FP32 not in bundle.variants:
         known = ", ".join(bundle.variants) or "none"
@@ -250,7 +266,53 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
+def _search(
+    request: QuantizeRequest,
+    bundle: Bundle,
+    fp32_path: Path,
+    source: Path,
+    work: Path,
+    method: registry.Method,
+    config: Any,
+    choice: dict[str, Any],
+    info: graph.GraphInfo,
+    ctx: registry.MethodContext,
+    out_path: Path,
+) -> tuple[registry.Method, Any, dict[str, Any]]:
+    """auto's measured search (toolkit.quantize.search); the chosen file lands at out_path."""
+    import dataclasses
+    import shutil
+
+    from toolkit.quantize import search
+
+    options = {k: v for k, v in registry.config_dict(config).items() if v not in (None, [], ())}
+    found = search.run(
+        bundle=bundle,
+        fp32=fp32_path,
+        source=source,
+        work=work,
+        method=method,
+        options=options,
+        user=choice.get("overridden_by_user") or {},
+        info=info,
+        hw=choice["hardware"],
+        max_drop=request.max_drop,
+        measure=request.hardware is None,
+        context=lambda src, out: dataclasses.replace(ctx, source=src, output=out),
+    )
+    shutil.copyfile(found.path, out_path)
+    choice["search"] = found.record
+    return found.method, found.config, found.details
+
+
 def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> QuantizeResult:
+    import math
+
+    if not math.isfinite(request.max_drop) or request.max_drop < 0:
+        raise BadInputError(
+            f"--max-drop must be a number of 0 or more, got {request.max_drop}",
+            hint="e.g. --max-drop 0.005 (cosine at least 0.995)",
+        )
     bundle = Bundle.open(bundle_dir)
     fp32_path = _fp32_path(bundle).resolve()  # the quantizers run in their own folder
     info = graph.analyse(fp32_path)
@@ -303,7 +365,13 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
                 contextlib.redirect_stdout(io.StringIO()),
                 preprocess.contained(work),
             ):
-                details = method.run(config, ctx)
+                if choice is not None and request.search and method.integer:
+                    method, config, details = _search(
+                        request, bundle, fp32_path, pre.path, work, method, config, choice, info,
+                        ctx, out_path,
+                    )  # fmt: skip
+                else:
+                    details = method.run(config, ctx)
             if warned:
                 details["quantizer_warnings"] = warned
         except BadInputError:
@@ -311,6 +379,13 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
         except Exception as exc:  # the quantizers raise many types on graphs they cannot handle
             raise quantizer_failure(method.name, config, exc) from exc
         duration = time.perf_counter() - started
+        if request.name is None and method.default_name(config) != name:
+            name = method.default_name(config)  # auto's search settled on another method
+            if name in bundle.variants and not request.replace:
+                raise BundleError(
+                    f"bundle already has a variant {name!r} (auto chose {method.name})",
+                    hint="choose another --name or pass --replace",
+                )
 
         quant_ops = _quant_ops(out_path)
         if method.integer and not quant_ops:
@@ -338,6 +413,23 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
                 hint="exclude the affected nodes or try another method",
                 details=parity,
             )
+        twin = same_content(bundle, out_path, exclude=name if request.replace else None)
+        if twin is not None:
+            # variants are unique by content: report the twin and reuse it, add nothing; the
+            # twin remembers these settings so `tune` finds them without rebuilding
+            entry = bundle.variant(twin)
+            if entry.get("quantization") is not None:
+                same = entry["quantization"].setdefault("same_bytes", [])
+                same.append(
+                    {
+                        "method": method.name,
+                        "requested": request.method,
+                        "config": registry.config_dict(config),
+                        "name": name,
+                    }
+                )
+                bundle.save()
+            return QuantizeResult(bundle.path, twin, entry, duplicate_of=twin)
         fp32_bytes = bundle.variant(FP32)["bytes"]
         record: dict[str, Any] = {
             "method": method.name,

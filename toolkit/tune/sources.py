@@ -98,9 +98,15 @@ def ensure_preferred(bundle: Bundle, target: TargetProfile, notes: list[str]) ->
             command=f"edgekit tune {bundle.path} --target {target.name} (creates {name})",
         )
         try:
-            quantize_bundle(bundle.path, request)
+            made = quantize_bundle(bundle.path, request)
         except EdgekitError as exc:
             notes.append(f"could not create {name} for {target.name}: {exc.message}")
+            continue
+        if made.duplicate_of:
+            notes.append(
+                f"{name} would be byte-identical to {made.duplicate_of} (same sha256): "
+                f"reused {made.duplicate_of}, nothing added"
+            )
             continue
         created.append(name)
         notes.append(f"created {name}, which {target.name} prefers")
@@ -169,3 +175,25 @@ def evaluate_missing(bundle: Bundle, max_drop: float | None, notes: list[str]) -
     where = "the stored samples" if ref is None else str(data)
     notes.append(f"evaluated {', '.join(missing)} on {where}")
     return missing
+
+
+def prune_duplicates(bundle: Bundle, infos: dict[str, Any], notes: list[str]) -> list[str]:
+    """Variants whose files are byte-identical to an earlier one are measured once: the
+    copies leave the candidate list with the twin named. Returns the pruned names."""
+    first: dict[str, str] = {}
+    pruned = []
+    for name, info in infos.items():
+        digest = bundle.variant(name).get("sha256")
+        if not info.passed or not digest:
+            continue
+        if digest in first:
+            info.pruned = f"byte-identical to {first[digest]} (same sha256): measured once"
+            pruned.append(name)
+        else:
+            first[digest] = name
+    if pruned:
+        notes.append(
+            "not measured, byte-identical to another variant: "
+            + ", ".join(f"{n} ({infos[n].pruned.split(' (')[0]})" for n in pruned)
+        )
+    return pruned

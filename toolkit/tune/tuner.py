@@ -265,6 +265,7 @@ def tune(
     sources.evaluate_missing(bundle, request.max_drop, notes)
     bundle = Bundle.open(request.bundle_dir)
     infos = apply_gate(bundle.variants, request.max_drop, target.model_memory_budget)
+    sources.prune_duplicates(bundle, infos, notes)
     if not any(i.passed for i in infos.values()):
         raise CheckFailedError(
             f"no variant of {bundle.manifest['name']} passes the gate for {target.name}: "

@@ -18,8 +18,9 @@ RECIPE_SETTINGS = ("format", "activation_type", "weight_type", "per_channel", "r
 
 
 def _norm_type(value: Any) -> Any:
-    if isinstance(value, str):
-        key = value.lower().replace("quanttype.", "")
+    if isinstance(value, str) and value.strip():
+        # "uint8 (computed at run time by DynamicQuantizeLinear)" is uint8
+        key = value.lower().replace("quanttype.", "").split()[0]
         return _TYPE_ALIASES.get(key, key)
     return value
 
@@ -53,7 +54,18 @@ def variant_kind(name: str, variant: dict[str, Any]) -> str:
 
 
 def matches(recipe: dict[str, Any], name: str, variant: dict[str, Any]) -> bool:
-    """Same kind, and every setting the recipe names and the variant records agrees."""
+    """Same kind, and every setting the recipe names and the variant records agrees; or the
+    same for settings that produced byte-identical files (quantization["same_bytes"])."""
+    if _matches_one(recipe, name, variant):
+        return True
+    q = variant.get("quantization") or {}
+    return any(
+        _matches_one(recipe, name, {**variant, "quantization": {**alt, "same_bytes": []}})
+        for alt in q.get("same_bytes") or []
+    )
+
+
+def _matches_one(recipe: dict[str, Any], name: str, variant: dict[str, Any]) -> bool:
     if variant_kind(name, variant) != recipe["kind"]:
         return False
     settings = quantization_settings(variant)

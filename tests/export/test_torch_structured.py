@@ -1,0 +1,160 @@
+"""Real-world torch signatures: optional forward() parameters, dict / tuple / ModelOutput
+results, token inputs with a dynamic sequence axis, and the embedding spec evaluate pools by."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from export_helpers import run_export, run_onnx
+
+from edge_agent.errors import BadInputError
+from export.exporters import ExportOptions
+
+MODELS = Path(__file__).parent / "torch_models.py"
+
+
+def ref(name: str) -> str:
+    return f"{MODELS}:{name}"
+
+
+def _models():
+    spec = importlib.util.spec_from_file_location("edgekit_test_torch_models_s", MODELS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tokens(rows: int = 40, seq: int = 16, seed: int = 0, segments: bool = False) -> dict:
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, 100, (rows, seq)).astype(np.int64)
+    lengths = rng.integers(3, seq + 1, rows)
+    mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
+    ids[mask == 0] = 0
+    out = {"input_ids": ids, "attention_mask": mask}
+    if segments:
+        out["token_type_ids"] = np.zeros_like(ids)
+    return out
+
+
+@pytest.fixture
+def token_data(tmp_path: Path) -> Path:
+    path = tmp_path / "tokens.npz"
+    np.savez(path, **tokens())
+    return path
+
+
+def _dims(path: Path) -> dict[str, list]:
+    model = onnx.load(str(path))
+    return {
+        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*model.graph.input, *model.graph.output]
+    }
+
+
+def test_optional_parameters_keep_defaults_and_dict_outputs_are_named(
+    token_data: Path, tmp_path: Path
+):
+    bundle, report = run_export(ref("tiny_encoder"), token_data, tmp_path / "b")
+    assert report["passed"]
+    sig = bundle.signature
+    assert [i["name"] for i in sig["inputs"]] == ["input_ids", "attention_mask"]
+    assert [o["name"] for o in sig["outputs"]] == ["last_hidden_state", "pooler_output"]
+    dims = _dims(bundle.variant_path("fp32"))
+    # the sequence axis of token inputs is dynamic without --dynamic-axes
+    assert dims["input_ids"] == ["batch", "sequence"]
+    assert dims["attention_mask"] == ["batch", "sequence"]
+    assert dims["last_hidden_state"] == ["batch", "sequence", 32]
+    # and serves another length, matching eager torch
+    feeds = tokens(rows=3, seq=9, seed=4)
+    got = run_onnx(bundle.variant_path("fp32"), feeds)
+    with torch.inference_mode():
+        want = _models().tiny_encoder().eval()(**{k: torch.from_numpy(v) for k, v in feeds.items()})
+    for name in ("last_hidden_state", "pooler_output"):
+        np.testing.assert_allclose(got[name], want[name].numpy(), atol=1e-4, rtol=1e-3)
+    assert sig["embedding"] == {
+        "output": "last_hidden_state",
+        "mask": "attention_mask",
+        "pooling": "mean",
+        "source": "detected",
+    }
+
+
+def test_outputs_option_keeps_the_named_outputs(token_data: Path, tmp_path: Path):
+    bundle, _ = run_export(
+        ref("tiny_encoder"),
+        token_data,
+        tmp_path / "b",
+        options=ExportOptions(outputs=["pooler_output"]),
+    )
+    assert [o["name"] for o in bundle.signature["outputs"]] == ["pooler_output"]
+    assert "embedding" not in bundle.signature  # nothing left to pool
+    with pytest.raises(BadInputError, match="--outputs names") as info:
+        run_export(
+            ref("tiny_encoder"),
+            token_data,
+            tmp_path / "c",
+            options=ExportOptions(outputs=["sentence_embedding"]),
+        )
+    assert "last_hidden_state, pooler_output" in info.value.hint
+    assert not (tmp_path / "c").exists()
+
+
+def test_tuple_outputs_are_numbered(tmp_path: Path):
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32))
+    bundle, report = run_export(ref("tuple_out"), data, tmp_path / "b")
+    assert report["passed"]
+    assert [o["name"] for o in bundle.signature["outputs"]] == ["output_0", "output_1"]
+
+
+def test_pooling_declared_or_refused(token_data: Path, tmp_path: Path):
+    bundle, _ = run_export(
+        ref("tiny_encoder"), token_data, tmp_path / "b", options=ExportOptions(pooling="cls")
+    )
+    assert bundle.signature["embedding"]["pooling"] == "cls"
+    assert bundle.signature["embedding"]["source"] == "declared"
+    bundle, _ = run_export(
+        ref("tiny_encoder"), token_data, tmp_path / "n", options=ExportOptions(pooling="none")
+    )
+    assert "embedding" not in bundle.signature
+    with pytest.raises(BadInputError, match="no \\[batch, sequence, hidden\\] output"):
+        run_export(
+            ref("tiny_encoder"),
+            token_data,
+            tmp_path / "c",
+            options=ExportOptions(outputs=["pooler_output"], pooling="mean"),
+        )
+
+
+def test_required_parameters_still_named_when_missing(tmp_path: Path):
+    data = tmp_path / "one.npz"
+    rng = np.random.default_rng(1)
+    np.savez(data, numbers=rng.normal(size=(5, 4)), stray=rng.normal(size=(5, 3)))
+    with pytest.raises(BadInputError) as info:
+        run_export(ref("two_inputs"), data, tmp_path / "b")
+    assert "it needs ['extra']" in info.value.message
+    assert "['stray'] match no parameter" in info.value.message
+
+
+def test_hugging_face_model_output(tmp_path: Path):
+    pytest.importorskip("transformers")
+    data = tmp_path / "tokens.npz"
+    np.savez(data, **tokens(segments=True))
+    bundle, report = run_export(ref("tiny_bert"), data, tmp_path / "b")
+    assert report["passed"], report
+    assert [i["name"] for i in bundle.signature["inputs"]] == [
+        "input_ids",
+        "attention_mask",
+        "token_type_ids",
+    ]
+    assert [o["name"] for o in bundle.signature["outputs"]] == [
+        "last_hidden_state",
+        "pooler_output",
+    ]
+    assert _dims(bundle.variant_path("fp32"))["token_type_ids"] == ["batch", "sequence"]
+    assert bundle.signature["embedding"]["output"] == "last_hidden_state"

@@ -1,0 +1,309 @@
+"""`--method auto`, measured: the few settings that matter are tried against the accuracy gate
+on the bundle's samples, and the fastest that passes is kept.
+
+The rule-based choice (auto.choose: method and hardware defaults from the probe) is the
+starting point; the candidates after it differ in what decides quality on real models:
+per-channel weight scales, the embedding Gather left in float, and the MatMuls that lose most
+(measured by toolkit.quantize.sensitivity) kept in float. Candidates are tried in order of
+expected speed (each keeps more in float than the last), so the search stops at the first that
+passes. Attention models also try onnxruntime's transformer fusions first, kept only when the
+fused FP32 graph measures faster here. Every try is recorded with its quality and latency.
+
+Quality is judged as `edgekit evaluate` judges it, on the stored samples: agreement of
+labels for classifiers, otherwise per-row cosine to FP32 (pooled sentence embeddings for an
+encoder), with the same --max-drop.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_agent.errors import BadInputError
+from toolkit.quantize import fusion, registry, runtime, sensitivity
+from toolkit.quantize.graph import GraphInfo
+
+SEARCH_ROWS = 64
+LATENCY_BUDGET_S = 0.8
+FUSION_MIN_GAIN = 0.03  # fused FP32 must be this much faster to be kept
+FUSED_KINDS = ("Attention", "MultiHeadAttention", "SkipLayerNormalization", "BiasGelu", "FastGelu")
+
+
+@dataclass
+class Candidate:
+    label: str
+    method: str
+    options: dict[str, Any]
+
+
+@dataclass
+class Outcome:
+    method: registry.Method
+    config: Any
+    path: Path
+    details: dict[str, Any]
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def latency_ms(path: Path, feeds: dict[str, np.ndarray], budget_s: float = LATENCY_BUDGET_S):
+    """Median single-thread latency of one row: a relative figure to rank candidates."""
+    session = runtime.session(path, threads=1)
+    row = {k: v[:1] for k, v in feeds.items()}
+    for _ in range(2):
+        session.run(None, row)
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < 5 or (time.perf_counter() < deadline and len(times) < 200):
+        t = time.perf_counter()
+        session.run(None, row)
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+class Judge:
+    """The gate of `edgekit evaluate`, applied to a candidate file on the stored samples."""
+
+    def __init__(self, bundle: Any, fp32: Path, max_drop: float) -> None:
+        from toolkit.evaluate import predictions as P
+
+        samples = bundle.sample_inputs()
+        rows = min(SEARCH_ROWS, len(next(iter(samples.values()))))
+        self.feeds = {k: v[:rows] for k, v in samples.items()}
+        self.bundle, self.max_drop, self.rows = bundle, max_drop, rows
+        self.reference = self._predict(fp32)
+        self.metric = "label_agreement" if self.reference.classes is not None else "cosine_mean"
+        self.read_from = self.reference.source
+        self._P = P
+
+    def _predict(self, path: Path) -> Any:
+        from toolkit.evaluate import predictions as P
+
+        outputs = runtime.run(path, self.feeds, self.bundle.signature, f"candidate {path.name}")
+        return P.read(self.bundle.signature, self.bundle.task, outputs, self.feeds)
+
+    def __call__(self, path: Path) -> dict[str, Any]:
+        from toolkit.evaluate import metrics as M
+
+        pred = self._predict(path)
+        if self.metric == "label_agreement":
+            value = M.label_agreement(self.reference.classes, pred.classes)
+            extra: dict[str, Any] = {}
+        else:
+            cmp = M.versus_reference(self.reference.scores, pred.scores)
+            value, extra = cmp["cosine_mean"], {"cosine_min": round(cmp["cosine_min"], 6)}
+        drop = 1.0 - value
+        passed = math.isfinite(value) and drop <= self.max_drop + 1e-12
+        return {self.metric: round(value, 6), **extra, "drop": round(drop, 6), "passed": passed}
+
+
+def _gathers_on_weights(model_path: Path) -> bool:
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    weights = {i.name for i in model.graph.initializer if len(i.dims) == 2}
+    return any(n.op_type == "Gather" and n.input[0] in weights for n in model.graph.node)
+
+
+def candidates(
+    method: str,
+    base: dict[str, Any],
+    info: GraphInfo,
+    source: Path,
+    ranked: list[str],
+    hw: dict[str, Any],
+) -> list[Candidate]:
+    """The settings to try, in order of expected speed (fastest first)."""
+    if method != "dynamic":
+        # static (convolutional): the rule's QDQ choice, then dynamic per-channel, which
+        # needs no calibration range and so cannot be wrecked by one
+        return [
+            Candidate("rule: " + method, method, dict(base)),
+            Candidate("dynamic, per-channel weights", "dynamic", {"per_channel": True}),
+        ]
+    out: list[Candidate] = []
+    if info.kind == "dense":
+        out.append(Candidate("per-tensor weights", "dynamic", dict(base)))
+    pc = {**base, "per_channel": True}
+    out.append(Candidate("per-channel weights", "dynamic", pc))
+    if hw.get("x86") and not hw.get("vnni") and base.get("reduce_range"):
+        pc = {**pc, "reduce_range": False}
+        out.append(Candidate("per-channel, full-range weights", "dynamic", dict(pc)))
+    if _gathers_on_weights(source):
+        pc = {**pc, "op_types_to_exclude": ["Gather"]}
+        out.append(Candidate("per-channel, embedding Gather in float", "dynamic", dict(pc)))
+    n = len(ranked)
+    if n >= 4:
+        sizes = sorted({math.ceil(n / 6), math.ceil(n / 3)})
+        for k in sizes:  # 8-bit blocks cost less than float for the same layers
+            out.append(
+                Candidate(
+                    f"per-channel, the {k} most sensitive MatMuls 8-bit blockwise",
+                    "dynamic",
+                    {**pc, "blockwise_nodes": ranked[:k]},
+                )
+            )
+        for k in sizes:
+            out.append(
+                Candidate(
+                    f"per-channel, the {k} most sensitive MatMuls in float",
+                    "dynamic",
+                    {**pc, "nodes_to_exclude": ranked[:k]},
+                )
+            )
+    return out
+
+
+def _with_user(cands: list[Candidate], user: dict[str, Any]) -> list[Candidate]:
+    """The user's options over every candidate; candidates that become the same go once."""
+    out: list[Candidate] = []
+    seen: list[tuple[str, dict[str, Any]]] = []
+    for c in cands:
+        merged = {**c.options, **user}
+        key = (c.method, merged)
+        if key in seen:
+            continue
+        seen.append(key)
+        out.append(Candidate(c.label + (" (with your options)" if user else ""), c.method, merged))
+    return out
+
+
+def _maybe_fuse(
+    info: GraphInfo, source: Path, work: Path, feeds: dict[str, np.ndarray], measure: bool
+) -> tuple[Path, dict[str, Any]]:
+    if info.kind != "attention":
+        return source, {"applied": False, "reason": f"not an attention model ({info.kind})"}
+    if not measure:
+        return source, {
+            "applied": False,
+            "reason": "the target is not this machine: fusions are kept only when measured faster",
+        }
+    fused_path = work / "fused.onnx"
+    result = fusion.fuse(source, fused_path)
+    fused = {k: v for k, v in (result.get("fused") or {}).items() if k in FUSED_KINDS}
+    record: dict[str, Any] = {"tool": "onnxruntime.transformers.optimizer", **result}
+    if not fused:
+        record.update(applied=False, reason=result.get("error") or "nothing fused")
+        return source, record
+    try:
+        before, after = latency_ms(source, feeds), latency_ms(fused_path, feeds)
+    except Exception as exc:  # a fused graph this onnxruntime cannot run
+        record.update(applied=False, reason=f"fused graph does not run: {str(exc)[:200]}")
+        return source, record
+    gain = 1.0 - after / before
+    record.update(fp32_ms=round(before, 3), fused_fp32_ms=round(after, 3), gain=round(gain, 4))
+    if gain >= FUSION_MIN_GAIN:
+        record.update(applied=True)
+        return fused_path, record
+    record.update(applied=False, reason=f"fused FP32 not faster here ({gain:+.1%})")
+    return source, record
+
+
+def run(
+    *,
+    bundle: Any,
+    fp32: Path,
+    source: Path,
+    work: Path,
+    method: registry.Method,
+    options: dict[str, Any],
+    user: dict[str, Any],
+    info: GraphInfo,
+    hw: dict[str, Any],
+    max_drop: float,
+    measure: bool,
+    context: Any,
+) -> Outcome:
+    """Try the candidates; `context(source, output)` makes a MethodContext. Options the user
+    set (`user`) hold in every candidate."""
+    judge = Judge(bundle, fp32, max_drop)
+    source, fused = _maybe_fuse(info, source, work, judge.feeds, measure)
+    ranked: list[str] = []
+    sens: dict[str, Any] = {}
+    if method.name == "dynamic":
+        mask_name = (bundle.signature.get("embedding") or {}).get("mask")
+        try:
+            errors = sensitivity.rank(
+                source,
+                judge.feeds,
+                per_channel=True,
+                reduce_range=bool(options.get("reduce_range")),
+                mask=judge.feeds.get(mask_name) if mask_name else None,
+            )
+            ranked = [n for n, _ in errors]
+            sens = {"worst": [[n, round(e, 5)] for n, e in errors[:8]], "nodes": len(errors)}
+        except Exception as exc:  # best effort: without it the other candidates still run
+            sens = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    tried: list[dict[str, Any]] = []
+    made: list[tuple[Candidate, Path, Any, dict[str, Any], dict[str, Any]]] = []
+    for i, cand in enumerate(
+        _with_user(candidates(method.name, options, info, source, ranked, hw), user)
+    ):
+        entry: dict[str, Any] = {"label": cand.label, "method": cand.method}
+        tried.append(entry)
+        out = work / f"auto-{i}.onnx"
+        try:
+            m = registry.get(cand.method)
+            config = registry.build_config(m, cand.options)
+            details = m.run(config, context(source, out))
+            verdict = judge(out)
+        except BadInputError as exc:
+            entry["error"] = exc.message[:300]
+            continue
+        except Exception as exc:  # a quantizer crash on this candidate: try the next
+            entry["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            continue
+        entry.update(verdict)
+        entry["excluded_nodes"] = len(cand.options.get("nodes_to_exclude") or [])
+        entry["blockwise_nodes"] = len(cand.options.get("blockwise_nodes") or [])
+        if measure:
+            entry["latency_ms"] = round(latency_ms(out, judge.feeds), 3)
+        made.append((cand, out, config, details, entry))
+        if verdict["passed"]:
+            break  # the rest keep more in float: not faster
+    if not made:
+        raise BadInputError(
+            "every candidate of --method auto failed: "
+            + "; ".join(f"{t['label']}: {t.get('error')}" for t in tried),
+            hint="choose a --method and its options by hand",
+        )
+    passing = [m for m in made if m[4]["passed"]]
+    if passing:
+        key = (lambda m: m[4]["latency_ms"]) if measure else (lambda m: 0)
+        chosen = min(passing, key=key)
+        why = (
+            f"{chosen[0].label}: the fastest that passes the gate "
+            f"({judge.metric} {chosen[4][judge.metric]} ≥ {1 - max_drop:g})"
+        )
+    else:
+        chosen = max(made, key=lambda m: m[4][judge.metric])
+        why = (
+            f"no candidate passes the gate ({judge.metric} ≥ {1 - max_drop:g}); kept the most "
+            f"accurate, {chosen[0].label} ({chosen[4][judge.metric]}): `edgekit evaluate` "
+            "will reject it unless --max-drop allows it"
+        )
+    cand, path, config, details, _ = chosen
+    record = {
+        "gate": {
+            "metric": judge.metric,
+            "max_drop": max_drop,
+            "rows": judge.rows,
+            "read_from": judge.read_from,
+        },
+        "graph_fusion": fused,
+        "sensitivity": sens,
+        "tried": tried,
+        "chosen": cand.label,
+        "why": why,
+        "latency": "median single-thread ms for one row, on this machine"
+        if measure
+        else "not measured: the target is not this machine",
+    }
+    if fused.get("applied"):
+        details = {**details, "graph_fusion": fused.get("fused")}
+    return Outcome(registry.get(cand.method), config, path, details, record)
