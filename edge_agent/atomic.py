@@ -84,7 +84,8 @@ def _owner_tag() -> str:
     return f"{os.getpid()}@{_host_tag()}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one owned by another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -110,7 +111,7 @@ def clean_stale_staging(target: str | Path) -> list[Path]:
         if not m or entry.is_symlink() or not entry.is_dir():
             continue
         pid = int(m.group(1) or m.group(2))
-        if pid == os.getpid() or _pid_alive(pid):
+        if pid == os.getpid() or pid_alive(pid):
             continue
         if m.group(2) and not target.exists():
             os.replace(entry, target)  # killed between the two renames: put the old one back

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from edge_agent.atomic import pid_alive
 from edge_agent.errors import BadInputError
 
 try:  # POSIX
@@ -65,16 +66,6 @@ def locked(folder: str | Path, timeout: float = DEFAULT_TIMEOUT_S) -> Iterator[N
         os.close(fd)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
-
-
 @contextlib.contextmanager
 def _file_lock(folder: Path, timeout: float) -> Iterator[None]:  # pragma: no cover - Windows
     path = folder / LOCK_FILE
@@ -87,7 +78,7 @@ def _file_lock(folder: Path, timeout: float) -> Iterator[None]:  # pragma: no co
             break
         except FileExistsError:
             with contextlib.suppress(OSError, ValueError):
-                if not _pid_alive(int(path.read_text().strip() or "0")):
+                if not pid_alive(int(path.read_text().strip() or "0")):
                     path.unlink()
                     continue
             if time.monotonic() >= deadline:
