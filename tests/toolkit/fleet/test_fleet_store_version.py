@@ -22,6 +22,7 @@ def test_new_file_records_its_version(tmp_path):
 
 def test_a_file_from_a_newer_release_is_refused(tmp_path):
     path = tmp_path / "newer.sqlite"
+    SqliteStore(path).close()  # an edgekit fleet database, as a newer release would leave it
     db = sqlite3.connect(path)
     db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     db.close()
