@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             "by-hand quantize_dynamic per-channel": _session(by_hand),
             f"edgekit: {pick.variant}": _session(pick_path, pick.options.graph_optimization_level),
         }
-        with np.load(held) as npz:
+        with np.load(held, allow_pickle=False) as npz:
             feeds = {k: npz[k] for k in npz.files}
         ref = _pooled(sessions["onnxruntime fp32"], feeds)
         quality = {}

@@ -313,8 +313,10 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
             f"--max-drop must be a number of 0 or more, got {request.max_drop}",
             hint="e.g. --max-drop 0.005 (cosine at least 0.995)",
         )
-    bundle = Bundle.open(bundle_dir)
-    fp32_path = _fp32_path(bundle).resolve()  # the quantizers run in their own folder
+    # absolute: the quantizers (and auto's search, which reads the samples) run with their own
+    # work folder as the current folder, where a relative bundle path names nothing
+    bundle = Bundle.open(Path(bundle_dir).absolute())
+    fp32_path = _fp32_path(bundle).resolve()
     info = graph.analyse(fp32_path)
     method, config, choice, hw_defaults = resolve(request, info)
     name = request.name or method.default_name(config)

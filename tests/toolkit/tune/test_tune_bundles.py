@@ -304,7 +304,9 @@ def test_size_and_throughput_objectives(cnn_bundle, copy_bundle):
     assert small.selected.info.bytes == min(passing.values())
     assert "smaller than fp32" in small.reason
     fast["create_missing"] = False
-    busy = tune(TuneRequest(path, "local", objective="throughput", **fast))
+    # no final race: it re-measures the leaders and picks by its medians, which a single search
+    # trial of another candidate can beat on a busy machine; here the pick is the search's own
+    busy = tune(TuneRequest(path, "local", objective="throughput", race=None, **fast))
     assert all(p.metrics["batch"] == 32 for p in busy.points)  # the CNN has a dynamic batch axis
     best = max(p.metrics["samples_per_s"] for p in busy.points)
     assert busy.selected.metrics["samples_per_s"] >= best / 1.02
