@@ -70,6 +70,7 @@ def grpc_server(engine: Engine, cfg: AgentConfig) -> Any:
         cfg.max_request_bytes,
         opts.worker_count(),
         opts.shutdown_timeout_s,
+        opts.max_connections,
     )
 
 

@@ -6,7 +6,8 @@ JSON-like ``data``), so validation, the datatype refusal, the batch cap, the req
 the monitor are the very same. Errors are gRPC statuses with the same messages: a refused
 request INVALID_ARGUMENT, no or a wrong token (``authorization: Bearer TOKEN`` metadata)
 UNAUTHENTICATED, another model NOT_FOUND, not ready UNAVAILABLE, a model fault INTERNAL, a
-message over ``max_request_bytes`` RESOURCE_EXHAUSTED (grpcio's own check).
+message over ``max_request_bytes`` or more than ``rest_max_connections`` calls at once
+RESOURCE_EXHAUSTED (grpcio's own checks).
 
 grpcio (and protobuf) are the ``grpc`` extra: this module imports them, and the agent imports
 this module only when the endpoint is on (``--grpc-port N``, ``grpc_port`` in the config).
@@ -283,6 +284,7 @@ class GrpcServer:
         max_bytes: int,
         workers: int,
         shutdown_timeout_s: float = 5.0,
+        max_calls: int = 256,
     ) -> None:
         self.host = host
         self.shutdown_timeout_s = shutdown_timeout_s
@@ -295,6 +297,8 @@ class GrpcServer:
                 # without this a second agent on the same port would share it silently
                 ("grpc.so_reuseport", 0),
             ],
+            # calls running or queued for the pool; past it grpcio answers RESOURCE_EXHAUSTED
+            maximum_concurrent_rpcs=max_calls,
         )
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(
             InferenceService(engine, token), self.server

@@ -15,6 +15,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -212,6 +214,45 @@ def test_another_model_is_not_found(client, name):
     with pytest.raises(InferenceServerException) as err:
         client.get_model_metadata(name, "int8-nope", headers=AUTH)
     assert err.value.status() == "StatusCode.NOT_FOUND"
+
+
+def test_sixteen_concurrent_clients_get_their_own_answers(served, name):
+    rng = np.random.default_rng(3)
+    xs = [rng.random((1, 1, 8, 8), dtype=np.float32) for _ in range(16)]
+    expected = [_over_http(served, name, x) for x in xs]
+
+    def one_client(i: int) -> int:
+        c = tgrpc.InferenceServerClient(served.grpc)
+        try:
+            for j in range(10):
+                result = c.infer(name, [_input(xs[i])], request_id=f"c{i}-{j}", headers=AUTH)
+                assert result.get_response().id == f"c{i}-{j}"
+                np.testing.assert_array_equal(result.as_numpy("logits"), expected[i])
+            return 10
+        finally:
+            c.close()
+
+    with ThreadPoolExecutor(16) as pool:
+        assert sum(pool.map(one_client, range(16))) == 160
+
+
+def test_over_max_request_bytes_and_a_quick_stop(cnn_bundle, tmp_path):
+    config = tmp_path / "agent.json"
+    config.write_text(json.dumps({"grpc_port": 0, "max_request_bytes": 4096}))  # the config key
+    agent = Served(tmp_path, cnn_bundle, "--port", "-1", "--config", str(config))
+    try:
+        c = tgrpc.InferenceServerClient(agent.grpc)
+        name = c.get_model_metadata("cnn").name  # no token configured: none needed
+        ok = c.infer(name, [_input(np.zeros((2, 1, 8, 8), np.float32))])  # 512 bytes
+        assert ok.as_numpy("logits").shape == (2, 10)
+        with pytest.raises(InferenceServerException) as err:
+            c.infer(name, [_input(np.zeros((20, 1, 8, 8), np.float32))])  # 5120 bytes
+        assert err.value.status() == "StatusCode.RESOURCE_EXHAUSTED"
+        c.close()
+    finally:
+        started = time.monotonic()
+        assert agent.stop() == 0
+    assert time.monotonic() - started < 5  # idle with gRPC on: no wait for a grace period
 
 
 def _listening(pid: int) -> set[int]:
