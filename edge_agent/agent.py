@@ -57,6 +57,23 @@ def rest_options(cfg: AgentConfig) -> Any:
     )
 
 
+def grpc_server(engine: Engine, cfg: AgentConfig) -> Any:
+    """The optional gRPC endpoint; imports grpcio only now (a clear error without it)."""
+    from edge_agent.serving.grpc_server import GrpcServer
+
+    opts = rest_options(cfg)
+    return GrpcServer(
+        engine,
+        cfg.host,
+        cfg.grpc_port,
+        cfg.token,
+        cfg.max_request_bytes,
+        opts.worker_count(),
+        opts.shutdown_timeout_s,
+        opts.max_connections,
+    )
+
+
 class Agent:
     def __init__(self, config: AgentConfig, transport: Transport | None = None) -> None:
         config.check()
@@ -65,6 +82,7 @@ class Agent:
         self.transport: Transport | None = None
         self.engine: Engine | None = None
         self.rest: Any = None
+        self.grpc: Any = None
         self.outbox: Outbox | None = None
         self.publisher: Publisher | None = None
         self.alerts = AlertEngine(config)
@@ -109,6 +127,8 @@ class Agent:
                 cfg.max_request_bytes,
                 rest_options(cfg),
             )
+        if cfg.grpc_port is not None and cfg.grpc_port >= 0:
+            self.grpc = grpc_server(self.engine, cfg)
         self.outbox = Outbox(
             outbox_path(cfg, self.transport.name),
             max_messages=cfg.outbox_max_messages,
@@ -126,6 +146,8 @@ class Agent:
         self.publisher.start()
         if self.rest:
             self.rest.start()
+        if self.grpc:
+            self.grpc.start()
         self.transport.subscribe(f"{telemetry.COMMAND_PREFIX}/{cfg.thing}/+", self._on_command)
         if self.greengrass:
             self._start_greengrass_local()
@@ -170,7 +192,10 @@ class Agent:
                 "window_s": self.config.window_s,
                 "python": platform.python_version(),
                 "onnxruntime": onnxruntime.__version__,
-                "endpoints": {"rest": self.rest.url if self.rest else None},
+                "endpoints": {
+                    "rest": self.rest.url if self.rest else None,
+                    "grpc": self.grpc.url if self.grpc else None,
+                },
             },
             "ready_s": self.ready_s,
         }
@@ -410,6 +435,8 @@ class Agent:
         if self._stopped.is_set():
             return
         self._stop.set()
+        if self.grpc:
+            self.grpc.stop()
         if self.rest:
             self.rest.stop()
         if self._window_thread:

@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="REST port (0 = any free port, -1 = no REST)")
     s.add_argument("--host", help="REST bind address (default 127.0.0.1)")
     s.add_argument(
+        "--grpc-port",
+        type=int,
+        help="also serve KServe v2 over gRPC on this port (0 = any free port; off by default; "
+        "needs pip install 'edgekit[grpc]')",
+    )
+    s.add_argument(
         "--token",
         help="require this bearer token on /v2/models calls (visible in the process list: "
         f"prefer --token-file or ${TOKEN_ENV})",
@@ -83,6 +89,7 @@ _FLAG_KEYS = {
     "target": "target",
     "port": "port",
     "host": "host",
+    "grpc_port": "grpc_port",
     "token": "token",
     "token_file": "token_file",
     "max_batch": "max_batch",
@@ -165,9 +172,10 @@ def _serve(args: argparse.Namespace) -> int:
         agent.stop(flush_timeout=1.0)
         raise
     rest = agent.rest.url if agent.rest else "off"
+    grpc = agent.grpc.url if agent.grpc else "off"
     print(
         f"edge-agent ready in {agent.ready_s:.3f}s: {agent.engine.model.name}/"
-        f"{agent.engine.model.variant} rest={rest} transport={agent.transport.name}",
+        f"{agent.engine.model.variant} rest={rest} grpc={grpc} transport={agent.transport.name}",
         file=sys.stderr,
         flush=True,
     )

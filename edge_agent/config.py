@@ -67,6 +67,9 @@ class AgentConfig:
     rest_request_timeout_s: float = 30.0
     rest_shutdown_timeout_s: float = 5.0
     rest_access_log: bool = False
+    # the KServe v2 gRPC endpoint (edge_agent/serving/grpc_server.py; needs the grpc extra):
+    # None = off, 0 = any free port; same host, token and caps as REST
+    grpc_port: int | None = None
     # monitoring
     window_s: float = 60.0
     drift_min_samples: int = 100
