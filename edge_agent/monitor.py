@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent import drift, telemetry
-from edge_agent.baseline import OTHER, numeric_counts
+from edge_agent.baseline import OTHER
 from edge_agent.features import ARGMAX, SUMMARIES, FeatureSpec, values_for
 from edge_agent.process_stats import ProcessStats
 
@@ -156,9 +156,18 @@ class Monitor:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.drain_batch = DRAIN_BATCH  # read again by start(), so tests can lower it
+        self._labels_array = np.asarray(labels, dtype=object) if labels else None
         self.process = ProcessStats()
 
     # -- the serving thread's side: cheap appends only -----------------------------------------
+    # The engine appends its request tuple to ``pending`` itself while fewer than
+    # ``drain_batch`` are queued (one len() and one append, no call); only past that does it
+    # call ``record``, which wakes the monitor and, far past it, drops the feeds.
+    @property
+    def pending(self) -> collections.deque:
+        return self._pending
+
     def record(
         self,
         received: float,
@@ -171,8 +180,8 @@ class Monitor:
         names: list[str] | None,
     ) -> None:
         queued = len(self._pending)
-        if queued >= DRAIN_BATCH:
-            if queued == DRAIN_BATCH:
+        if queued >= self.drain_batch:
+            if queued == self.drain_batch:
                 self._wake.set()
             elif queued > MAX_PENDING_FEEDS:
                 feeds = outputs = None
@@ -189,6 +198,7 @@ class Monitor:
 
     # -- background processing ----------------------------------------------------------------
     def start(self) -> None:
+        self.drain_batch = DRAIN_BATCH
         self._thread = threading.Thread(target=self._loop, name="edge-agent-monitor", daemon=True)
         self._thread.start()
 
@@ -252,7 +262,7 @@ class Monitor:
         if values is None:
             return
         if feature.edges is not None:
-            feature.counts += numeric_counts(values, feature.edges)
+            feature.counts += _numeric_counts(values, feature.edges)
         else:
             feature.counts += _category_counts(values, feature)
 
@@ -305,8 +315,8 @@ class Monitor:
             for name, role in roles.items():
                 if role in ("probabilities", "logits") and name in outputs:
                     idx = np.asarray(outputs[name]).reshape(len(outputs[name]), -1).argmax(axis=1)
-                    if self.labels:
-                        return np.asarray(self.labels, dtype=object)[idx]
+                    if self._labels_array is not None:
+                        return self._labels_array[idx]
                     return idx
             first = next(iter(outputs.values()))
             return np.asarray(first).reshape(len(first), -1)[:, 0]
@@ -463,12 +473,23 @@ def _batch_values(
     are computed together (``_row_summaries``) and the predicted class stays an integer index
     (``_category_counts`` compares it as text)."""
     summaries: dict[str, dict[str, np.ndarray] | None] = {}
+    columns: dict[str, np.ndarray] = {}
     out: list[np.ndarray | None] = []
     for feature in features:
         spec = feature.spec
         arr = arrays.get(spec.tensor)
         if arr is None:
             out.append(None)
+            continue
+        if spec.index is not None and spec.kind == "numeric" and spec.summary is None:
+            # one float64 copy per tensor for all its per-element features, as values_for
+            # would make for each of them
+            flat = columns.get(spec.tensor)
+            if flat is None:
+                arr = np.asarray(arr)
+                rows = arr.shape[0] if arr.ndim else 1
+                flat = columns[spec.tensor] = arr.reshape(rows, -1).astype(np.float64, copy=False)
+            out.append(flat[:, spec.index])
             continue
         if spec.summary == ARGMAX:
             arr = np.asarray(arr)
@@ -511,13 +532,26 @@ def _row_summaries(arr: Any) -> dict[str, np.ndarray] | None:
         mean = total / cols
         hi = lo + len(part)
         out["mean"][lo:hi] = mean
-        out["min"][lo:hi] = part.min(axis=1)
-        out["max"][lo:hi] = part.max(axis=1)
+        # extremes in the tensor's own dtype (half the bytes for float32): the cast to float64
+        # is monotonic, so they are the float64 extremes exactly
+        native = flat[lo:hi]
+        out["min"][lo:hi] = native.min(axis=1)
+        out["max"][lo:hi] = native.max(axis=1)
         with np.errstate(invalid="ignore"):  # inf - inf: NaN std, as nanstd gives
             part -= mean[:, None]
             np.multiply(part, part, out=part)
         out["std"][lo:hi] = np.sqrt(part.sum(axis=1) / cols)
     return out
+
+
+def _numeric_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``baseline.numeric_counts`` with the edges already float64 and no copy when every
+    value is finite (the common case)."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.all():
+        values = values[finite]
+    return np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
 
 
 def _category_counts(values: np.ndarray, feature: _Feature) -> np.ndarray:
