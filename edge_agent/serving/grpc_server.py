@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 
 from edge_agent.engine import Engine, ModelError
 from edge_agent.errors import BadInputError
+from edge_agent.serving import wire
 from edge_agent.validation import KSERVE_TO_NUMPY, RequestError, datatype_of
 
 try:
@@ -136,16 +136,10 @@ def _contents_data(tensor: Any) -> list[Any]:
 
 # -- v2 result → response --------------------------------------------------------------------
 def raw_bytes(arr: np.ndarray, datatype: str) -> bytes:
-    """One output as ``raw_output_contents``: little-endian row-major, BYTES length-prefixed."""
-    if datatype == "BYTES":
-        parts = []
-        for value in arr.ravel().tolist():
-            data = value if isinstance(value, bytes) else str(value).encode("utf-8")
-            parts.append(struct.pack("<I", len(data)))
-            parts.append(data)
-        return b"".join(parts)
-    dtype = np.dtype(KSERVE_TO_NUMPY[datatype]).newbyteorder("<")
-    return np.ascontiguousarray(arr, dtype=dtype).tobytes()
+    """One output as ``raw_output_contents``, in the numpy type of its v2 datatype."""
+    if datatype != "BYTES":
+        arr = np.asarray(arr, dtype=KSERVE_TO_NUMPY[datatype])
+    return wire.encode_raw(arr, datatype)
 
 
 def infer_response(result: Any) -> Any:

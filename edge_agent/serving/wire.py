@@ -166,7 +166,9 @@ def binary_outputs(body: Any, names: list[str]) -> set[str]:
     return wanted
 
 
-def _encode_raw(arr: np.ndarray, datatype: str) -> bytes:
+def encode_raw(arr: np.ndarray, datatype: str) -> bytes:
+    """One tensor as the binary extension and gRPC's raw contents carry it: little-endian
+    row-major, BYTES elements length-prefixed."""
     if datatype == "BYTES":
         parts = []
         for value in arr.ravel().tolist():
@@ -194,7 +196,7 @@ def encode_response(
             continue
         spec = specs.get(name)
         datatype = spec.datatype if spec else datatype_of(arr)
-        raw = _encode_raw(arr, datatype)
+        raw = encode_raw(arr, datatype)
         outputs.append(
             {
                 "name": name,
