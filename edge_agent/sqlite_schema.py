@@ -72,3 +72,33 @@ def _statements(script: str) -> list[str]:
     if buffer.strip():
         out.append(buffer.strip())
     return out
+
+
+def open_store(
+    db: sqlite3.Connection,
+    migrations: Sequence[Migration],
+    *,
+    pragmas: Sequence[str],
+    what: str,
+    path: object,
+    option: str,
+    foreign_hint: str,
+) -> None:
+    """Set the pragmas and migrate a workstation store, turning a file from a newer release or
+    one that is no SQLite database into bad input named after the store and its option; the
+    connection is closed when refused."""
+    from edge_agent.errors import BadInputError
+
+    try:
+        for pragma in pragmas:
+            db.execute(pragma)
+        migrate(db, migrations)
+    except SchemaTooNewError as exc:
+        db.close()
+        raise BadInputError(
+            f"the {what} {path} was written by a newer edgekit ({exc})",
+            hint=f"upgrade edgekit, or pass another {option}",
+        ) from None
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise BadInputError(f"{path} is not an edgekit {what}: {exc}", hint=foreign_hint) from None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edge_agent.errors import BadInputError
-from edge_agent.sqlite_schema import SchemaTooNewError, migrate
+from edge_agent.sqlite_schema import open_store
 from toolkit.fleet import fastjson
 from toolkit.fleet.ingest import (
     Parsed,
@@ -113,6 +113,9 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+_NOT_OURS_HINT = "pass a new file name or one written by `edgekit fleet collect`"
+
+
 def _refuse_foreign(path: Path) -> None:
     """An existing --db must be a fleet database edgekit made: our tables are never added to
     someone else's SQLite file (nor is any other file turned into one)."""
@@ -131,7 +134,7 @@ def _refuse_foreign(path: Path) -> None:
     if version is None:
         raise BadInputError(
             f"--db {path} is not an edgekit fleet database; nothing was changed",
-            hint="pass a new file name or one written by `edgekit fleet collect`",
+            hint=_NOT_OURS_HINT,
         )
 
 
@@ -150,20 +153,20 @@ class SqliteStore:
             self._db = sqlite3.connect(
                 str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            migrate(self._db, MIGRATIONS)
-        except SchemaTooNewError as exc:
-            self._db.close()
-            raise BadInputError(
-                f"the fleet database {self.path} was written by a newer edgekit ({exc})",
-                hint="upgrade edgekit, or pass another --db",
-            ) from None
         except sqlite3.DatabaseError as exc:
             raise BadInputError(
                 f"{self.path} is not an edgekit fleet database: {exc}",
-                hint="pass a new file name or one written by `edgekit fleet collect`",
+                hint=_NOT_OURS_HINT,
             ) from None
+        open_store(
+            self._db,
+            MIGRATIONS,
+            pragmas=("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"),
+            what="fleet database",
+            path=self.path,
+            option="--db",
+            foreign_hint=_NOT_OURS_HINT,
+        )
         self._db.execute(
             "INSERT OR IGNORE INTO meta VALUES ('store_version', ?)", (str(STORE_VERSION),)
         )

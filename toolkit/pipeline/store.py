@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import BadInputError
-from edge_agent.sqlite_schema import SchemaTooNewError, migrate
+from edge_agent.sqlite_schema import open_store
 from toolkit.greengrass import versions
 
 SCHEMA = """
@@ -47,21 +47,15 @@ class RunStore:
         self._lock = threading.Lock()
         self.db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
         self.db.row_factory = sqlite3.Row
-        try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            migrate(self.db, MIGRATIONS)
-        except SchemaTooNewError as exc:
-            self.db.close()
-            raise BadInputError(
-                f"the run store {self.path} was written by a newer edgekit ({exc})",
-                hint="upgrade edgekit, or pass another --store",
-            ) from None
-        except sqlite3.DatabaseError as exc:
-            self.db.close()
-            raise BadInputError(
-                f"{self.path} is not an edgekit run store: {exc}",
-                hint="pass another --store (a new file is created)",
-            ) from None
+        open_store(
+            self.db,
+            MIGRATIONS,
+            pragmas=("PRAGMA journal_mode=WAL",),
+            what="run store",
+            path=self.path,
+            option="--store",
+            foreign_hint="pass another --store (a new file is created)",
+        )
 
     @classmethod
     def open_existing(cls, path: str | Path) -> RunStore:
