@@ -17,6 +17,7 @@ from typing import Any
 from edge_agent.errors import BadInputError, CheckFailedError
 from toolkit.greengrass.aws import AwsError, Call, Clients, describe_version
 from toolkit.greengrass.names import check_component_name, check_component_version
+from toolkit.greengrass.recipe import VERSION_CONFIG
 from toolkit.greengrass.validate import get_ci
 
 NUCLEUS = "aws.greengrass.Nucleus"
@@ -327,7 +328,10 @@ class DeployFinding:
         return {"severity": self.severity, "subject": self.subject, "message": self.message}
 
 
-def preflight(request: DeployRequest, target_arn: str, clients: Clients) -> list[DeployFinding]:
+def read_recipes(
+    request: DeployRequest, clients: Clients
+) -> tuple[dict[str, dict[str, Any]], list[DeployFinding]]:
+    """The recipes of the deployable component versions, and a finding for each that is not."""
     findings: list[DeployFinding] = []
     recipes: dict[str, dict[str, Any]] = {}
     for name, version in request.components.items():
@@ -350,6 +354,37 @@ def preflight(request: DeployRequest, target_arn: str, clients: Clients) -> list
         got = clients.call("greengrassv2", "get_component", arn=arn, recipeOutputFormat="JSON")
         raw = got["recipe"]
         recipes[name] = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    return recipes, findings
+
+
+def version_resets(recipes: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Per edgekit component, the configuration that belongs to its version and must be reset.
+
+    Configuration updates are patches: without the reset a device keeps the variant the old
+    version chose, which the new version's artifacts may not hold (BROKEN, then rollback)."""
+    out: dict[str, list[str]] = {}
+    for name, recipe in recipes.items():
+        config = get_ci(get_ci(recipe, "ComponentConfiguration")[1] or {}, "DefaultConfiguration")
+        defaults = config[1] if isinstance(config[1], dict) else {}
+        pointers = [p for p in VERSION_CONFIG if get_ci(defaults, p.strip("/"))[1] is not None]
+        if pointers:
+            out[name] = pointers
+    return out
+
+
+def with_version_resets(request: DeployRequest, recipes: dict[str, dict[str, Any]]) -> None:
+    for name, pointers in version_resets(recipes).items():
+        have = request.reset.setdefault(name, [])
+        have.extend(p for p in pointers if p not in have)
+
+
+def preflight(
+    request: DeployRequest,
+    target_arn: str,
+    clients: Clients,
+    recipes: dict[str, dict[str, Any]],
+) -> list[DeployFinding]:
+    findings: list[DeployFinding] = []
     for name, recipe in recipes.items():
         config = get_ci(get_ci(recipe, "ComponentConfiguration")[1] or {}, "DefaultConfiguration")
         if "{iot:thingName}" in json.dumps(config[1] or {}) and not request.nucleus_version:
@@ -407,8 +442,23 @@ def _packaged_findings(report: Path | None) -> dict[str, list[dict[str, Any]]]:
     return {p["platform"]: p.get("findings", []) for p in data.get("platforms", [])}
 
 
+def packaged_recipes(request: DeployRequest) -> dict[str, dict[str, Any]]:
+    """The recipe `edgekit package` wrote, for a dry run that reads nothing from AWS."""
+    if request.package_report is None:
+        return {}
+    path = Path(request.package_report)
+    try:
+        report = json.loads(path.read_text("utf-8"))
+        recipe = json.loads(Path(report["recipe"]).read_text("utf-8"))
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return {}  # the preflight names what is wrong with the report
+    name = report.get("component")
+    return {name: recipe} if name in request.components else {}
+
+
 def deploy(request: DeployRequest, clients: Clients) -> dict[str, Any]:
     if request.dry_run:
+        with_version_resets(request, packaged_recipes(request))
         target = request.target_arn
         calls: list[Call] = []
         if not target:
@@ -435,8 +485,11 @@ def deploy(request: DeployRequest, clients: Clients) -> dict[str, Any]:
         }
 
     target = resolve_target(request, clients)
+    deployment_params(request, target)  # bad input fails before any call
+    recipes, unreadable = read_recipes(request, clients)
+    with_version_resets(request, recipes)
     params = deployment_params(request, target)
-    findings = merge_findings(request) + preflight(request, target, clients)
+    findings = merge_findings(request) + unreadable + preflight(request, target, clients, recipes)
     errors = [f for f in findings if f.severity == "error"]
     if errors and not request.force:
         raise CheckFailedError(

@@ -262,7 +262,9 @@ def test_deploy_to_a_thing_group_with_rollout(aws_env, build_dir):
                 "componentVersion": VERSION,
                 "configurationUpdate": {
                     "merge": '{"window_s": "30"}',
-                    "reset": ["/drift_psi_threshold"],
+                    # the user's reset, then the version's own choice per platform (read from
+                    # the recipe: an edgekit component)
+                    "reset": ["/drift_psi_threshold", "/platforms"],
                 },
             },
             "aws.greengrass.Nucleus": {
@@ -337,6 +339,32 @@ def test_deploy_dry_run_matches_the_service_model():
     )
     validate_parameters(call["params"], shape)  # raises ParamValidationError on a bad shape
     assert call["params"]["deploymentPolicies"]["failureHandlingPolicy"] == "DO_NOTHING"
+
+
+def test_a_new_version_resets_its_platform_choice(packaged, tmp_path):
+    """Without the reset a device keeps v1's variant, which v2's artifacts may not hold."""
+    arn = "arn:aws:iot:us-east-1:123456789012:thinggroup/canary"
+    plain = deploy(DeployRequest(components={NAME: VERSION}, target_arn=arn, dry_run=True), None)
+    (call,) = plain["calls"]
+    assert "configurationUpdate" not in call["params"]["components"][NAME]  # nothing to read
+
+    request = DeployRequest(
+        components={NAME: VERSION},
+        target_arn=arn,
+        dry_run=True,
+        package_report=packaged.report_path,
+    )
+    (call,) = deploy(request, None)["calls"]
+    assert call["params"]["components"][NAME]["configurationUpdate"] == {"reset": ["/platforms"]}
+
+    other = DeployRequest(
+        components={"com.example.Other": "1.0.0"},
+        target_arn=arn,
+        dry_run=True,
+        package_report=packaged.report_path,  # a report for another component changes nothing
+    )
+    (call,) = deploy(other, None)["calls"]
+    assert "configurationUpdate" not in call["params"]["components"]["com.example.Other"]
 
 
 def test_deploy_cli_dry_run_and_bad_arn():
