@@ -165,6 +165,11 @@ async def simulate(
     old = claim_run_dir(opts)
     try:
         return await _simulate(opts, on_tick)
+    except BaseException:
+        if old is not None and not Path(opts.run_dir).exists():
+            os.replace(old, opts.run_dir)  # refused before it started: the earlier run stays
+            old = None
+        raise
     finally:
         if Path(opts.run_dir).is_dir():
             owned.write_marker(opts.run_dir, RUN_KIND)
@@ -175,7 +180,6 @@ async def simulate(
 async def _simulate(
     opts: SimulateOptions, on_tick: Callable[[dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
-    opts.run_dir.mkdir(parents=True, exist_ok=True)
     catalog = Catalog()
     catalog.add_build_dir(opts.component_dir)
     component = pick_component(catalog, opts.component)
@@ -185,6 +189,7 @@ async def _simulate(
         cloud: Any = MqttCloud(opts.broker)
     else:
         cloud = InProcessCloud()
+    opts.run_dir.mkdir(parents=True, exist_ok=True)  # only once the input is known to be good
     tap = CloudTap(opts.run_dir / "cloud.jsonl")
     if isinstance(cloud, InProcessCloud):
         cloud.add_listener(tap)

@@ -12,10 +12,11 @@ import pytest
 from sim_helpers import write_component
 from typer.testing import CliRunner
 
+from edge_agent import owned
 from edge_agent.errors import BadInputError
 from toolkit.simulator.faults import parse_faults
 from toolkit.simulator.lifecycle import Timeouts
-from toolkit.simulator.runner import SimulateOptions, simulate
+from toolkit.simulator.runner import RUN_KIND, SimulateOptions, simulate
 
 NAME = "com.edgekit.TestAgent"
 AGENT = r"""
@@ -148,13 +149,22 @@ def test_canary_failure_aborts_the_rollout(short_dir):
         (["--broker", "http://x"], "mqtt://"),
     ],
 )
-def test_cli_bad_input_exits_2(short_dir, args, problem):
+def test_cli_bad_input_exits_2(short_dir, args, problem, tmp_path, monkeypatch):
     from toolkit.cli import app
 
     build = _build(short_dir)
+    work = tmp_path / "work"
+    earlier = work / "edgekit-sim-run"
+    earlier.mkdir(parents=True)
+    (earlier / "cloud.jsonl").write_text("{}\n")  # an earlier run's output
+    owned.write_marker(earlier, RUN_KIND)
+    monkeypatch.chdir(work)
     res = CliRunner().invoke(app, ["simulate", "--component", str(build), "--duration", "0", *args])
     assert res.exit_code == 2, res.output
     assert problem in res.output
+    # refused before it started: the earlier run is still there, nothing else was written
+    assert sorted(p.name for p in work.iterdir()) == ["edgekit-sim-run"]
+    assert (earlier / "cloud.jsonl").read_text() == "{}\n"
 
 
 def test_cli_bench_json(short_dir):
