@@ -61,6 +61,15 @@ def test_demo_quick_json(tmp_path: Path):
         if thing != "sim-001"
     )
     assert all(load["errors"] == 0 and load["ok"] > 0 for load in sim["load"].values())
+    # the release is signed, and each device checked the signature before loading the model
+    key_id = doc["package"]["signed_by"]
+    assert key_id and (out / "keys" / "release.pub.pem").is_file()
+    verified = [
+        log
+        for log in out.joinpath("simulate").rglob("*.log")
+        if f"bundle signature verified (key {key_id})" in log.read_text("utf-8", "replace")
+    ]
+    assert len({log.relative_to(out).parts[:4] for log in verified}) >= 3, verified
 
 
 def _closed_loop_closed(loop: dict, out: Path) -> None:
