@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import gc
 import platform
+import shutil
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +250,26 @@ def choose(
 
 
 def tune(
+    request: TuneRequest, progress: Callable[[Trial, int, int], None] | None = None
+) -> TuneResult:
+    """Tune and record; a dry run (``write=False``) works on a scratch copy of the bundle, so
+    the variants it would create and the evaluations it would add leave the bundle untouched."""
+    if request.write:
+        return _tune(request, progress)
+    Bundle.open(request.bundle_dir)  # a clear error for a folder that is not a bundle
+    with tempfile.TemporaryDirectory(prefix="edgekit-tune-dry-") as tmp:
+        scratch = Path(tmp) / Path(request.bundle_dir).name
+        shutil.copytree(request.bundle_dir, scratch, symlinks=True)
+        result = _tune(replace(request, bundle_dir=scratch), progress)
+    if result.created:
+        result.notes.append(
+            f"dry run: {', '.join(result.created)} would be created; made in a scratch copy "
+            "and discarded, the bundle was not changed"
+        )
+    return result
+
+
+def _tune(
     request: TuneRequest, progress: Callable[[Trial, int, int], None] | None = None
 ) -> TuneResult:
     objective = check_objective(request.objective)
