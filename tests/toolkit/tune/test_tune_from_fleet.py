@@ -144,3 +144,29 @@ def test_devices_without_a_target_are_matched_by_hardware(fleet_bundle, tmp_path
     assert result.mode == "device" and result.selected.candidate.variant == "int8-dynamic"
     note = next(n for n in result.notes if "report no target" in n)
     assert "pi-1" in note and "edgekit tune" in note and "edgekit package" in note
+
+
+def test_cli_prints_each_groups_choice(fleet_bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+
+    path, name, rec = fleet_bundle
+    db = tmp_path / "fleet.db"
+    _fleet(
+        db,
+        name,
+        rec,
+        {
+            "pi-1": (1, {"fp32": 2.0, "int8-dynamic": 1.0}, 1),
+            "gw-1": (2, {"fp32": 1.0, "int8-dynamic": 1.6}, 2),
+        },
+    )
+    res = CliRunner().invoke(
+        app, ["tune", str(path), "--target", "rpi4", "--from-fleet", str(db), "--dry-run"]
+    )
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stdout.split())
+    assert "group aarch64, Cortex-A72, 1 core, 2 GiB (pi-1)" in text
+    assert "group amd64, Xeon, 2 cores, 8 GiB (gw-1)" in text
+    assert "Measured: fp32 on gw-1; int8-dynamic on gw-1" in text
