@@ -334,7 +334,8 @@ class Agent:
         from edge_agent.bench import run_bench
 
         start = time.time()
-        result = run_bench(self.engine.model.bundle, body)
+        model = self.engine.model
+        result = run_bench(model.bundle, body, model.choice.session_options)
         self._enqueue("bench", (start, time.time()), result)
         return result
 

@@ -1,6 +1,10 @@
 """The ``cmd/edgekit/{thing}/bench`` command: benchmark every shipped variant on this device with
 the same harness as ``edgekit bench`` (edge_agent.benchmark), within a time budget, and return the
 ``bench`` body of the telemetry contract so tune can use figures measured on the real device.
+
+Every record names the settings it was measured with (``threads`` and ``session_options``) and
+where they came from (``settings_from``): the command's, else the deployed selection's, else this
+device's usable CPUs. Tune may then recommend only what a device really ran.
 """
 
 from __future__ import annotations
@@ -13,10 +17,28 @@ from edge_agent.errors import EdgekitError
 
 DEFAULT_BUDGET_S = 20.0
 MAX_BUDGET_S = 600.0
+MIN_SHARE_S = 0.3  # less than this left for a variant: skipped, not measured badly
+SHARE_TIMED = 0.8  # of a variant's share, the most its timed windows may take (rest: session)
 
 
-def run_bench(bundle: Bundle, command: dict[str, Any]) -> dict[str, Any]:
-    """``command``: {request_id?, variants?, budget_s?, batch?, threads?} → bench body."""
+def bench_threads(command_threads: int | None, deployed: dict[str, Any] | None) -> tuple[int, str]:
+    """The intra-op thread count to measure with and where it came from: never left to
+    onnxruntime's default, so a record never says ``threads: null``."""
+    if command_threads:
+        return int(command_threads), "command"
+    deployed_threads = (deployed or {}).get("intra_op_num_threads")
+    if deployed_threads:
+        return int(deployed_threads), "deployed selection"
+    from edge_agent.hardware import usable_cpus
+
+    return usable_cpus(), "usable CPUs (no thread count deployed)"
+
+
+def run_bench(
+    bundle: Bundle, command: dict[str, Any], deployed: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``command``: {request_id?, variants?, budget_s?, batch?, threads?} → bench body;
+    ``deployed``: the session options the agent serves with (the threads measured by default)."""
     body: dict[str, Any] = {
         "request_id": command.get("request_id"),
         "results": {},
@@ -37,6 +59,13 @@ def run_bench(bundle: Bundle, command: dict[str, Any]) -> dict[str, Any]:
         body["error"] = "budget_s, batch and threads must be numbers"
         return body
     body["budget_s"] = budget
+    threads, settings_from = bench_threads(threads, deployed)
+    settings = {
+        "intra_op_num_threads": threads,
+        "inter_op_num_threads": 1,
+        "execution_mode": "sequential",
+        "graph_optimization_level": "all",
+    }
     wanted = command.get("variants") or [
         n for n, v in bundle.variants.items() if not v.get("rejected")
     ]
@@ -48,22 +77,32 @@ def run_bench(bundle: Bundle, command: dict[str, Any]) -> dict[str, Any]:
     if bundle.manifest.get("samples"):
         samples = bundle.sample_inputs()
     deadline = time.monotonic() + budget
-    per_variant = max(budget / max(len(wanted), 1) * 0.7, 0.2)  # room for session creation
-    for name in wanted:
-        if time.monotonic() + per_variant > deadline:
+    for i, name in enumerate(wanted):
+        # an equal share of what is left for each variant still to measure, so that every
+        # candidate is compared; the harness may extend its windows until they are stable
+        # (up to max_windows / windows times the duration) and creates a session first
+        share = (deadline - time.monotonic()) / (len(wanted) - i)
+        if share < MIN_SHARE_S:
             body["results"][name] = {"skipped": "time budget used up"}
             continue
+        stab = TimingConfig().stability
+        duration = share * SHARE_TIMED * stab.windows / stab.max_windows
         try:
             path = bundle.verify_variant(name)
-            body["results"][name] = run_single_stream(
+            rec = run_single_stream(
                 path,
                 bundle.signature["inputs"],
                 batch=batch,
                 threads=threads,
                 samples=samples,
-                timing=TimingConfig(duration_s=per_variant),
+                timing=TimingConfig(duration_s=duration),
                 variant=name,
             )
+            body["results"][name] = {
+                **rec,
+                "session_options": settings,
+                "settings_from": settings_from,
+            }
         except EdgekitError as exc:
             body["results"][name] = {"error": exc.message}
         except Exception as exc:  # a variant that cannot run here is a result, not a crash

@@ -46,6 +46,12 @@ def package_command(
     variants: list[str] = typer.Option(
         [], "--variant", help="PLATFORM=VARIANT: package this variant for a platform."
     ),
+    bench_variants: str = typer.Option(
+        None,
+        "--bench-variants",
+        help="Also ship these variants (comma-separated, or all) for the devices' bench command "
+        "to compare; the device still serves the selected one.",
+    ),
     wheelhouse: bool = typer.Option(
         False, "--wheelhouse", help="Bundle the agent's wheels per platform (offline Install)."
     ),
@@ -85,6 +91,7 @@ def package_command(
         fmt=fmt,
         targets=parse_assignments(targets, "--target"),
         variants=parse_assignments(variants, "--variant"),
+        bench_variants=[v.strip() for v in (bench_variants or "").split(",") if v.strip()],
         wheelhouse=wheelhouse or wheel_source is not None,
         wheel_source=wheel_source,
         python_version=python_version,

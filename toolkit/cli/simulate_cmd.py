@@ -294,12 +294,28 @@ def bench_command(
     )
     if budget is not None and budget <= 0:
         raise BadInputError("--budget must be more than 0 seconds")
-    opts.bench = {k: v for k, v in (("budget_s", budget), ("variants", _list(variants))) if v}
+    from toolkit.simulator.bench import check_requested, outcome, shipped_variants
+
+    wanted = _list(variants)
+    check_requested(wanted, shipped_variants(component, name))  # refused before any device starts
+    opts.bench = {k: v for k, v in (("budget_s", budget), ("variants", wanted)) if v}
     summary = _run(opts, as_json)
+    things = sorted(summary["profiles"])
+    result = outcome(summary["bench"], things)
+    summary["bench_outcome"] = result.__dict__
     if not as_json:
         out.print(bench_table(summary["bench"]))
-        err.print(f"bench results from {len(summary['bench'])}/{devices} devices")
+        err.print(f"bench results from {len(result.measured)}/{len(things)} devices")
+        for thing, why in result.refused.items():
+            err.print(f"[red]{thing} refused the bench command[/]: {why}")
+        if result.silent:
+            err.print(f"[red]no bench reply from[/] {', '.join(result.silent)}")
+    if as_json and not result.ok:
+        print_json({"ok": False, **summary})
+        raise typer.Exit(1)
     _finish(summary, as_json)
+    if not result.ok:
+        raise typer.Exit(1)  # a device refused or did not answer: a failed check
 
 
 def _list(text: str | None) -> list[str] | None:

@@ -217,6 +217,8 @@ def tune_command(
     out.print(f"[bold]why[/]: {result.reason}")
     where = result.measured_on or "nowhere (ranked by the profile)"
     out.print(f"[bold]measured on[/]: {where}")
+    for g in result.groups:  # --from-fleet: every hardware group's own choice
+        out.print(f"[bold]group[/] {g['reason']}", highlight=False)
     if result.search:
         s = result.search_summary()
         out.print(

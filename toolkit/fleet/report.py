@@ -102,6 +102,8 @@ def print_summary(s: dict[str, Any], console: Console) -> None:
                 f"[red]{ratio}[/]" if c["slower"] else ratio,
             )
         console.print(t)
+    for alert in s.get("lab_alerts") or []:  # what the live collector's rule raises, verbatim
+        console.print(f"[bold red]⚠ {alert['rule']}[/] ({alert['severity']}): {alert['message']}")
     for note in s["lab_notes"]:
         console.print(f"[dim]lab: {note}[/]")
     fleet_drift = s["drift"]["fleet"]
@@ -389,6 +391,10 @@ def write_html(s: dict[str, Any], store: SqliteStore, path: str | Path) -> Path:
         )
     else:
         report.paragraph("No device bench result could be compared with a lab record.", "note")
+    if s.get("lab_alerts"):
+        report.bullets(
+            [f"⚠ {a['rule']} ({a['severity']}): {a['message']}" for a in s["lab_alerts"]]
+        )
     if s["lab_notes"]:
         report.bullets(s["lab_notes"])
     report.heading("Drift")

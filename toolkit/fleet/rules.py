@@ -9,7 +9,7 @@ collector runs its own rules, kept in registries so a new rule is one decorated 
 
 Configuration, every key optional::
 
-    lab_regression: {threshold: 0.25, metric: p50}
+    lab_regression: {threshold: 0.25, metric: mean}   # mean, p50, p90, p95 or p99
     fleet_drift: {every_s: 30, lookback_s: 600, min_samples: 500, alpha: 0.001, psi: 0.1}
     targets: {"pi-*": rpi4}          # a device's target when its hello names none
     routes:                          # where alerts go (default: log everything)
@@ -77,8 +77,10 @@ class RulesConfig:
             )
         except (TypeError, ValueError, AttributeError) as exc:
             raise BadInputError(f"{where}: a threshold is not a number ({exc})") from None
-        if cfg.lab_metric not in ("p50", "p90", "p95", "p99", "mean"):
-            raise BadInputError(f"{where}: lab_regression.metric must be p50/p90/p95/p99/mean")
+        if cfg.lab_metric not in lab.METRICS:
+            raise BadInputError(
+                f"{where}: lab_regression.metric {cfg.lab_metric!r} is not one of {lab.METRICS}"
+            )
         cfg.targets = {str(k): str(v) for k, v in (doc.get("targets") or {}).items()}
         if "routes" in doc:
             if not isinstance(doc["routes"], list):
@@ -177,39 +179,71 @@ class FleetRules:
             self.notes.append(text)
 
 
+LAB_HOWTO = (
+    "record one: `edgekit tune BUNDLE --target {target}` (records a lab figure of its selection) "
+    "or `edgekit bench BUNDLE --target {target}`, then package again"
+)
+
+
+def lab_check(
+    thing: str,
+    target: str | None,
+    model_name: str | None,
+    results: dict[str, Any],
+    bundles: lab.BundleIndex | None,
+    config: RulesConfig,
+) -> tuple[list[lab.Comparison], list[str]]:
+    """The one lab-against-device check, for the live collector (a bench reply as it arrives),
+    the emulator's built-in collector and `fleet report` (the latest stored replies): each
+    variant the device measured against the lab record for its target. Returns the comparisons
+    made and notes on what could not be compared and how to make it comparable."""
+    if target is None:
+        return [], [f"{thing}: no target (its hello names none) — pass a rules `targets` map"]
+    bundle = bundles.get(model_name) if bundles else None
+    if bundle is None:
+        return [], [f"{thing}: bundle {model_name!r} not known — pass --bundle DIR"]
+    out, notes = [], []
+    for variant, rec in sorted(results.items()):
+        if not isinstance(rec, dict):
+            continue
+        cmp = lab.compare(
+            thing, target, variant, rec, bundle, config.lab_threshold, config.lab_metric
+        )
+        if cmp is not None:
+            out.append(cmp)
+            continue
+        reason = rec.get("error") or rec.get("skipped")
+        notes.append(
+            f"{thing}/{variant}: "
+            + (
+                f"device bench {reason}"
+                if reason
+                else f"no lab record for target {target}; " + LAB_HOWTO.format(target=target)
+            )
+        )
+    return out, notes
+
+
+def lab_alerts(comparisons: list[lab.Comparison], t: float | None = None) -> list[dict[str, Any]]:
+    """The `lab_regression` alerts of the comparisons that are slower than allowed."""
+    return [c.alert(t) for c in comparisons if c.slower]
+
+
 @message_rule("bench")
 def lab_regression(rules: FleetRules, p: Parsed) -> list[dict[str, Any]]:
     """Each variant the device benchmarked against the lab record for the device's target."""
     m = p.message
-    target = rules.device_target(p.thing)
-    bundle = rules.bundles.get(m["model"].get("name"))
-    if target is None or bundle is None:
-        rules.note(
-            f"{p.thing}: no lab comparison ("
-            + (
-                "no target: its hello names none and no `targets` rule matches"
-                if target is None
-                else f"bundle {m['model'].get('name')!r} not known: pass --bundle"
-            )
-            + ")"
-        )
-        return []
-    out = []
-    for variant, rec in (m["body"].get("results") or {}).items():
-        if not isinstance(rec, dict):
-            continue
-        cmp = lab.compare(
-            p.thing,
-            target,
-            variant,
-            rec,
-            bundle,
-            rules.config.lab_threshold,
-            rules.config.lab_metric,
-        )
-        if cmp is not None and cmp.slower:
-            out.append(cmp.alert(m["window"]["end"]))
-    return out
+    comparisons, notes = lab_check(
+        p.thing,
+        rules.device_target(p.thing),
+        m["model"].get("name"),
+        m["body"].get("results") or {},
+        rules.bundles,
+        rules.config,
+    )
+    for note in notes:
+        rules.note(note)
+    return lab_alerts(comparisons, m["window"]["end"])
 
 
 @periodic_rule("fleet_drift")

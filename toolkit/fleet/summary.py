@@ -58,43 +58,27 @@ def fleet_drift(
 
 def lab_vs_device(
     store: SqliteStore, bundles: lab.BundleIndex | None, config: RulesConfig | None = None
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The latest bench result per (device, variant) against the lab; notes say what was skipped."""
+) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
+    """The latest bench result per (device, variant) against the lab, through the collector's
+    own rule (rules.lab_check): comparisons, notes on what was skipped, and the alerts the
+    rule raises — the same alerts a live `fleet collect --bundle` raises."""
+    from toolkit.fleet.rules import lab_alerts, lab_check
+
     config = config or RulesConfig()
     targets = {r["thing"]: r["target"] for r in store.query("SELECT thing, target FROM devices")}
     rows = store.query(
         "SELECT b.* FROM bench b JOIN (SELECT thing, variant, MAX(seq) AS seq FROM bench "
         "GROUP BY thing, variant) last USING (thing, variant, seq) ORDER BY thing, variant"
     )
-    out, notes = [], []
+    out, notes, alerts = [], [], []
     for r in rows:
         target = config.target_for(r["thing"], targets.get(r["thing"]))
-        bundle = bundles.get(r["model_name"]) if bundles else None
-        if target is None:
-            notes.append(f"{r['thing']}: names no target (hello) — pass a rules `targets` map")
-            continue
-        if bundle is None:
-            notes.append(f"{r['thing']}: bundle {r['model_name']!r} not given (--bundle DIR)")
-            continue
-        record = fastjson.loads(r["record"])
-        cmp = lab.compare(
-            r["thing"],
-            target,
-            r["variant"],
-            record,
-            bundle,
-            config.lab_threshold,
-            config.lab_metric,
-        )
-        if cmp is None:
-            reason = record.get("error") or record.get("skipped")
-            notes.append(
-                f"{r['thing']}/{r['variant']}: "
-                + (f"device bench {reason}" if reason else f"no lab record for target {target}")
-            )
-            continue
-        out.append({**cmp.to_dict(), "measured_at": r["t"]})
-    return out, sorted(set(notes))
+        results = {r["variant"]: fastjson.loads(r["record"])}
+        cmps, why = lab_check(r["thing"], target, r["model_name"], results, bundles, config)
+        notes += why
+        out += [{**c.to_dict(), "measured_at": r["t"]} for c in cmps]
+        alerts += lab_alerts(cmps, r["t"])
+    return out, sorted(set(notes)), alerts
 
 
 def device_rows(store: SqliteStore, gaps_by_thing: Mapping[str, int]) -> list[dict[str, Any]]:
@@ -177,7 +161,7 @@ def fleet_summary(
     for r in store.query("SELECT variant, latency FROM metrics"):
         per_variant[r["variant"]].append(r["latency"])
     drift = fleet_drift(store, bundles, config)
-    comparisons, notes = lab_vs_device(store, bundles, config)
+    comparisons, notes, lab_alerts = lab_vs_device(store, bundles, config)
     alerts = _alerts(store)
     alert_counts: dict[str, int] = defaultdict(int)
     for a in alerts:
@@ -220,6 +204,7 @@ def fleet_summary(
         },
         "lab_vs_device": comparisons,
         "lab_notes": notes,
+        "lab_alerts": lab_alerts,
         "drift": {
             "fleet": [f.to_dict() for f in drift if f.thing == FLEET],
             "by_device": [f.to_dict() for f in drift if f.thing != FLEET],

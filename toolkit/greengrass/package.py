@@ -51,6 +51,9 @@ class PackageRequest:
     fmt: str = "json"
     targets: dict[Platform, str] = field(default_factory=dict)
     variants: dict[Platform, str] = field(default_factory=dict)
+    # more variants in each model archive, for the devices' bench command to compare ("all":
+    # every variant that is not rejected); the agent still serves the planned one
+    bench_variants: list[str] = field(default_factory=list)
     wheelhouse: bool = False
     wheel_source: Path | None = None  # a local folder of wheels instead of the package index
     python_version: str = "3.11"
@@ -233,6 +236,27 @@ def plan_platforms(bundle: Bundle, request: PackageRequest) -> list[PlatformPlan
     return plans
 
 
+def bench_variants(bundle: Bundle, wanted: list[str]) -> list[str]:
+    """The extra variants to ship for on-device benchmarks: named ones must exist and not be
+    rejected; "all" is every variant that is not rejected."""
+    if wanted == ["all"]:
+        return [n for n, v in bundle.variants.items() if not v.get("rejected")]
+    unknown = [v for v in wanted if v not in bundle.variants]
+    if unknown:
+        raise BadInputError(
+            f"--bench-variants {','.join(unknown)}: not in the bundle "
+            f"(it has {sorted(bundle.variants)})",
+            hint="name variants of the bundle, or pass --bench-variants all",
+        )
+    rejected = [v for v in wanted if bundle.variant(v).get("rejected")]
+    if rejected:
+        raise BadInputError(
+            f"--bench-variants {','.join(rejected)}: rejected by the gate, nothing to compare",
+            hint="leave rejected variants out",
+        )
+    return list(dict.fromkeys(wanted))
+
+
 def preflight(
     bundle: Bundle, plans: list[PlatformPlan], ort_version: str, targets_dir: Path | None = None
 ) -> None:
@@ -282,6 +306,7 @@ def package(
         request = replace(request, settings=replace(request.settings, verify_key=key))
     bundle = Bundle.open(request.bundle_dir)
     plans = plan_platforms(bundle, request)
+    bench_extra = bench_variants(bundle, request.bench_variants)
 
     say("preflight")
     ort_version = ort_pin()
@@ -326,7 +351,8 @@ def package(
         wheel_digests: dict[str, str] = {}
         for plan in plans:
             say(f"model archive for {plan.label}")
-            model_zip = model_artifact.build_model_archive(bundle, [plan.variant], stage, signer)
+            shipped = [plan.variant, *(v for v in bench_extra if v != plan.variant)]
+            model_zip = model_artifact.build_model_archive(bundle, shipped, stage, signer)
             digests[model_zip.name] = sha256_b64_file(model_zip)
             artifacts = [
                 Artifact(agent_zip.name, digests[agent_zip.name]),
@@ -360,7 +386,7 @@ def package(
                     variant=plan.variant,
                     provider=plan.provider,
                     session_options=plan.session_options,
-                    model_dir=model_artifact.unpack_dir([plan.variant]),
+                    model_dir=model_artifact.unpack_dir(shipped),
                     artifacts=artifacts,
                     wheel_dir=wheel_dir,
                     python_version=request.python_version,

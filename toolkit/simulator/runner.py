@@ -29,6 +29,7 @@ from toolkit.simulator.load import Dataset, DeviceLoad, drive, find_dataset, loa
 from toolkit.simulator.profiles import DeviceProfile, get_profile
 
 BENCH_TOPIC = "cmd/edgekit/{thing}/bench"
+COMMAND_TOPIC_PREFIX = "cmd/"  # cloud-to-device commands, never a device's message
 
 
 @dataclass
@@ -105,6 +106,11 @@ class CloudTap:
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115
 
     def __call__(self, thing: str, topic: str, payload: bytes) -> None:
+        if topic.startswith(COMMAND_TOPIC_PREFIX):
+            # a cloud-to-device command published through a device's broker link (simulate
+            # bench with --broker) is not a device message: counted as one, it passed for the
+            # device's reply, and the benches ran all at once
+            return
         kind = topic.rsplit("/", 1)[-1]
         self.counts[thing][kind] += 1
         try:

@@ -43,14 +43,20 @@ def _records(entry: Any) -> list[dict[str, Any]]:
     return []
 
 
-def _options(rec: dict[str, Any], target: TargetProfile) -> SessionOptions:
+def _options(rec: dict[str, Any], target: TargetProfile) -> tuple[SessionOptions, bool]:
+    """The session options a record was measured with, and whether they were recorded (False:
+    the thread count is the target's core count, an extrapolation, not what the device ran)."""
     so = rec.get("session_options") or {}
-    threads = so.get("intra_op_num_threads") or rec.get("threads") or target.cores
-    return SessionOptions(
-        intra_op_num_threads=int(threads),
-        inter_op_num_threads=int(so.get("inter_op_num_threads") or 1),
-        execution_mode=so.get("execution_mode") or "sequential",
-        graph_optimization_level=so.get("graph_optimization_level") or "all",
+    recorded = so.get("intra_op_num_threads") or rec.get("threads")
+    threads = recorded or target.cores
+    return (
+        SessionOptions(
+            intra_op_num_threads=int(threads),
+            inter_op_num_threads=int(so.get("inter_op_num_threads") or 1),
+            execution_mode=so.get("execution_mode") or "sequential",
+            graph_optimization_level=so.get("graph_optimization_level") or "all",
+        ),
+        bool(recorded),
     )
 
 
@@ -92,7 +98,10 @@ def points_from_records(
         if metrics is None:
             continue
         provider = rec.get("provider") or "CPUExecutionProvider"
-        cand = Candidate(name, provider, _options(rec, target))
+        options, recorded = _options(rec, target)
+        metrics["settings"] = "measured" if recorded else "extrapolated"
+        metrics["thing"] = rec.get("thing") or (rec.get("environment") or {}).get("thing")
+        cand = Candidate(name, provider, options)
         out.append(Point(cand, infos[name], metrics, _where(rec, target)))
     return out
 
@@ -105,7 +114,7 @@ def points(
 ) -> list[Point]:
     """Device-measured points for the target: the fleet's when asked, else the manifest's."""
     if from_fleet is not None:
-        return points_from_records(fleet_records(from_fleet, target), target, infos)
+        return points_from_records(fleet_records(from_fleet, target), target, infos)  # ungrouped
     if target.is_local:
         return []
     records = []
@@ -115,10 +124,11 @@ def points(
     return points_from_records(records, target, infos)
 
 
-def fleet_records(db: Path, target: TargetProfile) -> list[dict[str, Any]]:
-    """Bench records the fleet collector stored for devices of this target type.
+def fleet_bench(db: Path, target: TargetProfile) -> Any:
+    """What the fleet collector stored for devices of this target type (a FleetBench: records,
+    devices and their hardware groups, notes).
 
-    The hook for the collector: a module FLEET_READER with `bench_records(db, target_name)`.
+    The hook for the collector: a module FLEET_READER with `fleet_bench(db, target_name)`.
     """
     if not Path(db).is_file():
         raise BadInputError(f"--from-fleet {db}: no such database file")
@@ -130,4 +140,9 @@ def fleet_records(db: Path, target: TargetProfile) -> list[dict[str, Any]]:
             "which this edgekit does not have yet",
             hint="until then, record device results in the manifest with the bench stage",
         ) from exc
-    return list(reader.bench_records(Path(db), target.name))
+    return reader.fleet_bench(Path(db), target.name)
+
+
+def fleet_records(db: Path, target: TargetProfile) -> list[dict[str, Any]]:
+    """Bench records the fleet collector stored for devices of this target type."""
+    return list(fleet_bench(db, target).records)

@@ -131,6 +131,7 @@ def measured_reason(
     objective: str,
     budget: LatencyBudget | None,
     where: str,
+    unmeasured: str = "not measured (search budget)",
 ) -> str:
     best = _best_per_variant(points, objective, budget)
     ref = best.get("fp32")
@@ -182,7 +183,7 @@ def measured_reason(
             continue
         other = best.get(name)
         if other is None:
-            lines.append(f"{name}: not measured (search budget)")
+            lines.append(f"{name}: {unmeasured}")
             continue
         if ref is not None and name != "fp32":
             r = _speed(other, objective, budget) / _speed(ref, objective, budget)

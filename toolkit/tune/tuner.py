@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import gc
 import platform
+import shutil
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from edge_agent import manifest as manifest_io
 from edge_agent.bundle import Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
+from toolkit.fleet import lab
 from toolkit.targets import TargetProfile, can_emulate, get_target, local_profile
 from toolkit.targets.profile import CPU_PROVIDER
-from toolkit.tune import device, sources
+from toolkit.tune import device, fleet_groups, sources
 from toolkit.tune.explain import Point, fmt_ratio, measured_reason, profile_reason
 from toolkit.tune.gate import VariantInfo, apply_gate, recheck_memory
 from toolkit.tune.measure import BASE_DURATION_S, QUICK_DURATION_S, LocalMeasurer, allowed_cpus
@@ -89,6 +92,7 @@ class TuneResult:
     search: SearchResult | None = None
     notes: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    groups: list[dict[str, Any]] = field(default_factory=list)  # --from-fleet: per hardware group
 
     @property
     def interrupted(self) -> bool:
@@ -114,6 +118,7 @@ class TuneResult:
             "front": [p.to_dict(self.budget) for p in self.front],
             "search": self.search_summary(),
             "notes": self.notes,
+            **({"groups": self.groups} if self.groups else {}),
             "tuned_at": manifest_io.utc_now(),
         }
 
@@ -151,6 +156,7 @@ class TuneResult:
             "candidates": [p.to_dict(self.budget) for p in self.points],
             "search": self.search_summary(),
             "notes": self.notes,
+            "groups": self.groups,
             "created_variants": self.created,
         }
 
@@ -250,6 +256,26 @@ def choose(
 def tune(
     request: TuneRequest, progress: Callable[[Trial, int, int], None] | None = None
 ) -> TuneResult:
+    """Tune and record; a dry run (``write=False``) works on a scratch copy of the bundle, so
+    the variants it would create and the evaluations it would add leave the bundle untouched."""
+    if request.write:
+        return _tune(request, progress)
+    Bundle.open(request.bundle_dir)  # a clear error for a folder that is not a bundle
+    with tempfile.TemporaryDirectory(prefix="edgekit-tune-dry-") as tmp:
+        scratch = Path(tmp) / Path(request.bundle_dir).name
+        shutil.copytree(request.bundle_dir, scratch, symlinks=True)
+        result = _tune(replace(request, bundle_dir=scratch), progress)
+    if result.created:
+        result.notes.append(
+            f"dry run: {', '.join(result.created)} would be created; made in a scratch copy "
+            "and discarded, the bundle was not changed"
+        )
+    return result
+
+
+def _tune(
+    request: TuneRequest, progress: Callable[[Trial, int, int], None] | None = None
+) -> TuneResult:
     objective = check_objective(request.objective)
     budget = parse_latency_budget(request.latency_budget)
     if request.max_drop is not None and request.max_drop < 0:
@@ -275,7 +301,12 @@ def tune(
 
     local = local_profile()
     emulation = can_emulate(target, local)
-    device_points = device.points(bundle, target, infos, request.from_fleet)
+    fleet = _fleet_groups(request, target, infos, notes)
+    primary = _choose_per_group(fleet, infos, objective, budget, target) if fleet else None
+    if request.from_fleet is not None:
+        device_points = primary.points if primary else []
+    else:
+        device_points = device.points(bundle, target, infos)
     if request.from_fleet is not None and not device_points:
         notes.append(
             f"{request.from_fleet} holds no usable bench results from {target.name} devices "
@@ -284,8 +315,16 @@ def tune(
     search_result = None
     if device_points:  # the real device beats any stand-in
         mode, points = "device", device_points
-        measured_on = ", ".join(sorted({p.source for p in points}))
-        notes.append(f"figures measured on the device ({measured_on}), not on this machine")
+        if primary is not None:
+            measured_on = f"{primary.label} ({', '.join(primary.devices)})"
+            notes.append(
+                f"figures measured on {sum(len(g.devices) for g in fleet)} device(s) in "
+                f"{len(fleet)} hardware group(s), not on this machine: "
+                + "; ".join(f"{g.label} ({', '.join(g.devices)})" for g in fleet)
+            )
+        else:
+            measured_on = ", ".join(sorted({p.source for p in points}))
+            notes.append(f"figures measured on the device ({measured_on}), not on this machine")
     elif emulation.possible:
         mode = "measured" if target.is_local else "emulated"
         points, search_result, measured_on = _measure_here(
@@ -360,7 +399,16 @@ def tune(
     else:
         selected, budget_met = choose(alive, objective, budget, frozenset(target.avoid))
         where = "on this CPU" if mode in ("measured", "emulated") else f"on {measured_on}"
-        reason = measured_reason(selected, alive, infos, objective, budget, where)
+        if primary is not None:
+            reason = _primary_reason(fleet, primary, notes)
+        else:
+            reason = measured_reason(selected, alive, infos, objective, budget, where)
+        if selected.metrics.get("settings") == "extrapolated":
+            notes.append(
+                f"the device records do not say how many threads they ran: "
+                f"{selected.candidate.options.intra_op_num_threads} thread(s) is the "
+                f"{target.name} profile's core count, an extrapolation, not a measured setting"
+            )
         front = pareto_front(_top_effort(alive), lambda p: p.axes(budget))
     result = TuneResult(
         target=target,
@@ -377,6 +425,7 @@ def tune(
         search=search_result,
         notes=notes,
         created=created,
+        groups=[g.to_dict() for g in fleet],
     )
     if result.interrupted:
         result.notes.append(
@@ -395,6 +444,78 @@ def tune(
     if request.write:
         record(bundle, result, request)
     return result
+
+
+UNMEASURED_ON_DEVICES = (
+    "not measured on these devices: not shipped to them (package the candidates with "
+    "`edgekit package --bench-variants all`, then bench on the devices)"
+)
+
+
+def _fleet_groups(
+    request: TuneRequest, target: TargetProfile, infos: dict[str, VariantInfo], notes: list[str]
+) -> list[fleet_groups.DeviceGroup]:
+    """--from-fleet: the devices' figures per hardware group. Empty without --from-fleet."""
+    if request.from_fleet is None:
+        return []
+    bench = device.fleet_bench(request.from_fleet, target)
+    notes.extend(bench.notes)
+    raw = device.points_from_records(bench.records, target, infos)
+    return fleet_groups.groups(raw, bench.devices) if raw else []
+
+
+def _choose_per_group(
+    fleet: list[fleet_groups.DeviceGroup],
+    infos: dict[str, VariantInfo],
+    objective: str,
+    budget: LatencyBudget | None,
+    target: TargetProfile,
+) -> fleet_groups.DeviceGroup | None:
+    """Each group's own choice and reason (naming the group, its devices, and which variants
+    were measured where). Returns the group whose choice is recorded for the target: the one
+    with the most devices; of equals, the one whose choice is slowest (the binding one)."""
+    avoid = frozenset(target.avoid)
+    for g in fleet:
+        alive = [p for p in g.points if p.info.passed]
+        if not alive:
+            g.reason = "no candidate measured here passes the gate"
+            continue
+        g.selected, _ = choose(alive, objective, budget, avoid)
+        devices = ", ".join(g.devices)
+        where = f"on {g.label} ({devices}), judged on the slowest device"
+        g.reason = (
+            f"group {g.label} ({devices}): "
+            + measured_reason(
+                g.selected, alive, infos, objective, budget, where, UNMEASURED_ON_DEVICES
+            )
+            + f". Measured: {g.measured_text()}"
+        )
+    chosen = [g for g in fleet if g.selected is not None]
+    if not chosen:
+        return None
+    return max(chosen, key=lambda g: (len(g.devices), latency_of(g.selected.metrics, budget)))
+
+
+def _primary_reason(
+    fleet: list[fleet_groups.DeviceGroup], primary: fleet_groups.DeviceGroup, notes: list[str]
+) -> str:
+    """The recorded selection's reason; the other groups' choices go to the notes."""
+    if len(fleet) == 1:
+        return primary.reason
+    others = [g for g in fleet if g is not primary]
+    for g in others:
+        if g.selected is not None:
+            same = g.selected.candidate.key == primary.selected.candidate.key
+            notes.append(
+                f"group {g.label} ({', '.join(g.devices)}) would choose "
+                f"{g.selected.candidate.describe()}"
+                + (" too" if same else ": package that for them as its own deployment")
+            )
+    return (
+        f"recorded for the largest of {len(fleet)} hardware groups "
+        f"({len(primary.devices)} of {sum(len(g.devices) for g in fleet)} devices); "
+        "every group's own choice is under `groups`. " + primary.reason
+    )
 
 
 def _local_caveat(bundle: Bundle, variant: str) -> str | None:
@@ -587,8 +708,23 @@ def record(bundle: Bundle, result: TuneResult, request: TuneRequest) -> None:
     """Write the selection for this target into the manifest (validated, atomic)."""
     rec = result.selection_record()
     rec["max_drop"] = request.max_drop
+    c = result.selected.candidate
+    lab_record = None
+    if result.mode in ("measured", "emulated") and c.provider == CPU_PROVIDER:
+        # the lab figure a device's bench reply is compared with (fleet lab_regression):
+        # the selection as deployed, on the harness the device runs
+        lab_record = lab.measure_lab_record(
+            bundle,
+            c.variant,
+            c.options.intra_op_num_threads,
+            lab.LAB_RECORD_S / 3 if request.quick else lab.LAB_RECORD_S,
+        )
     with Bundle.updating(bundle.path) as fresh:  # a locked read-modify-write
         fresh.manifest.setdefault("selection", {})[result.target.name] = rec
+        if lab_record is not None:
+            lab.put_lab_record(
+                fresh.manifest, c.variant, result.target.name, lab_record, str(result.measured_on)
+            )
         manifest_io.append_history(
             fresh.manifest,
             "tune",

@@ -81,7 +81,9 @@ def test_slow_device_raises_lab_regression_alert(lab_bundle, tmp_path):
     summary = fleet_summary(c.store, BundleIndex([path]), RulesConfig())
     rows = {r["thing"]: r for r in summary["lab_vs_device"]}
     assert rows["throttled"]["slower"] and not rows["healthy"]["slower"]
-    assert rows["healthy"]["lab_ms"] == pytest.approx(record["latency_ms"]["p50"])
+    assert rows["healthy"]["lab_ms"] == pytest.approx(record["latency_ms"]["mean"])
+    # after the fact, the same rule raises the same alert, word for word
+    assert [a["message"] for a in summary["lab_alerts"]] == [a["message"] for a in alerts]
     c.close()
 
 
@@ -132,3 +134,34 @@ def test_tune_reads_device_bench_results_per_target(lab_bundle, tmp_path):
     assert set(bench_by_target(db)) == {TARGET}
     via_tune = fleet_records(db, get_target(TARGET))
     assert [r["thing"] for r in via_tune] == ["gw-1"]
+
+
+def test_report_marks_the_lab_alarm_in_the_terminal_like_the_live_rule(lab_bundle, tmp_path):
+    """`fleet report --rules` runs the collector's own rule after the fact: the terminal shows
+    the alert the live collector raised, word for word, not only a flag in JSON and HTML."""
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+
+    path, record = lab_bundle
+    name = Bundle.open(path).manifest["name"]
+    db = tmp_path / "fleet.db"
+    live = Collector.open(db, bundles=[path])
+    items = []
+    for thing, factor in (("healthy", 1.0), ("slowed", 2.0)):
+        items.append(encoded("hello", thing, 1, syn.hello_body(target=TARGET, name=name)))
+        bench = {"results": {"fp32": _scaled(record, factor)}}
+        items.append(encoded("bench", thing, 2, bench, model_name=name))
+    live.process([Received(t, p) for t, p in items])
+    raised = [a["message"] for a in live.store.query("SELECT message FROM alerts")]
+    live.close()
+    assert len(raised) == 1 and "slowed" in raised[0]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("lab_regression: {threshold: 0.25}\n")
+    res = CliRunner().invoke(
+        app, ["fleet", "report", "--db", str(db), "--bundle", str(path), "--rules", str(rules)]
+    )
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stdout.split())  # rich wraps long lines
+    assert "⚠ lab_regression" in text and " ".join(raised[0].split()) in text
+    assert "healthy: fp32" not in text

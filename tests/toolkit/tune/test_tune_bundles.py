@@ -115,6 +115,13 @@ def test_selection_recorded_in_manifest(cnn_bundle, copy_bundle):
     assert sel["mode"] == "measured" and sel["budget_met"] is True
     assert sel["front"] and all("latency_ms" in p for p in sel["front"])
     assert manifest["history"][-1]["stage"] == "tune"
+    # the lab figure of the selection, for the fleet's lab alarm: the harness's record with
+    # the selected settings (toolkit.fleet.lab reads it)
+    chosen = manifest["variants"][sel["variant"]]
+    (lab,) = chosen["benchmarks"].pop("local")["scenarios"]["single-stream"]
+    if "benchmarks" not in before["variants"][sel["variant"]] and not chosen["benchmarks"]:
+        del chosen["benchmarks"]
+    assert lab["threads"] == opts["intra_op_num_threads"] and lab["latency_ms"]["mean"] > 0
     # nothing else in the manifest changed (fp32 alone needs no evaluation)
     assert manifest["variants"] == before["variants"]
     # the chosen candidate is the fastest measured one (ties within 2 % aside)
