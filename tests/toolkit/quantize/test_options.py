@@ -225,8 +225,8 @@ def test_a_quantizer_crash_names_the_node_and_what_to_try():
     except AttributeError as exc:
         error = quantizer_failure("static", StaticConfig(format="qoperator"), exc)
     assert "at node 'MatMul1' (MatMul)" in error.message and "AttributeError" in error.message
-    assert "drop --format qoperator" in error.hint
-    assert "--exclude-nodes MatMul1" in error.hint and "--exclude-op-types MatMul" in error.hint
+    assert "drop `format` qoperator" in error.hint
+    assert "`exclude_nodes` MatMul1" in error.hint and "`exclude_op_types` MatMul" in error.hint
     assert error.exit_code == 2
 
 

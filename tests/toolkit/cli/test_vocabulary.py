@@ -1,0 +1,168 @@
+"""One vocabulary: walk every edgekit command (typer → click introspection) and check that the
+shared options carry one name, one help text and one unit parser everywhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import typer
+from typer.models import OptionInfo
+from typer.testing import CliRunner
+
+from toolkit.cli import app
+from toolkit.cli.flagmap import flags_of, to_flags
+from toolkit.cli.options import (
+    DURATION_PARAMS,
+    EXIT_CODES,
+    RATE_PARAMS,
+    SHARED,
+    parse_duration,
+    parse_rate,
+)
+
+runner = CliRunner()
+
+
+def _commands(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    yield path, cmd
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+BY_FLAG = {max(s.opts, key=len): s for s in SHARED.values()}
+COMMANDS = list(_commands(typer.main.get_command(app)))
+
+
+def _functions(t: typer.Typer) -> Iterator[Any]:
+    """The Python functions behind every command and group callback."""
+    if t.registered_callback is not None and t.registered_callback.callback is not None:
+        yield t.registered_callback.callback
+    for command in t.registered_commands:
+        yield command.callback
+    for group in t.registered_groups:
+        if group.typer_instance is not None:
+            yield from _functions(group.typer_instance)
+
+
+def _options(func: Any) -> Iterator[tuple[str, OptionInfo]]:
+    import inspect
+
+    for name, param in inspect.signature(inspect.unwrap(func)).parameters.items():
+        if isinstance(param.default, OptionInfo):
+            yield name, param.default
+
+
+def test_the_walk_finds_every_command_group():
+    paths = {" ".join(p) for p, _ in COMMANDS}
+    assert {
+        "export",
+        "quantize",
+        "bench",
+        "bench compare",
+        "fleet report",
+        "simulate bench",
+    } <= paths
+    assert len(paths) > 20
+
+
+@pytest.mark.parametrize("path,cmd", COMMANDS, ids=[" ".join(p) or "edgekit" for p, _ in COMMANDS])
+def test_shared_options_have_one_name_and_one_help(path, cmd):
+    for param in getattr(cmd, "params", []):
+        if param.param_type_name != "option" or getattr(param, "hidden", False):
+            continue
+        visible = [o for o in param.opts if o.startswith("-")]
+        assert not {"--replace", "--force"} & set(visible), (path, visible)
+        shared = BY_FLAG.get(max(visible, key=len)) if visible else None
+        if shared is None:
+            continue
+        assert sorted(visible) == sorted(shared.opts), (path, param.name, visible)
+        assert (param.help or "").startswith(shared.help_prefix), (path, param.name, param.help)
+
+
+@pytest.mark.parametrize("path,cmd", COMMANDS, ids=[" ".join(p) or "edgekit" for p, _ in COMMANDS])
+def test_every_help_takes_dash_h_and_ends_with_exit_codes(path, cmd):
+    res = runner.invoke(app, [*path, "-h"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert text.rstrip(" ─╯│").endswith(" ".join(EXIT_CODES.split())), text[-300:]
+
+
+def test_durations_and_rates_go_through_one_parser():
+    seen = set()
+    for func in _functions(app):
+        for name, info in _options(func):
+            if (info.help or "").startswith("Deprecated"):
+                continue
+            if name in DURATION_PARAMS:
+                seen.add(name)
+                assert getattr(info.parser, "kind", None) == "duration", (func.__name__, name)
+                assert "(a duration: 500ms, 60s, 2m)" in info.help, (func.__name__, info.help)
+            if name in RATE_PARAMS:
+                seen.add(name)
+                assert getattr(info.parser, "kind", None) == "rate", (func.__name__, name)
+                assert "per second" in info.help, (func.__name__, info.help)
+    assert {"duration", "time_budget", "drift_after", "load", "qps", "window"} <= seen
+
+
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("500ms", 0.5), ("60s", 60), ("2m", 120), ("1h", 3600), ("90", 90), ("1.5s", 1.5)],
+)
+def test_duration_units(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+def test_a_duration_is_not_a_rate():
+    assert parse_rate("50/s") == 50 and parse_rate("20") == 20
+    with pytest.raises(typer.BadParameter, match="not a rate"):
+        parse_rate("500ms")
+    with pytest.raises(typer.BadParameter, match="not a duration"):
+        parse_duration("5 parsecs")
+
+
+def test_load_given_as_a_time_is_refused_with_exit_2(tmp_path):
+    res = runner.invoke(app, ["simulate", "--component", str(tmp_path), "--load", "500ms"])
+    assert res.exit_code == 2
+    assert "--load" in res.output and "not a rate" in res.output
+
+
+def test_version_and_short_help_from_another_folder(tmp_path):
+    exe = [sys.executable, "-c", "from toolkit.cli import main; main()"]
+    res = subprocess.run([*exe, "--version"], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.startswith("edgekit ")
+    res = subprocess.run([*exe, "-h"], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0 and "quantize" in res.stdout and "Exit codes" in res.stdout
+
+
+def test_bench_bundle_runs_the_default_subcommand(tmp_path):
+    """`edgekit bench BUNDLE` is `edgekit bench run BUNDLE`, as the docs teach."""
+    res = runner.invoke(app, ["bench", str(tmp_path / "no-bundle")])
+    short = runner.invoke(app, ["bench", "run", str(tmp_path / "no-bundle")])
+    assert res.exit_code == short.exit_code == 2
+    assert "No such command" not in res.output and "no-bundle" in res.output
+
+
+def test_renamed_options_still_work_hidden():
+    """The old spellings are hidden aliases: absent from help, accepted, and noted."""
+    res = runner.invoke(app, ["quantize", "-h"], terminal_width=200)
+    assert "--overwrite" in res.output and "--replace" not in res.output
+    res = runner.invoke(app, ["tune", "-h"], terminal_width=200)
+    assert "--latency-bound" in res.output and "--latency-budget" not in res.output
+    res = runner.invoke(app, ["run", "-h"], terminal_width=200)
+    assert "--rerun" in res.output and "--force" not in res.output
+
+
+def test_library_parameter_names_become_this_commands_flags():
+    from toolkit.cli.quantize_cmd import quantize_command
+
+    flags = flags_of(quantize_command.__wrapped__)
+    text = "choose another `name` or pass `replace`; e.g. `max_drop` 0.01, drop `format` x"
+    assert to_flags(text, flags) == (
+        "choose another --name or pass --overwrite; e.g. --max-drop 0.01, drop --format x"
+    )
+    assert to_flags("pass --replace", flags) == "pass --overwrite"  # a renamed flag
+    assert to_flags("`not_an_option` stays", flags) == "`not_an_option` stays"
