@@ -151,7 +151,7 @@ def _quantize_cli(*args):
     [
         (["--method", "static", "--name", "a b"], "not allowed"),
         (["--method", "static", "--name", "../up"], "not allowed"),
-        (["--method", "fp16", "--name", "fp32", "--replace"], "fp32 variant cannot"),
+        (["--method", "fp16", "--name", "fp32", "--overwrite"], "fp32 variant cannot"),
         (["--method", "static", "--exclude-nodes", "node_conv2dd"], "close: node_conv2d"),
         (["--method", "dynamic", "--exclude-op-types", "Gemm,Bogus"], "'Bogus'"),
         (["--method", "fp16", "--exclude-op-types", "Bogus"], "'Bogus'"),
