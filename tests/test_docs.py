@@ -93,3 +93,31 @@ def test_a_broken_link_fails_the_build(tmp_path):
         timeout=300,
     )
     assert res.returncode != 0 and "no-such-page.md" in res.stdout + res.stderr
+
+
+def _readme_commands() -> list[str]:
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), re.S):
+        for line in block.splitlines():
+            line = line.split("#")[0].strip()
+            if line.startswith("edgekit "):
+                lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("line", _readme_commands())
+def test_every_readme_command_parses_with_todays_options(line):
+    """The tour's commands name options the CLI takes (parsed by the CLI, not run)."""
+    import shlex
+
+    import typer
+
+    from toolkit.cli import app
+
+    root = typer.main.get_command(app)
+    cmd, ctx = root, root.make_context("edgekit", shlex.split(line)[1:])
+    while hasattr(cmd, "resolve_command") and (ctx._protected_args + ctx.args):
+        name, cmd, rest = cmd.resolve_command(ctx, [*ctx._protected_args, *ctx.args])
+        ctx = cmd.make_context(name, rest, parent=ctx)
+    runs = not hasattr(cmd, "resolve_command") or cmd.invoke_without_command
+    assert runs, f"{line}: names no command"
