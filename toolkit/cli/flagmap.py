@@ -21,6 +21,7 @@ LIBRARY_NAMES = {
     "latency_budget": "latency_bound",
     "replace": "overwrite",
     "format": "fmt",
+    "force": "ignore_preflight",  # package and deploy: go on despite preflight errors
     "time_budget_s": "time_budget",
     "duration_s": "duration",
 }

@@ -121,7 +121,7 @@ def fleet_records(db: Path, target: TargetProfile) -> list[dict[str, Any]]:
     The hook for the collector: a module FLEET_READER with `bench_records(db, target_name)`.
     """
     if not Path(db).is_file():
-        raise BadInputError(f"--from-fleet {db}: no such database file")
+        raise BadInputError(f"`from_fleet` {db}: no such database file")
     try:
         reader = importlib.import_module(FLEET_READER)
     except ImportError as exc:

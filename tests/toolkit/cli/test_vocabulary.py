@@ -166,3 +166,44 @@ def test_library_parameter_names_become_this_commands_flags():
     )
     assert to_flags("pass --replace", flags) == "pass --overwrite"  # a renamed flag
     assert to_flags("`not_an_option` stays", flags) == "`not_an_option` stays"
+
+
+# Library modules whose errors name parameters (`max_drop`) instead of flags.
+PARAMETER_NAMING = [
+    "toolkit/quantize/pipeline.py",
+    "toolkit/quantize/search.py",
+    "toolkit/quantize/calibration.py",
+    "toolkit/quantize/feeds.py",
+    "toolkit/tune/tuner.py",
+    "toolkit/tune/objective.py",
+    "toolkit/tune/device.py",
+    "toolkit/evaluate/runner.py",
+    "toolkit/bench/engine.py",
+    "toolkit/bench/cost.py",
+    "toolkit/greengrass/package.py",
+    "toolkit/greengrass/targets.py",
+    "toolkit/greengrass/wheelhouse.py",
+    "toolkit/greengrass/deploy.py",
+    "toolkit/greengrass/publish.py",
+    "toolkit/simulator/runner.py",
+]
+
+
+def test_every_parameter_a_library_error_names_is_some_commands_flag():
+    import re
+    from pathlib import Path
+
+    from toolkit.cli.flagmap import LIBRARY_NAMES
+
+    known: set[str] = set()
+    for func in _functions(app):
+        known |= {n for n in flags_of(func) if not n.startswith("--")}
+    root = Path(__file__).resolve().parents[3]
+    unknown = []
+    for rel in PARAMETER_NAMING:
+        for number, line in enumerate((root / rel).read_text().splitlines(), 1):
+            if "Error(" in line or "hint=" in line:
+                for name in re.findall(r"`([a-z_][a-z0-9_]*)`", line):
+                    if LIBRARY_NAMES.get(name, name) not in known:
+                        unknown.append(f"{rel}:{number}: `{name}`")
+    assert not unknown, unknown
