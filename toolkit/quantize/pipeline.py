@@ -483,7 +483,7 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
 
 def _check_free(bundle: Bundle, name: str, replace: bool, meanwhile: bool = False) -> None:
     """A variant name is taken once: a second run (or a concurrent one) that asks for the same
-    name is refused unless it says --replace."""
+    name is refused unless it says `replace`."""
     if name in bundle.variants and not replace:
         raise BundleError(
             f"bundle already has a variant {name!r}"
