@@ -182,7 +182,7 @@ def select_variants(
     bundle: Bundle, names: list[str] | None, include_rejected: bool
 ) -> tuple[list[str], list[Skipped]]:
     """The variants to measure, in manifest order; rejected ones skipped unless asked for
-    (--include-rejected, or named in --variants)."""
+    (--include-rejected, or named in --variant)."""
     named = bool(names) and not (len(names) == 1 and names[0] == "all")
     if named:
         unknown = [n for n in names if n not in bundle.variants]
@@ -201,7 +201,7 @@ def select_variants(
             reason = v.get("reject_reason") or "no reason recorded"
             skipped.append(
                 Skipped(
-                    name, f"rejected ({reason}); name it in --variants or pass --include-rejected"
+                    name, f"rejected ({reason}); name it in --variant or pass --include-rejected"
                 )
             )
         else:

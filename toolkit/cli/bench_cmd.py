@@ -225,6 +225,7 @@ def cost_table(doc: dict[str, Any]) -> Table | None:
 def bench_run(
     bundle_dir: Path = typer.Argument(..., help="Bundle folder."),
     variants: str = options.variants(" to measure: a,b or all.", "all"),
+    old_variants: str | None = options.alias("--variants", "--variant", default=None),
     include_rejected: bool = typer.Option(False, "--include-rejected", help="Measure rejected variants too."),
     providers: str = typer.Option("cpu", "--providers", help="Execution providers: cpu,cuda,tensorrt,openvino,... or all."),
     threads: str = typer.Option("1", "--threads", help="Intra-op thread counts, e.g. 1,2 (0 = onnxruntime's default)."),
@@ -268,7 +269,7 @@ def bench_run(
     except ValueError as exc:
         raise BadInputError(str(exc)) from None
     plan = BenchPlan(
-        variants=_list(variants),
+        variants=_list(options.merged(variants, old_variants, "--variants", "--variant", "all")),
         include_rejected=include_rejected,
         providers=_list(providers),
         threads=_ints("--threads", threads) or [1],

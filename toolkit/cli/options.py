@@ -72,7 +72,6 @@ SHARED: dict[str, Shared] = {
     "as_json": Shared(("--json",), "Print machine-readable JSON on stdout."),
     "target": Shared(("-t", "--target"), "Hardware target profile"),
     "variant": Shared(("--variant",), "Bundle variant"),
-    "variants": Shared(("--variants",), "Bundle variants"),
     "latency_bound": Shared(("--latency-bound",), "Latency bound"),
     "duration": Shared(("--duration",), "How long", "duration"),
     "time_budget": Shared(("--time-budget",), "How long", "duration"),
@@ -123,7 +122,8 @@ def variant(what: str, default: Any = None) -> Any:
 
 
 def variants(what: str, default: Any = None) -> Any:
-    return typer.Option(default, "--variants", help=f"Bundle variants{what}")
+    """A list of variants in one value (a,b or all): still spelled --variant."""
+    return typer.Option(default, "--variant", help=f"Bundle variants{what}")
 
 
 def duration(default: Any, what: str, flag: str = "--duration") -> Any:
@@ -173,8 +173,9 @@ def alias(old: str, new: str, default: Any = False, **kw: Any) -> Any:
     return typer.Option(default, old, hidden=True, help=f"Deprecated: use {new}.", **kw)
 
 
-def merged(new_value: Any, old_value: Any, old: str, new: str) -> Any:
-    """The value of a renamed option, taking the hidden alias when only it was given."""
+def merged(new_value: Any, old_value: Any, old: str, new: str, default: Any = None) -> Any:
+    """The value of a renamed option, taking the hidden alias when only it was given (the new
+    option still at its `default`)."""
     from toolkit.cli.common import err
 
     if old_value in (None, False, [], ()):
@@ -182,7 +183,7 @@ def merged(new_value: Any, old_value: Any, old: str, new: str) -> Any:
     err.print(f"[yellow]note:[/] {old} is deprecated; use {new}", highlight=False)
     if isinstance(new_value, list):
         return [*new_value, *old_value]
-    return new_value if new_value not in (None, False) else old_value
+    return old_value if new_value in (None, False, default) else new_value
 
 
 def path_or_none(value: Any) -> Path | None:

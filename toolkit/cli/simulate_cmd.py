@@ -254,6 +254,7 @@ def bench_command(
         None, "--budget", "How long each device may benchmark (agent default 20s)"
     ),
     variants: str = options.variants(" to benchmark, comma-separated (default: all shipped)."),
+    old_variants: str | None = options.alias("--variants", "--variant", default=None),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Deploy, send the bench command (cmd/edgekit/{thing}/bench) to every device, collect results."""
@@ -277,7 +278,14 @@ def bench_command(
     )
     if budget is not None and budget <= 0:
         raise BadInputError("--budget must be more than 0 seconds")
-    opts.bench = {k: v for k, v in (("budget_s", budget), ("variants", _list(variants))) if v}
+    opts.bench = {
+        k: v
+        for k, v in (
+            ("budget_s", budget),
+            ("variants", _list(options.merged(variants, old_variants, "--variants", "--variant"))),
+        )
+        if v
+    }
     summary = _run(opts, as_json)
     if not as_json:
         out.print(bench_table(summary["bench"]))

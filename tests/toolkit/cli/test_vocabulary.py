@@ -75,7 +75,7 @@ def test_shared_options_have_one_name_and_one_help(path, cmd):
         if param.param_type_name != "option" or getattr(param, "hidden", False):
             continue
         visible = [o for o in param.opts if o.startswith("-")]
-        assert not {"--replace", "--force"} & set(visible), (path, visible)
+        assert not {"--replace", "--force", "--variants"} & set(visible), (path, visible)
         shared = BY_FLAG.get(max(visible, key=len)) if visible else None
         if shared is None:
             continue
@@ -207,3 +207,12 @@ def test_every_parameter_a_library_error_names_is_some_commands_flag():
                     if LIBRARY_NAMES.get(name, name) not in known:
                         unknown.append(f"{rel}:{number}: `{name}`")
     assert not unknown, unknown
+
+
+def test_an_old_spelling_is_taken_when_the_new_one_stays_at_its_default():
+    from toolkit.cli.options import merged
+
+    assert merged("all", "fp32", "--variants", "--variant", "all") == "fp32"
+    assert merged("int8", None, "--variants", "--variant", "all") == "int8"
+    assert merged(False, True, "--replace", "--overwrite") is True
+    assert merged(["a"], ["b"], "--force", "--rerun") == ["a", "b"]
