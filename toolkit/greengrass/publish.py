@@ -43,7 +43,7 @@ class PublishRequest:
 def check_bucket_name(bucket: str) -> str:
     if not BUCKET_NAME.match(bucket) or ".." in bucket or IP_SHAPED.match(bucket):
         raise BadInputError(
-            f"--bucket {bucket!r} is not a valid S3 bucket name",
+            f"`bucket` {bucket!r} is not a valid S3 bucket name",
             hint="3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter "
             "or digit (no s3:// prefix, no path)",
         )

@@ -186,6 +186,10 @@ PARAMETER_NAMING = [
     "toolkit/greengrass/deploy.py",
     "toolkit/greengrass/publish.py",
     "toolkit/simulator/runner.py",
+    "toolkit/tune/search.py",
+    "toolkit/targets/loader.py",
+    "toolkit/greengrass/aws.py",
+    "toolkit/evaluate/gate.py",
 ]
 
 
@@ -216,3 +220,30 @@ def test_an_old_spelling_is_taken_when_the_new_one_stays_at_its_default():
     assert merged("int8", None, "--variants", "--variant", "all") == "int8"
     assert merged(False, True, "--replace", "--overwrite") is True
     assert merged(["a"], ["b"], "--force", "--rerun") == ["a", "b"]
+
+
+def test_no_other_library_error_backticks_a_name_the_cli_would_turn_into_a_flag():
+    """Backticks in an error mean "a parameter" only in the modules listed above; elsewhere a
+    backticked word that is also some command's parameter (a YAML field `name`, say) would be
+    rewritten into a flag the user never typed."""
+    import re
+    from pathlib import Path
+
+    known: set[str] = set()
+    for func in _functions(app):
+        known |= {n for n in flags_of(func) if not n.startswith("--")}
+    root = Path(__file__).resolve().parents[3]
+    clashes = []
+    for package in ("toolkit", "export", "edge_agent"):
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel.startswith("toolkit/cli/") or rel in PARAMETER_NAMING:
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if "Error(" in line or "hint=" in line:
+                    clashes += [
+                        f"{rel}:{number}: `{n}`"
+                        for n in re.findall(r"`([a-z_][a-z0-9_]*)`", line)
+                        if n in known
+                    ]
+    assert not clashes, clashes
