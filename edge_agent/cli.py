@@ -19,15 +19,52 @@ log = logging.getLogger("edge_agent")
 TOKEN_ENV = "EDGE_AGENT_TOKEN"
 
 
+EXIT_CODES = (
+    "Exit codes: 0 success; 1 a check failed (digest, signature, self-test); "
+    "2 bad input or usage (the message says what to change)."
+)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"edge-agent {version('edgekit')}"
+    except PackageNotFoundError:  # a zipped artifact on a device: no package metadata
+        return "edge-agent (edgekit, not installed)"
+
+
+def _duration(text: str) -> float:
+    """--window and other durations: the same units as `edgekit` (500ms, 60s, 2m)."""
+    from edge_agent.units import parse_duration
+
+    try:
+        return float(parse_duration(text) or 0.0)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-agent", description="edgekit on-device inference agent")
+    p = argparse.ArgumentParser(
+        prog="edge-agent",
+        description="Serve an edgekit model bundle on the device, or run a batch transform.",
+        epilog=EXIT_CODES,
+    )
+    p.add_argument("--version", action="version", version=_version())
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("serve", help="serve a bundle over REST (and Greengrass), with monitoring")
+    s = sub.add_parser(
+        "serve",
+        help="serve a bundle over REST (and Greengrass), with monitoring",
+        description="Serve a bundle over REST (and Greengrass), with monitoring.",
+        epilog=EXIT_CODES,
+    )
     s.add_argument("--bundle", required=False, help="bundle folder (from edgekit export)")
-    s.add_argument("--variant", help="variant to serve (default: the selection for --target)")
-    s.add_argument("--target", help="hardware target whose selection to use")
+    s.add_argument(
+        "--variant", help="bundle variant to serve (default: the selection for --target)"
+    )
+    s.add_argument("-t", "--target", help="hardware target profile whose selection to use")
     s.add_argument("--port", type=int, help="REST port (0 = any free port, -1 = no REST)")
     s.add_argument("--host", help="REST bind address (default 127.0.0.1)")
     s.add_argument(
@@ -64,18 +101,27 @@ def _parser() -> argparse.ArgumentParser:
         help="folder for the agent's own files (default $EDGE_AGENT_STATE_DIR, the Greengrass "
         "work folder, or ~/.local/state/edge-agent/THING)",
     )
-    s.add_argument("--window", type=float, help="monitoring window in seconds (default 60)")
+    s.add_argument(
+        "--window",
+        type=_duration,
+        help="monitoring window (a duration: 500ms, 60s, 2m; default 60s)",
+    )
     s.add_argument("--transport", choices=["greengrass", "mqtt", "inprocess", "none"])
     s.add_argument("--component-version", help="version reported in telemetry")
 
-    b = sub.add_parser("batch", help="run a file or folder of inputs through the model")
+    b = sub.add_parser(
+        "batch",
+        help="run a file or folder of inputs through the model",
+        description="Run a file or folder of inputs through the model.",
+        epilog=EXIT_CODES,
+    )
     b.add_argument("--bundle", required=True)
     b.add_argument(
         "--input", required=True, help="input file or folder (.npz .npy .json .jsonl .csv)"
     )
-    b.add_argument("-o", "--output", required=True, help="output .npz (file input) or folder")
-    b.add_argument("--variant")
-    b.add_argument("--target")
+    b.add_argument("-o", "--output", required=True, help="output: .npz (file input) or folder")
+    b.add_argument("--variant", help="bundle variant to run (default: the selection for --target)")
+    b.add_argument("-t", "--target", help="hardware target profile whose selection to use")
     b.add_argument("--verify-key", help="Ed25519 public key (PEM); refuse an unsigned bundle")
     b.add_argument("--chunk", type=int, help="rows per inference call (default: max_batch 256)")
     b.add_argument("--json", action="store_true", help="print the summary as JSON")

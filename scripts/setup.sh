@@ -13,6 +13,12 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mosquitto openssl >/dev/null
 fi
 
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "== installing chromium and chromium-driver (the reports' browser test) from Debian's packages"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 if [ ! -x .venv/bin/python ] && ! "$PY" -c "import ensurepip" 2>/dev/null; then
     echo "== installing python3-venv (a fresh Debian's python3 cannot make a venv without it)"
     $SUDO apt-get update -qq

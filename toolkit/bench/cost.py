@@ -63,9 +63,9 @@ def choose_price(
 ) -> Price | None:
     if price_per_hour is not None:
         if not math.isfinite(price_per_hour) or price_per_hour < 0:
-            raise BadInputError(f"--price-per-hour must be a number >= 0, got {price_per_hour}")
+            raise BadInputError(f"`price_per_hour` must be a number >= 0, got {price_per_hour}")
         if instance is not None:
-            raise BadInputError("give --price-per-hour or --instance, not both")
+            raise BadInputError("give `price_per_hour` or `instance`, not both")
         return Price("--price-per-hour", float(price_per_hour))
     if instance is None:
         return None
@@ -73,7 +73,7 @@ def choose_price(
     if instance not in table:
         raise BadInputError(
             f"no price named {instance!r} in the price table",
-            hint="known: " + ", ".join(table) + " (or give --price-per-hour)",
+            hint="known: " + ", ".join(table) + " (or give `price_per_hour`)",
         )
     return table[instance]
 

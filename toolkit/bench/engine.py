@@ -60,20 +60,20 @@ class BenchPlan:
         if self.scenario == "server" and self.qps is None and self.latency_bound is None:
             raise BadInputError(
                 "the server scenario needs a load",
-                hint="give --qps Q (queries/s), or --latency-bound p99=10ms to search for the highest QPS",
+                hint="give `qps` Q (queries/s), or `latency_bound` p99=10ms to search for the highest QPS",
             )
         if not TARGET_NAME.match(self.target or ""):
             raise BadInputError(
-                f"--target {self.target!r} is not a usable target name",
+                f"`target` {self.target!r} is not a usable target name",
                 hint="letters, digits, '.', '_' or '-', e.g. local, rpi4, c7g.large",
             )
         if self.scenario != "server":
             given = [
                 flag
                 for flag, value in (
-                    ("--qps", self.qps),
-                    ("--latency-bound", self.latency_bound),
-                    ("--workers", self.workers),
+                    ("`qps`", self.qps),
+                    ("`latency_bound`", self.latency_bound),
+                    ("`workers`", self.workers),
                 )
                 if value is not None
             ]
@@ -81,25 +81,25 @@ class BenchPlan:
                 raise BadInputError(
                     f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to the server "
                     f"scenario, not {self.scenario}",
-                    hint="add --scenario server",
+                    hint="add `scenario` server",
                 )
         if self.qps is not None and not (math.isfinite(self.qps) and self.qps > 0):
-            raise BadInputError(f"--qps must be a number > 0, got {self.qps}")
+            raise BadInputError(f"`qps` must be a number > 0, got {self.qps}")
         if self.workers is not None and self.workers < 1:
-            raise BadInputError(f"--workers must be >= 1, got {self.workers}")
+            raise BadInputError(f"`workers` must be >= 1, got {self.workers}")
         if any(t < 0 for t in self.threads) or not self.threads:
-            raise BadInputError("--threads takes integers >= 0 (0 = onnxruntime's default)")
+            raise BadInputError("`threads` takes integers >= 0 (0 = onnxruntime's default)")
         if self.batches is not None and (not self.batches or any(b < 1 for b in self.batches)):
-            raise BadInputError("--batch takes integers >= 1")
+            raise BadInputError("`batch` takes integers >= 1")
         if self.predictions_per_user is not None:
             if not (math.isfinite(self.predictions_per_user) and self.predictions_per_user > 0):
                 raise BadInputError(
-                    f"--predictions-per-user must be a number > 0, got {self.predictions_per_user}"
+                    f"`predictions_per_user` must be a number > 0, got {self.predictions_per_user}"
                 )
             if self.price is None:
                 raise BadInputError(
-                    "--predictions-per-user needs a price to turn into a cost per user",
-                    hint="add --price-per-hour X or --instance NAME",
+                    "`predictions_per_user` needs a price to turn into a cost per user",
+                    hint="add `price_per_hour` X or `instance` NAME",
                 )
 
     @property
@@ -182,14 +182,14 @@ def select_variants(
     bundle: Bundle, names: list[str] | None, include_rejected: bool
 ) -> tuple[list[str], list[Skipped]]:
     """The variants to measure, in manifest order; rejected ones skipped unless asked for
-    (--include-rejected, or named in --variants)."""
+    (--include-rejected, or named in --variant)."""
     named = bool(names) and not (len(names) == 1 and names[0] == "all")
     if named:
         unknown = [n for n in names if n not in bundle.variants]
         if unknown:
             raise BadInputError(
                 f"bundle has no variant {', '.join(map(repr, unknown))}",
-                hint="it has: " + ", ".join(bundle.variants) + " (or pass --variants all)",
+                hint="it has: " + ", ".join(bundle.variants) + " (or pass `variants` all)",
             )
         chosen = [n for n in bundle.variants if n in names]
     else:
@@ -201,7 +201,7 @@ def select_variants(
             reason = v.get("reject_reason") or "no reason recorded"
             skipped.append(
                 Skipped(
-                    name, f"rejected ({reason}); name it in --variants or pass --include-rejected"
+                    name, f"rejected ({reason}); name it in --variant or pass --include-rejected"
                 )
             )
         else:

@@ -17,7 +17,7 @@ from edge_agent.benchmark.stats import PERCENTILES
 from toolkit.bench.cost import cost_figures, load_prices
 from toolkit.bench.pareto import main_metric, pareto_front
 from toolkit.bench.providers import short_name
-from toolkit.reports import HtmlReport, new_figure
+from toolkit.reports import HtmlReport, new_figure, plain_log_ticks
 
 MAX_LINES = 12
 
@@ -49,6 +49,7 @@ def _latency_distribution(report: HtmlReport, records: list[dict[str, Any]]) -> 
         share = counts / max(counts.sum(), 1.0)
         ax.stairs(share, edges, label=f"{_series(r)} (p50 {r['latency_ms']['p50']:.3g} ms)")
     ax.set_xscale("log")
+    plain_log_ticks(ax.xaxis)
     _finish(ax, "latency per query (ms, log scale)", "share of queries", grid="major")
     note = f" (first {MAX_LINES} of {len(chosen)})" if len(chosen) > MAX_LINES else ""
     report.figure(fig, f"Latency distribution per variant at batch {smallest}{note}.")
@@ -75,6 +76,7 @@ def _throughput_vs_batch(report: HtmlReport, records: list[dict[str, Any]]) -> N
         )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    plain_log_ticks(ax.yaxis)
     batches = sorted({r["batch"] for r in records})
     from matplotlib.ticker import NullLocator
 
@@ -120,6 +122,7 @@ def _latency_vs_qps(report: HtmlReport, records: list[dict[str, Any]]) -> None:
     if bound:
         ax.axhline(bound, color="red", linestyle="--", linewidth=1, label=f"bound {bound:g} ms")
     ax.set_yscale("log")
+    plain_log_ticks(ax.yaxis)
     _finish(ax, "offered queries/s (Poisson arrivals)", "latency under load (ms, log scale)")
     report.figure(fig, "Latency against QPS in the server scenario; red crosses failed the bound.")
 

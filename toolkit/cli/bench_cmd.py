@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 from edge_agent.benchmark import StabilityConfig, TimingConfig
 from edge_agent.bundle import Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
-from toolkit.cli import app
+from toolkit.cli import app, options
 from toolkit.cli.common import (
     JSON_OPTION,
     compact_table,
@@ -224,17 +224,18 @@ def cost_table(doc: dict[str, Any]) -> Table | None:
 @handle_errors
 def bench_run(
     bundle_dir: Path = typer.Argument(..., help="Bundle folder."),
-    variants: str = typer.Option("all", "--variants", help="Variants to measure: a,b or all."),
+    variants: str = options.variants(" to measure: a,b or all.", "all"),
+    old_variants: str | None = options.alias("--variants", "--variant", default=None),
     include_rejected: bool = typer.Option(False, "--include-rejected", help="Measure rejected variants too."),
     providers: str = typer.Option("cpu", "--providers", help="Execution providers: cpu,cuda,tensorrt,openvino,... or all."),
     threads: str = typer.Option("1", "--threads", help="Intra-op thread counts, e.g. 1,2 (0 = onnxruntime's default)."),
     batch: str | None = typer.Option(None, "--batch", help="Batch sizes (samples per query), e.g. 1,32. Default by scenario."),
     scenario: str = typer.Option("single-stream", "--scenario", help="single-stream | multi-stream | server | offline."),
-    duration: float | None = typer.Option(None, "--duration", help="Seconds of timed windows per configuration (default 2)."),
+    duration: float | None = options.duration(None, "to time each configuration (default 2s)"),
     iterations: int | None = typer.Option(None, "--iterations", help="Timed calls per configuration (instead of --duration)."),
     warmup: int = typer.Option(10, "--warmup", help="Untimed warm-up calls per configuration."),
-    qps: float | None = typer.Option(None, "--qps", help="Server: Poisson arrival rate (queries/s); with --latency-bound, where the search starts."),
-    latency_bound: str | None = typer.Option(None, "--latency-bound", help="Server: search the highest QPS meeting e.g. p99=10ms."),
+    qps: float | None = options.rate(None, "--qps", "Server: Poisson arrival rate of queries; with --latency-bound, where the search starts"),
+    latency_bound: str | None = options.latency_bound("server, search the highest QPS that meets it."),
     workers: int | None = typer.Option(None, "--workers", help="Server: concurrent workers (default: usable cores, at least 2)."),
     stability: float = typer.Option(0.10, "--stability", help="Windows agree when max/min - 1 is within this (perf_analyzer's 10%)."),
     max_windows: int = typer.Option(10, "--max-windows", help="Give up (report unstable) after this many windows."),
@@ -244,10 +245,10 @@ def bench_run(
     predictions_per_user: float | None = typer.Option(None, "--predictions-per-user", help="Predictions per user per month, for the cost per user."),
     native: bool = typer.Option(True, "--native/--no-native", help="Time the source framework too (scikit-learn / PyTorch eager)."),
     trust_code: bool = typer.Option(False, "--trust-code", help="Let the native baseline run the factory, pickle or .pt2 the bundle's lineage names (checked against its recorded sha256). Only for bundles you made yourself."),
-    target: str = typer.Option("local", "--target", help="Manifest target name the results are stored under."),
+    target: str = options.target("local", "store the results under it in the manifest (local: this machine)."),
     save: bool = typer.Option(True, "--save/--no-save", help="Store results in the bundle manifest."),
     seed: int = typer.Option(0, "--seed", help="Seed for input selection and generation and for arrivals."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Report folder (report.html, results.json, results.csv). Default ./bench-<bundle>."),
+    output: Path | None = options.output("the report folder (report.html, results.json, results.csv); default ./bench-<bundle>."),
     as_json: bool = JSON_OPTION,
 ) -> None:  # fmt: skip
     """Measure latency and throughput of every variant × provider × threads × batch."""
@@ -268,7 +269,7 @@ def bench_run(
     except ValueError as exc:
         raise BadInputError(str(exc)) from None
     plan = BenchPlan(
-        variants=_list(variants),
+        variants=_list(options.merged(variants, old_variants, "--variants", "--variant", "all")),
         include_rejected=include_rejected,
         providers=_list(providers),
         threads=_ints("--threads", threads) or [1],

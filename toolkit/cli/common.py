@@ -36,32 +36,41 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def report_error(exc: EdgekitError, as_json: bool = False) -> None:
+def report_error(
+    exc: EdgekitError, as_json: bool = False, flags: dict[str, str] | None = None
+) -> None:
+    from toolkit.cli.flagmap import to_flags
+
+    message, hint = to_flags(exc.message, flags), to_flags(exc.hint, flags)
     if as_json:
         payload: dict[str, Any] = {
             "ok": False,
-            "error": exc.message,
-            "hint": exc.hint,
+            "error": message,
+            "hint": hint,
             "exit_code": exc.exit_code,
         }
         details = exc.details
         if isinstance(details, dict):
             payload["details"] = details
         print_json(payload)
-    err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-    if exc.hint:
-        err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    if hint:
+        err.print(f"[yellow]hint:[/] {hint}", highlight=False)
 
 
 def handle_errors(func: F) -> F:
     """Turn EdgekitError into its exit code with a readable message instead of a traceback."""
+
+    from toolkit.cli.flagmap import flags_of
+
+    flags = flags_of(func)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except EdgekitError as exc:
-            report_error(exc, bool(kwargs.get("as_json")))
+            report_error(exc, bool(kwargs.get("as_json")), flags)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

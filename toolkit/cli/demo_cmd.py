@@ -6,15 +6,15 @@ from pathlib import Path
 
 import typer
 
-from toolkit.cli import app
+from toolkit.cli import app, options
 from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json
 
 
 @app.command("demo")
 @handle_errors
 def demo_command(
-    output: Path = typer.Option(
-        Path("edgekit-demo"), "-o", "--output", help="Folder for everything the demo makes."
+    output: Path = options.output(
+        "the folder for everything the demo makes.", Path("edgekit-demo")
     ),
     quick: bool = typer.Option(
         False, "--quick", help="Shorter training and measurements (for tests)."

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from edge_agent.errors import BadInputError
-from toolkit.cli import app
+from toolkit.cli import app, options
 from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json
 from toolkit.cli.publish_cmd import print_calls
 from toolkit.greengrass.aws import Clients
@@ -37,6 +38,13 @@ REGION = typer.Option(None, "--region", help="AWS region (default: boto3 chain).
 PROFILE = typer.Option(None, "--profile", help="AWS profile name.")
 
 
+def _minutes(seconds: float | None, old_minutes: int | None) -> int | None:
+    """IoT Jobs counts the in-progress timeout in whole minutes (at least one)."""
+    if old_minutes is not None:
+        return options.merged(None, old_minutes, "--job-timeout-minutes", "--job-timeout")
+    return None if seconds is None else max(1, math.ceil(seconds / 60))
+
+
 @deploy_app.callback()
 @handle_errors
 def deploy_command(
@@ -53,8 +61,8 @@ def deploy_command(
     update_policy: str = typer.Option(
         "NOTIFY_COMPONENTS", "--update-policy", help="NOTIFY_COMPONENTS|SKIP_NOTIFY_COMPONENTS."
     ),
-    update_timeout: int = typer.Option(
-        60, "--update-timeout", min=1, help="Seconds components get to defer an update."
+    update_timeout: float = options.duration_of(
+        "60s", "--update-timeout", "How long components may defer an update"
     ),
     rollout_rate: int | None = typer.Option(
         None, "--rollout-rate", help="IoT Jobs: devices per minute at the start."
@@ -69,8 +77,11 @@ def deploy_command(
     ),
     abort_min: int = typer.Option(10, "--abort-min", help="...once at least this many executed."),
     abort_on: str = typer.Option("ALL", "--abort-on", help="FAILED|REJECTED|TIMED_OUT|ALL."),
-    job_timeout: int | None = typer.Option(
-        None, "--job-timeout-minutes", help="Per-device in-progress timeout."
+    job_timeout: float | None = options.duration_of(
+        None, "--job-timeout", "Per-device in-progress timeout, whole minutes"
+    ),
+    job_timeout_minutes: int | None = options.alias(
+        "--job-timeout-minutes", "--job-timeout", default=None
     ),
     name: str | None = typer.Option(None, "--name", help="Deployment name."),
     nucleus_version: str | None = typer.Option(
@@ -88,7 +99,8 @@ def deploy_command(
     region: str | None = REGION,
     profile: str | None = PROFILE,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the exact calls; call nothing."),
-    force: bool = typer.Option(False, "--force", help="Deploy despite preflight errors."),
+    ignore_preflight: bool = options.ignore_preflight(),
+    force: bool = options.alias("--force", "--ignore-preflight"),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a Greengrass deployment (preflight first)."""
@@ -108,7 +120,7 @@ def deploy_command(
         reset=parse_resets(reset),
         failure_policy=failure_policy.upper(),
         update_action=update_policy.upper(),
-        update_timeout_s=update_timeout,
+        update_timeout_s=max(1, round(update_timeout)),
         rollout=Rollout(
             base_rate=rollout_rate,
             increment=rollout_increment,
@@ -117,14 +129,14 @@ def deploy_command(
             abort_percent=abort_percent,
             abort_min_executed=abort_min,
             abort_on=abort_on.upper(),
-            timeout_minutes=job_timeout,
+            timeout_minutes=_minutes(job_timeout, job_timeout_minutes),
         ),
         name=name,
         nucleus_version=nucleus_version,
         parent_target_arn=parent_target_arn,
         package_report=package_report,
         dry_run=dry_run,
-        force=force,
+        force=options.merged(ignore_preflight, force, "--force", "--ignore-preflight"),
     )
     clients = Clients(region=region, profile=profile)
     with err.status("deploying…"):

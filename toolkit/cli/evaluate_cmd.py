@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from edge_agent.errors import CheckFailedError
-from toolkit.cli import app
+from toolkit.cli import app, options
 from toolkit.cli.common import (
     JSON_OPTION,
     compact_table,
@@ -164,9 +164,7 @@ def evaluate_command(
         min=0,
         help="Re-quantize a failing static variant without its K worst nodes.",
     ),
-    variant: list[str] = typer.Option(
-        [], "--variant", help="Only these variants (repeat or comma-separate)."
-    ),
+    variant: list[str] = options.variant(": only these (repeat or comma-separate)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Score every variant (sklearn.metrics), compare with FP32, and gate the quantized ones."""

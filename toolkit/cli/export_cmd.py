@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from edge_agent.errors import BadInputError
-from toolkit.cli import app
+from toolkit.cli import app, options
 from toolkit.cli.common import (
     JSON_OPTION,
     err,
@@ -98,7 +98,7 @@ def export_command(
     data: Path = typer.Option(
         ..., "--data", help="Sample data: CSV, Parquet, NPY or NPZ (≥200 rows advised)."
     ),
-    output: Path = typer.Option(..., "-o", "--output", help="Bundle folder to create."),
+    output: Path = options.output("the bundle folder to create.", ...),
     trust_pickle: bool = typer.Option(
         False,
         "--trust-pickle",
@@ -158,7 +158,7 @@ def export_command(
     name: str | None = typer.Option(
         None, "--name", help="Model name in the manifest (default: folder name)."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle folder."),
+    overwrite: bool = options.overwrite("a bundle folder an earlier export made"),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Export a scikit-learn or PyTorch model (or an ONNX file) to a verified ONNX bundle."""

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import threading
 import time
@@ -14,7 +13,7 @@ from rich.live import Live
 from rich.table import Table
 
 from edge_agent.errors import BadInputError
-from toolkit.cli import app
+from toolkit.cli import app, options
 from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json
 
 fleet_app = typer.Typer(help="Collect device telemetry for a fleet and report on it.")
@@ -24,15 +23,6 @@ BUNDLE = typer.Option(
     None, "--bundle", help="Model bundle(s) the fleet runs: lab results and drift baselines."
 )
 RULES = typer.Option(None, "--rules", help="Alert rules and actions (JSON or YAML).")
-
-
-def parse_duration(text: str | None) -> float | None:
-    if text is None:
-        return None
-    m = re.fullmatch(r"\s*([\d.]+)\s*(s|m|h)?\s*", text)
-    if not m:
-        raise BadInputError(f"--duration {text!r} is not a duration (e.g. 60, 60s, 5m, 1h)")
-    return float(m.group(1)) * {"s": 1, None: 1, "m": 60, "h": 3600}[m.group(2)]
 
 
 def _status(collector, source, started: float, duration: float | None) -> Table:
@@ -64,7 +54,7 @@ def collect_command(
         help="Shared-subscription group: collectors in one group split "
         "the fleet. Empty: subscribe without sharing.",
     ),
-    duration: str = typer.Option(None, "--duration", help="Stop after this long (60s, 5m)."),
+    duration: float | None = options.duration(None, "to collect (default: until Ctrl-C)"),
     client_id: str = typer.Option(
         None, "--client-id", help="MQTT client id (unique per collector; keeps its session)."
     ),
@@ -80,7 +70,7 @@ def collect_command(
     from toolkit.fleet.mqtt_source import MqttSource
     from toolkit.fleet.rules import RulesConfig
 
-    seconds = parse_duration(duration)
+    seconds = duration
     config = RulesConfig.load(rules)
     for b in bundle or []:
         if not (b / "manifest.json").is_file():
@@ -127,7 +117,7 @@ def collect_command(
 @handle_errors
 def report_command(
     db: Path = typer.Option(..., "--db", help="Fleet database written by `fleet collect`."),
-    output: Path = typer.Option(None, "-o", "--output", help="Write the HTML report here."),
+    output: Path = options.output("the HTML report file."),
     bundle: list[Path] = BUNDLE,
     rules: Path = RULES,
     run_dir: Path = typer.Option(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from toolkit.cli import app
+from toolkit.cli import app, options
 from toolkit.cli.common import JSON_OPTION, handle_errors, out, print_json
 
 
@@ -14,13 +14,17 @@ from toolkit.cli.common import JSON_OPTION, handle_errors, out, print_json
 @handle_errors
 def init_command(
     framework: str = typer.Option("sklearn", "--framework", help="sklearn or torch."),
-    output: Path = typer.Option(Path("pipeline.yaml"), "-o", "--output", help="Pipeline file."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
+    output: Path = options.output(
+        "the pipeline file (the starter files go beside it).", Path("pipeline.yaml")
+    ),
+    overwrite: bool = options.overwrite("the starter files"),
+    force: bool = options.alias("--force", "--overwrite"),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Write pipeline.yaml with a training script and example data beside it."""
     from toolkit.pipeline.starter import write_starter
 
+    force = options.merged(overwrite, force, "--force", "--overwrite")
     written = write_starter(output, framework, force)
     if as_json:
         print_json({"ok": True, "pipeline": str(output), "files": [str(p) for p in written]})

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from toolkit.cli import app
+from edge_agent.errors import BadInputError
+from toolkit.cli import app, options
 from toolkit.cli.common import JSON_OPTION, err, fmt_bytes, handle_errors, out, print_json
 from toolkit.cli.targets_cmd import TARGETS_DIR_OPTION
 from toolkit.greengrass.names import parse_assignments
@@ -27,6 +28,13 @@ def findings_table(findings: list[Finding]) -> Table:
     return table
 
 
+def _whole_seconds(seconds: float) -> int:
+    """The recipe's window is whole seconds, at least one."""
+    if seconds < 1:
+        raise BadInputError(f"--window {seconds:g}s is under one second", hint="e.g. --window 60s")
+    return round(seconds)
+
+
 @app.command("package")
 @handle_errors
 def package_command(
@@ -38,13 +46,13 @@ def package_command(
     platforms: list[str] = typer.Option(
         list(DEFAULT_PLATFORMS), "--platform", help="OS/ARCH per manifest (repeat)."
     ),
-    output: Path = typer.Option(Path("greengrass-build"), "-o", "--output", help="Build folder."),
+    output: Path = options.output("the Greengrass build folder.", Path("greengrass-build")),
     fmt: str = typer.Option("json", "--format", help="Recipe format: json or yaml."),
-    targets: list[str] = typer.Option(
-        [], "--target", help="PLATFORM=TARGET: the target whose tuned selection a platform uses."
+    targets: list[str] = options.target(
+        [], "PLATFORM=TARGET, the target whose tuned selection a platform uses (repeat)."
     ),
-    variants: list[str] = typer.Option(
-        [], "--variant", help="PLATFORM=VARIANT: package this variant for a platform."
+    variants: list[str] = options.variant(
+        ": PLATFORM=VARIANT, package this variant for a platform (repeat)."
     ),
     bench_variants: str = typer.Option(
         None,
@@ -63,9 +71,10 @@ def package_command(
     catch_all: bool = typer.Option(
         False, "--catch-all", help="Add a last manifest matching any Linux device (fp32)."
     ),
-    force: bool = typer.Option(False, "--force", help="Package despite preflight errors."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace this version's output."),
-    window: int = typer.Option(60, "--window", min=1, help="Monitoring window in seconds."),
+    ignore_preflight: bool = options.ignore_preflight(),
+    force: bool = options.alias("--force", "--ignore-preflight"),
+    overwrite: bool = options.overwrite("this component version's output"),
+    window: float = options.duration_of("60s", "--window", "Monitoring window"),
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="Agent REST port."),
     host: str = typer.Option("127.0.0.1", "--host", help="Agent REST bind address."),
     capture_fraction: float = typer.Option(
@@ -96,13 +105,15 @@ def package_command(
         wheel_source=wheel_source,
         python_version=python_version,
         glibc=glibc,
-        force=force,
+        force=options.merged(ignore_preflight, force, "--force", "--ignore-preflight"),
         overwrite=overwrite,
         catch_all=catch_all,
         publisher=publisher,
         targets_dir=targets_dir,
         sign_key=sign_key,
-        settings=Settings(window_s=window, host=host, port=port, capture_fraction=capture_fraction),
+        settings=Settings(
+            window_s=_whole_seconds(window), host=host, port=port, capture_fraction=capture_fraction
+        ),
     )
     with err.status("packaging…") as status:
         result = package(request, progress=lambda m: status.update(f"packaging: {m}…"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from toolkit.cli import app
+from toolkit.cli import app, options
 from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json
 from toolkit.greengrass.aws import Clients
 from toolkit.greengrass.publish import PublishRequest, publish
@@ -30,8 +30,8 @@ def publish_command(
     profile: str | None = typer.Option(None, "--profile", help="AWS profile name."),
     recipe: Path | None = typer.Option(None, "--recipe", help="Recipe file, when several."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the exact calls; call nothing."),
-    wait_timeout: float = typer.Option(
-        300.0, "--wait-timeout", min=0, help="Seconds to wait for DEPLOYABLE."
+    wait_timeout: float = options.duration_of(
+        "300s", "--wait-timeout", "How long to wait for DEPLOYABLE"
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:

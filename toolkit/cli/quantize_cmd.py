@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from toolkit.cli import app
+from toolkit.cli import app, options
 from toolkit.cli.common import (
     JSON_OPTION,
     err,
@@ -115,14 +115,13 @@ def quantize_command(
         "--exclude-op-types",
         help="Operator types to leave in float (repeat or comma-separate).",
     ),
-    target: str | None = typer.Option(
-        None,
-        "--target",
-        help="Hardware defaults (and auto's choice) for this target profile, not this machine.",
+    target: str | None = options.target(
+        None, "quantize with its hardware defaults (and auto's choice), not this machine's."
     ),
     targets_dir: Path | None = TARGETS_DIR_OPTION,
     name: str | None = typer.Option(None, "--name", help="Variant name (default by method)."),
-    replace: bool = typer.Option(False, "--replace", help="Replace a variant of the same name."),
+    overwrite: bool = options.overwrite("a variant of the same name"),
+    replace: bool = options.alias("--replace", "--overwrite"),
     no_preprocess: bool = typer.Option(
         False, "--no-preprocess", help="Skip quant_pre_process (not advised)."
     ),
@@ -140,7 +139,7 @@ def quantize_command(
     """Quantize the FP32 variant (onnxruntime.quantization / onnxconverter-common) into a new variant."""
     from toolkit.quantize import QuantizeRequest, quantize_bundle
 
-    options = {
+    quant_options = {
         "per_channel": per_channel,
         "reduce_range": reduce_range,
         "calibrate": calibrate,
@@ -158,11 +157,11 @@ def quantize_command(
     request = QuantizeRequest(
         method=method,
         hardware=hardware,
-        options=options,
+        options=quant_options,
         calibration=calibration,
         target_column=target_column,
         name=name,
-        replace=replace,
+        replace=options.merged(overwrite, replace, "--replace", "--overwrite"),
         preprocess=not no_preprocess,
         command=shlex.join(["edgekit", *sys.argv[1:]]),
         max_drop=max_drop,

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from edge_agent.errors import CheckFailedError, EdgekitError
-from toolkit.cli import app
+from toolkit.cli import app, options
 from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json
 
 MARKS = {"run": "[cyan]run[/]", "cached": "[green]cached[/]", "stop": "[yellow]stop[/]"}
@@ -62,15 +62,17 @@ def progress_printer(console: Any) -> tuple[Any, Any]:
 @handle_errors
 def run_command(
     pipeline: Path = typer.Argument(..., help="The pipeline file (see `edgekit init`)."),
-    force: list[str] = typer.Option(
-        [], "--force", help="Rerun this stage (and the ones after it) even when cached; `all`."
+    rerun: list[str] = typer.Option(
+        [], "--rerun", help="Rerun this stage (and the ones after it) even when cached; `all`."
     ),
+    force: list[str] = options.alias("--force", "--rerun", default=[]),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the plan and which stages the cache would skip."
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run a pipeline file: stages in order, unchanged ones from the cache, every run recorded."""
+    force = options.merged(rerun, force, "--force", "--rerun")
     from toolkit.pipeline import spec as spec_mod
     from toolkit.pipeline.runner import make_plan, run_pipeline
     from toolkit.pipeline.stages import Runtime

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import typer
 from rich.live import Live
 
 from edge_agent.errors import BadInputError
-from toolkit.cli import app
+from toolkit.cli import app, options
 from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json
 from toolkit.simulator.faults import parse_faults
 from toolkit.simulator.lifecycle import Timeouts
@@ -23,16 +22,6 @@ from toolkit.simulator.view import bench_table, fleet_table
 
 simulate_app = typer.Typer(help="Run a Greengrass component on simulated core devices, offline.")
 app.add_typer(simulate_app, name="simulate")
-
-
-def _seconds(text: str | None, what: str) -> float | None:
-    if text is None:
-        return None
-    m = re.fullmatch(r"\s*([\d.]+)\s*(ms|s|m|qps)?\s*", str(text))
-    if not m:
-        raise BadInputError(f"{what} {text!r} is not a number (e.g. 60, 60s, 2m)")
-    value = float(m.group(1))
-    return value * 60 if m.group(2) == "m" else value / 1000 if m.group(2) == "ms" else value
 
 
 def parse_profiles(text: str | None) -> list[DeviceProfile]:
@@ -108,9 +97,9 @@ def _options(
         run_dir=output or Path("edgekit-sim-run"),
         devices=devices,
         profiles=parse_profiles(profiles),
-        duration_s=_seconds(duration, "--duration") or 0.0,
-        qps=_seconds(load, "--load") or 0.0,
-        drift_after_s=_seconds(drift_after, "--drift-after"),
+        duration_s=options.parse_duration(duration, "--duration") or 0.0,
+        qps=options.parse_rate(load, "--load") or 0.0,
+        drift_after_s=options.parse_duration(drift_after, "--drift-after"),
         drift_devices=1 if drift_after else None,
         faults=parse_faults(faults),
         broker=broker,
@@ -161,9 +150,7 @@ BROKER = typer.Option(
     "--broker",
     help="mqtt://host:port or mqtts://...: bridge the cloud side to a real broker.",
 )
-OUTPUT = typer.Option(
-    None, "-o", "--output", help="Run folder (device roots, logs, cloud.jsonl, summary.json)."
-)
+OUTPUT = options.output("the run folder (device roots, logs, cloud.jsonl, summary.json).")
 NAME = typer.Option(None, "--name", help="Component name when the build folder holds several.")
 DATA = typer.Option(
     None, "--data", help="Inputs to send (.npz keyed by input name); default: the bundle's samples."
@@ -201,12 +188,10 @@ def simulate_command(
     ),
     devices: int = DEVICES,
     profiles: str = PROFILES,
-    duration: str = typer.Option("60", "--duration", help="Seconds of load after the rollout."),
-    load: str = typer.Option(
-        "0", "--load", help="Requests per second per device (KServe v2 REST)."
-    ),
-    drift_after: str = typer.Option(
-        None, "--drift-after", help="Shift the first device's inputs after S seconds."
+    duration: float = options.duration("60s", "to drive load after the rollout"),
+    load: float = options.rate("0", "--load", "Requests per device (KServe v2 REST)"),
+    drift_after: float | None = options.duration_of(
+        None, "--drift-after", "Shift the first device's inputs after this long"
     ),
     faults: str = typer.Option(
         None, "--faults", help="KIND@START[+LEN][:THING][*F], comma-separated."
@@ -265,12 +250,11 @@ def bench_command(
     merge: str = MERGE,
     wheel_cache: Path = WHEEL_CACHE,
     online: bool = ONLINE,
-    budget: float = typer.Option(
-        None, "--budget", help="Seconds each device may spend benchmarking (agent default 20)."
+    budget: float = options.duration_of(
+        None, "--budget", "How long each device may benchmark (agent default 20s)"
     ),
-    variants: str = typer.Option(
-        None, "--variants", help="Comma-separated variants to benchmark (default: all shipped)."
-    ),
+    variants: str = options.variants(" to benchmark, comma-separated (default: all shipped)."),
+    old_variants: str | None = options.alias("--variants", "--variant", default=None),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Deploy, send the bench command (cmd/edgekit/{thing}/bench) to every device, collect results."""
@@ -296,7 +280,7 @@ def bench_command(
         raise BadInputError("--budget must be more than 0 seconds")
     from toolkit.simulator.bench import check_requested, outcome, shipped_variants
 
-    wanted = _list(variants)
+    wanted = _list(options.merged(variants, old_variants, "--variants", "--variant"))
     check_requested(wanted, shipped_variants(component, name))  # refused before any device starts
     opts.bench = {k: v for k, v in (("budget_s", budget), ("variants", wanted)) if v}
     summary = _run(opts, as_json)

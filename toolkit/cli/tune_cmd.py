@@ -13,7 +13,7 @@ from rich.table import Table
 
 from edge_agent import atomic, owned
 from edge_agent.errors import BadInputError, EdgekitError
-from toolkit.cli import app
+from toolkit.cli import app, options
 from toolkit.cli.common import JSON_OPTION, err, fmt_bytes, handle_errors, out, print_json
 from toolkit.cli.targets_cmd import TARGETS_DIR_OPTION
 from toolkit.tune.tuner import TuneRequest, TuneResult, tune
@@ -124,16 +124,15 @@ def _keep_interrupted(
 @handle_errors
 def tune_command(
     bundle_dir: Path = typer.Argument(..., help="Bundle folder."),
-    target: str = typer.Option("local", "--target", "-t", help="Target profile name, or local."),
-    latency_budget: str = typer.Option(
-        None, "--latency-budget", help="e.g. p99=5ms: candidates over it lose."
-    ),
+    target: str = options.target("local", "the one to tune for, or local (this machine)."),
+    latency_bound: str = options.latency_bound("candidates over it lose."),
+    latency_budget: str = options.alias("--latency-budget", "--latency-bound", default=None),
     max_drop: float = typer.Option(
         0.01, "--max-drop", help="Largest allowed drop of the main metric vs fp32 (0.01 = 1 point)."
     ),
     objective: str = typer.Option("latency", "--objective", help="latency | throughput | size"),
     max_trials: int = typer.Option(None, "--max-trials", help="Most measurements to run."),
-    time_budget: float = typer.Option(None, "--time-budget", help="Seconds of measuring at most."),
+    time_budget: float = options.duration(None, "to measure at most", "--time-budget"),
     targets_dir: Path = TARGETS_DIR_OPTION,
     from_fleet: Path = typer.Option(
         None, "--from-fleet", help="Fleet database with device bench results to rank by."
@@ -143,7 +142,7 @@ def tune_command(
     ),
     quick: bool = typer.Option(False, "--quick", help="Shorter measurements, fewer options."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Do not write the manifest."),
-    output: Path = typer.Option(None, "-o", "--output", help="Also write the result as JSON here."),
+    output: Path = options.output("the tune result as JSON (beside the manifest entry)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Choose the best variant and session options for a target; record it in the manifest."""
@@ -163,7 +162,9 @@ def tune_command(
         bundle_dir=bundle_dir,
         target=target,
         objective=objective,
-        latency_budget=latency_budget,
+        latency_budget=options.merged(
+            latency_bound, latency_budget, "--latency-budget", "--latency-bound"
+        ),
         max_drop=max_drop,
         max_trials=max_trials,
         time_budget_s=time_budget,

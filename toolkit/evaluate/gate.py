@@ -19,7 +19,7 @@ def main_metric(task: str, has_target: bool, override: str | None, available: li
     if override:
         if override not in available:
             raise BadInputError(
-                f"--metric {override!r} is not one of the computed metrics",
+                f"`metric` {override!r} is not one of the computed metrics",
                 hint=f"choose from: {', '.join(sorted(available))}",
             )
         return override

@@ -148,11 +148,11 @@ def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[st
         )
     if not math.isfinite(request.max_drop) or request.max_drop < 0:
         raise BadInputError(
-            f"--max-drop must be a number of 0 or more, got {request.max_drop}",
-            hint="e.g. --max-drop 0.01 (one point of accuracy)",
+            f"`max_drop` must be a number of 0 or more, got {request.max_drop}",
+            hint="e.g. `max_drop` 0.01 (one point of accuracy)",
         )
     if request.auto_exclude < 0:
-        raise BadInputError("--auto-exclude must be 0 or more")
+        raise BadInputError("`auto_exclude` must be 0 or more")
     feeds, target, sample = load_feeds(
         bundle.signature, request.data, request.target_column, "evaluation data"
     )
@@ -163,11 +163,11 @@ def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[st
     ):
         raise BadInputError(
             f"{request.data} has a column named 'target'",
-            hint="pass --target-column target to score against it",
+            hint="pass `target_column` target to score against it",
         )
     if rows_of(feeds) == 0:
         raise BadInputError(
-            f"evaluation data {request.data} has no rows", hint="give --data a file with rows"
+            f"evaluation data {request.data} has no rows", hint="give `data` a file with rows"
         )
     names = request.variants or list(bundle.variants)
     for n in names:

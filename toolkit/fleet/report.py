@@ -4,6 +4,7 @@ deployments on a time line."""
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import defaultdict
 from pathlib import Path
@@ -16,7 +17,7 @@ from toolkit.fleet import fastjson
 from toolkit.fleet.drift import FLEET
 from toolkit.fleet.store import SqliteStore
 from toolkit.fleet.summary import drift_entries, merged_latency
-from toolkit.reports import HtmlReport, new_figure
+from toolkit.reports import HtmlReport, new_figure, plain_log_ticks
 
 MAX_LINES = 20  # devices drawn one line each; beyond that, the fleet band only
 SEVERITY_COLOR = {"info": "#3182ce", "warning": "#dd6b20", "critical": "#c53030"}
@@ -188,6 +189,7 @@ def _latency_figure(report: HtmlReport, series, t0: float, deployments) -> None:
     ax.set_xlabel("seconds since first window")
     ax.set_ylabel("latency p50 per window (ms)")
     ax.set_yscale("log")
+    plain_log_ticks(ax.yaxis)
     ax.grid(alpha=0.3)
     if len(things) <= MAX_LINES:
         ax.legend(fontsize=7, ncol=2)
@@ -204,26 +206,51 @@ def _span(series) -> float:
     return (max(ts) - min(ts)) if ts else 0.0
 
 
+def fleet_rate(series, t0: float, points: int = 200) -> tuple[list[float], list[float]]:
+    """The fleet's requests per second over time: at each instant, the sum of every device's
+    rate in the window that covers it. Summing the windows that happen to end in the same
+    second (as before) counted each device only in some seconds and zigzagged."""
+    steps = []  # per device: window ends and rates, a step function back to its first window
+    for pts in series.values():
+        ends = [t for t, _ in pts]
+        if ends:
+            first = ends[0] - (ends[1] - ends[0] if len(ends) > 1 else 0.0)
+            steps.append((first, ends, [r["requests_per_s"] or 0.0 for _, r in pts]))
+    if not steps:
+        return [], []
+    start = min(s[0] for s in steps)
+    end = max(s[1][-1] for s in steps)
+    if end <= start:
+        return [end - t0], [sum(s[2][-1] for s in steps)]
+    xs, ys = [], []
+    for i in range(points + 1):
+        t = start + (end - start) * i / points
+        total = 0.0
+        for first, ends, rates in steps:
+            if first <= t <= ends[-1]:
+                total += rates[min(bisect.bisect_left(ends, t), len(rates) - 1)]
+        xs.append(t - t0)
+        ys.append(total)
+    return xs, ys
+
+
 def _throughput_figure(report: HtmlReport, series, t0: float) -> None:
     if not series:
         return
     fig, ax = new_figure(9, 3.6)
-    total: dict[int, float] = defaultdict(float)
     for thing in sorted(series)[:MAX_LINES]:
         pts = [(t - t0, r["requests_per_s"] or 0.0) for t, r in series[thing]]
         ax.plot(*zip(*pts, strict=False), lw=0.8, alpha=0.7, label=thing)
-    for thing in series:
-        for t, r in series[thing]:
-            total[int(t - t0)] += r["requests_per_s"] or 0.0
-    if len(series) > 1 and total:
-        xs = sorted(total)
-        ax.plot(xs, [total[x] for x in xs], "k", lw=1.5, label="fleet")
+    if len(series) > 1:
+        xs, ys = fleet_rate(series, t0)
+        ax.plot(xs, ys, "k", lw=1.5, label="fleet")
     ax.set_xlabel("seconds since first window")
     ax.set_ylabel("requests per second")
+    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     if len(series) <= MAX_LINES:
         ax.legend(fontsize=7, ncol=2)
-    report.figure(fig, "Throughput per device (and the fleet's sum per second)")
+    report.figure(fig, "Throughput per device, and the fleet's: the sum of every device's rate")
 
 
 def _heatmap(
@@ -367,7 +394,14 @@ def write_html(s: dict[str, Any], store: SqliteStore, path: str | Path) -> Path:
         }
     )
     report.heading("Devices")
-    report.table(s["devices"], flag="lost")
+    report.table(
+        [
+            {**d, "first_seen": _clock(d["first_seen"]), "last_seen": _clock(d["last_seen"])}
+            for d in s["devices"]
+        ],
+        flag="lost",
+        caption="first and last seen in UTC",
+    )
     t0 = s["span"]["start"] or 0.0
     series = _series(store)
     report.heading("Latency")

@@ -81,7 +81,7 @@ class Clients:
             if session.region_name is None:
                 raise BadInputError(
                     "no AWS region configured",
-                    hint="pass --region, or set AWS_REGION / a profile's region",
+                    hint="pass `region`, or set AWS_REGION / a profile's region",
                 )
             try:
                 credentials = session.get_credentials()
@@ -150,7 +150,7 @@ def translate(service: str, operation: str, params: dict[str, Any]) -> Iterator[
             hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`",
         ) from exc
     except NoRegionError as exc:
-        raise BadInputError("no AWS region configured", hint="pass --region") from exc
+        raise BadInputError("no AWS region configured", hint="pass `region`") from exc
     except EndpointConnectionError as exc:
         raise AwsError(
             f"cannot reach the AWS {service} endpoint: {exc}",

@@ -74,17 +74,17 @@ class Rollout:
 
     def check(self) -> None:
         if self.base_rate is not None and not 1 <= self.base_rate <= 1000:
-            raise BadInputError("--rollout-rate must be 1..1000 devices per minute")
+            raise BadInputError("`rollout_rate` must be 1..1000 devices per minute")
         if not 1 <= self.increment <= 5:
-            raise BadInputError("--rollout-increment must be between 1 and 5")
+            raise BadInputError("`rollout_increment` must be between 1 and 5")
         if self.max_per_minute is not None and not 1 <= self.max_per_minute <= 1000:
-            raise BadInputError("--rollout-max must be 1..1000 devices per minute")
+            raise BadInputError("`rollout_max` must be 1..1000 devices per minute")
         if self.abort_percent is not None and not 0 < self.abort_percent <= 100:
-            raise BadInputError("--abort-percent must be within (0, 100]")
+            raise BadInputError("`abort_percent` must be within (0, 100]")
         if self.abort_min_executed < 1 or self.after_succeeded < 1:
-            raise BadInputError("--abort-min and --rollout-after must be at least 1")
+            raise BadInputError("`abort_min` and `rollout_after` must be at least 1")
         if self.abort_on not in ABORT_TYPES:
-            raise BadInputError(f"--abort-on must be one of {', '.join(ABORT_TYPES)}")
+            raise BadInputError(f"`abort_on` must be one of {', '.join(ABORT_TYPES)}")
 
 
 @dataclass
@@ -113,10 +113,10 @@ def parse_components(values: list[str]) -> dict[str, str]:
     for item in values:
         name, sep, version = item.partition("=")
         if not sep:
-            raise BadInputError(f"--component {item!r} is not NAME=VERSION")
+            raise BadInputError(f"`components` {item!r} is not NAME=VERSION")
         out[check_component_name(name.strip())] = check_component_version(version.strip())
     if not out:
-        raise BadInputError("no --component NAME=VERSION given")
+        raise BadInputError("no `components` NAME=VERSION given")
     return out
 
 
@@ -126,18 +126,18 @@ def parse_merges(values: list[str]) -> dict[str, dict[str, Any]]:
     for item in values:
         name, sep, text = item.partition("=")
         if not sep:
-            raise BadInputError(f"--merge {item!r} is not NAME=JSON or NAME=@FILE")
+            raise BadInputError(f"`merge` {item!r} is not NAME=JSON or NAME=@FILE")
         if text.startswith("@"):
             path = Path(text[1:])
             if not path.is_file():
-                raise BadInputError(f"--merge {name}: {path} does not exist")
+                raise BadInputError(f"`merge` {name}: {path} does not exist")
             text = path.read_text("utf-8")
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise BadInputError(f"--merge {name}: not valid JSON: {exc}") from exc
+            raise BadInputError(f"`merge` {name}: not valid JSON: {exc}") from exc
         if not isinstance(value, dict):
-            raise BadInputError(f"--merge {name}: the configuration to merge must be a JSON object")
+            raise BadInputError(f"`merge` {name}: the configuration to merge must be a JSON object")
         out.setdefault(name, {}).update(value)
     return out
 
@@ -148,7 +148,7 @@ def parse_resets(values: list[str]) -> dict[str, list[str]]:
         name, sep, pointer = item.partition("=")
         if not sep or not (pointer == "" or pointer.startswith("/")):
             raise BadInputError(
-                f"--reset {item!r} is not NAME=/json/pointer", hint="use NAME= to reset everything"
+                f"`reset` {item!r} is not NAME=/json/pointer", hint="use NAME= to reset everything"
             )
         out.setdefault(name, []).append(pointer)
     return out
@@ -213,13 +213,13 @@ def check_target_arn(arn: str) -> tuple[str, str]:
 def deployment_params(request: DeployRequest, target_arn: str) -> dict[str, Any]:
     """The exact CreateDeployment request."""
     if request.failure_policy not in FAILURE_POLICIES:
-        raise BadInputError(f"--failure-policy must be one of {', '.join(FAILURE_POLICIES)}")
+        raise BadInputError(f"`failure_policy` must be one of {', '.join(FAILURE_POLICIES)}")
     if request.update_action not in UPDATE_ACTIONS:
-        raise BadInputError(f"--update-policy must be one of {', '.join(UPDATE_ACTIONS)}")
+        raise BadInputError(f"`update_policy` must be one of {', '.join(UPDATE_ACTIONS)}")
     request.rollout.check()
     for name in {*request.merge, *request.reset}:
         if name not in request.components and name != NUCLEUS:
-            raise BadInputError(f"--merge/--reset name {name}, which is not a --component")
+            raise BadInputError(f"`merge`/`reset` name {name}, which is not a `components`")
     components: dict[str, Any] = {}
     for name, version in request.components.items():
         spec: dict[str, Any] = {"componentVersion": version}
@@ -267,7 +267,7 @@ def deployment_params(request: DeployRequest, target_arn: str) -> dict[str, Any]
 def resolve_target(request: DeployRequest, clients: Clients) -> str:
     given = [x for x in (request.target_arn, request.thing, request.thing_group) if x]
     if len(given) != 1:
-        raise BadInputError("give exactly one of --target-arn, --thing, --thing-group")
+        raise BadInputError("give exactly one of `target_arn`, `thing`, `thing_group`")
     if request.target_arn:
         check_target_arn(request.target_arn)
         return request.target_arn
@@ -283,7 +283,7 @@ def resolve_target(request: DeployRequest, clients: Clients) -> str:
             raise BadInputError(
                 f"{what} {request.thing_group or request.thing!r} does not exist in this "
                 "account and region",
-                hint="check the name and --region",
+                hint="check the name and `region`",
             ) from exc
         raise
 
@@ -434,11 +434,11 @@ def _packaged_findings(report: Path | None) -> dict[str, list[dict[str, Any]]]:
         return {}
     path = Path(report)
     if not path.is_file():
-        raise BadInputError(f"--package-report {path} does not exist")
+        raise BadInputError(f"`package_report` {path} does not exist")
     try:
         data = json.loads(path.read_text("utf-8"))
     except json.JSONDecodeError as exc:
-        raise BadInputError(f"--package-report {path} is not JSON: {exc}") from exc
+        raise BadInputError(f"`package_report` {path} is not JSON: {exc}") from exc
     return {p["platform"]: p.get("findings", []) for p in data.get("platforms", [])}
 
 
@@ -471,7 +471,7 @@ def deploy(request: DeployRequest, clients: Clients) -> dict[str, Any]:
                 calls.append(Call("iot", "DescribeThing", {"thingName": request.thing}))
                 target = f"arn:aws:iot:<region>:<account-id>:thing/{request.thing}"
             else:
-                raise BadInputError("give one of --target-arn, --thing, --thing-group")
+                raise BadInputError("give one of `target_arn`, `thing`, `thing_group`")
             params = deployment_params(request, target)
         else:
             check_target_arn(target)
@@ -495,7 +495,7 @@ def deploy(request: DeployRequest, clients: Clients) -> dict[str, Any]:
         raise CheckFailedError(
             "deployment preflight failed:\n"
             + "\n".join(f"  {f.subject}: {f.message}" for f in errors),
-            hint="fix the component or the target, or pass --force to deploy anyway",
+            hint="fix the component or the target, or pass `force` to deploy anyway",
             details={"findings": [f.to_dict() for f in findings]},
         )
     created = clients.call("greengrassv2", "create_deployment", **params)

@@ -164,7 +164,7 @@ def check_settings(settings: Settings, publisher: str) -> None:
             hint="e.g. 127.0.0.1 (this device only) or 0.0.0.0 (every interface)",
         )
     if not publisher.strip():
-        raise BadInputError("--publisher is empty", hint="e.g. --publisher 'Example Corp'")
+        raise BadInputError("`publisher` is empty", hint="e.g. `publisher` 'Example Corp'")
 
 
 def ort_pin() -> str:
@@ -175,9 +175,9 @@ def ort_pin() -> str:
 def plan_platforms(bundle: Bundle, request: PackageRequest) -> list[PlatformPlan]:
     platforms = [parse_platform(p) for p in request.platforms]
     if not platforms:
-        raise BadInputError("no --platform given", hint="e.g. --platform linux/amd64")
+        raise BadInputError("no `platforms` given", hint="e.g. `platforms` linux/amd64")
     if len(set(platforms)) != len(platforms):
-        raise BadInputError("the same --platform is given twice")
+        raise BadInputError("the same `platforms` is given twice")
     for p in platforms:
         if p.os != "linux":
             raise BadInputError(
@@ -215,7 +215,7 @@ def plan_platforms(bundle: Bundle, request: PackageRequest) -> list[PlatformPlan
         if v.get("rejected"):
             raise BadInputError(
                 f"variant {variant!r} chosen for {p.label} was rejected: {v.get('reject_reason')}",
-                hint="choose another with --variant PLATFORM=NAME",
+                hint="choose another with `variants` PLATFORM=NAME",
             )
         plans.append(
             PlatformPlan(
@@ -288,9 +288,9 @@ def package(
     name = check_component_name(request.name)
     version = check_component_version(request.version)
     if request.fmt not in recipe_io.FORMATS:
-        raise BadInputError(f"--format {request.fmt!r} is not json or yaml")
+        raise BadInputError(f"`fmt` {request.fmt!r} is not json or yaml")
     if request.wheel_source is not None and not Path(request.wheel_source).is_dir():
-        raise BadInputError(f"--wheel-source {request.wheel_source} is not a folder")
+        raise BadInputError(f"`wheel_source` {request.wheel_source} is not a folder")
     check_python_version(request.python_version)
     check_settings(request.settings, request.publisher)
     if Path(request.output).exists() and not Path(request.output).is_dir():
@@ -315,7 +315,7 @@ def package(
     if errors and not request.force:
         raise CheckFailedError(
             f"compatibility preflight failed ({len(errors)} error(s)):\n{_findings_text(errors)}",
-            hint="fix the bundle or the targets, or pass --force to package anyway",
+            hint="fix the bundle or the targets, or pass `force` to package anyway",
             details={"findings": [f.to_dict() for p in plans for f in p.findings]},
         )
 
@@ -325,7 +325,7 @@ def package(
     if (final_artifacts.exists() or recipe_path.exists()) and not request.overwrite:
         raise BadInputError(
             f"{name} {version} is already packaged in {output}",
-            hint="component versions are immutable: bump --version, or pass --overwrite",
+            hint="component versions are immutable: bump `version`, or pass `overwrite`",
         )
     if final_artifacts.exists() or recipe_path.exists():
         check_version_ours(output, name, version, final_artifacts)
@@ -423,7 +423,7 @@ def package(
             raise CheckFailedError(
                 f"the recipe would be {report.size_bytes:,} bytes; Greengrass tools refuse "
                 f"recipes over {validate.MAX_RECIPE_BYTES:,}",
-                hint="package fewer --platform values per component, drop --catch-all, or "
+                hint="package fewer `platforms` values per component, drop `catch_all`, or "
                 "choose a shorter --name (it recurs in topics and policy ids)",
             )
         if not report.ok:
@@ -494,7 +494,7 @@ def check_version_ours(output: Path, name: str, version: str, artifacts_dir: Pat
     if listed is None:
         raise BadInputError(
             f"{where} was not packaged by edgekit (no {report.name}); nothing was changed",
-            hint="bump --version, or move that version away yourself",
+            hint="bump `version`, or move that version away yourself",
         )
     if artifacts_dir.is_dir():
         foreign = sorted(
@@ -506,7 +506,7 @@ def check_version_ours(output: Path, name: str, version: str, artifacts_dir: Pat
             raise BadInputError(
                 f"{where} holds files edgekit did not write ({', '.join(foreign[:5])}); "
                 "nothing was changed",
-                hint="move those files away, or bump --version",
+                hint="move those files away, or bump `version`",
             )
 
 

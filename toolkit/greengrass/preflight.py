@@ -2,7 +2,7 @@
 the onnxruntime the component pins? Run before package and before deploy.
 
 Each check is a function registered in CHECKS; it returns findings (error or warning, with the
-reason). Errors stop packaging unless --force.
+reason). Errors stop packaging unless --ignore-preflight.
 """
 
 from __future__ import annotations
@@ -361,7 +361,7 @@ def installable(inp: PreflightInput) -> list[Finding]:
             f"onnxruntime {inp.ort_version} publishes no wheel for {inp.platform} on PyPI "
             "(nor a source build pip could make): Install cannot set up the agent's runtime",
             "run a 64-bit OS on the device (aarch64), or serve an onnxruntime wheel from the "
-            "devices' pip index and pass --force",
+            "devices' pip index and pass --ignore-preflight",
         )
     ]
 

@@ -43,7 +43,7 @@ class PublishRequest:
 def check_bucket_name(bucket: str) -> str:
     if not BUCKET_NAME.match(bucket) or ".." in bucket or IP_SHAPED.match(bucket):
         raise BadInputError(
-            f"--bucket {bucket!r} is not a valid S3 bucket name",
+            f"`bucket` {bucket!r} is not a valid S3 bucket name",
             hint="3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter "
             "or digit (no s3:// prefix, no path)",
         )
@@ -59,7 +59,7 @@ def check_bucket_region(found: dict[str, Any], bucket: str, region: str) -> None
         raise BadInputError(
             f"S3 bucket {bucket!r} is in {where}, but Greengrass is called in {region}: the "
             "service cannot read artifacts from another region",
-            hint=f"use a bucket in {region}, or pass --region {where}",
+            hint=f"use a bucket in {region}, or pass `region` {where}",
         )
 
 
@@ -77,7 +77,7 @@ def find_recipe(build_dir: Path, recipe: Path | None) -> Path:
     if len(recipes) > 1:
         listed = ", ".join(p.name for p in recipes)
         raise BadInputError(
-            f"{build_dir} holds several recipes ({listed})", hint="choose one with --recipe FILE"
+            f"{build_dir} holds several recipes ({listed})", hint="choose one with `recipe` FILE"
         )
     return recipes[0]
 

@@ -87,13 +87,13 @@ def check_override(
         raise BadInputError(
             f"--target {platform.label}={target}: no target profile {target!r} and no tuned "
             "selection for it in the bundle",
-            hint=f"choose one of {', '.join(known)}, or pass --targets-dir with {target}.yaml",
+            hint=f"choose one of {', '.join(known)}, or pass `targets_dir` with {target}.yaml",
         )
     if facts is not None and facts.architecture != platform.architecture:
         raise BadInputError(
             f"--target {platform.label}={target}: {target} is an {facts.architecture} target, "
             f"so its selection cannot serve {platform.label} devices",
-            hint=f"pair {target} with --platform {platform.os}/{facts.architecture}, or choose "
+            hint=f"pair {target} with `platforms` {platform.os}/{facts.architecture}, or choose "
             f"a target of architecture {platform.architecture}",
         )
 

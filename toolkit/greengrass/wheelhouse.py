@@ -32,14 +32,14 @@ def unpack_dir(platform: Platform) -> str:
 def platform_tags(platform: Platform, glibc: str = DEFAULT_GLIBC) -> list[str]:
     """pip `--platform` values for a Linux device with this glibc, newest first."""
     if platform.os != "linux":
-        raise BadInputError(f"--wheelhouse supports Linux platforms only, not {platform.label}")
+        raise BadInputError(f"`wheelhouse` supports Linux platforms only, not {platform.label}")
     arch = PIP_ARCH[platform.architecture]
     if platform.architecture == "arm":
         # manylinux armv7l wheels are rare: the common source is piwheels' linux_armv7l.
         return ["linux_armv7l"]
     major, _, minor = glibc.partition(".")
     if major != "2" or not minor.isdigit():
-        raise BadInputError(f"--glibc {glibc!r} is not a version like 2.28")
+        raise BadInputError(f"`glibc` {glibc!r} is not a version like 2.28")
     tags = [f"manylinux_2_{m}_{arch}" for m in range(int(minor), OLDEST_MANYLINUX - 1, -1)]
     return [*tags, f"manylinux2014_{arch}"]
 
@@ -104,7 +104,7 @@ def build_wheelhouse(
         except subprocess.TimeoutExpired as exc:
             raise CheckFailedError(
                 f"pip download for {platform.label} took longer than {timeout_s:.0f} s",
-                hint="check the connection to the package index, or pass --wheel-source DIR",
+                hint="check the connection to the package index, or pass `wheel_source` DIR",
             ) from exc
         if done.returncode != 0:
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-6:])

@@ -58,7 +58,7 @@ def load(
         except BundleError as exc:
             raise BadInputError(
                 f"static quantization needs calibration data and {exc.message}",
-                hint="pass --calibration FILE (CSV, Parquet, NPY or NPZ)",
+                hint="pass `calibration` FILE (CSV, Parquet, NPY or NPZ)",
             ) from exc
         source = {"kind": "samples", "file": bundle.manifest.get("samples")}
         where = "the bundle's stored samples"
@@ -90,7 +90,7 @@ def complete_rows(calib: CalibrationSet, why: str, min_rows: int = MIN_ROWS) -> 
         raise BadInputError(
             f"calibration data: {dropped} of {calib.rows} rows have missing values (NaN) and "
             f"{why}; {left} complete rows are left, fewer than the {min_rows} needed",
-            hint="use --calibrate minmax or entropy, or give --calibration FILE with more "
+            hint="use `calibrate` minmax or entropy, or give `calibration` FILE with more "
             "complete rows",
         )
     source = {

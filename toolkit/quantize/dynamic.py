@@ -33,7 +33,7 @@ class DynamicConfig:
     blockwise_nodes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        check_choice(self.weight_type, QUANT_TYPES, "--weight-type")
+        check_choice(self.weight_type, QUANT_TYPES, "`weight_type`")
 
 
 def run(config: DynamicConfig, ctx: MethodContext) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def _from_frame(signature: dict[str, Any], frame: Any, purpose: str) -> dict[str
     if mismatch:
         raise BadInputError(
             f"{purpose}: the columns do not match the model's: {mismatch}",
-            hint="give the columns the model was exported with; name the label with --target-column",
+            hint="give the columns the model was exported with; name the label with `target_column`",
         )
     names = [i["name"] for i in inputs]
     # an input's column: the user's name where skl2onnx renamed it (signature "column")
@@ -128,7 +128,7 @@ def _from_tensors(
         raise BadInputError(
             f"{purpose}: the arrays {sorted(tensors)} do not provide the model's inputs "
             f"{names} (missing {missing})",
-            hint="save an NPZ keyed by input name (name the label array with --target-column)",
+            hint="save an NPZ keyed by input name (name the label array with `target_column`)",
         )
     feeds = {}
     for spec in inputs:
@@ -170,7 +170,7 @@ def load_feeds(
     if target_column is not None and sample.target is None:
         raise BadInputError(
             f"{purpose}: {path} has no column or array named {target_column!r}",
-            hint="check --target-column",
+            hint="check `target_column`",
         )
     return feeds_from_sample(signature, sample, purpose), sample.target, sample
 

@@ -96,7 +96,7 @@ def check_name(name: str) -> None:
     """Refuse a variant name before any work, so a bad one never leaves a file behind."""
     if name == FP32:
         raise BadInputError(
-            "the fp32 variant cannot be replaced by a quantized one", hint="choose another --name"
+            "the fp32 variant cannot be replaced by a quantized one", hint="choose another `name`"
         )
     if not VARIANT_NAME.match(name):
         raise BadInputError(
@@ -124,15 +124,15 @@ def quantizer_failure(method: str, config: Any, exc: BaseException) -> BadInputE
     where = f" at node {node.name!r} ({node.op_type})" if node is not None else ""
     tries = []
     if node is not None and node.name:
-        tries.append(f"--exclude-nodes {node.name}")
+        tries.append(f"`exclude_nodes` {node.name}")
     if node is not None:
-        tries.append(f"--exclude-op-types {node.op_type}")
+        tries.append(f"`exclude_op_types` {node.op_type}")
     if getattr(config, "format", None) == "qoperator":
-        tries.insert(0, "the QDQ format (drop --format qoperator), which handles more graphs")
+        tries.insert(0, "the QDQ format (drop `format` qoperator), which handles more graphs")
     hint = (
         "try " + ", or ".join(tries)
         if tries
-        else ("exclude the failing nodes (--exclude-nodes) or op types (--exclude-op-types)")
+        else ("exclude the failing nodes (`exclude_nodes`) or op types (`exclude_op_types`)")
     )
     return BadInputError(
         f"the {method} quantizer cannot handle this model{where}: "
@@ -156,8 +156,8 @@ def check_exclusions(config: Any, model_path: Path) -> None:
     nodes = [n.name for n in model.graph.node if n.name]
     ops = sorted({n.op_type for n in model.graph.node})
     for option, wanted, known in (
-        ("--exclude-nodes", nodes_wanted, nodes),
-        ("--exclude-op-types", ops_wanted, ops),
+        ("`exclude_nodes`", nodes_wanted, nodes),
+        ("`exclude_op_types`", ops_wanted, ops),
     ):
         unknown = [w for w in wanted if w not in set(known)]
         if not unknown:
@@ -310,8 +310,8 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
 
     if not math.isfinite(request.max_drop) or request.max_drop < 0:
         raise BadInputError(
-            f"--max-drop must be a number of 0 or more, got {request.max_drop}",
-            hint="e.g. --max-drop 0.005 (cosine at least 0.995)",
+            f"`max_drop` must be a number of 0 or more, got {request.max_drop}",
+            hint="e.g. `max_drop` 0.005 (cosine at least 0.995)",
         )
     # absolute: the quantizers (and auto's search, which reads the samples) run with their own
     # work folder as the current folder, where a relative bundle path names nothing
@@ -335,7 +335,7 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
             f"{method.name} needs no calibration: {request.calibration} unused"
         )
     elif request.calibration is not None:
-        raise BadInputError(f"--calibration applies to static quantization, not {method.name}")
+        raise BadInputError(f"`calibration` applies to static quantization, not {method.name}")
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgekit-quantize-") as tmp:
@@ -386,7 +386,7 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
             if name in bundle.variants and not request.replace:
                 raise BundleError(
                     f"bundle already has a variant {name!r} (auto chose {method.name})",
-                    hint="choose another --name or pass --replace",
+                    hint="choose another `name` or pass `replace`",
                 )
 
         quant_ops = _quant_ops(out_path)
@@ -394,7 +394,7 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
             raise BadInputError(
                 f"{method.name} quantization found nothing to quantize in this model "
                 f"(kind {info.kind}; operators {', '.join(sorted(info.ops))})",
-                hint="try another --method (static quantizes more operator types) or keep FP32",
+                hint="try another `method` (static quantizes more operator types) or keep FP32",
             )
         if method.name == "fp16" and not _fp16_tensors(out_path):
             raise BadInputError(
@@ -483,10 +483,10 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
 
 def _check_free(bundle: Bundle, name: str, replace: bool, meanwhile: bool = False) -> None:
     """A variant name is taken once: a second run (or a concurrent one) that asks for the same
-    name is refused unless it says --replace."""
+    name is refused unless it says `replace`."""
     if name in bundle.variants and not replace:
         raise BundleError(
             f"bundle already has a variant {name!r}"
             + (" (another run added it while this one worked)" if meanwhile else ""),
-            hint="choose another --name or pass --replace",
+            hint="choose another `name` or pass `replace`",
         )

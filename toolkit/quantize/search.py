@@ -270,7 +270,7 @@ def run(
         raise BadInputError(
             "every candidate of --method auto failed: "
             + "; ".join(f"{t['label']}: {t.get('error')}" for t in tried),
-            hint="choose a --method and its options by hand",
+            hint="choose a `method` and its options by hand",
         )
     passing = [m for m in made if m[4]["passed"]]
     if passing:

@@ -46,10 +46,10 @@ class StaticConfig:
     op_types_to_exclude: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        check_choice(self.format, FORMATS, "--format")
-        check_choice(self.calibrate, CALIBRATIONS, "--calibrate")
-        check_choice(self.activation_type, QUANT_TYPES, "--activation-type")
-        check_choice(self.weight_type, QUANT_TYPES, "--weight-type")
+        check_choice(self.format, FORMATS, "`format`")
+        check_choice(self.calibrate, CALIBRATIONS, "`calibrate`")
+        check_choice(self.activation_type, QUANT_TYPES, "`activation_type`")
+        check_choice(self.weight_type, QUANT_TYPES, "`weight_type`")
 
 
 def _calibration_method(name: str) -> Any:

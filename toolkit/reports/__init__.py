@@ -2,6 +2,12 @@
 
 Shared by every command that writes a report (bench, fleet, ...)."""
 
-from toolkit.reports.html import HtmlReport, figure_data_uri, figure_svg, new_figure
+from toolkit.reports.html import (
+    HtmlReport,
+    figure_data_uri,
+    figure_svg,
+    new_figure,
+    plain_log_ticks,
+)
 
-__all__ = ["HtmlReport", "figure_data_uri", "figure_svg", "new_figure"]
+__all__ = ["HtmlReport", "figure_data_uri", "figure_svg", "new_figure", "plain_log_ticks"]

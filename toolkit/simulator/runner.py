@@ -144,7 +144,7 @@ def pick_component(catalog: Catalog, wanted: str | None) -> str:
         return wanted
     if len(names) == 1:
         return names[0]
-    raise BadInputError(f"the build folder has several components {names}", hint="pass --name")
+    raise BadInputError(f"the build folder has several components {names}", hint="pass `name`")
 
 
 RUN_KIND = "simulate-run"
@@ -227,7 +227,7 @@ async def _simulate(
             raise BadInputError(
                 f"{component} declares no {PORT_KEY!r} in its DefaultConfiguration, so the load "
                 "generator has no port to reach it on",
-                hint="declare the port the component serves on, or run without --load",
+                hint="declare the port the component serves on, or run without `load`",
             )
 
         def make(thing: str) -> Deployment:
@@ -248,7 +248,7 @@ async def _simulate(
             )
             if data is None:
                 raise BadInputError(
-                    "no data set to drive load with", hint="pass --data samples.npz"
+                    "no data set to drive load with", hint="pass `data` samples.npz"
                 )
         loads = [DeviceLoad(t, ports[t]) for t in ready]
         drift_things = set(ready[: opts.drift_devices]) if opts.drift_devices else None

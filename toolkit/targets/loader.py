@@ -60,26 +60,26 @@ def parse_profile(data: Any, origin: str) -> TargetProfile:
         field, message = problems[0]
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise BadInputError(
-            f"target profile {origin}: field `{field}`: {message}{more}",
+            f"target profile {origin}: field '{field}': {message}{more}",
             hint="fix the field; `edgekit targets --json` shows the shipped profiles as examples",
             details={"file": origin, "problems": [{"field": f, "message": m} for f, m in problems]},
         )
     if data["name"] == LOCAL:
         raise BadInputError(
-            f"target profile {origin}: field `name`: `local` is reserved for this machine",
+            f"target profile {origin}: field 'name': 'local' is reserved for this machine",
             hint="give the profile another name",
         )
     for i, recipe in enumerate(data["quantization"]["prefer"]):
         unknown = [p for p in recipe.get("providers", []) if p not in data["providers"]]
         if unknown:
             raise BadInputError(
-                f"target profile {origin}: field `quantization.prefer.{i}.providers`: "
+                f"target profile {origin}: field 'quantization.prefer.{i}.providers': "
                 f"{', '.join(unknown)} not among the profile's providers",
-                hint="list the provider under `providers` or drop it from the recipe",
+                hint="list the provider under 'providers' or drop it from the recipe",
             )
     if data["cpu"].get("threads", data["cpu"]["cores"]) < data["cpu"]["cores"]:
         raise BadInputError(
-            f"target profile {origin}: field `cpu.threads`: fewer threads than cores",
+            f"target profile {origin}: field 'cpu.threads': fewer threads than cores",
             hint="threads counts logical CPUs, at least the number of cores",
         )
     return TargetProfile(data=data, source=origin)
@@ -101,13 +101,13 @@ def load_profile_file(path: Path, source: str | None = None) -> TargetProfile:
         raise BadInputError(f"target profile {origin}: cannot read it: {exc}") from exc
     if not isinstance(data, dict):
         raise BadInputError(
-            f"target profile {origin}: field `(top level)`: must be a mapping of fields",
+            f"target profile {origin}: field '(top level)': must be a mapping of fields",
             hint="see the shipped profiles in toolkit/targets/profiles/",
         )
     profile = parse_profile(data, origin)
     if profile.name != path.stem:
         raise BadInputError(
-            f"target profile {origin}: field `name`: {profile.name!r} differs from the file "
+            f"target profile {origin}: field 'name': {profile.name!r} differs from the file "
             f"name {path.stem!r}",
             hint=f"rename the file to {profile.name}.yaml or set name: {path.stem}",
         )
@@ -122,7 +122,7 @@ def check_targets_dir(targets_dir: str | Path) -> Path:
     directory = Path(targets_dir)
     if not directory.is_dir():
         raise BadInputError(
-            f"--targets-dir {directory} is not a folder",
+            f"`targets_dir` {directory} is not a folder",
             hint="pass a folder holding <name>.yaml profile files",
         )
     return directory
@@ -155,6 +155,6 @@ def get_target(name: str, targets_dir: str | Path | None = None) -> TargetProfil
         known = ", ".join(sorted([*targets, LOCAL]))
         raise BadInputError(
             f"unknown target {name!r}",
-            hint=f"choose one of: {known} (or add {name}.yaml under --targets-dir)",
+            hint=f"choose one of: {known} (or add {name}.yaml under `targets_dir`)",
         )
     return targets[name]

@@ -131,7 +131,7 @@ def fleet_bench(db: Path, target: TargetProfile) -> Any:
     The hook for the collector: a module FLEET_READER with `fleet_bench(db, target_name)`.
     """
     if not Path(db).is_file():
-        raise BadInputError(f"--from-fleet {db}: no such database file")
+        raise BadInputError(f"`from_fleet` {db}: no such database file")
     try:
         reader = importlib.import_module(FLEET_READER)
     except ImportError as exc:

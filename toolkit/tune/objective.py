@@ -30,19 +30,19 @@ def parse_latency_budget(text: str | None) -> LatencyBudget | None:
     m = re.fullmatch(r"\s*(p50|p90|p99|mean)\s*=\s*([0-9]*\.?[0-9]+)\s*(us|µs|ms|s)?\s*", text)
     if not m:
         raise BadInputError(
-            f"--latency-budget {text!r} is not PERCENTILE=VALUE",
+            f"`latency_budget` {text!r} is not PERCENTILE=VALUE",
             hint="write it like p99=5ms (percentiles p50, p90, p99 or mean; units us, ms, s)",
         )
     value = float(m.group(2)) * _UNITS[m.group(3) or "ms"]
     if value <= 0:
-        raise BadInputError(f"--latency-budget {text!r} must be above zero")
+        raise BadInputError(f"`latency_budget` {text!r} must be above zero")
     return LatencyBudget(m.group(1), value)
 
 
 def check_objective(objective: str) -> str:
     if objective not in OBJECTIVES:
         raise BadInputError(
-            f"--objective {objective!r} is not one of {', '.join(OBJECTIVES)}",
+            f"`objective` {objective!r} is not one of {', '.join(OBJECTIVES)}",
             hint="latency: fastest single query; throughput: most samples/s; size: smallest file",
         )
     return objective

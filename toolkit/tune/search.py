@@ -32,9 +32,9 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.max_trials is not None and self.max_trials < 1:
-            raise ValueError("--max-trials must be >= 1")
+            raise ValueError("`max_trials` must be >= 1")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
-            raise ValueError("--time-budget must be > 0 seconds")
+            raise ValueError("`time_budget` must be > 0 seconds")
 
 
 @dataclass

@@ -279,7 +279,7 @@ def _tune(
     objective = check_objective(request.objective)
     budget = parse_latency_budget(request.latency_budget)
     if request.max_drop is not None and request.max_drop < 0:
-        raise BadInputError("--max-drop must be >= 0", hint="e.g. --max-drop 0.01 (one point)")
+        raise BadInputError("`max_drop` must be >= 0", hint="e.g. `max_drop` 0.01 (one point)")
     search_budget = Budget(request.max_trials, request.time_budget_s)
     target = get_target(request.target, request.targets_dir)
     bundle = Bundle.open(request.bundle_dir)
@@ -296,7 +296,7 @@ def _tune(
         raise CheckFailedError(
             f"no variant of {bundle.manifest['name']} passes the gate for {target.name}: "
             + "; ".join(f"{n}: {i.pruned}" for n, i in infos.items()),
-            hint="raise --max-drop, or re-quantize with other settings",
+            hint="raise `max_drop`, or re-quantize with other settings",
         )
 
     local = local_profile()
@@ -435,10 +435,10 @@ def _tune(
         return result
     if budget_met is False:
         raise CheckFailedError(
-            f"no candidate meets --latency-budget {budget} on {target.name}: the best, "
+            f"no candidate meets `latency_budget` {budget} on {target.name}: the best, "
             f"{selected.candidate.describe()}, has {budget.percentile} "
             f"{selected.metrics['latency_ms'][budget.percentile]:.3g} ms",
-            hint="relax the budget, allow a larger --max-drop, or choose a faster target",
+            hint="relax the budget, allow a larger `max_drop`, or choose a faster target",
             details={"result": result.to_dict()},
         )
     if request.write:
@@ -651,7 +651,7 @@ def _measure_here(
     if not points:
         raise CheckFailedError(
             "the search budget ran out before a single candidate was measured",
-            hint="raise --time-budget or --max-trials",
+            hint="raise `time_budget` or `max_trials`",
         )
     where = _host()
     if plan.pin:

@@ -102,7 +102,7 @@ BAD_OPTIONS = [
     (["--stability", "nan"], "tolerance"),
     (["--max-windows", "0"], "max_windows"),
     (["--scenario", "bogus"], "unknown scenario"),
-    (["--variants", "nope"], "no variant 'nope'"),
+    (["--variant", "nope"], "no variant 'nope'"),
     (["--providers", "warpdrive"], "none of the requested"),
     (["--price-per-hour", "-1"], "--price-per-hour"),
     (["--price-per-hour", "1", "--instance", "c7g.large"], "not both"),

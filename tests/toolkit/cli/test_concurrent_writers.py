@@ -64,7 +64,7 @@ def test_the_same_variant_name_from_two_writers_is_refused_once(cnn_bundle, copy
     codes = sorted(code for code, _o, _e in outcomes)
     assert codes == [0, 2], [e[-800:] for _c, _o, e in outcomes]
     refused = next(err for code, _o, err in outcomes if code == 2)
-    assert "already has a variant 'q'" in " ".join(refused.split()) and "--replace" in refused
+    assert "already has a variant 'q'" in " ".join(refused.split()) and "--overwrite" in refused
     winner = next(json.loads(out) for code, out, _e in outcomes if code == 0)
     fresh = Bundle.open(bundle)
     assert winner["variant"] == "q" and winner["bytes"] == fresh.variant("q")["bytes"]

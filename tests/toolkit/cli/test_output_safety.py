@@ -187,7 +187,7 @@ def test_evaluate_touches_only_the_manifest(cnn_bundle, copy_bundle, digits_data
 
 
 # -- bench -------------------------------------------------------------------------------------
-BENCH = ("--variants", "fp32", "--iterations", "5", "--warmup", "1", "--no-native", "--no-save")
+BENCH = ("--variant", "fp32", "--iterations", "5", "--warmup", "1", "--no-native", "--no-save")
 
 
 @pytest.mark.parametrize("where", ["foreign", "dot", "bundle"])

@@ -151,7 +151,7 @@ def _quantize_cli(*args):
     [
         (["--method", "static", "--name", "a b"], "not allowed"),
         (["--method", "static", "--name", "../up"], "not allowed"),
-        (["--method", "fp16", "--name", "fp32", "--replace"], "fp32 variant cannot"),
+        (["--method", "fp16", "--name", "fp32", "--overwrite"], "fp32 variant cannot"),
         (["--method", "static", "--exclude-nodes", "node_conv2dd"], "close: node_conv2d"),
         (["--method", "dynamic", "--exclude-op-types", "Gemm,Bogus"], "'Bogus'"),
         (["--method", "fp16", "--exclude-op-types", "Bogus"], "'Bogus'"),
@@ -225,8 +225,8 @@ def test_a_quantizer_crash_names_the_node_and_what_to_try():
     except AttributeError as exc:
         error = quantizer_failure("static", StaticConfig(format="qoperator"), exc)
     assert "at node 'MatMul1' (MatMul)" in error.message and "AttributeError" in error.message
-    assert "drop --format qoperator" in error.hint
-    assert "--exclude-nodes MatMul1" in error.hint and "--exclude-op-types MatMul" in error.hint
+    assert "drop `format` qoperator" in error.hint
+    assert "`exclude_nodes` MatMul1" in error.hint and "`exclude_op_types` MatMul" in error.hint
     assert error.exit_code == 2
 
 

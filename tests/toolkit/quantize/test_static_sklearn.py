@@ -62,7 +62,7 @@ def test_static_quantizes_the_mlp_and_the_gate_judges_it(mlp_bundle):
     bundle, data = mlp_bundle
     # the bundle is shared by both CPU cases of the probe fixture: the second replaces the first
     result = runner.invoke(
-        app, ["quantize", str(bundle), "--method", "static", "--replace", "--json"]
+        app, ["quantize", str(bundle), "--method", "static", "--overwrite", "--json"]
     )
     assert result.exit_code == 0, result.output
     q = json.loads(result.output)["quantization"]

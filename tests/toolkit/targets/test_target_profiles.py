@@ -103,7 +103,7 @@ def test_malformed_profile_names_file_and_field(tmp_path, mutate, field):
         load_targets(tmp_path)
     message = info.value.message
     assert str(path) in message
-    assert f"field `{field}`" in message
+    assert f"field '{field}'" in message
     assert info.value.exit_code == 2
 
 
@@ -126,7 +126,7 @@ def test_semantic_checks(tmp_path):
     other.mkdir()
     data = _shipped("rpi4")
     _write(other, "pi", data)  # name rpi4 in pi.yaml
-    with pytest.raises(BadInputError, match="field `name`.*differs from the file name"):
+    with pytest.raises(BadInputError, match="field 'name'.*differs from the file name"):
         load_targets(other)
 
     third = tmp_path / "third"

@@ -234,7 +234,7 @@ def test_memory_gate(cnn_bundle, copy_bundle, tmp_path, spy):
 
 def test_unmet_latency_budget_writes_nothing(cnn_bundle, copy_bundle):
     path = copy_bundle(cnn_bundle)
-    with pytest.raises(CheckFailedError, match="no candidate meets --latency-budget p99=0.001ms"):
+    with pytest.raises(CheckFailedError, match="no candidate meets `latency_budget` p99=0.001ms"):
         tune(TuneRequest(path, "local", latency_budget="p99=1us", **FAST))
     assert not manifest_io.read(path).get("selection")
 
@@ -243,7 +243,7 @@ def test_bad_inputs(cnn_bundle, copy_bundle):
     path = copy_bundle(cnn_bundle)
     with pytest.raises(BadInputError, match="unknown target"):
         tune(TuneRequest(path, "no-such-device", **FAST))
-    with pytest.raises(BadInputError, match="--objective"):
+    with pytest.raises(BadInputError, match="`objective`"):
         tune(TuneRequest(path, "local", objective="cheapest", **FAST))
     with pytest.raises(BadInputError, match="no such database file"):
         tune(TuneRequest(path, "rpi4", from_fleet=path / "no-fleet.db", **FAST))
@@ -288,8 +288,11 @@ def test_tune_cli_end_to_end_creates_evaluates_and_budgets(cnn_bundle, copy_bund
 def test_tune_cli_errors(cnn_bundle, copy_bundle, tmp_path):
     path = copy_bundle(cnn_bundle)
     runner = CliRunner()
-    res = runner.invoke(app, ["tune", str(path), "--latency-budget", "fast"])
+    res = runner.invoke(app, ["tune", str(path), "--latency-bound", "fast"])
     assert res.exit_code == 2 and "PERCENTILE=VALUE" in res.output
+    assert "--latency-bound 'fast'" in res.output  # the library's parameter, as the CLI's flag
+    res = runner.invoke(app, ["tune", str(path), "--latency-budget", "fast"])  # the old name
+    assert res.exit_code == 2 and "--latency-bound 'fast'" in res.output
     res = runner.invoke(app, ["tune", str(tmp_path / "nope"), "--target", "local"])
     assert res.exit_code == 2
     before = (path / "manifest.json").read_bytes()

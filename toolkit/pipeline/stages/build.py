@@ -144,7 +144,7 @@ class Train(Stage):
         if not output.is_file():
             raise CheckFailedError(
                 f"the train step finished but did not write {c.output}",
-                hint="it must write the model to the `output` path it is given",
+                hint="it must write the model to the path its 'output' argument names",
             )
         return {
             "model": output,

@@ -1,0 +1,249 @@
+"""One vocabulary: walk every edgekit command (typer → click introspection) and check that the
+shared options carry one name, one help text and one unit parser everywhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import typer
+from typer.models import OptionInfo
+from typer.testing import CliRunner
+
+from toolkit.cli import app
+from toolkit.cli.flagmap import flags_of, to_flags
+from toolkit.cli.options import (
+    DURATION_PARAMS,
+    EXIT_CODES,
+    RATE_PARAMS,
+    SHARED,
+    parse_duration,
+    parse_rate,
+)
+
+runner = CliRunner()
+
+
+def _commands(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    yield path, cmd
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+BY_FLAG = {max(s.opts, key=len): s for s in SHARED.values()}
+COMMANDS = list(_commands(typer.main.get_command(app)))
+
+
+def _functions(t: typer.Typer) -> Iterator[Any]:
+    """The Python functions behind every command and group callback."""
+    if t.registered_callback is not None and t.registered_callback.callback is not None:
+        yield t.registered_callback.callback
+    for command in t.registered_commands:
+        yield command.callback
+    for group in t.registered_groups:
+        if group.typer_instance is not None:
+            yield from _functions(group.typer_instance)
+
+
+def _options(func: Any) -> Iterator[tuple[str, OptionInfo]]:
+    import inspect
+
+    for name, param in inspect.signature(inspect.unwrap(func)).parameters.items():
+        if isinstance(param.default, OptionInfo):
+            yield name, param.default
+
+
+def test_the_walk_finds_every_command_group():
+    paths = {" ".join(p) for p, _ in COMMANDS}
+    assert {
+        "export",
+        "quantize",
+        "bench",
+        "bench compare",
+        "fleet report",
+        "simulate bench",
+    } <= paths
+    assert len(paths) > 20
+
+
+@pytest.mark.parametrize("path,cmd", COMMANDS, ids=[" ".join(p) or "edgekit" for p, _ in COMMANDS])
+def test_shared_options_have_one_name_and_one_help(path, cmd):
+    for param in getattr(cmd, "params", []):
+        if param.param_type_name != "option" or getattr(param, "hidden", False):
+            continue
+        visible = [o for o in param.opts if o.startswith("-")]
+        assert not {"--replace", "--force", "--variants"} & set(visible), (path, visible)
+        shared = BY_FLAG.get(max(visible, key=len)) if visible else None
+        if shared is None:
+            continue
+        assert sorted(visible) == sorted(shared.opts), (path, param.name, visible)
+        assert (param.help or "").startswith(shared.help_prefix), (path, param.name, param.help)
+
+
+@pytest.mark.parametrize("path,cmd", COMMANDS, ids=[" ".join(p) or "edgekit" for p, _ in COMMANDS])
+def test_every_help_takes_dash_h_and_ends_with_exit_codes(path, cmd):
+    res = runner.invoke(app, [*path, "-h"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert text.rstrip(" ─╯│").endswith(" ".join(EXIT_CODES.split())), text[-300:]
+
+
+def test_durations_and_rates_go_through_one_parser():
+    seen = set()
+    for func in _functions(app):
+        for name, info in _options(func):
+            if (info.help or "").startswith("Deprecated"):
+                continue
+            if name in DURATION_PARAMS:
+                seen.add(name)
+                assert getattr(info.parser, "kind", None) == "duration", (func.__name__, name)
+                assert "(a duration: 500ms, 60s, 2m)" in info.help, (func.__name__, info.help)
+            if name in RATE_PARAMS:
+                seen.add(name)
+                assert getattr(info.parser, "kind", None) == "rate", (func.__name__, name)
+                assert "per second" in info.help, (func.__name__, info.help)
+    assert {"duration", "time_budget", "drift_after", "load", "qps", "window"} <= seen
+
+
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("500ms", 0.5), ("60s", 60), ("2m", 120), ("1h", 3600), ("90", 90), ("1.5s", 1.5)],
+)
+def test_duration_units(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+def test_a_duration_is_not_a_rate():
+    assert parse_rate("50/s") == 50 and parse_rate("20") == 20
+    with pytest.raises(typer.BadParameter, match="not a rate"):
+        parse_rate("500ms")
+    with pytest.raises(typer.BadParameter, match="not a duration"):
+        parse_duration("5 parsecs")
+
+
+def test_load_given_as_a_time_is_refused_with_exit_2(tmp_path):
+    res = runner.invoke(app, ["simulate", "--component", str(tmp_path), "--load", "500ms"])
+    assert res.exit_code == 2
+    assert "--load" in res.output and "not a rate" in res.output
+
+
+def test_version_and_short_help_from_another_folder(tmp_path):
+    exe = [sys.executable, "-c", "from toolkit.cli import main; main()"]
+    res = subprocess.run([*exe, "--version"], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.startswith("edgekit ")
+    res = subprocess.run([*exe, "-h"], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0 and "quantize" in res.stdout and "Exit codes" in res.stdout
+
+
+def test_bench_bundle_runs_the_default_subcommand(tmp_path):
+    """`edgekit bench BUNDLE` is `edgekit bench run BUNDLE`, as the docs teach."""
+    res = runner.invoke(app, ["bench", str(tmp_path / "no-bundle")])
+    short = runner.invoke(app, ["bench", "run", str(tmp_path / "no-bundle")])
+    assert res.exit_code == short.exit_code == 2
+    assert "No such command" not in res.output and "no-bundle" in res.output
+
+
+def test_renamed_options_still_work_hidden():
+    """The old spellings are hidden aliases: absent from help, accepted, and noted."""
+    res = runner.invoke(app, ["quantize", "-h"], terminal_width=200)
+    assert "--overwrite" in res.output and "--replace" not in res.output
+    res = runner.invoke(app, ["tune", "-h"], terminal_width=200)
+    assert "--latency-bound" in res.output and "--latency-budget" not in res.output
+    res = runner.invoke(app, ["run", "-h"], terminal_width=200)
+    assert "--rerun" in res.output and "--force" not in res.output
+
+
+def test_library_parameter_names_become_this_commands_flags():
+    from toolkit.cli.quantize_cmd import quantize_command
+
+    flags = flags_of(quantize_command.__wrapped__)
+    text = "choose another `name` or pass `replace`; e.g. `max_drop` 0.01, drop `format` x"
+    assert to_flags(text, flags) == (
+        "choose another --name or pass --overwrite; e.g. --max-drop 0.01, drop --format x"
+    )
+    assert to_flags("pass --replace", flags) == "pass --overwrite"  # a renamed flag
+    assert to_flags("`not_an_option` stays", flags) == "`not_an_option` stays"
+
+
+# Library modules whose errors name parameters (`max_drop`) instead of flags.
+PARAMETER_NAMING = [
+    "toolkit/quantize/pipeline.py",
+    "toolkit/quantize/search.py",
+    "toolkit/quantize/calibration.py",
+    "toolkit/quantize/feeds.py",
+    "toolkit/tune/tuner.py",
+    "toolkit/tune/objective.py",
+    "toolkit/tune/device.py",
+    "toolkit/evaluate/runner.py",
+    "toolkit/bench/engine.py",
+    "toolkit/bench/cost.py",
+    "toolkit/greengrass/package.py",
+    "toolkit/greengrass/targets.py",
+    "toolkit/greengrass/wheelhouse.py",
+    "toolkit/greengrass/deploy.py",
+    "toolkit/greengrass/publish.py",
+    "toolkit/simulator/runner.py",
+    "toolkit/tune/search.py",
+    "toolkit/targets/loader.py",
+    "toolkit/greengrass/aws.py",
+    "toolkit/evaluate/gate.py",
+]
+
+
+def test_every_parameter_a_library_error_names_is_some_commands_flag():
+    import re
+    from pathlib import Path
+
+    from toolkit.cli.flagmap import LIBRARY_NAMES
+
+    known: set[str] = set()
+    for func in _functions(app):
+        known |= {n for n in flags_of(func) if not n.startswith("--")}
+    root = Path(__file__).resolve().parents[3]
+    unknown = []
+    for rel in PARAMETER_NAMING:
+        for number, line in enumerate((root / rel).read_text().splitlines(), 1):
+            if "Error(" in line or "hint=" in line:
+                for name in re.findall(r"`([a-z_][a-z0-9_]*)`", line):
+                    if LIBRARY_NAMES.get(name, name) not in known:
+                        unknown.append(f"{rel}:{number}: `{name}`")
+    assert not unknown, unknown
+
+
+def test_an_old_spelling_is_taken_when_the_new_one_stays_at_its_default():
+    from toolkit.cli.options import merged
+
+    assert merged("all", "fp32", "--variants", "--variant", "all") == "fp32"
+    assert merged("int8", None, "--variants", "--variant", "all") == "int8"
+    assert merged(False, True, "--replace", "--overwrite") is True
+    assert merged(["a"], ["b"], "--force", "--rerun") == ["a", "b"]
+
+
+def test_no_other_library_error_backticks_a_name_the_cli_would_turn_into_a_flag():
+    """Backticks in an error mean "a parameter" only in the modules listed above; elsewhere a
+    backticked word that is also some command's parameter (a YAML field `name`, say) would be
+    rewritten into a flag the user never typed."""
+    import re
+    from pathlib import Path
+
+    known: set[str] = set()
+    for func in _functions(app):
+        known |= {n for n in flags_of(func) if not n.startswith("--")}
+    root = Path(__file__).resolve().parents[3]
+    clashes = []
+    for package in ("toolkit", "export", "edge_agent"):
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel.startswith("toolkit/cli/") or rel in PARAMETER_NAMING:
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if "Error(" in line or "hint=" in line:
+                    clashes += [
+                        f"{rel}:{number}: `{n}`"
+                        for n in re.findall(r"`([a-z_][a-z0-9_]*)`", line)
+                        if n in known
+                    ]
+    assert not clashes, clashes
