@@ -16,7 +16,7 @@ from edge_agent.benchmark.stats import histogram
 
 if TYPE_CHECKING:  # pragma: no cover
     from edge_agent.benchmark.inputs import InputSets
-    from edge_agent.benchmark.runner import Measurement, SessionTiming, TimingConfig
+    from edge_agent.benchmark.measures import Measurement, SessionTiming, TimingConfig
 
 RECORD_VERSION = 1
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from toolkit.evaluate.metrics import LOWER_IS_BETTER as EVALUATE_LOWER_IS_BETTER
+from toolkit.scoring.metrics import LOWER_IS_BETTER as EVALUATE_LOWER_IS_BETTER
 
 # evaluate's own list, plus spellings other tools write into an evaluation.
 LOWER_IS_BETTER = set(EVALUATE_LOWER_IS_BETTER) | {"logloss", "max_difference"}

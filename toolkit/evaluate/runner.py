@@ -20,10 +20,10 @@ from edge_agent.errors import BadInputError, BundleError, EdgekitError
 from edge_agent.hashing import sha256_file
 from toolkit.evaluate import debug as qdq_debug
 from toolkit.evaluate import gate as G
-from toolkit.evaluate import metrics as M
-from toolkit.evaluate import predictions as P
 from toolkit.quantize import runtime
 from toolkit.quantize.feeds import load_feeds, rows_of
+from toolkit.scoring import metrics as M
+from toolkit.scoring import predictions as P
 
 
 @dataclass

@@ -31,6 +31,7 @@ from toolkit.quantize import (
     registry,
     runtime,
 )
+from toolkit.quantize.failures import quantizer_failure
 
 QUANT_OP = re.compile(r"^(QLinear.*|Q[A-Z].*|.*Quantize.*|.*Integer)$")
 
@@ -103,42 +104,6 @@ def check_name(name: str) -> None:
             f"variant name {name!r} is not allowed",
             hint="use up to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
         )
-
-
-def _failing_node(exc: BaseException) -> Any:
-    """The ONNX node the quantizer was working on when it failed (its innermost frame that
-    holds a `node`), to name in the error."""
-    import traceback
-
-    found = None
-    for frame, _ in traceback.walk_tb(exc.__traceback__):
-        node = frame.f_locals.get("node")
-        if hasattr(node, "op_type") and hasattr(node, "name"):
-            found = node
-    return found
-
-
-def quantizer_failure(method: str, config: Any, exc: BaseException) -> BadInputError:
-    """An onnxruntime.quantization crash as a message that says where and what to try."""
-    node = _failing_node(exc)
-    where = f" at node {node.name!r} ({node.op_type})" if node is not None else ""
-    tries = []
-    if node is not None and node.name:
-        tries.append(f"--exclude-nodes {node.name}")
-    if node is not None:
-        tries.append(f"--exclude-op-types {node.op_type}")
-    if getattr(config, "format", None) == "qoperator":
-        tries.insert(0, "the QDQ format (drop --format qoperator), which handles more graphs")
-    hint = (
-        "try " + ", or ".join(tries)
-        if tries
-        else ("exclude the failing nodes (--exclude-nodes) or op types (--exclude-op-types)")
-    )
-    return BadInputError(
-        f"the {method} quantizer cannot handle this model{where}: "
-        f"{type(exc).__name__}: {str(exc)[:600]}",
-        hint=hint,
-    )
 
 
 def check_exclusions(config: Any, model_path: Path) -> None:

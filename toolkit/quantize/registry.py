@@ -1,5 +1,7 @@
 """The quantization methods: each module registers one Method (a typed config and one run
 function), like Olive's passes. Adding a method means adding a module, not editing an if-chain.
+The registry imports no method: toolkit/quantize/__init__.py imports the built-in ones, so they
+have registered whenever anything of toolkit.quantize is in use.
 """
 
 from __future__ import annotations
@@ -46,17 +48,11 @@ def register(method: Method) -> Method:
     return method
 
 
-def _load_builtin() -> None:
-    from toolkit.quantize import dynamic, fp16, static  # noqa: F401
-
-
 def names() -> list[str]:
-    _load_builtin()
     return list(_METHODS)
 
 
 def get(name: str) -> Method:
-    _load_builtin()
     if name not in _METHODS:
         raise BadInputError(
             f"unknown quantization method {name!r}",

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.quantize.failures import failing_node
 from toolkit.quantize.graph import output_head
 from toolkit.quantize.registry import (
     QUANT_TYPES,
@@ -96,7 +97,7 @@ def run(config: StaticConfig, ctx: MethodContext) -> dict[str, Any]:
             )
             break
         except Exception as exc:  # the quantizer raises many types on graphs it cannot handle
-            node = _failing_node(exc)
+            node = failing_node(exc)
             name = getattr(node, "name", None)
             if attempt == MAX_RETRIES or not name or name in kept:
                 raise
@@ -146,12 +147,6 @@ def _typed(model: Any, ctx: MethodContext) -> Any:
     typed = (ctx.workdir or ctx.output.parent) / "typed.onnx"
     onnx.save(model, str(typed))
     return typed
-
-
-def _failing_node(exc: BaseException) -> Any:
-    from toolkit.quantize.pipeline import _failing_node as find
-
-    return find(exc)
 
 
 def _precision(c: StaticConfig) -> str:

@@ -214,7 +214,7 @@ def test_too_few_complete_rows_is_refused():
 def test_a_quantizer_crash_names_the_node_and_what_to_try():
     from onnx import helper
 
-    from toolkit.quantize.pipeline import quantizer_failure
+    from toolkit.quantize.failures import quantizer_failure
     from toolkit.quantize.static import StaticConfig
 
     def quantize_op(node):  # stands for an onnxruntime.quantization operator class
