@@ -193,5 +193,5 @@ def _write_npz(target: Path, arrays: dict[str, np.ndarray], ids: list[str]) -> N
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, **arrays, **{IDS_KEY: np.asarray(ids, dtype=str)})
+    np.savez(buf, **arrays, **{IDS_KEY: np.asarray(ids, dtype=str)})  # type: ignore[arg-type]  # numpy's stub
     atomic.write_bytes(target, buf.getvalue())

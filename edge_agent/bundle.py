@@ -293,7 +293,7 @@ def save_samples(path: Path, arrays: dict[str, np.ndarray]) -> None:
             arr = arr.astype(str)
         clean[key] = arr
     tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(tmp, **clean)
+    np.savez_compressed(tmp, **clean)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     tmp.replace(path)
 
 

@@ -115,7 +115,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
 
     from edge_agent.config import AgentConfig, load_file
 
-    env = os.environ if env is None else env
+    env = dict(os.environ) if env is None else env
     config = AgentConfig()
     if getattr(args, "config", None):
         config = config.updated(load_file(args.config))
@@ -171,6 +171,7 @@ def _serve(args: argparse.Namespace) -> int:
     except BaseException:
         agent.stop(flush_timeout=1.0)
         raise
+    assert agent.engine is not None and agent.transport is not None  # set by start()
     rest = agent.rest.url if agent.rest else "off"
     grpc = agent.grpc.url if agent.grpc else "off"
     print(

@@ -243,6 +243,7 @@ def self_test(
             continue
         want = samples[key][:rows]
         got = np.asarray(got)
+        detail: dict[str, Any]
         if got.shape != want.shape:
             ok, detail = False, {"problem": f"shape {got.shape} != stored {want.shape}"}
         elif got.dtype.kind in "fc" and want.dtype.kind in "fc":

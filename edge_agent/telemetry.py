@@ -363,7 +363,7 @@ def decode(payload: bytes | str) -> dict[str, Any]:
     return message
 
 
-_ENVELOPE = {
+_ENVELOPE: dict[str, type | tuple[type, ...]] = {
     "schema_version": int,
     "type": str,
     "thing": str,

@@ -298,7 +298,11 @@ def _timed(work: Callable[..., Response], args: tuple[Any, ...]) -> tuple[Respon
 
 
 def _infer_sync(
-    engine: Engine, raw: bytearray, headers: dict[str, str | None], received: float, cap: int
+    engine: Engine,
+    raw: bytes | bytearray,
+    headers: dict[str, str | None],
+    received: float,
+    cap: int,
 ) -> Response:
     try:
         raw = wire.decompress(raw, headers["encoding"] or None, cap)

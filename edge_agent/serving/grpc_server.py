@@ -247,7 +247,7 @@ class _answer:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:  # type: ignore[exit-return]
         if exc is None:
             return False
         if isinstance(exc, Refused):

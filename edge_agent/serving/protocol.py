@@ -29,7 +29,9 @@ RECEIVING = (h11.IDLE, h11.SEND_BODY)
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 
-def json_error(status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None):
+def json_error(
+    status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> ASGIApp:
     """An ASGI app that answers ``{"error": message}`` with ``status`` and closes."""
     body = json.dumps({"error": message}).encode()
 

@@ -82,7 +82,7 @@ class RestServer:
         app = build_app(Context(engine, token, opts, self.pool, budget))
         config = uvicorn.Config(
             app,
-            http=partial(
+            http=partial(  # type: ignore[arg-type]  # uvicorn takes any protocol factory
                 GuardedH11Protocol,
                 request_timeout=opts.request_timeout_s,
                 retry_after=opts.retry_after_s,

@@ -8,7 +8,7 @@ loopback); ``inprocess``: an in-memory bus for tests; ``none``: keep everything 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from edge_agent.transports.base import NotDeliveredError, Transport, TransportError
@@ -25,9 +25,9 @@ def register(name: str) -> Callable[[Callable[..., Transport]], Callable[..., Tr
 
 
 def under_greengrass(env: dict[str, str] | None = None) -> bool:
-    env = os.environ if env is None else env
-    return bool(env.get("SVCUID")) and bool(
-        env.get("AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT")
+    seen: Mapping[str, str] = os.environ if env is None else env
+    return bool(seen.get("SVCUID")) and bool(
+        seen.get("AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT")
     )
 
 

@@ -130,7 +130,7 @@ def candidate_space(
 ) -> list[Candidate]:
     """The cross product, with each variant paired only with the providers meant for it."""
     options = session_option_space(max_threads, graph_levels=graph_levels, parallel=parallel)
-    out = []
+    out: list[Candidate] = []
     for variant in variants:
         allowed = (providers_for or {}).get(variant, providers)
         for provider in providers:
