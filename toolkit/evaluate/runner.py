@@ -16,6 +16,7 @@ import numpy as np
 
 from edge_agent import manifest as manifest_io
 from edge_agent.bundle import FP32, Bundle
+from edge_agent.contracts.evaluation import evaluation_record
 from edge_agent.errors import BadInputError, BundleError, EdgekitError
 from edge_agent.hashing import sha256_file
 from toolkit.evaluate import debug as qdq_debug
@@ -243,7 +244,7 @@ def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[st
                     "being evaluated",
                     hint="run the evaluation again",
                 )
-            entry["evaluation"] = {"at": now, "data": data_info, **result}
+            entry["evaluation"] = evaluation_record(now, data_info, result)
             if name != FP32:
                 G.apply(entry, result["gate"])
         manifest_io.append_history(

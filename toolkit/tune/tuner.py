@@ -22,6 +22,7 @@ from typing import Any
 from edge_agent import manifest as manifest_io
 from edge_agent.bundle import Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
+from toolkit.scoring.pareto import pareto_front
 from toolkit.targets import TargetProfile, can_emulate, get_target, local_profile
 from toolkit.targets.profile import CPU_PROVIDER
 from toolkit.tune import device, sources
@@ -37,7 +38,6 @@ from toolkit.tune.objective import (
     parse_latency_budget,
     score,
 )
-from toolkit.tune.pareto import pareto_front
 from toolkit.tune.race import RaceConfig
 from toolkit.tune.search import Budget, SearchResult, Trial, search
 from toolkit.tune.space import (
