@@ -75,15 +75,9 @@ class QuantizeResult:
         }
 
 
-def tree_refusal(info: graph.GraphInfo, method: str) -> BadInputError:
-    what = (
-        "onnxruntime.quantization has no integer kernels for ai.onnx.ml TreeEnsemble operators"
-        if method != "fp16"
-        else "onnxconverter-common keeps ai.onnx.ml TreeEnsemble operators in float32, so FP16 "
-        "would change nothing"
-    )
+def tree_refusal(method: registry.Method) -> BadInputError:
     return BadInputError(
-        f"cannot quantize a tree ensemble with the {method} method: {what}",
+        f"cannot quantize a tree ensemble with the {method.name} method: {method.trees}",
         hint="keep the FP32 variant (tree ensembles are already fast on CPU) or export a "
         "neural/linear model if a smaller variant is needed",
     )
@@ -188,7 +182,7 @@ def resolve(
     else:
         method = registry.get(request.method)
         if info.has_trees:
-            raise tree_refusal(info, method.name)
+            raise tree_refusal(method)
         if method.integer and not info.compute_ops:
             raise BadInputError(
                 f"{method.name} quantization has nothing to quantize in this model: it has no "
@@ -210,13 +204,6 @@ def _quant_ops(path: Path) -> dict[str, int]:
 
     model = onnx.load(str(path), load_external_data=False)
     return dict(Counter(n.op_type for n in model.graph.node if QUANT_OP.match(n.op_type)))
-
-
-def _fp16_tensors(path: Path) -> int:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return sum(1 for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16)
 
 
 def _versions() -> dict[str, str | None]:
@@ -290,10 +277,8 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
     calib = None
     if method.needs_calibration:
         calib = calibration.load(bundle, request.calibration, target_column=request.target_column)
-        if getattr(config, "calibrate", None) == "percentile":
-            calib = calibration.complete_rows(
-                calib, "onnxruntime's percentile calibrator cannot histogram them"
-            )
+        if method.prepare_calibration is not None:
+            calib = method.prepare_calibration(config, calib)
     elif request.calibration is not None and choice is not None:
         # auto may pick a method without calibration; the file was offered, not demanded
         choice["reasons"].append(
@@ -305,13 +290,13 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgekit-quantize-") as tmp:
         work = Path(tmp)
-        if method.integer:
+        if method.needs_preprocess:
             pre = preprocess.preprocess(
                 fp32_path, work, lineage=bundle.manifest.get("lineage"), enabled=request.preprocess
             )
         else:
             pre = preprocess.Preprocessed(
-                fp32_path, {"applied": False, "reason": "not needed for FP16 conversion"}
+                fp32_path, {"applied": False, "reason": f"not needed by the {method.name} method"}
             )
         check_exclusions(config, pre.path)
         out_path = work / f"{name}.onnx"
@@ -361,11 +346,9 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
                 f"(kind {info.kind}; operators {', '.join(sorted(info.ops))})",
                 hint="try another --method (static quantizes more operator types) or keep FP32",
             )
-        if method.name == "fp16" and not _fp16_tensors(out_path):
-            raise BadInputError(
-                "FP16 conversion changed nothing: every operator of this model stays float32",
-                hint="keep the FP32 variant",
-            )
+        unchanged = method.unchanged(out_path) if method.unchanged is not None else None
+        if unchanged:
+            raise BadInputError(unchanged, hint="keep the FP32 variant")
 
         samples = bundle.sample_inputs()
         rows = min(calibration.MAX_ROWS, len(next(iter(samples.values()))))

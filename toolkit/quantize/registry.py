@@ -35,9 +35,19 @@ class Method:
     run: Callable[[Any, MethodContext], dict[str, Any]]  # returns what to record
     precision: Callable[[Any], str]
     default_name: Callable[[Any], str]
-    integer: bool  # INT8 through onnxruntime.quantization (needs quant_pre_process)
+    integer: bool  # INT8 through onnxruntime.quantization: its output must hold quantized ops
     needs_calibration: bool
     description: str
+    # What the pipeline asks the method instead of knowing it by name:
+    needs_preprocess: bool = False  # run onnxruntime's quant_pre_process on the model first
+    # why it cannot convert an ai.onnx.ml tree ensemble (it refuses one up front)
+    trees: str = (
+        "onnxruntime.quantization has no integer kernels for ai.onnx.ml TreeEnsemble operators"
+    )
+    # the calibration set adjusted to the config (config, CalibrationSet) -> CalibrationSet
+    prepare_calibration: Callable[[Any, Any], Any] | None = None
+    # why its output changed nothing (path) -> reason, or None when it did change the model
+    unchanged: Callable[[Path], str | None] | None = None
 
 
 _METHODS: dict[str, Method] = {}

@@ -155,6 +155,17 @@ def _precision(c: StaticConfig) -> str:
     return "mixed"
 
 
+def _prepare_calibration(config: StaticConfig, calib: Any) -> Any:
+    """The percentile calibrator histograms every row: rows with missing values are dropped."""
+    from toolkit.quantize import calibration
+
+    if config.calibrate != "percentile":
+        return calib
+    return calibration.complete_rows(
+        calib, "onnxruntime's percentile calibrator cannot histogram them"
+    )
+
+
 register(
     Method(
         name="static",
@@ -164,6 +175,8 @@ register(
         default_name=lambda c: "int8-static" if c.format == "qdq" else "int8-static-qop",
         integer=True,
         needs_calibration=True,
+        needs_preprocess=True,
+        prepare_calibration=_prepare_calibration,
         description="INT8 weights and activations from calibration (QDQ or QOperator)",
     )
 )
