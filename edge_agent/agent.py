@@ -423,9 +423,6 @@ class Agent:
         self.stop()
         return 0
 
-    def request_stop(self) -> None:
-        self._stop.set()
-
     def stop(self, flush_timeout: float = FLUSH_TIMEOUT_S) -> None:
         """Finish the window, send what can be sent within ``flush_timeout``, close.
 

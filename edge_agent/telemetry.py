@@ -108,11 +108,6 @@ def command_topic(thing: str, command: str) -> str:
     return f"{COMMAND_PREFIX}/{thing}/{command}"
 
 
-def data_filter(thing: str = "+") -> str:
-    """Subscription filter for every data message of one thing (or all, with ``+``)."""
-    return f"{DATA_PREFIX}/{thing}/+"
-
-
 def parse_topic(topic: str) -> tuple[str, str, str] | None:
     """``("dt"|"cmd", thing, type_or_command)`` for an edgekit topic, else None."""
     parts = topic.split("/")
