@@ -258,13 +258,10 @@ def _search(
 
 
 def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> QuantizeResult:
-    import math
-
-    if not math.isfinite(request.max_drop) or request.max_drop < 0:
-        raise BadInputError(
-            f"--max-drop must be a number of 0 or more, got {request.max_drop}",
-            hint="e.g. --max-drop 0.005 (cosine at least 0.995)",
-        )
+    """Make one new variant: resolve the method, calibrate and pre-process as it asks, run it,
+    check that it changed something and still answers like FP32, then store it (or reuse the
+    variant with the same bytes)."""
+    _check_max_drop(request)
     # absolute: the quantizers (and auto's search, which reads the samples) run with their own
     # work folder as the current folder, where a relative bundle path names nothing
     bundle = Bundle.open(Path(bundle_dir).absolute())
@@ -274,30 +271,12 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
     name = request.name or method.default_name(config)
     check_name(name)
     _check_free(bundle, name, request.replace)
-    calib = None
-    if method.needs_calibration:
-        calib = calibration.load(bundle, request.calibration, target_column=request.target_column)
-        if method.prepare_calibration is not None:
-            calib = method.prepare_calibration(config, calib)
-    elif request.calibration is not None and choice is not None:
-        # auto may pick a method without calibration; the file was offered, not demanded
-        choice["reasons"].append(
-            f"{method.name} needs no calibration: {request.calibration} unused"
-        )
-    elif request.calibration is not None:
-        raise BadInputError(f"--calibration applies to static quantization, not {method.name}")
+    calib = _calibration(bundle, request, method, config, choice)
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgekit-quantize-") as tmp:
         work = Path(tmp)
-        if method.needs_preprocess:
-            pre = preprocess.preprocess(
-                fp32_path, work, lineage=bundle.manifest.get("lineage"), enabled=request.preprocess
-            )
-        else:
-            pre = preprocess.Preprocessed(
-                fp32_path, {"applied": False, "reason": f"not needed by the {method.name} method"}
-            )
+        pre = _preprocessed(bundle, request, method, fp32_path, work)
         check_exclusions(config, pre.path)
         out_path = work / f"{name}.onnx"
         ctx = registry.MethodContext(
@@ -309,27 +288,9 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
             ),
             workdir=work,
         )
-        try:
-            # The calibrators print their progress ("Collecting tensor data ..."): keep it
-            # off stdout (--json) and off the terminal, where a spinner already runs.
-            with (
-                logs.kept_root_logs(below=logging.ERROR) as warned,
-                contextlib.redirect_stdout(io.StringIO()),
-                preprocess.contained(work),
-            ):
-                if choice is not None and request.search and method.integer:
-                    method, config, details = _search(
-                        request, bundle, fp32_path, pre.path, work, method, config, choice, info,
-                        ctx, out_path,
-                    )  # fmt: skip
-                else:
-                    details = method.run(config, ctx)
-            if warned:
-                details["quantizer_warnings"] = warned
-        except BadInputError:
-            raise
-        except Exception as exc:  # the quantizers raise many types on graphs they cannot handle
-            raise quantizer_failure(method.name, config, exc) from exc
+        method, config, details = _run_method(
+            request, bundle, fp32_path, pre.path, work, method, config, choice, info, ctx, out_path
+        )
         duration = time.perf_counter() - started
         if request.name is None and method.default_name(config) != name:
             name = method.default_name(config)  # auto's search settled on another method
@@ -339,47 +300,11 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
                     hint="choose another --name or pass --replace",
                 )
 
-        quant_ops = _quant_ops(out_path)
-        if method.integer and not quant_ops:
-            raise BadInputError(
-                f"{method.name} quantization found nothing to quantize in this model "
-                f"(kind {info.kind}; operators {', '.join(sorted(info.ops))})",
-                hint="try another --method (static quantizes more operator types) or keep FP32",
-            )
-        unchanged = method.unchanged(out_path) if method.unchanged is not None else None
-        if unchanged:
-            raise BadInputError(unchanged, hint="keep the FP32 variant")
-
-        samples = bundle.sample_inputs()
-        rows = min(calibration.MAX_ROWS, len(next(iter(samples.values()))))
-        samples = {k: v[:rows] for k, v in samples.items()}
-        reference = runtime.run(fp32_path, samples, bundle.signature, "the fp32 variant")
-        produced = runtime.run(out_path, samples, bundle.signature, f"the new {name} variant")
-        parity = check.compare(bundle.signature, reference, produced, rows=rows)
-        if not parity["passed"]:
-            raise CheckFailedError(
-                f"the {name} variant runs but its outputs are unusable: "
-                f"{check.failure_summary(parity)}",
-                hint="exclude the affected nodes or try another method",
-                details=parity,
-            )
+        quant_ops = _check_changed(method, info, out_path)
+        parity = _parity(bundle, fp32_path, out_path, name)
         twin = same_content(bundle, out_path, exclude=name if request.replace else None)
         if twin is not None:
-            # variants are unique by content: report the twin and reuse it, add nothing; the
-            # twin remembers these settings so `tune` finds them without rebuilding
-            entry = bundle.variant(twin)
-            if entry.get("quantization") is not None:
-                same = entry["quantization"].setdefault("same_bytes", [])
-                same.append(
-                    {
-                        "method": method.name,
-                        "requested": request.method,
-                        "config": registry.config_dict(config),
-                        "name": name,
-                    }
-                )
-                bundle.save()
-            return QuantizeResult(bundle.path, twin, entry, duplicate_of=twin)
+            return _reuse_twin(bundle, twin, request, method, config, name)
         fp32_bytes = bundle.variant(FP32)["bytes"]
         record: dict[str, Any] = {
             "method": method.name,
@@ -397,36 +322,195 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
             "duration_s": round(duration, 3),
             "versions": _versions(),
         }
-        # The manifest as it is now, under the bundle's lock: another run may have added a
-        # variant while this one worked, and it must stay.
-        with Bundle.updating(bundle.path) as current:
-            _check_free(current, name, request.replace, meanwhile=True)
-            if current.variant(FP32)["sha256"] != bundle.variant(FP32)["sha256"]:
-                raise BundleError(
-                    f"the fp32 variant of {bundle.path} changed while quantizing",
-                    hint="run the command again",
-                )
-            entry = current.add_variant(
-                name,
-                out_path,
-                {
-                    "precision": method.precision(config),
-                    "opset": current.variant(FP32).get("opset"),
-                    "source_variant": FP32,
-                    "quantization": record,
-                    "parity": parity,
-                    "evaluation": None,
-                },
-                replace=request.replace,
-            )
-            manifest_io.append_history(
-                current.manifest,
-                "quantize",
-                request.command or f"edgekit quantize {bundle.path} --method {request.method}",
-                variant=name,
-                method=method.name,
-            )
+        entry = _store(bundle, request, method, config, name, out_path, record, parity)
     return QuantizeResult(bundle.path, name, entry)
+
+
+def _run_method(
+    request: QuantizeRequest,
+    bundle: Bundle,
+    fp32_path: Path,
+    source: Path,
+    work: Path,
+    method: registry.Method,
+    config: Any,
+    choice: dict[str, Any] | None,
+    info: graph.GraphInfo,
+    ctx: registry.MethodContext,
+    out_path: Path,
+) -> tuple[registry.Method, Any, dict[str, Any]]:
+    """Run the method (or auto's accuracy search over methods); a quantizer crash becomes an
+    error that names the node. Returns the method and config that made the output."""
+    try:
+        # The calibrators print their progress ("Collecting tensor data ..."): keep it
+        # off stdout (--json) and off the terminal, where a spinner already runs.
+        with (
+            logs.kept_root_logs(below=logging.ERROR) as warned,
+            contextlib.redirect_stdout(io.StringIO()),
+            preprocess.contained(work),
+        ):
+            if choice is not None and request.search and method.integer:
+                method, config, details = _search(
+                    request, bundle, fp32_path, source, work, method, config, choice, info,
+                    ctx, out_path,
+                )  # fmt: skip
+            else:
+                details = method.run(config, ctx)
+        if warned:
+            details["quantizer_warnings"] = warned
+    except BadInputError:
+        raise
+    except Exception as exc:  # the quantizers raise many types on graphs they cannot handle
+        raise quantizer_failure(method.name, config, exc) from exc
+    return method, config, details
+
+
+def _check_max_drop(request: QuantizeRequest) -> None:
+    import math
+
+    if not math.isfinite(request.max_drop) or request.max_drop < 0:
+        raise BadInputError(
+            f"--max-drop must be a number of 0 or more, got {request.max_drop}",
+            hint="e.g. --max-drop 0.005 (cosine at least 0.995)",
+        )
+
+
+def _calibration(
+    bundle: Bundle,
+    request: QuantizeRequest,
+    method: registry.Method,
+    config: Any,
+    choice: dict[str, Any] | None,
+) -> calibration.CalibrationSet | None:
+    """The calibration set when the method asks for one (prepared to its config)."""
+    if method.needs_calibration:
+        calib = calibration.load(bundle, request.calibration, target_column=request.target_column)
+        if method.prepare_calibration is not None:
+            calib = method.prepare_calibration(config, calib)
+        return calib
+    if request.calibration is not None and choice is not None:
+        # auto may pick a method without calibration; the file was offered, not demanded
+        choice["reasons"].append(
+            f"{method.name} needs no calibration: {request.calibration} unused"
+        )
+    elif request.calibration is not None:
+        raise BadInputError(f"--calibration applies to static quantization, not {method.name}")
+    return None
+
+
+def _preprocessed(
+    bundle: Bundle, request: QuantizeRequest, method: registry.Method, fp32: Path, work: Path
+) -> preprocess.Preprocessed:
+    """quant_pre_process's output when the method asks for it, else the FP32 model as it is."""
+    if method.needs_preprocess:
+        return preprocess.preprocess(
+            fp32, work, lineage=bundle.manifest.get("lineage"), enabled=request.preprocess
+        )
+    return preprocess.Preprocessed(
+        fp32, {"applied": False, "reason": f"not needed by the {method.name} method"}
+    )
+
+
+def _check_changed(
+    method: registry.Method, info: graph.GraphInfo, out_path: Path
+) -> dict[str, int]:
+    """The quantized operators of the output; an error when the method changed nothing."""
+    quant_ops = _quant_ops(out_path)
+    if method.integer and not quant_ops:
+        raise BadInputError(
+            f"{method.name} quantization found nothing to quantize in this model "
+            f"(kind {info.kind}; operators {', '.join(sorted(info.ops))})",
+            hint="try another --method (static quantizes more operator types) or keep FP32",
+        )
+    unchanged = method.unchanged(out_path) if method.unchanged is not None else None
+    if unchanged:
+        raise BadInputError(unchanged, hint="keep the FP32 variant")
+    return quant_ops
+
+
+def _parity(bundle: Bundle, fp32_path: Path, out_path: Path, name: str) -> dict[str, Any]:
+    """The new variant against FP32 on the stored samples; an error when it is unusable."""
+    samples = bundle.sample_inputs()
+    rows = min(calibration.MAX_ROWS, len(next(iter(samples.values()))))
+    samples = {k: v[:rows] for k, v in samples.items()}
+    reference = runtime.run(fp32_path, samples, bundle.signature, "the fp32 variant")
+    produced = runtime.run(out_path, samples, bundle.signature, f"the new {name} variant")
+    parity = check.compare(bundle.signature, reference, produced, rows=rows)
+    if not parity["passed"]:
+        raise CheckFailedError(
+            f"the {name} variant runs but its outputs are unusable: "
+            f"{check.failure_summary(parity)}",
+            hint="exclude the affected nodes or try another method",
+            details=parity,
+        )
+    return parity
+
+
+def _reuse_twin(
+    bundle: Bundle,
+    twin: str,
+    request: QuantizeRequest,
+    method: registry.Method,
+    config: Any,
+    name: str,
+) -> QuantizeResult:
+    """Variants are unique by content: report the twin and reuse it, add nothing; the twin
+    remembers these settings so `tune` finds them without rebuilding."""
+    entry = bundle.variant(twin)
+    if entry.get("quantization") is not None:
+        same = entry["quantization"].setdefault("same_bytes", [])
+        same.append(
+            {
+                "method": method.name,
+                "requested": request.method,
+                "config": registry.config_dict(config),
+                "name": name,
+            }
+        )
+        bundle.save()
+    return QuantizeResult(bundle.path, twin, entry, duplicate_of=twin)
+
+
+def _store(
+    bundle: Bundle,
+    request: QuantizeRequest,
+    method: registry.Method,
+    config: Any,
+    name: str,
+    out_path: Path,
+    record: dict[str, Any],
+    parity: dict[str, Any],
+) -> dict[str, Any]:
+    """Add the variant to the manifest as it is now, under the bundle's lock: another run may
+    have added a variant while this one worked, and it must stay."""
+    with Bundle.updating(bundle.path) as current:
+        _check_free(current, name, request.replace, meanwhile=True)
+        if current.variant(FP32)["sha256"] != bundle.variant(FP32)["sha256"]:
+            raise BundleError(
+                f"the fp32 variant of {bundle.path} changed while quantizing",
+                hint="run the command again",
+            )
+        entry: dict[str, Any] = current.add_variant(
+            name,
+            out_path,
+            {
+                "precision": method.precision(config),
+                "opset": current.variant(FP32).get("opset"),
+                "source_variant": FP32,
+                "quantization": record,
+                "parity": parity,
+                "evaluation": None,
+            },
+            replace=request.replace,
+        )
+        manifest_io.append_history(
+            current.manifest,
+            "quantize",
+            request.command or f"edgekit quantize {bundle.path} --method {request.method}",
+            variant=name,
+            method=method.name,
+        )
+    return entry
 
 
 def _check_free(bundle: Bundle, name: str, replace: bool, meanwhile: bool = False) -> None:
