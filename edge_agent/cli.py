@@ -184,9 +184,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from edge_agent import batch
-    from edge_agent import model as model_mod
-    from edge_agent.engine import Engine
+    from edge_agent.serving import batch
+    from edge_agent.serving import model as model_mod
+    from edge_agent.serving.engine import Engine
 
     config = build_config(args)
     loaded = model_mod.load(args.bundle, args.variant, args.target, verify_key=config.verify_key)

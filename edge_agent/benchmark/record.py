@@ -12,7 +12,7 @@ import platform
 from typing import TYPE_CHECKING, Any
 
 from edge_agent.benchmark.stats import histogram
-from edge_agent.clock import utc_now  # noqa: F401  (manifest_io.utc_now, record.utc_now)
+from edge_agent.clock import utc_now as utc_now  # re-exported: manifest_io.utc_now
 from edge_agent.schemas import load_schema
 
 if TYPE_CHECKING:  # pragma: no cover

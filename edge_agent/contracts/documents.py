@@ -1,5 +1,5 @@
-"""The two documents of a bundle, typed at their top level: the manifest (edge_agent/manifest.py
-reads and writes it) and the drift baseline (edge_agent/baseline.py)."""
+"""The two documents of a bundle, typed at their top level: the manifest (edge_agent/contracts/manifest.py
+reads and writes it) and the drift baseline (edge_agent/monitoring/baseline.py)."""
 
 from __future__ import annotations
 

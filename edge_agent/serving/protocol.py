@@ -23,7 +23,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-log = logging.getLogger("edge_agent.rest")
+log = logging.getLogger("edge_agent.serving.rest")
 
 RECEIVING = (h11.IDLE, h11.SEND_BODY)
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]

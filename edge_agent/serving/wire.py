@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.validation import (
+from edge_agent.serving.validation import (
     KSERVE_TO_NUMPY,
     RequestError,
     TensorSpec,

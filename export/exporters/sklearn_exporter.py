@@ -10,7 +10,7 @@ then compares the untouched model on NaN with the ONNX model on "".
 
 ONNX input names are what skl2onnx makes of the column names (`od280/od315` becomes
 `od280_od315`): each input records its user column in the signature (`column`), and every
-reader maps the user's names onto the ONNX ones (edge_agent.validation.input_aliases).
+reader maps the user's names onto the ONNX ones (edge_agent.serving.validation.input_aliases).
 
 scikit-learn's trees cast their input to float32 after the steps before them ran in float64.
 A pipeline with steps before a tree ensemble is therefore converted with float64 inputs and a

@@ -16,7 +16,7 @@ from rich.progress import Progress as RichProgressBar
 from typer.core import TyperGroup
 
 from edge_agent.benchmark import StabilityConfig, TimingConfig
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
 from toolkit.cli import app
 from toolkit.cli.common import (

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import typer
 
-from edge_agent.bundle import SIGNATURE_FILE, Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.owned import bundle_orphans
+from edge_agent.signing import SIGNATURE_FILE
 from toolkit.cli import app
 from toolkit.cli.common import JSON_OPTION, handle_errors, out, print_json
 from toolkit.present.bundle import summary_tables

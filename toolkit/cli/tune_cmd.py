@@ -47,7 +47,7 @@ def _keep_interrupted(
 ) -> NoReturn:
     """Ctrl-C during the search: what was measured is written as JSON (marked incomplete, to -o
     or ./tune-<bundle>-<target>.incomplete.json), the manifest is left as it was, exit 130."""
-    from edge_agent.bundle import Bundle
+    from edge_agent.contracts.bundle import Bundle
 
     name = Bundle.open(bundle_dir).manifest["name"]
     path = output or Path(f"tune-{name}-{result.target.name}.incomplete.json")

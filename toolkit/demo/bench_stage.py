@@ -4,7 +4,7 @@ baseline) and write one HTML report per model under reports/."""
 from __future__ import annotations
 
 from edge_agent.benchmark import TimingConfig
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from toolkit.bench.engine import BenchPlan, run_bench
 from toolkit.bench.store import save_to_manifest, write_results
 from toolkit.demo import DemoContext, stage

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from export.builder import ExportRequest, export_bundle
 from export.exporters import ExportOptions
 from toolkit.demo import DemoContext, stage

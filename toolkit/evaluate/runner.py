@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent import manifest as manifest_io
-from edge_agent.bundle import FP32, Bundle
+from edge_agent.contracts import manifest as manifest_io
+from edge_agent.contracts.bundle import FP32, Bundle
 from edge_agent.contracts.evaluation import evaluation_record
 from edge_agent.errors import BadInputError, BundleError, EdgekitError
 from edge_agent.hashing import sha256_file

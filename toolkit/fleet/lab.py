@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import EdgekitError
 
 DEFAULT_THRESHOLD = 0.25  # device p50 more than 25% above the lab's

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent import atomic, owned, signing
-from edge_agent.bundle import FP32, Bundle
+from edge_agent.contracts.bundle import FP32, Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
 from edge_agent.hashing import sha256_b64_file
 from toolkit.greengrass import agent_artifact, model_artifact, recipe_io, validate

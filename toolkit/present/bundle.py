@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from toolkit.present.format import fmt_bytes
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_agent import manifest as manifest_io
-from edge_agent.bundle import FP32, Bundle
+from edge_agent.contracts import manifest as manifest_io
+from edge_agent.contracts.bundle import FP32, Bundle
 from edge_agent.errors import BadInputError, BundleError, CheckFailedError
 from toolkit.quantize import (
     auto,

@@ -348,7 +348,7 @@ async def send_bench(
     """Send the bench command and wait for each dt/edgekit/{thing}/bench reply (the whole
     telemetry message, results under `body`). One device at a time by default: simulated
     devices share this host's CPU, so benchmarks run side by side would measure each other."""
-    from edge_agent.bench import DEFAULT_BUDGET_S
+    from edge_agent.benchmark.command import DEFAULT_BUDGET_S
 
     per_device = timeout_s or float(body.get("budget_s", DEFAULT_BUDGET_S)) + 60.0
     results: dict[str, Any] = {}

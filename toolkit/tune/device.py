@@ -12,8 +12,8 @@ import importlib
 from pathlib import Path
 from typing import Any, cast
 
-from edge_agent.bundle import Bundle
 from edge_agent.contracts.bench import BenchRecord, stored_records
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError
 from toolkit.targets import TargetProfile
 from toolkit.tune.explain import Point

@@ -35,7 +35,7 @@ class SessionOptions:
     def to_ort(self) -> Any:
         """An onnxruntime.SessionOptions built by the agent's own loader, so tune measures
         exactly the settings the agent applies on the device (threads never 0 = 'all cores')."""
-        from edge_agent.model import session_options
+        from edge_agent.serving.model import session_options
 
         return session_options(self.to_manifest())
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_agent import manifest as manifest_io
-from edge_agent.bundle import Bundle
+from edge_agent.contracts import manifest as manifest_io
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
 from toolkit.scoring.pareto import pareto_front
 from toolkit.targets import TargetProfile, can_emulate, get_target, local_profile

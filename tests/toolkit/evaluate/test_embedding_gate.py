@@ -7,7 +7,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from toolkit.evaluate import EvaluateRequest, evaluate_bundle
 from toolkit.quantize import QuantizeRequest, quantize_bundle
 from toolkit.scoring import pooling

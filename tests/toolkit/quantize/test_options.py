@@ -10,7 +10,7 @@ import pytest
 from onnx import numpy_helper
 from typer.testing import CliRunner
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from tests.probe_cpu import hardware_defaults
 from tests.toolkit.quantize.test_auto import NO_VNNI_X86, VNNI_X86
 from toolkit.cli import app

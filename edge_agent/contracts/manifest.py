@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent import atomic, locking
-from edge_agent.clock import utc_now  # noqa: F401  (manifest_io.utc_now, record.utc_now)
+from edge_agent.clock import utc_now as utc_now  # re-exported: manifest_io.utc_now
 from edge_agent.errors import BundleError
 from edge_agent.schemas import validation_errors
 

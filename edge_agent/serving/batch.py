@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from edge_agent import atomic, owned
-from edge_agent.engine import Engine
 from edge_agent.errors import BadInputError
 from edge_agent.progress import progress
-from edge_agent.validation import RequestError, Validator, by_onnx_name
+from edge_agent.serving.engine import Engine
+from edge_agent.serving.validation import RequestError, Validator, by_onnx_name
 
 SUFFIXES = (".npz", ".npy", ".json", ".jsonl", ".csv")
 

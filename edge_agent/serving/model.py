@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BundleError, CheckFailedError, IntegrityError
 from edge_agent.hashing import sha256_bytes
 from edge_agent.onnx_refs import external_data_locations

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from edge_agent.transports.base import NotDeliveredError, Transport, TransportError
+from edge_agent.telemetry.transports.base import NotDeliveredError, Transport, TransportError
 
 TRANSPORTS: dict[str, Callable[..., Transport]] = {}
 
@@ -53,7 +53,7 @@ def create(name: str, config: Any) -> Transport:
 
 def _load_builtin() -> None:
     # Imported lazily so a device without awscrt can still use the in-process transport.
-    from edge_agent.transports import greengrass, inprocess, mqtt  # noqa: F401
+    from edge_agent.telemetry.transports import greengrass, inprocess, mqtt  # noqa: F401
 
 
 __all__ = [

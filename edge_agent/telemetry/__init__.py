@@ -36,8 +36,8 @@ Guarantees the collector may rely on:
 * Latency goes as a sparse histogram on ``LATENCY_BOUNDS_MS``, the same fixed log-spaced bucket
   boundaries on every device, so ``merge_histograms()`` + ``percentile()`` give fleet percentiles
   exact to one bucket's width (about 12% relative, ``LATENCY_RELATIVE_ERROR`` either side).
-* Drift goes as counts on the baseline's fixed bins (``edge_agent.baseline.numeric_counts`` /
-  ``categorical_counts``), so counts add up across windows and devices; ``edge_agent.drift``
+* Drift goes as counts on the baseline's fixed bins (``edge_agent.monitoring.baseline.numeric_counts`` /
+  ``categorical_counts``), so counts add up across windows and devices; ``edge_agent.monitoring.drift``
   has the PSI and the sample-size-aware test to recompute a verdict on merged counts.
 * Model quality goes as sufficient statistics (confusion counts, error sums) so fleet accuracy,
   F1, MAE and RMSE are exact after summing; ``quality_scores()`` computes them.

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent import manifest as manifest_io
 from edge_agent.arrays import load_npz
+from edge_agent.contracts import manifest as manifest_io
 from edge_agent.errors import BundleError, IntegrityError
 from edge_agent.hashing import sha256_file
 from edge_agent.signing import SIGNATURE_FILE
