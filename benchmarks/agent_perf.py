@@ -155,9 +155,9 @@ def throughput(bundle: Path, seconds: float, rounds: int) -> dict:
     thread's drain intervals, so its share of the GIL and the CPU is inside the figure."""
     import onnxruntime as ort
 
-    from edge_agent import model as model_mod
     from edge_agent.config import AgentConfig
-    from edge_agent.engine import Engine
+    from edge_agent.serving import model as model_mod
+    from edge_agent.serving.engine import Engine
 
     shape = (1, 3, 32, 32) if "cnn" in bundle.name else (1, 256)
     x = {"input": np.random.default_rng(1).standard_normal(shape).astype(np.float32)}
@@ -213,10 +213,10 @@ def throughput(bundle: Path, seconds: float, rounds: int) -> dict:
 
 
 def rest_latency(bundle: Path, n: int) -> dict:
-    from edge_agent import model as model_mod
     from edge_agent.config import AgentConfig
-    from edge_agent.engine import Engine
-    from edge_agent.rest import RestServer
+    from edge_agent.serving import model as model_mod
+    from edge_agent.serving.engine import Engine
+    from edge_agent.serving.rest import RestServer
 
     engine = Engine(AgentConfig(bundle=str(bundle)), model_mod.load(bundle))
     server = RestServer(engine, "127.0.0.1", 0, None, 1 << 20)
@@ -261,8 +261,8 @@ def rest_latency(bundle: Path, n: int) -> dict:
 MEMORY_SCRIPT = r"""
 import json, sys, time
 from edge_agent.process_stats import rss_bytes
-import edge_agent.agent, edge_agent.rest, edge_agent.transports.mqtt, edge_agent.transports.greengrass
-import edge_agent.batch, edge_agent.cli
+import edge_agent.agent, edge_agent.serving.rest, edge_agent.telemetry.transports.mqtt, edge_agent.telemetry.transports.greengrass
+import edge_agent.serving.batch, edge_agent.cli
 before = rss_bytes()
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig

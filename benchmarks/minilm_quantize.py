@@ -37,8 +37,8 @@ import numpy as np
 from edge_agent.hardware import probe
 from export.builder import ExportRequest, export_bundle
 from toolkit.evaluate import EvaluateRequest, evaluate_bundle
-from toolkit.evaluate.pooling import pool
 from toolkit.quantize import QuantizeRequest, quantize_bundle
+from toolkit.scoring.pooling import pool
 from toolkit.tune.tuner import TuneRequest, tune
 from toolkit.zoo import minilm
 

@@ -155,7 +155,7 @@ def run_model(plan: ModelPlan, work: Path, quick: bool) -> dict[str, Any]:
     np.savez(held_out, **plan.inputs(128 if quick else 512, 1))
     report = evaluate_bundle(bundle, EvaluateRequest(data=held_out, max_drop=0.01))
 
-    from edge_agent.bundle import Bundle
+    from edge_agent.contracts.bundle import Bundle
 
     b = Bundle.open(bundle)
     paths = {name: b.variant_path(name) for name in ["fp32", *made]}

@@ -155,9 +155,9 @@ class Served:
 
 
 def in_process_latency(bundle: Path, x: np.ndarray, n: int) -> float:
-    from edge_agent import model as model_mod
     from edge_agent.config import AgentConfig
-    from edge_agent.engine import Engine
+    from edge_agent.serving import model as model_mod
+    from edge_agent.serving.engine import Engine
 
     engine = Engine(AgentConfig(bundle=str(bundle)), model_mod.load(bundle))
     samples = []

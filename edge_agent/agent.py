@@ -19,15 +19,15 @@ import time
 from typing import Any
 
 from edge_agent import hardware, telemetry
-from edge_agent import model as model_mod
-from edge_agent import transports as transport_registry
-from edge_agent.alerts import AlertEngine
 from edge_agent.config import AgentConfig, outbox_path
-from edge_agent.engine import Active, Engine, ModelError
 from edge_agent.errors import EdgekitError
-from edge_agent.outbox import Outbox, Publisher
-from edge_agent.transports.base import Transport
-from edge_agent.validation import RequestError
+from edge_agent.monitoring.alerts import AlertEngine
+from edge_agent.serving import model as model_mod
+from edge_agent.serving.engine import Active, Engine, ModelError
+from edge_agent.serving.validation import RequestError
+from edge_agent.telemetry import transports as transport_registry
+from edge_agent.telemetry.outbox import Outbox, Publisher
+from edge_agent.telemetry.transports.base import Transport
 
 log = logging.getLogger("edge_agent")
 # How long a stop waits for the broker to take what is still queued (Greengrass allows 15 s).
@@ -116,7 +116,7 @@ class Agent:
         self.engine = Engine(cfg, loaded)
         self.engine.on_swap = self._on_swap
         if cfg.port is not None and cfg.port >= 0:
-            from edge_agent.rest import RestServer
+            from edge_agent.serving.rest import RestServer
 
             # bound now, served later: a port in use fails before anything is written
             self.rest = RestServer(
@@ -331,7 +331,7 @@ class Agent:
         self._enqueue_bench(body)
 
     def _enqueue_bench(self, body: dict[str, Any]) -> dict[str, Any]:
-        from edge_agent.bench import run_bench
+        from edge_agent.benchmark.command import run_bench
 
         start = time.time()
         model = self.engine.model
@@ -423,9 +423,6 @@ class Agent:
         self._stop.wait()
         self.stop()
         return 0
-
-    def request_stop(self) -> None:
-        self._stop.set()
 
     def stop(self, flush_timeout: float = FLUSH_TIMEOUT_S) -> None:
         """Finish the window, send what can be sent within ``flush_timeout``, close.

@@ -36,9 +36,3 @@ def load_npz(path: str | Path, what: str = "array file") -> dict[str, np.ndarray
         raise BadInputError(f"cannot read {what} {path}: {exc}", hint=_HINT) from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise BadInputError(f"cannot read {what} {path}: {exc}") from None
-
-
-def load_npy(path: str | Path, what: str = "array file") -> np.ndarray:
-    """One .npy array, read with pickle disabled."""
-    arrays = load_npz(path, what)
-    return next(iter(arrays.values()))

@@ -103,7 +103,7 @@ def clean_stale_staging(target: str | Path) -> list[Path]:
     target = Path(target).absolute()
     host = _host_tag()
     pattern = re.compile(rf"^\.{re.escape(target.name)}\.(?:(\d+)@{host}\..+\.partial|old-(\d+))$")
-    removed = []
+    removed: list[Path] = []
     if not target.parent.is_dir():
         return removed
     for entry in target.parent.iterdir():

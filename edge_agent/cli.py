@@ -161,7 +161,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
 
     from edge_agent.config import AgentConfig, load_file
 
-    env = os.environ if env is None else env
+    env = dict(os.environ) if env is None else env
     config = AgentConfig()
     if getattr(args, "config", None):
         config = config.updated(load_file(args.config))
@@ -217,6 +217,7 @@ def _serve(args: argparse.Namespace) -> int:
     except BaseException:
         agent.stop(flush_timeout=1.0)
         raise
+    assert agent.engine is not None and agent.transport is not None  # set by start()
     rest = agent.rest.url if agent.rest else "off"
     grpc = agent.grpc.url if agent.grpc else "off"
     print(
@@ -229,9 +230,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from edge_agent import batch
-    from edge_agent import model as model_mod
-    from edge_agent.engine import Engine
+    from edge_agent.serving import batch
+    from edge_agent.serving import model as model_mod
+    from edge_agent.serving.engine import Engine
 
     config = build_config(args)
     loaded = model_mod.load(args.bundle, args.variant, args.target, verify_key=config.verify_key)

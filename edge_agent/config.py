@@ -106,7 +106,7 @@ class AgentConfig:
     outbox_max_bytes: int = 64 * 1024 * 1024
     publish_timeout_s: float = 10.0
     # MQTT 5 PUBACK 0x10 (no matching subscribers) = not delivered yet: keep the message in the
-    # outbox and retry (see edge_agent/transports/mqtt.py for why); retry delays double from
+    # outbox and retry (see edge_agent/telemetry/transports/mqtt.py for why); retry delays double from
     # undelivered_retry_s up to undelivered_retry_max_s.
     mqtt_retry_no_subscribers: bool = True
     undelivered_retry_s: float = 1.0

@@ -128,9 +128,12 @@ def cpu_quota(root: str | Path = "/") -> float | None:
         elif "cpu" in controllers.split(","):
             for name in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
                 d = base / "sys/fs/cgroup" / name / "/".join(parts)
-                quota, period = _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")
-                if quota and period and int(quota) > 0:
-                    limits.append(int(quota) / int(period))
+                cfs_quota, cfs_period = (
+                    _read(d / "cpu.cfs_quota_us"),
+                    _read(d / "cpu.cfs_period_us"),
+                )
+                if cfs_quota and cfs_period and int(cfs_quota) > 0:
+                    limits.append(int(cfs_quota) / int(cfs_period))
                     break
     return min(limits) if limits else None
 

@@ -11,6 +11,7 @@ StringStringEntryProto {key (1), value (2)}; functions (ModelProto 25) hold node
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from edge_agent.errors import BundleError
 
@@ -32,7 +33,9 @@ def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
             raise BundleError("ONNX file is malformed (varint too long)")
 
 
-def _fields(buf: memoryview) -> Iterator[tuple[int, int, memoryview | int]]:
+def _fields(
+    buf: memoryview,
+) -> Iterator[tuple[int, int, Any]]:  # Any: an int (varint) or a memoryview (length-delimited)
     pos = 0
     while pos < len(buf):
         key, pos = _varint(buf, pos)

@@ -85,7 +85,7 @@ def write_marker(folder: str | Path, kind: str, also: Iterable[str] = ()) -> Non
     """Record that edgekit wrote `folder` and every entry in it now (and the names in `also`,
     that a run still to come will make there); call it when the folder is complete."""
     from edge_agent import atomic
-    from edge_agent.manifest import utc_now
+    from edge_agent.contracts.manifest import utc_now
 
     folder = Path(folder)
     entries = sorted({p.name for p in folder.iterdir() if p.name != MARKER} | set(also))

@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent import atomic, baseline, owned
-from edge_agent import manifest as manifest_io
-from edge_agent.bundle import FP32, Bundle, save_samples
+from edge_agent import atomic, owned
+from edge_agent.contracts import manifest as manifest_io
+from edge_agent.contracts.bundle import FP32, Bundle, save_samples
 from edge_agent.errors import CheckFailedError
 from edge_agent.hashing import sha256_file
+from edge_agent.monitoring import baseline
 from export import data as data_io
 from export import parity
 from export.exporters import ExportOptions, ExportResult, exporter_for

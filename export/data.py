@@ -25,10 +25,16 @@ class SampleData:
     target: np.ndarray | None = None
 
     @property
+    def named(self) -> dict[str, np.ndarray]:
+        """The tensors of tensor data (frame is None exactly when tensors is set)."""
+        assert self.tensors is not None, "tabular data has no named tensors"
+        return self.tensors
+
+    @property
     def rows(self) -> int:
         if self.frame is not None:
             return len(self.frame)
-        return int(next(iter(self.tensors.values())).shape[0])
+        return int(next(iter(self.named.values())).shape[0])
 
     def head(self, n: int) -> SampleData:
         if self.frame is not None:
@@ -39,7 +45,7 @@ class SampleData:
             )
         return SampleData(
             self.path,
-            tensors={k: v[:n] for k, v in self.tensors.items()},
+            tensors={k: v[:n] for k, v in self.named.items()},
             target=None if self.target is None else self.target[:n],
         )
 
@@ -52,7 +58,7 @@ class SampleData:
         if self.frame is not None:
             info["columns"] = [str(c) for c in self.frame.columns]
         else:
-            info["tensors"] = {k: list(v.shape) for k, v in self.tensors.items()}
+            info["tensors"] = {k: list(v.shape) for k, v in self.named.items()}
         return info
 
 

@@ -73,8 +73,10 @@ def same_labels(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
     """Per row, whether two label arrays agree: numerically when both are numbers or bools
     (skl2onnx emits float and bool classes as int64), as text otherwise."""
     if ref.dtype.kind in "biuf" and got.dtype.kind in "biuf":
-        return ref.astype(np.float64) == got.astype(np.float64)
-    return ref.astype(str) == got.astype(str)
+        same: np.ndarray = ref.astype(np.float64) == got.astype(np.float64)
+        return same
+    text: np.ndarray = ref.astype(str) == got.astype(str)
+    return text
 
 
 def _compare_labels(ref: np.ndarray, got: np.ndarray, tol: Tolerance) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from edge_agent.errors import BadInputError
 from edge_agent.hashing import sha256_bytes, sha256_file
+from export.modules import module_file, module_from_file, module_from_source
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 TRUST_FLAG = "--trust-code"
@@ -167,14 +168,11 @@ def _load_factory(module_ref: str, func_name: str) -> LoadedSource:
         file = Path(module_ref)
         if not file.is_file():
             raise BadInputError(f"factory file {file} does not exist")
-        spec = importlib.util.spec_from_file_location(f"edgekit_factory_{file.stem}", file)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
         try:
-            spec.loader.exec_module(module)
+            module = module_from_file(f"edgekit_factory_{file.stem}", file)
         except Exception as exc:
             raise BadInputError(f"importing {file} failed: {type(exc).__name__}: {exc}") from exc
-        origin = file
+        origin: Path | None = file
     else:
         try:
             module = importlib.import_module(module_ref)
@@ -183,7 +181,7 @@ def _load_factory(module_ref: str, func_name: str) -> LoadedSource:
                 f"cannot import module {module_ref!r}: {exc}",
                 hint="check the name and that the package is on PYTHONPATH",
             ) from exc
-        origin = Path(module.__file__) if getattr(module, "__file__", None) else None
+        origin = module_file(module)
     func = getattr(module, func_name, None)
     if func is None or not callable(func):
         raise BadInputError(f"{module_ref} has no function {func_name!r}")
@@ -286,8 +284,9 @@ def _load_recorded_factory(source: dict[str, Any], expected: str) -> LoadedSourc
 def _locate_module(module_ref: str) -> Path:
     """The source file of a dotted module, found without importing (running) anything."""
     module = sys.modules.get(module_ref)
-    if module is not None and getattr(module, "__file__", None):
-        return Path(module.__file__)
+    loaded = None if module is None else module_file(module)
+    if loaded is not None:
+        return loaded
     parts = module_ref.split(".")
     search: list[str] | None = None
     spec = None
@@ -311,11 +310,8 @@ def _exec_module(module_ref: str, origin: Path, data: bytes, is_file: bool) -> A
     parent = "" if is_file else module_ref.rpartition(".")[0]
     if parent:
         importlib.import_module(parent)
-    spec = importlib.util.spec_from_file_location(name, origin)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
     try:
-        exec(compile(data, str(origin), "exec"), module.__dict__)  # noqa: S102 - verified, consented
+        module = module_from_source(name, origin, data)  # verified, consented
     except Exception as exc:
         sys.modules.pop(name, None)
         raise BadInputError(f"importing {origin} failed: {type(exc).__name__}: {exc}") from exc

@@ -1,6 +1,6 @@
 """The shared bundles exist and verify: every other suite builds on them."""
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 
 
 def test_shared_bundles_verify(tabular_bundle, cnn_bundle, regression_bundle):

@@ -12,11 +12,9 @@ exactly the harness the workstation uses and the two sets of numbers are compara
 """
 
 from edge_agent.benchmark.inputs import InputSets, feeds_for
+from edge_agent.benchmark.measures import Measurement, SessionTiming, TimingConfig
 from edge_agent.benchmark.record import RECORD_SCHEMA, RECORD_VERSION, record_problems
 from edge_agent.benchmark.runner import (
-    Measurement,
-    SessionTiming,
-    TimingConfig,
     create_session,
     measure,
     run_single_stream,

@@ -2,21 +2,22 @@
 
 The same record comes from `edgekit bench`, from the agent's self-benchmark (published on
 `dt/edgekit/{thing}/bench`) and lands in the manifest under variant["benchmarks"][target],
-so every consumer reads one shape. RECORD_SCHEMA documents it; `record_problems` checks it
+so every consumer reads one shape. RECORD_SCHEMA (schemas/bench_record.schema.json) documents it; `record_problems` checks it
 with jsonschema when installed (the device skips the check, as with the other formats).
 """
 
 from __future__ import annotations
 
 import platform
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from edge_agent.benchmark.stats import histogram
+from edge_agent.clock import utc_now as utc_now  # re-exported: manifest_io.utc_now
+from edge_agent.schemas import load_schema
 
 if TYPE_CHECKING:  # pragma: no cover
     from edge_agent.benchmark.inputs import InputSets
-    from edge_agent.benchmark.runner import Measurement, SessionTiming, TimingConfig
+    from edge_agent.benchmark.measures import Measurement, SessionTiming, TimingConfig
 
 RECORD_VERSION = 1
 
@@ -28,112 +29,9 @@ HEADLINE = {
     "offline": ("throughput", "samples_per_s"),
 }
 
-_NUM = {"type": ["number", "null"]}
-_LATENCY = {
-    "type": "object",
-    "required": ["count", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"],
-    "properties": {
-        k: {"type": "number"}
-        for k in ("min", "mean", "std", "p50", "p90", "p95", "p99", "p99.9", "max")
-    }
-    | {"count": {"type": "integer", "minimum": 1}},
-}
-
-RECORD_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "edgekit benchmark result record",
-    "type": "object",
-    "required": [
-        "schema_version",
-        "scenario",
-        "system",
-        "variant",
-        "provider",
-        "threads",
-        "batch",
-        "latency_ms",
-        "throughput",
-        "stability",
-        "session",
-        "resources",
-        "inputs",
-        "timing",
-        "headline",
-        "measured_at",
-    ],
-    "properties": {
-        "schema_version": {"const": RECORD_VERSION},
-        "scenario": {"enum": list(HEADLINE)},
-        "system": {"type": "string", "description": "onnxruntime, or native:<framework>"},
-        "variant": {"type": "string"},
-        "provider": {"type": "string"},
-        "providers_in_use": {"type": "array", "items": {"type": "string"}},
-        "threads": {"type": ["integer", "null"], "minimum": 0},
-        "batch": {"type": "integer", "minimum": 1},
-        "model_bytes": {"type": ["integer", "null"]},
-        "latency_ms": _LATENCY,
-        "histogram": {
-            "type": "object",
-            "properties": {
-                "edges_ms": {"type": "array", "items": {"type": "number"}},
-                "counts": {"type": "array", "items": {"type": "integer"}},
-            },
-        },
-        "throughput": {
-            "type": "object",
-            "required": ["queries_per_s", "inferences_per_s", "samples_per_s"],
-            "properties": {
-                "queries_per_s": {"type": "number"},
-                "inferences_per_s": {"type": "number"},
-                "samples_per_s": {"type": "number"},
-            },
-        },
-        "stability": {
-            "type": "object",
-            "required": ["stable", "tolerance", "windows"],
-            "properties": {
-                "stable": {"type": "boolean"},
-                "tolerance": {"type": "number"},
-                "windows": {"type": "array", "items": {"type": "object"}},
-                "counted_windows": {"type": "integer"},
-                "max_windows": {"type": "integer"},
-            },
-        },
-        "session": {
-            "type": "object",
-            "properties": {"create_ms": _NUM, "cold_first_ms": _NUM},
-        },
-        "resources": {
-            "type": "object",
-            "properties": {
-                "peak_rss_bytes": {"type": ["integer", "null"]},
-                "peak_rss_source": {"type": "string"},
-                "peak_rss_increase_bytes": {
-                    "type": ["integer", "null"],
-                    "description": "peak minus the resident memory before the session was made",
-                },
-                "cpu_percent": _NUM,
-            },
-        },
-        "inputs": {"type": "object"},
-        "timing": {"type": "object"},
-        "headline": {
-            "type": "object",
-            "required": ["name", "value", "unit"],
-            "properties": {
-                "name": {"type": "string"},
-                "value": {"type": "number"},
-                "unit": {"type": "string"},
-            },
-        },
-        "scenario_result": {"type": "object"},
-        "copies": {"type": ["object", "null"]},
-        "notes": {"type": "array", "items": {"type": "string"}},
-        "measured_at": {"type": "string"},
-        "host": {"type": "object"},
-    },
-    "additionalProperties": True,
-}
+# The schema is edge_agent/schemas/bench_record.schema.json; the typed record beside it is
+# edge_agent.contracts.bench.BenchRecord (tests/edge_agent/test_contracts.py keeps them equal).
+RECORD_SCHEMA: dict[str, Any] = load_schema("bench_record")
 
 
 def record_problems(record: dict[str, Any]) -> list[str]:
@@ -156,10 +54,6 @@ def headline(
     if section == "latency_ms":
         return {"name": f"{key} latency", "value": float(latency[key]), "unit": "ms"}
     return {"name": key.replace("_", " "), "value": float(throughput[key]), "unit": "samples/s"}
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -9,10 +9,8 @@ benchmarks/test_harness_overhead.py against a bare loop of session.run).
 from __future__ import annotations
 
 import functools
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,80 +18,20 @@ import numpy as np
 
 from edge_agent.benchmark import record as record_mod
 from edge_agent.benchmark.inputs import InputSets, feeds_for
+from edge_agent.benchmark.measures import (  # noqa: F401  (re-exported: the harness's names)
+    DEFAULT_DURATION_S,
+    Measurement,
+    SessionTiming,
+    TimingConfig,
+)
 from edge_agent.benchmark.resources import ResourceMeter
-from edge_agent.benchmark.stability import StabilityConfig, is_stable
-from edge_agent.benchmark.stats import latency_stats, percentile
+from edge_agent.benchmark.stability import is_stable
+from edge_agent.benchmark.stats import percentile
 
-DEFAULT_DURATION_S = 2.0
 CPU_PROVIDER = "CPUExecutionProvider"
 
 RunFn = Callable[[Any], Any]
 ProgressFn = Callable[[float], None]
-
-
-@dataclass(frozen=True)
-class TimingConfig:
-    """How long to measure: warm-up, then `iterations` calls or `duration_s` of windows."""
-
-    warmup_iterations: int = 10
-    warmup_s: float = 0.0
-    iterations: int | None = None
-    duration_s: float | None = None
-    stability: StabilityConfig = field(default_factory=StabilityConfig)
-
-    def __post_init__(self) -> None:
-        if self.iterations is not None and self.duration_s is not None:
-            raise ValueError("give a duration or a number of iterations, not both")
-        if self.iterations is not None and self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
-        if self.duration_s is not None and not (
-            math.isfinite(self.duration_s) and self.duration_s > 0
-        ):
-            raise ValueError(f"duration must be a number of seconds > 0, got {self.duration_s}")
-        if self.warmup_iterations < 0 or not (math.isfinite(self.warmup_s) and self.warmup_s >= 0):
-            raise ValueError("warm-up must be >= 0")
-
-    @property
-    def effective_duration_s(self) -> float:
-        return self.duration_s if self.duration_s is not None else DEFAULT_DURATION_S
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "warmup_iterations": self.warmup_iterations,
-            "warmup_s": self.warmup_s,
-            "iterations": self.iterations,
-            "duration_s": None if self.iterations is not None else self.effective_duration_s,
-        }
-
-
-@dataclass
-class Measurement:
-    """The counted latencies (seconds) and the windows they were judged stable on."""
-
-    latencies_s: np.ndarray
-    windows: list[dict[str, Any]]
-    counted_windows: int
-    stable: bool
-    wall_s: float  # wall time of the counted windows
-    cpu_s: float  # process CPU time over the counted windows
-    total_calls: int  # warm-up excluded, all windows included
-
-    @property
-    def queries_per_s(self) -> float:
-        return len(self.latencies_s) / self.wall_s if self.wall_s > 0 else 0.0
-
-    @property
-    def cpu_percent(self) -> float | None:
-        return 100.0 * self.cpu_s / self.wall_s if self.wall_s > 0 else None
-
-    def stats(self) -> dict[str, float | int]:
-        return latency_stats(self.latencies_s)
-
-
-@dataclass
-class SessionTiming:
-    create_s: float | None = None
-    cold_first_s: float | None = None
 
 
 def _window(

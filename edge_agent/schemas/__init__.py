@@ -12,7 +12,8 @@ from typing import Any
 def load_schema(name: str) -> dict[str, Any]:
     """Load `<name>.schema.json` from this package."""
     text = resources.files(__package__).joinpath(f"{name}.schema.json").read_text("utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 def validation_errors(document: Any, name: str) -> list[str]:

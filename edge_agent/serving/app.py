@@ -25,12 +25,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edge_agent.engine import Engine, ModelError
 from edge_agent.serving import wire
+from edge_agent.serving.engine import Engine, ModelError
 from edge_agent.serving.options import RestOptions
-from edge_agent.validation import RequestError
+from edge_agent.serving.validation import RequestError
 
-log = logging.getLogger("edge_agent.rest")
+log = logging.getLogger("edge_agent.serving.rest")
 
 
 class HttpError(Exception):
@@ -298,7 +298,11 @@ def _timed(work: Callable[..., Response], args: tuple[Any, ...]) -> tuple[Respon
 
 
 def _infer_sync(
-    engine: Engine, raw: bytearray, headers: dict[str, str | None], received: float, cap: int
+    engine: Engine,
+    raw: bytes | bytearray,
+    headers: dict[str, str | None],
+    received: float,
+    cap: int,
 ) -> Response:
     try:
         raw = wire.decompress(raw, headers["encoding"] or None, cap)

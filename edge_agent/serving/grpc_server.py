@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.engine import Engine, ModelError
 from edge_agent.errors import BadInputError
 from edge_agent.serving import wire
-from edge_agent.validation import KSERVE_TO_NUMPY, RequestError, datatype_of
+from edge_agent.serving.engine import Engine, ModelError
+from edge_agent.serving.validation import KSERVE_TO_NUMPY, RequestError, datatype_of
 
 try:
     import grpc
@@ -247,7 +247,7 @@ class _answer:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:  # type: ignore[exit-return]
         if exc is None:
             return False
         if isinstance(exc, Refused):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.validation import TensorSpec
+from edge_agent.serving.validation import TensorSpec
 
 LABEL, PROBABILITIES = "label", "probabilities"
 

@@ -23,13 +23,15 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-log = logging.getLogger("edge_agent.rest")
+log = logging.getLogger("edge_agent.serving.rest")
 
 RECEIVING = (h11.IDLE, h11.SEND_BODY)
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 
-def json_error(status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None):
+def json_error(
+    status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> ASGIApp:
     """An ASGI app that answers ``{"error": message}`` with ``status`` and closes."""
     body = json.dumps({"error": message}).encode()
 

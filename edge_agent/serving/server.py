@@ -18,13 +18,13 @@ from functools import partial
 
 import uvicorn
 
-from edge_agent.engine import Engine
 from edge_agent.errors import BadInputError
 from edge_agent.serving.app import ByteBudget, Context, build_app
+from edge_agent.serving.engine import Engine
 from edge_agent.serving.options import RestOptions
 from edge_agent.serving.protocol import GuardedH11Protocol
 
-log = logging.getLogger("edge_agent.rest")
+log = logging.getLogger("edge_agent.serving.rest")
 
 
 def bind(host: str, port: int, backlog: int) -> socket.socket:
@@ -82,7 +82,7 @@ class RestServer:
         app = build_app(Context(engine, token, opts, self.pool, budget))
         config = uvicorn.Config(
             app,
-            http=partial(
+            http=partial(  # type: ignore[arg-type]  # uvicorn takes any protocol factory
                 GuardedH11Protocol,
                 request_timeout=opts.request_timeout_s,
                 retry_after=opts.retry_after_s,

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.validation import (
+from edge_agent.serving.validation import (
     KSERVE_TO_NUMPY,
     RequestError,
     TensorSpec,
@@ -33,7 +33,7 @@ HEADER_LENGTH = "inference-header-content-length"
 ENCODINGS = ("gzip", "deflate", "identity")
 
 
-def decompress(raw: bytearray, encoding: str | None, cap: int) -> bytes | bytearray:
+def decompress(raw: bytes | bytearray, encoding: str | None, cap: int) -> bytes | bytearray:
     """Undo ``Content-Encoding`` (gzip/deflate, as tritonclient can send), never past ``cap``."""
     if not encoding or encoding == "identity":
         return raw

@@ -30,7 +30,7 @@ def _feeds(inputs: list[dict[str, Any]], data: SampleData) -> dict[str, np.ndarr
                 )
             raw = {n: data.tensors[n] for n in names}
     else:
-        frame = data.frame
+        frame: Any = data.frame
         if all(n in frame.columns for n in names):
             raw = {n: frame[n].to_numpy().reshape(-1, 1) for n in names}
         elif len(names) == 1:

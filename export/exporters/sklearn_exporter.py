@@ -10,7 +10,7 @@ then compares the untouched model on NaN with the ONNX model on "".
 
 ONNX input names are what skl2onnx makes of the column names (`od280/od315` becomes
 `od280_od315`): each input records its user column in the signature (`column`), and every
-reader maps the user's names onto the ONNX ones (edge_agent.validation.input_aliases).
+reader maps the user's names onto the ONNX ones (edge_agent.serving.validation.input_aliases).
 
 scikit-learn's trees cast their input to float32 after the steps before them ran in float64.
 A pipeline with steps before a tree ensemble is therefore converted with float64 inputs and a
@@ -258,9 +258,9 @@ def _unsupported_estimators(model: Any) -> list[str]:
     return sorted(set(found))
 
 
-def _frame_columns(model: Any, data: SampleData):
+def _frame_columns(model: Any, data: SampleData) -> Any:
     """The DataFrame restricted to and ordered by the model's columns, or a clear error."""
-    frame = data.frame
+    frame: Any = data.frame
     expected = getattr(model, "feature_names_in_", None)
     columns = [str(c) for c in frame.columns]
     if expected is not None:
@@ -364,7 +364,9 @@ class SklearnExporter:
             parity_hint=hint,
         )
 
-    def _convert_model(self, obj: Any, data: SampleData, task: str, options: ExportOptions):
+    def _convert_model(
+        self, obj: Any, data: SampleData, task: str, options: ExportOptions
+    ) -> tuple[Any, ...]:
         """Convert `obj`, in float64 up to a cast before its trees when it needs that; fall back
         to float32 (with the cause as the parity hint) when a step has no float64 converter.
 
@@ -396,7 +398,7 @@ class SklearnExporter:
         onnx_model = self._convert(convertible, types, task, options)
         return onnx_model, native_x, feeds, types, input_kind, columns, notes + adapted, hint
 
-    def _inputs(self, model: Any, data: SampleData, double: bool = False):
+    def _inputs(self, model: Any, data: SampleData, double: bool = False) -> tuple[Any, ...]:
         """(native input, feeds keyed by column/tensor name, skl2onnx initial types, input
         kind, columns). `double`: numeric inputs as float64 (a cast before trees follows)."""
         from skl2onnx.common.data_types import (
@@ -410,11 +412,11 @@ class SklearnExporter:
         num_name = "float64" if double else "float32"
 
         if data.frame is None:
-            if len(data.tensors) != 1:
+            if len(data.named) != 1:
                 raise BadInputError(
                     "a scikit-learn model takes one table: give CSV, Parquet or a single NPY array"
                 )
-            x = next(iter(data.tensors.values()))
+            x = next(iter(data.named.values()))
             if x.ndim != 2:
                 raise BadInputError(
                     f"a scikit-learn model takes a 2-D table; the data has shape {x.shape}"
@@ -471,7 +473,9 @@ class SklearnExporter:
         )
         return native_x, {"X": x32}, [("X", num_type([None, x32.shape[1]]))], "tabular", cols
 
-    def _convert(self, model: Any, initial_types: list, task: str, options: ExportOptions):
+    def _convert(
+        self, model: Any, initial_types: list[Any], task: str, options: ExportOptions
+    ) -> Any:
         from skl2onnx import convert_sklearn
 
         target_opset = {"": options.opset, "ai.onnx.ml": 3} if options.opset else None
@@ -554,7 +558,7 @@ def _labels(model: Any, label_output: dict[str, Any]) -> list[Any]:
     return [_py(c) for c in classes]
 
 
-def _conversion_options(model: Any, task: str) -> dict[int, dict[str, Any]]:
+def _conversion_options(model: Any, task: str) -> dict[int, dict[str, Any]] | None:
     """skl2onnx options per estimator (by id) inside `model`.
 
     - classifiers: no ZipMap (probabilities as a plain tensor). An entry even when empty:

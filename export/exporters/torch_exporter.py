@@ -31,7 +31,7 @@ def _input_names(obj: Any, data: SampleData) -> list[str]:
     """ONNX input names: the forward() parameter names where the data lets us match them."""
     import torch
 
-    given = list(data.tensors)
+    given = list(data.named)
     if isinstance(obj, torch.nn.Module):
         return torch_io.match_inputs(obj, given)
     return given
@@ -56,7 +56,7 @@ def _flat_module(torch: Any) -> type:
             self.paths = [leaf.path for leaf in leaves]
             self.by_keyword = by_keyword
 
-        def forward(self, *args: Any) -> tuple:
+        def forward(self, *args: Any) -> tuple[Any, ...]:
             if self.by_keyword:
                 out = self.inner(**dict(zip(self.names, args, strict=True)))
             else:
@@ -82,7 +82,7 @@ class TorchExporter:
         import torch
 
         if data.tensors is None:
-            frame = data.frame
+            frame: Any = data.frame
             if any(frame[c].dtype.kind not in "fiub" for c in frame.columns):
                 raise BadInputError(
                     "a torch model takes numeric tensors; the data has text columns"
@@ -100,10 +100,11 @@ class TorchExporter:
         if program:
             _check_program_batch(obj)
         names = _input_names(obj, data)
-        if len(data.tensors) == 1:
-            arrays = [next(iter(data.tensors.values()))]
+        tensors = data.named
+        if len(tensors) == 1:
+            arrays = [next(iter(tensors.values()))]
         else:
-            arrays = [data.tensors[n] for n in names]
+            arrays = [tensors[n] for n in names]
         arrays = [a.astype(np.float32) if a.dtype == np.float64 else a for a in arrays]
         feeds = dict(zip(names, arrays, strict=True))
 
@@ -149,7 +150,7 @@ class TorchExporter:
         labels = options.labels
         if task == "classification" and labels is None:
             labels = list(range(int(native[0].shape[-1])))
-        signature = {
+        signature: dict[str, Any] = {
             "inputs": [{**tensor_spec(i), "role": "features"} for i in model.graph.input],
             "outputs": outputs,
             "input_kind": "tensor",
@@ -247,7 +248,7 @@ class TorchExporter:
     @staticmethod
     def _export(
         model: Any,
-        example: tuple,
+        example: tuple[Any, ...],
         names: list[str],
         out_names: list[str],
         options: ExportOptions,
@@ -288,7 +289,7 @@ class TorchExporter:
 def _call_export(
     torch: Any,
     model: Any,
-    example: tuple,
+    example: tuple[Any, ...],
     path: Path,
     axes: dict[str, dict[int, str]],
     options: ExportOptions,

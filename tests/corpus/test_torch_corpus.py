@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edge_agent.benchmark import TimingConfig
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from export.builder import ExportRequest, export_bundle
 from export.exporters import ExportOptions
 from toolkit.bench.engine import BenchPlan, run_bench

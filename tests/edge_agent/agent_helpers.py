@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.bundle import Bundle
 from edge_agent.config import AgentConfig
+from edge_agent.contracts.bundle import Bundle
 
 
 def sample_feeds(bundle_dir: Path, rows: int | None = None) -> dict[str, np.ndarray]:

@@ -14,7 +14,7 @@ from edge_agent import telemetry
 from edge_agent.agent import Agent
 from edge_agent.errors import IntegrityError
 from edge_agent.schemas import validation_errors
-from edge_agent.transports.inprocess import Bus, InProcessTransport
+from edge_agent.telemetry.transports.inprocess import Bus, InProcessTransport
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_corrupted_swap_is_refused_and_old_model_keeps_serving(run_agent, copy_b
     agent, bus = run_agent(path, window_s=30)
     before = agent.engine.model.sha256
     # a second variant whose file is corrupted after it was registered
-    from edge_agent.bundle import Bundle
+    from edge_agent.contracts.bundle import Bundle
 
     bundle = Bundle.open(path)
     bundle.add_variant("copy", path / "fp32.onnx", {"precision": "fp32"})

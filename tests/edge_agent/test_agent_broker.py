@@ -18,7 +18,7 @@ from helpers.mosquitto import MqttCollector
 
 from edge_agent.agent import Agent
 from edge_agent.errors import BadInputError
-from edge_agent.transports.mqtt import MqttTransport
+from edge_agent.telemetry.transports.mqtt import MqttTransport
 
 pytestmark = [pytest.mark.broker]
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,7 +164,7 @@ def test_plain_mqtt_only_to_loopback(tmp_path, cnn_bundle):
 def _lonely_device(broker, tmp_path, **changes):
     """The agent's real outbox, MQTT 5 transport and publisher, with short undelivered retries."""
     from edge_agent.config import AgentConfig
-    from edge_agent.outbox import Outbox, Publisher
+    from edge_agent.telemetry.outbox import Outbox, Publisher
 
     cfg = AgentConfig(thing="lonely", mqtt=broker.url, publish_timeout_s=5).updated(changes)
     outbox = Outbox(tmp_path / "outbox.sqlite")

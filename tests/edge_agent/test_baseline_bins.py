@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_agent import baseline
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BundleError
+from edge_agent.monitoring import baseline
 from edge_agent.schemas import validation_errors
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edge_agent import cli
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 
 NOTE = b"the user's own bytes"
 

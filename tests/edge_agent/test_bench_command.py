@@ -4,8 +4,8 @@ they came from, so tune never has to guess them."""
 
 from __future__ import annotations
 
-from edge_agent.bench import run_bench
-from edge_agent.bundle import Bundle
+from edge_agent.benchmark.command import run_bench
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.hardware import usable_cpus
 from tests.toolkit.tune.test_tune_bundles import _add_variant
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BundleError, IntegrityError
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError, BundleError
 from edge_agent.hashing import sha256_file
 

@@ -13,7 +13,7 @@ import numpy as np
 from agent_helpers import sample_feeds
 
 from edge_agent import cli
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,10 +17,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from edge_agent import batch
-from edge_agent import model as model_mod
-from edge_agent.engine import Engine
-from edge_agent.validation import (
+from edge_agent.serving import batch
+from edge_agent.serving import model as model_mod
+from edge_agent.serving.engine import Engine
+from edge_agent.serving.validation import (
     Limits,
     RequestError,
     TensorSpec,

@@ -27,7 +27,7 @@ for name in mods:
     importlib.import_module(name)
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
-from edge_agent.transports.inprocess import Bus, InProcessTransport
+from edge_agent.telemetry.transports.inprocess import Bus, InProcessTransport
 import numpy as np, urllib.request
 bus = Bus()
 agent = Agent(AgentConfig(bundle=sys.argv[1], port=0, window_s=0.2, outbox=sys.argv[2]),

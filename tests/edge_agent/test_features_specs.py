@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_agent.features import MAX_ELEMENT_FEATURES, FeatureSpec, specs_for, values_for
+from edge_agent.monitoring.features import MAX_ELEMENT_FEATURES, FeatureSpec, specs_for, values_for
 
 
 def test_small_tables_get_one_feature_per_column():

@@ -84,7 +84,7 @@ def served(cnn_bundle, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def name(cnn_bundle) -> str:
-    from edge_agent.bundle import Bundle
+    from edge_agent.contracts.bundle import Bundle
 
     return Bundle.open(cnn_bundle).manifest["name"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent import locking
-from edge_agent import manifest as manifest_io
+from edge_agent.contracts import manifest as manifest_io
 from edge_agent.locking import LockTimeoutError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent import manifest
+from edge_agent.contracts import manifest
 from edge_agent.errors import BundleError
 
 

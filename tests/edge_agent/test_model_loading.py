@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from edge_agent import model as model_mod
-from edge_agent.bundle import Bundle, save_samples
+from edge_agent.contracts.bundle import Bundle, save_samples
 from edge_agent.errors import BundleError, CheckFailedError, IntegrityError
 from edge_agent.onnx_refs import external_data_locations
+from edge_agent.serving import model as model_mod
 
 
 def test_load_verifies_warms_and_self_tests(cnn_bundle):

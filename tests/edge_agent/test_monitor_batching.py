@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from agent_helpers import config, sample_feeds
 
-from edge_agent import model as model_mod
-from edge_agent import monitor as monitor_mod
-from edge_agent.bundle import Bundle
-from edge_agent.engine import Engine
+from edge_agent.contracts.bundle import Bundle
+from edge_agent.monitoring import monitor as monitor_mod
+from edge_agent.serving import model as model_mod
+from edge_agent.serving.engine import Engine
 
 
 @pytest.fixture

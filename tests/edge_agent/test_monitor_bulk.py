@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_agent import baseline as baseline_mod
-from edge_agent.baseline import categorical_counts, numeric_counts
-from edge_agent.features import FeatureSpec, values_for
-from edge_agent.monitor import Monitor
+from edge_agent.monitoring import baseline as baseline_mod
+from edge_agent.monitoring.baseline import categorical_counts, numeric_counts
+from edge_agent.monitoring.features import FeatureSpec, values_for
+from edge_agent.monitoring.monitor import Monitor
 
 LABELS = ["ant", "bee", "cat", "dog"]
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from agent_helpers import config, sample_feeds
 
-from edge_agent import model as model_mod
 from edge_agent import telemetry
-from edge_agent.alerts import AlertEngine
-from edge_agent.engine import Engine
-from edge_agent.validation import RequestError
+from edge_agent.monitoring.alerts import AlertEngine
+from edge_agent.serving import model as model_mod
+from edge_agent.serving.engine import Engine
+from edge_agent.serving.validation import RequestError
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_wrong_type_and_errors_are_counted(engine_for, cnn_bundle):
 
 def test_feedback_classification_and_regression(engine_for, cnn_bundle, regression_bundle):
     engine = engine_for(cnn_bundle)
-    from edge_agent.bundle import Bundle
+    from edge_agent.contracts.bundle import Bundle
 
     samples = Bundle.open(cnn_bundle).load_samples()
     iid, _, outs = engine.infer({"input": samples["input"][:20]})
@@ -192,8 +192,8 @@ def test_capture_is_bounded_and_rotates(engine_for, cnn_bundle, tmp_path):
 def _reference_window(baseline, feeds, outputs):
     """What the monitor must report, the slow and obvious way: values_for per feature and
     the baseline module's own counting functions on the whole stream at once."""
-    from edge_agent.baseline import categorical_counts, numeric_counts
-    from edge_agent.features import FeatureSpec, values_for
+    from edge_agent.monitoring.baseline import categorical_counts, numeric_counts
+    from edge_agent.monitoring.features import FeatureSpec, values_for
 
     def counts(entries, arrays):
         out = {}
@@ -213,8 +213,8 @@ def test_batched_monitor_matches_reference_binning():
     """The monitor thread works on whole batches (shared row summaries, counted categories);
     its counts must equal per-feature ``values_for`` + ``numeric_counts``/
     ``categorical_counts``, with NaN, inf and unseen categories in the stream."""
-    from edge_agent import baseline as baseline_mod
-    from edge_agent.monitor import Monitor
+    from edge_agent.monitoring import baseline as baseline_mod
+    from edge_agent.monitoring.monitor import Monitor
 
     rng = np.random.default_rng(7)
     signature = {

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from edge_agent import telemetry
-from edge_agent.outbox import Outbox, Publisher
-from edge_agent.transports.inprocess import Bus, InProcessTransport
+from edge_agent.telemetry.outbox import Outbox, Publisher
+from edge_agent.telemetry.transports.inprocess import Bus, InProcessTransport
 
 
 def _msg(i: int, filler: int = 0) -> dict:
@@ -74,7 +74,7 @@ def test_publisher_deletes_only_after_ack_and_keeps_order(tmp_path):
 def test_retry_delays_are_jittered_so_a_fleet_does_not_reconnect_in_step():
     import random
 
-    from edge_agent.outbox import jittered
+    from edge_agent.telemetry.outbox import jittered
 
     rng = random.Random(7)
     delays = [jittered(2.0, rng) for _ in range(1000)]

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from edge_agent import telemetry
-from edge_agent.outbox import Outbox
 from edge_agent.schemas import validation_errors
 from edge_agent.sqlite_schema import user_version
+from edge_agent.telemetry.outbox import Outbox
 
 TOPIC = "dt/edgekit/dev/metrics"
 
@@ -258,7 +258,7 @@ def test_agent_on_a_full_disk_keeps_serving_and_the_fleet_sees_the_gap(
     from agent_helpers import config, sample_feeds
 
     from edge_agent.agent import Agent
-    from edge_agent.transports.inprocess import Bus, InProcessTransport
+    from edge_agent.telemetry.transports.inprocess import Bus, InProcessTransport
     from toolkit.fleet.ingest import Received, parse
     from toolkit.fleet.store import SqliteStore
 
@@ -292,7 +292,7 @@ def test_agent_on_a_full_disk_keeps_serving_and_the_fleet_sees_the_gap(
 FSIZE_SCRIPT = """
 import json, os, resource, signal, sys
 from edge_agent import telemetry
-from edge_agent.outbox import Outbox
+from edge_agent.telemetry.outbox import Outbox
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
 path = sys.argv[1]

@@ -29,10 +29,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_agent import cli
-from edge_agent import model as model_mod
-from edge_agent.bundle import Bundle
-from edge_agent.engine import Engine
-from edge_agent.rest import RestServer
+from edge_agent.contracts.bundle import Bundle
+from edge_agent.serving import model as model_mod
+from edge_agent.serving.engine import Engine
+from edge_agent.serving.rest import RestServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,11 +18,11 @@ import tritonclient.http as triton
 from agent_helpers import config, kserve_body, sample_feeds
 from tritonclient.utils import InferenceServerException
 
-from edge_agent import model as model_mod
 from edge_agent.agent import Agent
-from edge_agent.engine import Engine
-from edge_agent.rest import RestOptions, RestServer
-from edge_agent.transports.inprocess import Bus, InProcessTransport
+from edge_agent.serving import model as model_mod
+from edge_agent.serving.engine import Engine
+from edge_agent.serving.rest import RestOptions, RestServer
+from edge_agent.telemetry.transports.inprocess import Bus, InProcessTransport
 
 TOKEN = "s3cret-token"
 

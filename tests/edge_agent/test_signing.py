@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_agent.bundle import Bundle
 from edge_agent.cli import _parser, build_config
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import IntegrityError
 from edge_agent.hashing import sha256_file
 

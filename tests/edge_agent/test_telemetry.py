@@ -8,7 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from edge_agent import drift, telemetry
+from edge_agent import telemetry
+from edge_agent.monitoring import drift
 from edge_agent.schemas import validation_errors
 
 

@@ -13,10 +13,10 @@ from agent_helpers import config, kserve_body, sample_feeds
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_agent import model as model_mod
-from edge_agent.engine import Engine
-from edge_agent.rest import RestServer
-from edge_agent.validation import RequestError
+from edge_agent.serving import model as model_mod
+from edge_agent.serving.engine import Engine
+from edge_agent.serving.rest import RestServer
+from edge_agent.serving.validation import RequestError
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +240,7 @@ def test_live_limits_reach_the_fast_check(cnn_bundle, tmp_path):
 
 
 def test_request_path_calls_the_binding_with_the_same_results(cnn_engine, cnn_bundle):
-    from edge_agent.engine import session_runner
+    from edge_agent.serving.engine import session_runner
 
     session = cnn_engine.model.session
     assert session_runner(session) == session._sess.run  # CPU only: the compiled binding

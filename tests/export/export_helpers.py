@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from export.builder import ExportRequest, export_bundle
 from export.exporters import ExportOptions
 

@@ -16,9 +16,9 @@ from export_helpers import run_export
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import LinearRegression
 
-from edge_agent import baseline as baseline_mod
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
+from edge_agent.monitoring import baseline as baseline_mod
 from edge_agent.schemas import validation_errors
 from export import builder
 

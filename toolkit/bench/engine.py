@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.benchmark import TimingConfig
-from edge_agent.benchmark.record import build_record, utc_now
+from edge_agent.benchmark.record import build_record
 from edge_agent.benchmark.resources import ResourceMeter
 from edge_agent.benchmark.runner import SessionTiming
-from edge_agent.bundle import Bundle
+from edge_agent.clock import utc_now
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError, BundleError, EdgekitError
 from edge_agent.hardware import usable_cpus
 from toolkit.bench import loadgen

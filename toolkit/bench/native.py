@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent.benchmark import InputSets, feeds_for
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import EdgekitError
 from edge_agent.hashing import sha256_file
 

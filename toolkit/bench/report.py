@@ -15,7 +15,7 @@ import numpy as np
 
 from edge_agent.benchmark.stats import PERCENTILES
 from toolkit.bench.cost import cost_figures, load_prices
-from toolkit.bench.pareto import main_metric, pareto_front
+from toolkit.bench.pareto import accuracy_front, main_metric
 from toolkit.bench.providers import short_name
 from toolkit.reports import HtmlReport, new_figure, plain_log_ticks
 
@@ -148,7 +148,7 @@ def _accuracy_vs_latency(
             "note",
         )
         return []
-    front = set(pareto_front(points, higher))
+    front = set(accuracy_front(points, higher))
     fig, ax = new_figure(6.5, 4.0)
     for name, lat, value in points:
         on = name in front
@@ -239,7 +239,7 @@ def _cost_section(report: HtmlReport, doc: dict[str, Any], records: list[dict[st
             caption=f"At {priced[0]['cost']['price']} = {priced[0]['cost']['per_hour']:g}/h, full utilisation",
         )
         return
-    best = {}
+    best: dict[str, dict[str, Any]] = {}
     for r in onnx:
         if (
             r["variant"] not in best

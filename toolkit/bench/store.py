@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent import atomic, owned
-from edge_agent import manifest as manifest_io
 from edge_agent.benchmark.record import record_problems
 from edge_agent.benchmark.stats import PERCENTILES
-from edge_agent.bundle import Bundle
+from edge_agent.contracts import manifest as manifest_io
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError
 from toolkit.bench.engine import BenchRun, config_key
 

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from edge_agent.errors import EdgekitError
+from toolkit.present.format import compact_table, fmt_bytes, fmt_num  # noqa: F401  (re-exported for the commands)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -79,33 +80,9 @@ def handle_errors(func: F) -> F:
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 
 
-def fmt_bytes(n: int | float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
-def fmt_num(x: Any, spec: str = ".4f") -> str:
-    """A number for a table cell; '-' when there is none."""
-    return "-" if x is None else format(x, spec)
-
-
 def split_csv(values: str | list[str] | None) -> list[str]:
     """Options that take comma-separated lists (and may be repeated): the non-empty items."""
     if values is None:
         return []
     items = [values] if isinstance(values, str) else values
     return [v.strip() for item in items for v in item.split(",") if v.strip()]
-
-
-def compact_table(title: str | None = None, caption: str | None = None) -> Any:
-    """A borderless rich Table with one space between columns, for result tables with many
-    figures: they still fit an 80-column terminal instead of cutting names short."""
-    from rich import box
-    from rich.table import Table
-
-    return Table(title=title, caption=caption, box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)

@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 
 from edge_agent import atomic, signing
-from edge_agent import manifest as manifest_io
-from edge_agent.bundle import Bundle
+from edge_agent.contracts import manifest as manifest_io
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError, IntegrityError
 from toolkit.cli import app
 from toolkit.cli.common import JSON_OPTION, handle_errors, out, print_json

@@ -4,11 +4,11 @@ baseline) and write one HTML report per model under reports/."""
 from __future__ import annotations
 
 from edge_agent.benchmark import TimingConfig
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from toolkit.bench.engine import BenchPlan, run_bench
 from toolkit.bench.store import save_to_manifest, write_results
-from toolkit.cli.bench_cmd import results_table
 from toolkit.demo import DemoContext, stage
+from toolkit.present.bench import results_table
 
 
 @stage(40, "bench")

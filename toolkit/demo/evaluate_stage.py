@@ -4,10 +4,10 @@ without its worst nodes (--auto-exclude)."""
 
 from __future__ import annotations
 
-from toolkit.cli.evaluate_cmd import print_report
 from toolkit.demo import DemoContext, stage
 from toolkit.demo.models import TABULAR_TARGET
 from toolkit.evaluate import EvaluateRequest, evaluate_bundle
+from toolkit.present.evaluate import print_report
 
 AUTO_EXCLUDE = 2
 MAX_DROP = 0.01

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from export.builder import ExportRequest, export_bundle
 from export.exporters import ExportOptions
-from toolkit.cli.inspect_cmd import summary_tables
 from toolkit.demo import DemoContext, stage
 from toolkit.demo.models import TABULAR_TARGET
+from toolkit.present.bundle import summary_tables
 
 
 @stage(20, "export")

@@ -53,9 +53,9 @@ def ground_truth(frame: Any) -> np.ndarray:
 
 
 def _run(spec: Any, ctx: DemoContext, overrides: dict | None = None) -> Any:
-    from toolkit.cli.run_cmd import progress_printer
     from toolkit.pipeline import spec as spec_mod
     from toolkit.pipeline.runner import run_pipeline
+    from toolkit.present.pipeline import progress_printer
 
     on_event, _say = progress_printer(ctx.console)
     return run_pipeline(spec_mod.load(spec, overrides or {}), on_event=on_event)

@@ -3,13 +3,15 @@ against FP32 on the stored samples and recorded in its bundle."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from edge_agent.errors import EdgekitError
-from toolkit.cli.common import compact_table, fmt_num
 from toolkit.demo import DemoContext, stage
+from toolkit.present.format import compact_table, fmt_num
 from toolkit.quantize import QuantizeRequest, quantize_bundle
 
 # (model key, method, options, variant name): auto first, then explicit methods.
-PLAN = [
+PLAN: list[tuple[str, str, dict[str, Any], str | None]] = [
     ("tabular", "auto", {}, None),
     ("tabular", "static", {}, None),
     ("tabular", "fp16", {}, None),

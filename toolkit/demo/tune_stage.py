@@ -3,8 +3,8 @@ class device (ranked by its profile: nothing can be measured for ARM here)."""
 
 from __future__ import annotations
 
-from toolkit.cli.tune_cmd import front_table
 from toolkit.demo import DemoContext, stage
+from toolkit.present.tune import front_table
 from toolkit.tune.tuner import TuneRequest, tune
 
 OTHER_TARGET = "rpi4"

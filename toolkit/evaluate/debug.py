@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.bundle import FP32, Bundle
+from edge_agent.contracts.bundle import FP32, Bundle
 from toolkit.quantize import preprocess
 from toolkit.quantize.calibration import reader_for
 from toolkit.quantize.feeds import take

@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from edge_agent.errors import BadInputError
-from toolkit.evaluate import metrics as M
+from toolkit.scoring import metrics as M
 
 DEFAULT_MAX_DROP = 0.01
 REASON_PREFIX = "accuracy gate: "

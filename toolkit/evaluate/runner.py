@@ -14,16 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent import manifest as manifest_io
-from edge_agent.bundle import FP32, Bundle
+from edge_agent.contracts import manifest as manifest_io
+from edge_agent.contracts.bundle import FP32, Bundle
+from edge_agent.contracts.evaluation import evaluation_record
 from edge_agent.errors import BadInputError, BundleError, EdgekitError
 from edge_agent.hashing import sha256_file
 from toolkit.evaluate import debug as qdq_debug
 from toolkit.evaluate import gate as G
-from toolkit.evaluate import metrics as M
-from toolkit.evaluate import predictions as P
 from toolkit.quantize import runtime
 from toolkit.quantize.feeds import load_feeds, rows_of
+from toolkit.scoring import metrics as M
+from toolkit.scoring import predictions as P
 
 
 @dataclass
@@ -139,8 +140,10 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[str, Any]:
-    bundle = Bundle.open(bundle_dir)
+def _checked_inputs(
+    bundle: Bundle, request: EvaluateRequest
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """The evaluation feeds and labels, once the request and the data were checked."""
     if FP32 not in bundle.variants:
         raise BundleError(
             f"bundle {bundle.path} has no fp32 variant to compare against",
@@ -169,6 +172,49 @@ def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[st
         raise BadInputError(
             f"evaluation data {request.data} has no rows", hint="give `data` a file with rows"
         )
+    return feeds, target
+
+
+def _store(
+    path: Path,
+    results: dict[str, Any],
+    judged: dict[str, str],
+    data_info: dict[str, Any],
+    metric: str,
+    request: EvaluateRequest,
+) -> Bundle:
+    """Record every verdict in the manifest: a locked read-modify-write, so what other commands
+    stored meanwhile stays, and a variant that changed under us is not given a verdict about
+    another file."""
+    now = manifest_io.utc_now()
+    with Bundle.updating(path) as bundle:
+        for name, result in results.items():
+            entry = bundle.variants.get(name)
+            if entry is None or entry["sha256"] != judged.get(name):
+                raise BundleError(
+                    f"variant {name!r} of {bundle.path} was removed or replaced while it was "
+                    "being evaluated",
+                    hint="run the evaluation again",
+                )
+            entry["evaluation"] = evaluation_record(now, data_info, result)
+            if name != FP32:
+                G.apply(entry, result["gate"])
+        manifest_io.append_history(
+            bundle.manifest,
+            "evaluate",
+            request.command or f"edgekit evaluate {bundle.path} --data {request.data}",
+            metric=metric,
+            max_drop=request.max_drop,
+            passed=[n for n, r in results.items() if n != FP32 and r["gate"]["passed"]],
+        )
+    return bundle
+
+
+def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[str, Any]:
+    """Score every (or each asked) variant, gate it against FP32, debug and (with
+    --auto-exclude) retry the static ones that fail, and record the verdicts."""
+    bundle = Bundle.open(bundle_dir)
+    feeds, target = _checked_inputs(bundle, request)
     names = request.variants or list(bundle.variants)
     for n in names:
         bundle.variant(n)  # a clear error for an unknown --variant
@@ -231,29 +277,7 @@ def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[st
         "target_column": request.target_column,
         "labelled": target is not None,
     }
-    now = manifest_io.utc_now()
-    # A locked read-modify-write: what other commands stored meanwhile stays, and a variant
-    # that changed under us is not given a verdict about another file.
-    with Bundle.updating(bundle.path) as bundle:
-        for name, result in results.items():
-            entry = bundle.variants.get(name)
-            if entry is None or entry["sha256"] != judged.get(name):
-                raise BundleError(
-                    f"variant {name!r} of {bundle.path} was removed or replaced while it was "
-                    "being evaluated",
-                    hint="run the evaluation again",
-                )
-            entry["evaluation"] = {"at": now, "data": data_info, **result}
-            if name != FP32:
-                G.apply(entry, result["gate"])
-        manifest_io.append_history(
-            bundle.manifest,
-            "evaluate",
-            request.command or f"edgekit evaluate {bundle.path} --data {request.data}",
-            metric=metric,
-            max_drop=request.max_drop,
-            passed=[n for n, r in results.items() if n != FP32 and r["gate"]["passed"]],
-        )
+    bundle = _store(bundle.path, results, judged, data_info, metric, request)
     quantized = [n for n in results if n != FP32]
     passing = [n for n in quantized if results[n]["gate"]["passed"]]
     return {

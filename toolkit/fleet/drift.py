@@ -1,7 +1,7 @@
 """Drift per feature, per device and across the fleet, from the bin counts devices send.
 
 Counts sit on the baseline's fixed bins, so adding them over windows and devices is exact; the
-verdict on the sum uses the same test as the agent (``edge_agent.drift.assess``: PSI and a
+verdict on the sum uses the same test as the agent (``edge_agent.monitoring.drift.assess``: PSI and a
 sample-size-aware χ² test) against the baseline's reference shares. Without the bundle's
 baseline the reference is unknown: the summary then falls back to the devices' own per-window
 PSI (mean) and the share of windows they judged drifted.
@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge_agent import drift as drift_stats
+from edge_agent.monitoring import drift as drift_stats
 
 FLEET = "*fleet*"
 

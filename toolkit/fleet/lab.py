@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import EdgekitError
 
 # The default alarm: the device's mean latency more than 25 % above the lab's. Not p50: a

@@ -18,7 +18,7 @@ from typing import Any
 
 from edge_agent import telemetry
 from edge_agent.errors import BadInputError
-from edge_agent.transports.mqtt import parse_url
+from edge_agent.telemetry.transports.mqtt import parse_url
 from toolkit.fleet.collector import Collector
 
 log = logging.getLogger("edgekit.fleet.mqtt")

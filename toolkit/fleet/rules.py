@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_agent import drift as drift_stats
 from edge_agent.errors import BadInputError
+from edge_agent.monitoring import drift as drift_stats
 from toolkit.fleet import lab
 from toolkit.fleet.actions import ActionContext, Route, parse_routes
 from toolkit.fleet.drift import FLEET, aggregate

@@ -2,7 +2,7 @@
 
 Benchmarks, tests and examples need messages shaped exactly like the agent's without running
 a model: `metrics_body` fills every required field of the ``metrics`` body from seeded random
-numbers, through ``edge_agent.telemetry`` and ``edge_agent.drift`` so nothing is hand-typed.
+numbers, through ``edge_agent.telemetry`` and ``edge_agent.monitoring.drift`` so nothing is hand-typed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent import drift, telemetry
+from edge_agent import telemetry
+from edge_agent.monitoring import drift
 
 SHA = "ab" * 32
 
@@ -152,8 +153,8 @@ class SyntheticDevice:
         publish_timeout_s: float = 5.0,
     ) -> None:
         from edge_agent.config import AgentConfig
-        from edge_agent.outbox import Outbox, Publisher
-        from edge_agent.transports.mqtt import MqttTransport
+        from edge_agent.telemetry.outbox import Outbox, Publisher
+        from edge_agent.telemetry.transports.mqtt import MqttTransport
 
         self.thing = thing
         self.rng = np.random.default_rng(seed)

@@ -67,8 +67,3 @@ def tree_entries(
             continue
         found.append((f"{prefix}{rel.as_posix()}", path))
     return found
-
-
-def zip_names(path: Path) -> list[str]:
-    with zipfile.ZipFile(path) as zf:
-        return zf.namelist()

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edge_agent import manifest as manifest_io
 from edge_agent import signing
-from edge_agent.bundle import Bundle
+from edge_agent.contracts import manifest as manifest_io
+from edge_agent.contracts.bundle import Bundle
 from toolkit.greengrass.archive import build_zip
 
 

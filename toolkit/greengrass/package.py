@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent import atomic, owned, signing
-from edge_agent.bundle import FP32, Bundle
+from edge_agent.contracts.bundle import FP32, Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
 from edge_agent.hashing import sha256_b64_file
 from toolkit.greengrass import agent_artifact, model_artifact, recipe_io, validate
@@ -281,10 +281,8 @@ def _findings_text(findings: list[Finding]) -> str:
     return "\n".join(f"  {f.platform} ({f.target}) {f.check}: {f.message}" for f in findings)
 
 
-def package(
-    request: PackageRequest, progress: Callable[[str], None] | None = None
-) -> PackageResult:
-    say = progress or (lambda _msg: None)
+def _checked_request(request: PackageRequest) -> tuple[str, str]:
+    """The component name and version, once every option was checked (nothing is written)."""
     name = check_component_name(request.name)
     version = check_component_version(request.version)
     if request.fmt not in recipe_io.FORMATS:
@@ -299,6 +297,134 @@ def package(
             hint="pass the build folder (greengrass-build)",
         )
     check_build_folder(Path(request.output), request.bundle_dir)
+    return name, version
+
+
+def _preflight_passed(bundle: Bundle, plans: list[Any], request: PackageRequest) -> str:
+    """Run the compatibility preflight; its errors stop packaging unless --force. Returns the
+    onnxruntime pin it checked against."""
+    ort_version = ort_pin()
+    preflight(bundle, plans, ort_version, request.targets_dir)
+    errors = [f for p in plans for f in p.findings if f.severity == "error"]
+    if errors and not request.force:
+        raise CheckFailedError(
+            f"compatibility preflight failed ({len(errors)} error(s)):\n{_findings_text(errors)}",
+            hint="fix the bundle or the targets, or pass `force` to package anyway",
+            details={"findings": [f.to_dict() for p in plans for f in p.findings]},
+        )
+    return ort_version
+
+
+def _check_not_packaged(
+    request: PackageRequest,
+    name: str,
+    version: str,
+    output: Path,
+    final_artifacts: Path,
+    recipe_path: Path,
+) -> None:
+    """Component versions are immutable: an existing one is replaced only with --overwrite,
+    and only when this tool wrote it."""
+    if (final_artifacts.exists() or recipe_path.exists()) and not request.overwrite:
+        raise BadInputError(
+            f"{name} {version} is already packaged in {output}",
+            hint="component versions are immutable: bump `version`, or pass `overwrite`",
+        )
+    if final_artifacts.exists() or recipe_path.exists():
+        check_version_ours(output, name, version, final_artifacts)
+
+
+def _install_marker(python_version: str, requirements: str, wheel_digests: dict[str, str]) -> str:
+    """The venv holds only the pinned requirements: key its marker on what goes into it, not on
+    the component version or the model, so a new version with the same requirements (a
+    re-trained model, a config change) starts without reinstalling on every device."""
+    digest = hashlib.sha256(
+        (python_version + requirements + json.dumps(sorted(wheel_digests.items()))).encode()
+    ).hexdigest()[:12]
+    return ".edgekit-installed-" + digest
+
+
+def _validated(staged_recipe: Path, stage: Path) -> validate.Report:
+    """The generated recipe's validation report; an error when Greengrass would refuse it."""
+    report = validate.validate_file(staged_recipe, artifacts_dir=stage)
+    if report.errors and all(p.code == "size" for p in report.errors):
+        raise CheckFailedError(
+            f"the recipe would be {report.size_bytes:,} bytes; Greengrass tools refuse "
+            f"recipes over {validate.MAX_RECIPE_BYTES:,}",
+            hint="package fewer `platforms` values per component, drop `catch_all`, or "
+            "choose a shorter --name (it recurs in topics and policy ids)",
+        )
+    if not report.ok:
+        raise CheckFailedError(
+            "the generated recipe does not validate:\n"
+            + "\n".join(f"  {p.path}: {p.message}" for p in report.errors),
+            hint="this is an edgekit bug; please report it with the bundle's manifest",
+        )
+    return report
+
+
+def _platform_artifacts(
+    plan: Any,
+    request: PackageRequest,
+    bundle: Bundle,
+    stage: Path,
+    signer: Any,
+    requirements: str,
+    agent_zip: str,
+    digests: dict[str, str],
+    wheel_digests: dict[str, str],
+    say: Callable[[str], None],
+    bench_extra: list[str],
+) -> ManifestPlan:
+    """One platform's artifacts (its model archive, its wheelhouse when asked) built into the
+    stage, their digests recorded, and the recipe manifest that names them."""
+    say(f"model archive for {plan.label}")
+    shipped = [plan.variant, *(v for v in bench_extra if v != plan.variant)]
+    model_zip = model_artifact.build_model_archive(bundle, shipped, stage, signer)
+    digests[model_zip.name] = sha256_b64_file(model_zip)
+    artifacts = [
+        Artifact(agent_zip, digests[agent_zip]),
+        Artifact(model_zip.name, digests[model_zip.name]),
+    ]
+    wheel_dir = None
+    if request.wheelhouse and plan.platform is not None:
+        say(f"wheelhouse for {plan.label}")
+        wheels = wh.build_wheelhouse(
+            plan.platform,
+            requirements,
+            stage,
+            request.python_version,
+            request.glibc,
+            request.wheel_source,
+        )
+        digests[wheels.name] = sha256_b64_file(wheels)
+        wheel_digests[wheels.name] = digests[wheels.name]
+        artifacts.append(Artifact(wheels.name, digests[wheels.name]))
+        wheel_dir = wh.unpack_dir(plan.platform)
+    return ManifestPlan(
+        key=plan.key,
+        platform=(
+            plan.platform.recipe_platform()
+            if plan.platform
+            else {"os": "linux", "architecture": "*"}
+        ),
+        label=f"{plan.label} {plan.target or 'any'} {plan.variant}",
+        target=plan.target if plan.selected else None,
+        variant=plan.variant,
+        provider=plan.provider,
+        session_options=plan.session_options,
+        model_dir=model_artifact.unpack_dir(shipped),
+        artifacts=artifacts,
+        wheel_dir=wheel_dir,
+        python_version=request.python_version,
+    )
+
+
+def package(
+    request: PackageRequest, progress: Callable[[str], None] | None = None
+) -> PackageResult:
+    say = progress or (lambda _msg: None)
+    name, version = _checked_request(request)
     signer = None
     if request.sign_key is not None:
         signer = signing.load_private_key(request.sign_key)
@@ -309,26 +435,11 @@ def package(
     bench_extra = bench_variants(bundle, request.bench_variants)
 
     say("preflight")
-    ort_version = ort_pin()
-    preflight(bundle, plans, ort_version, request.targets_dir)
-    errors = [f for p in plans for f in p.findings if f.severity == "error"]
-    if errors and not request.force:
-        raise CheckFailedError(
-            f"compatibility preflight failed ({len(errors)} error(s)):\n{_findings_text(errors)}",
-            hint="fix the bundle or the targets, or pass `force` to package anyway",
-            details={"findings": [f.to_dict() for p in plans for f in p.findings]},
-        )
-
+    ort_version = _preflight_passed(bundle, plans, request)
     output = Path(request.output)
     final_artifacts = output / "artifacts" / name / version
     recipe_path = output / "recipes" / recipe_io.file_name(name, version, request.fmt)
-    if (final_artifacts.exists() or recipe_path.exists()) and not request.overwrite:
-        raise BadInputError(
-            f"{name} {version} is already packaged in {output}",
-            hint="component versions are immutable: bump `version`, or pass `overwrite`",
-        )
-    if final_artifacts.exists() or recipe_path.exists():
-        check_version_ours(output, name, version, final_artifacts)
+    _check_not_packaged(request, name, version, output, final_artifacts, recipe_path)
 
     # Built beside its final place and renamed in only once the recipe validates: a failure
     # leaves the output as it was (an existing version is swapped out only with --overwrite),
@@ -350,61 +461,22 @@ def package(
         manifest_plans: list[ManifestPlan] = []
         wheel_digests: dict[str, str] = {}
         for plan in plans:
-            say(f"model archive for {plan.label}")
-            shipped = [plan.variant, *(v for v in bench_extra if v != plan.variant)]
-            model_zip = model_artifact.build_model_archive(bundle, shipped, stage, signer)
-            digests[model_zip.name] = sha256_b64_file(model_zip)
-            artifacts = [
-                Artifact(agent_zip.name, digests[agent_zip.name]),
-                Artifact(model_zip.name, digests[model_zip.name]),
-            ]
-            wheel_dir = None
-            if request.wheelhouse and plan.platform is not None:
-                say(f"wheelhouse for {plan.label}")
-                wheels = wh.build_wheelhouse(
-                    plan.platform,
-                    requirements,
-                    stage,
-                    request.python_version,
-                    request.glibc,
-                    request.wheel_source,
-                )
-                digests[wheels.name] = sha256_b64_file(wheels)
-                wheel_digests[wheels.name] = digests[wheels.name]
-                artifacts.append(Artifact(wheels.name, digests[wheels.name]))
-                wheel_dir = wh.unpack_dir(plan.platform)
             manifest_plans.append(
-                ManifestPlan(
-                    key=plan.key,
-                    platform=(
-                        plan.platform.recipe_platform()
-                        if plan.platform
-                        else {"os": "linux", "architecture": "*"}
-                    ),
-                    label=f"{plan.label} {plan.target or 'any'} {plan.variant}",
-                    target=plan.target if plan.selected else None,
-                    variant=plan.variant,
-                    provider=plan.provider,
-                    session_options=plan.session_options,
-                    model_dir=model_artifact.unpack_dir(shipped),
-                    artifacts=artifacts,
-                    wheel_dir=wheel_dir,
-                    python_version=request.python_version,
+                _platform_artifacts(
+                    plan,
+                    request,
+                    bundle,
+                    stage,
+                    signer,
+                    requirements,
+                    agent_zip.name,
+                    digests,
+                    wheel_digests,
+                    say,
+                    bench_extra,
                 )
             )
-        # The venv holds only the pinned requirements: key its marker on what goes into it, not
-        # on the component version or the model, so a new version with the same requirements
-        # (a re-trained model, a config change) starts without reinstalling on every device.
-        marker = (
-            ".edgekit-installed-"
-            + hashlib.sha256(
-                (
-                    request.python_version
-                    + requirements
-                    + json.dumps(sorted(wheel_digests.items()))
-                ).encode()
-            ).hexdigest()[:12]
-        )
+        marker = _install_marker(request.python_version, requirements, wheel_digests)
         recipe = build_recipe(
             name=name,
             version=version,
@@ -418,20 +490,7 @@ def package(
         text = recipe_io.dumps(recipe, request.fmt)
         staged_recipe = stage / recipe_path.name
         staged_recipe.write_text(text, "utf-8")
-        report = validate.validate_file(staged_recipe, artifacts_dir=stage)
-        if report.errors and all(p.code == "size" for p in report.errors):
-            raise CheckFailedError(
-                f"the recipe would be {report.size_bytes:,} bytes; Greengrass tools refuse "
-                f"recipes over {validate.MAX_RECIPE_BYTES:,}",
-                hint="package fewer `platforms` values per component, drop `catch_all`, or "
-                "choose a shorter --name (it recurs in topics and policy ids)",
-            )
-        if not report.ok:
-            raise CheckFailedError(
-                "the generated recipe does not validate:\n"
-                + "\n".join(f"  {p.path}: {p.message}" for p in report.errors),
-                hint="this is an edgekit bug; please report it with the bundle's manifest",
-            )
+        report = _validated(staged_recipe, stage)
         say("writing")
         staged_recipe.unlink()
     atomic.write_text(recipe_path, text)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from toolkit.greengrass.targets import TargetFacts
 
 MIB = 1024**2

@@ -13,7 +13,6 @@ from typing import Any
 
 from edge_agent.telemetry import COMMAND_PREFIX, DATA_PREFIX
 from toolkit.greengrass import agent_artifact, validate
-from toolkit.greengrass.names import Platform
 
 RECIPE_FORMAT = "2020-01-25"
 NUCLEUS = "aws.greengrass.Nucleus"
@@ -263,7 +262,3 @@ def build_recipe(
         }
     }
     return recipe
-
-
-def platform_block(platform: Platform | None) -> dict[str, str]:
-    return platform.recipe_platform() if platform else {"os": "linux", "architecture": "*"}

@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 
 from edge_agent.hashing import sha256_b64_file as b64_sha256
 from toolkit.greengrass import casing, jsonpointer, names, recipe_io, versions
+from toolkit.greengrass import skipif as skipif_rule
 from toolkit.greengrass.casing import child
 
 MAX_RECIPE_BYTES = 16_000  # the Development Kit's MAX_RECIPE_FILE_SIZE_BYTES
@@ -43,8 +44,6 @@ PLATFORM_VALUES = {
     "architecture.detail": names.ARCH_DETAIL_VALUES,
 }
 VAR = re.compile(r"\{([^{}\s]+)\}")
-# GenericExternalService.shouldSkip: `(exists|onpath) +(.+)` after an optional `!`.
-SKIPIF = re.compile(r"!?\s*(exists|onpath) +(.+)")
 LEGACY_WILDCARD_KEYS = ("os", "architecture")
 # Phases whose Timeout the nucleus casts straight to an integer (Run, Bootstrap).
 INTEGER_TIMEOUT_PHASES = ("run", "bootstrap")
@@ -456,19 +455,19 @@ class _Validator:
             )
 
     def check_skipif(self, path: str, skipif: str) -> None:
-        m = SKIPIF.fullmatch(skipif.strip())
-        if not m:
+        rule = skipif_rule.parse(skipif)
+        if rule is None:
             self.error(
                 path,
                 "skipif",
                 f"Skipif {skipif!r}: the nucleus takes only 'exists PATH' or 'onpath PROGRAM' "
                 "(optionally after !) and fails the step on anything else",
             )
-        elif m.group(1) == "exists" and not m.group(2).startswith(("/", "~", "{")):
+        elif rule.kind == "exists" and not rule.arg.startswith(("/", "~", "{")):
             self.warn(
                 path,
                 "skipif-relative",
-                f"Skipif 'exists {m.group(2)}': the nucleus resolves the path from its own "
+                f"Skipif 'exists {rule.arg}': the nucleus resolves the path from its own "
                 "folder, not the component's work folder; write {work:path}/...",
             )
 

@@ -1,4 +1,4 @@
-"""New data for a triggered run: the agents' captured requests (edge_agent.capture JSON lines,
+"""New data for a triggered run: the agents' captured requests (edge_agent.monitoring.capture JSON lines,
 ``capture-*.jsonl``) gathered from the devices' capture folders, turned back into a data set with
 the model's input names, labelled when labels are given, and split into rows to train on and
 rows to judge the new version with."""

@@ -22,7 +22,7 @@ from edge_agent.atomic import staging_dir, write_json
 from edge_agent.errors import BadInputError, EdgekitError
 from toolkit.pipeline import keys
 from toolkit.pipeline.spec import PipelineSpec
-from toolkit.pipeline.stages import STAGES, Runtime, Stage, StageContext, plan, registry
+from toolkit.pipeline.stages import Runtime, Stage, StageContext, plan, registry
 from toolkit.pipeline.store import FAILED, OK, STOPPED, RunStore
 from toolkit.pipeline.summary import summarize
 
@@ -349,8 +349,3 @@ def _inputs_record(spec: PipelineSpec, stages: list[StagePlan]) -> dict[str, Any
         p = spec.resolve(train["data"])
         files["train.data"] = {"path": str(p), "sha256": keys.file_digest(p)}
     return {"files": files, "stage_keys": {s.name: s.key for s in stages}}
-
-
-def known_stages() -> list[str]:
-    registry()
-    return list(STAGES)

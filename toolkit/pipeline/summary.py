@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 
 
 def _p50(bench: dict[str, Any]) -> float | None:

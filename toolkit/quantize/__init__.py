@@ -16,6 +16,8 @@ class _PreprocessAdvice(logging.Filter):
 
 logging.getLogger().addFilter(_PreprocessAdvice())
 
+# the built-in methods register themselves on import (registry.py imports none of them)
+from toolkit.quantize import dynamic, fp16, static  # noqa: E402, F401
 from toolkit.quantize.pipeline import QuantizeRequest, QuantizeResult, quantize_bundle  # noqa: E402
 
 __all__ = ["QuantizeRequest", "QuantizeResult", "quantize_bundle"]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError, BundleError
 from edge_agent.hashing import sha256_file
 from toolkit.quantize.feeds import load_feeds, rows_of, take

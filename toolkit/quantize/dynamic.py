@@ -117,6 +117,7 @@ register(
         default_name=lambda c: "int8-dynamic",
         integer=True,
         needs_calibration=False,
+        needs_preprocess=True,
         description="INT8 weights, activations quantized at run time",
     )
 )

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent.errors import BadInputError
-from edge_agent.validation import RequestError, by_onnx_name, input_aliases
+from edge_agent.serving.validation import RequestError, by_onnx_name, input_aliases
 from export.data import column_mismatch
 
 NUMERIC_KINDS = "fiub"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from toolkit.quantize.registry import Method, MethodContext, register
@@ -71,6 +72,15 @@ def run(config: FP16Config, ctx: MethodContext) -> dict[str, Any]:
     return record
 
 
+def _unchanged(path: Path) -> str | None:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    if any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer):
+        return None
+    return "FP16 conversion changed nothing: every operator of this model stays float32"
+
+
 register(
     Method(
         name="fp16",
@@ -81,5 +91,8 @@ register(
         integer=False,
         needs_calibration=False,
         description="half-precision weights and arithmetic, float32 inputs and outputs",
+        trees="onnxconverter-common keeps ai.onnx.ml TreeEnsemble operators in float32, so FP16 "
+        "would change nothing",
+        unchanged=_unchanged,
     )
 )

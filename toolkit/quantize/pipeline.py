@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_agent import manifest as manifest_io
-from edge_agent.bundle import FP32, Bundle
+from edge_agent.contracts import manifest as manifest_io
+from edge_agent.contracts.bundle import FP32, Bundle
 from edge_agent.errors import BadInputError, BundleError, CheckFailedError
 from toolkit.quantize import (
     auto,
@@ -31,6 +31,7 @@ from toolkit.quantize import (
     registry,
     runtime,
 )
+from toolkit.quantize.failures import quantizer_failure
 
 QUANT_OP = re.compile(r"^(QLinear.*|Q[A-Z].*|.*Quantize.*|.*Integer)$")
 
@@ -74,15 +75,9 @@ class QuantizeResult:
         }
 
 
-def tree_refusal(info: graph.GraphInfo, method: str) -> BadInputError:
-    what = (
-        "onnxruntime.quantization has no integer kernels for ai.onnx.ml TreeEnsemble operators"
-        if method != "fp16"
-        else "onnxconverter-common keeps ai.onnx.ml TreeEnsemble operators in float32, so FP16 "
-        "would change nothing"
-    )
+def tree_refusal(method: registry.Method) -> BadInputError:
     return BadInputError(
-        f"cannot quantize a tree ensemble with the {method} method: {what}",
+        f"cannot quantize a tree ensemble with the {method.name} method: {method.trees}",
         hint="keep the FP32 variant (tree ensembles are already fast on CPU) or export a "
         "neural/linear model if a smaller variant is needed",
     )
@@ -103,42 +98,6 @@ def check_name(name: str) -> None:
             f"variant name {name!r} is not allowed",
             hint="use up to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
         )
-
-
-def _failing_node(exc: BaseException) -> Any:
-    """The ONNX node the quantizer was working on when it failed (its innermost frame that
-    holds a `node`), to name in the error."""
-    import traceback
-
-    found = None
-    for frame, _ in traceback.walk_tb(exc.__traceback__):
-        node = frame.f_locals.get("node")
-        if hasattr(node, "op_type") and hasattr(node, "name"):
-            found = node
-    return found
-
-
-def quantizer_failure(method: str, config: Any, exc: BaseException) -> BadInputError:
-    """An onnxruntime.quantization crash as a message that says where and what to try."""
-    node = _failing_node(exc)
-    where = f" at node {node.name!r} ({node.op_type})" if node is not None else ""
-    tries = []
-    if node is not None and node.name:
-        tries.append(f"`exclude_nodes` {node.name}")
-    if node is not None:
-        tries.append(f"`exclude_op_types` {node.op_type}")
-    if getattr(config, "format", None) == "qoperator":
-        tries.insert(0, "the QDQ format (drop `format` qoperator), which handles more graphs")
-    hint = (
-        "try " + ", or ".join(tries)
-        if tries
-        else ("exclude the failing nodes (`exclude_nodes`) or op types (`exclude_op_types`)")
-    )
-    return BadInputError(
-        f"the {method} quantizer cannot handle this model{where}: "
-        f"{type(exc).__name__}: {str(exc)[:600]}",
-        hint=hint,
-    )
 
 
 def check_exclusions(config: Any, model_path: Path) -> None:
@@ -223,7 +182,7 @@ def resolve(
     else:
         method = registry.get(request.method)
         if info.has_trees:
-            raise tree_refusal(info, method.name)
+            raise tree_refusal(method)
         if method.integer and not info.compute_ops:
             raise BadInputError(
                 f"{method.name} quantization has nothing to quantize in this model: it has no "
@@ -245,13 +204,6 @@ def _quant_ops(path: Path) -> dict[str, int]:
 
     model = onnx.load(str(path), load_external_data=False)
     return dict(Counter(n.op_type for n in model.graph.node if QUANT_OP.match(n.op_type)))
-
-
-def _fp16_tensors(path: Path) -> int:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return sum(1 for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16)
 
 
 def _versions() -> dict[str, str | None]:
@@ -306,13 +258,10 @@ def _search(
 
 
 def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> QuantizeResult:
-    import math
-
-    if not math.isfinite(request.max_drop) or request.max_drop < 0:
-        raise BadInputError(
-            f"`max_drop` must be a number of 0 or more, got {request.max_drop}",
-            hint="e.g. `max_drop` 0.005 (cosine at least 0.995)",
-        )
+    """Make one new variant: resolve the method, calibrate and pre-process as it asks, run it,
+    check that it changed something and still answers like FP32, then store it (or reuse the
+    variant with the same bytes)."""
+    _check_max_drop(request)
     # absolute: the quantizers (and auto's search, which reads the samples) run with their own
     # work folder as the current folder, where a relative bundle path names nothing
     bundle = Bundle.open(Path(bundle_dir).absolute())
@@ -322,32 +271,12 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
     name = request.name or method.default_name(config)
     check_name(name)
     _check_free(bundle, name, request.replace)
-    calib = None
-    if method.needs_calibration:
-        calib = calibration.load(bundle, request.calibration, target_column=request.target_column)
-        if getattr(config, "calibrate", None) == "percentile":
-            calib = calibration.complete_rows(
-                calib, "onnxruntime's percentile calibrator cannot histogram them"
-            )
-    elif request.calibration is not None and choice is not None:
-        # auto may pick a method without calibration; the file was offered, not demanded
-        choice["reasons"].append(
-            f"{method.name} needs no calibration: {request.calibration} unused"
-        )
-    elif request.calibration is not None:
-        raise BadInputError(f"`calibration` applies to static quantization, not {method.name}")
+    calib = _calibration(bundle, request, method, config, choice)
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgekit-quantize-") as tmp:
         work = Path(tmp)
-        if method.integer:
-            pre = preprocess.preprocess(
-                fp32_path, work, lineage=bundle.manifest.get("lineage"), enabled=request.preprocess
-            )
-        else:
-            pre = preprocess.Preprocessed(
-                fp32_path, {"applied": False, "reason": "not needed for FP16 conversion"}
-            )
+        pre = _preprocessed(bundle, request, method, fp32_path, work)
         check_exclusions(config, pre.path)
         out_path = work / f"{name}.onnx"
         ctx = registry.MethodContext(
@@ -359,27 +288,9 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
             ),
             workdir=work,
         )
-        try:
-            # The calibrators print their progress ("Collecting tensor data ..."): keep it
-            # off stdout (--json) and off the terminal, where a spinner already runs.
-            with (
-                logs.kept_root_logs(below=logging.ERROR) as warned,
-                contextlib.redirect_stdout(io.StringIO()),
-                preprocess.contained(work),
-            ):
-                if choice is not None and request.search and method.integer:
-                    method, config, details = _search(
-                        request, bundle, fp32_path, pre.path, work, method, config, choice, info,
-                        ctx, out_path,
-                    )  # fmt: skip
-                else:
-                    details = method.run(config, ctx)
-            if warned:
-                details["quantizer_warnings"] = warned
-        except BadInputError:
-            raise
-        except Exception as exc:  # the quantizers raise many types on graphs they cannot handle
-            raise quantizer_failure(method.name, config, exc) from exc
+        method, config, details = _run_method(
+            request, bundle, fp32_path, pre.path, work, method, config, choice, info, ctx, out_path
+        )
         duration = time.perf_counter() - started
         if request.name is None and method.default_name(config) != name:
             name = method.default_name(config)  # auto's search settled on another method
@@ -389,49 +300,11 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
                     hint="choose another `name` or pass `replace`",
                 )
 
-        quant_ops = _quant_ops(out_path)
-        if method.integer and not quant_ops:
-            raise BadInputError(
-                f"{method.name} quantization found nothing to quantize in this model "
-                f"(kind {info.kind}; operators {', '.join(sorted(info.ops))})",
-                hint="try another `method` (static quantizes more operator types) or keep FP32",
-            )
-        if method.name == "fp16" and not _fp16_tensors(out_path):
-            raise BadInputError(
-                "FP16 conversion changed nothing: every operator of this model stays float32",
-                hint="keep the FP32 variant",
-            )
-
-        samples = bundle.sample_inputs()
-        rows = min(calibration.MAX_ROWS, len(next(iter(samples.values()))))
-        samples = {k: v[:rows] for k, v in samples.items()}
-        reference = runtime.run(fp32_path, samples, bundle.signature, "the fp32 variant")
-        produced = runtime.run(out_path, samples, bundle.signature, f"the new {name} variant")
-        parity = check.compare(bundle.signature, reference, produced, rows=rows)
-        if not parity["passed"]:
-            raise CheckFailedError(
-                f"the {name} variant runs but its outputs are unusable: "
-                f"{check.failure_summary(parity)}",
-                hint="exclude the affected nodes or try another method",
-                details=parity,
-            )
+        quant_ops = _check_changed(method, info, out_path)
+        parity = _parity(bundle, fp32_path, out_path, name)
         twin = same_content(bundle, out_path, exclude=name if request.replace else None)
         if twin is not None:
-            # variants are unique by content: report the twin and reuse it, add nothing; the
-            # twin remembers these settings so `tune` finds them without rebuilding
-            entry = bundle.variant(twin)
-            if entry.get("quantization") is not None:
-                same = entry["quantization"].setdefault("same_bytes", [])
-                same.append(
-                    {
-                        "method": method.name,
-                        "requested": request.method,
-                        "config": registry.config_dict(config),
-                        "name": name,
-                    }
-                )
-                bundle.save()
-            return QuantizeResult(bundle.path, twin, entry, duplicate_of=twin)
+            return _reuse_twin(bundle, twin, request, method, config, name)
         fp32_bytes = bundle.variant(FP32)["bytes"]
         record: dict[str, Any] = {
             "method": method.name,
@@ -449,36 +322,195 @@ def quantize_bundle(bundle_dir: str | Path, request: QuantizeRequest) -> Quantiz
             "duration_s": round(duration, 3),
             "versions": _versions(),
         }
-        # The manifest as it is now, under the bundle's lock: another run may have added a
-        # variant while this one worked, and it must stay.
-        with Bundle.updating(bundle.path) as current:
-            _check_free(current, name, request.replace, meanwhile=True)
-            if current.variant(FP32)["sha256"] != bundle.variant(FP32)["sha256"]:
-                raise BundleError(
-                    f"the fp32 variant of {bundle.path} changed while quantizing",
-                    hint="run the command again",
-                )
-            entry = current.add_variant(
-                name,
-                out_path,
-                {
-                    "precision": method.precision(config),
-                    "opset": current.variant(FP32).get("opset"),
-                    "source_variant": FP32,
-                    "quantization": record,
-                    "parity": parity,
-                    "evaluation": None,
-                },
-                replace=request.replace,
-            )
-            manifest_io.append_history(
-                current.manifest,
-                "quantize",
-                request.command or f"edgekit quantize {bundle.path} --method {request.method}",
-                variant=name,
-                method=method.name,
-            )
+        entry = _store(bundle, request, method, config, name, out_path, record, parity)
     return QuantizeResult(bundle.path, name, entry)
+
+
+def _run_method(
+    request: QuantizeRequest,
+    bundle: Bundle,
+    fp32_path: Path,
+    source: Path,
+    work: Path,
+    method: registry.Method,
+    config: Any,
+    choice: dict[str, Any] | None,
+    info: graph.GraphInfo,
+    ctx: registry.MethodContext,
+    out_path: Path,
+) -> tuple[registry.Method, Any, dict[str, Any]]:
+    """Run the method (or auto's accuracy search over methods); a quantizer crash becomes an
+    error that names the node. Returns the method and config that made the output."""
+    try:
+        # The calibrators print their progress ("Collecting tensor data ..."): keep it
+        # off stdout (--json) and off the terminal, where a spinner already runs.
+        with (
+            logs.kept_root_logs(below=logging.ERROR) as warned,
+            contextlib.redirect_stdout(io.StringIO()),
+            preprocess.contained(work),
+        ):
+            if choice is not None and request.search and method.integer:
+                method, config, details = _search(
+                    request, bundle, fp32_path, source, work, method, config, choice, info,
+                    ctx, out_path,
+                )  # fmt: skip
+            else:
+                details = method.run(config, ctx)
+        if warned:
+            details["quantizer_warnings"] = warned
+    except BadInputError:
+        raise
+    except Exception as exc:  # the quantizers raise many types on graphs they cannot handle
+        raise quantizer_failure(method.name, config, exc) from exc
+    return method, config, details
+
+
+def _check_max_drop(request: QuantizeRequest) -> None:
+    import math
+
+    if not math.isfinite(request.max_drop) or request.max_drop < 0:
+        raise BadInputError(
+            f"`max_drop` must be a number of 0 or more, got {request.max_drop}",
+            hint="e.g. `max_drop` 0.005 (cosine at least 0.995)",
+        )
+
+
+def _calibration(
+    bundle: Bundle,
+    request: QuantizeRequest,
+    method: registry.Method,
+    config: Any,
+    choice: dict[str, Any] | None,
+) -> calibration.CalibrationSet | None:
+    """The calibration set when the method asks for one (prepared to its config)."""
+    if method.needs_calibration:
+        calib = calibration.load(bundle, request.calibration, target_column=request.target_column)
+        if method.prepare_calibration is not None:
+            calib = method.prepare_calibration(config, calib)
+        return calib
+    if request.calibration is not None and choice is not None:
+        # auto may pick a method without calibration; the file was offered, not demanded
+        choice["reasons"].append(
+            f"{method.name} needs no calibration: {request.calibration} unused"
+        )
+    elif request.calibration is not None:
+        raise BadInputError(f"`calibration` applies to static quantization, not {method.name}")
+    return None
+
+
+def _preprocessed(
+    bundle: Bundle, request: QuantizeRequest, method: registry.Method, fp32: Path, work: Path
+) -> preprocess.Preprocessed:
+    """quant_pre_process's output when the method asks for it, else the FP32 model as it is."""
+    if method.needs_preprocess:
+        return preprocess.preprocess(
+            fp32, work, lineage=bundle.manifest.get("lineage"), enabled=request.preprocess
+        )
+    return preprocess.Preprocessed(
+        fp32, {"applied": False, "reason": f"not needed by the {method.name} method"}
+    )
+
+
+def _check_changed(
+    method: registry.Method, info: graph.GraphInfo, out_path: Path
+) -> dict[str, int]:
+    """The quantized operators of the output; an error when the method changed nothing."""
+    quant_ops = _quant_ops(out_path)
+    if method.integer and not quant_ops:
+        raise BadInputError(
+            f"{method.name} quantization found nothing to quantize in this model "
+            f"(kind {info.kind}; operators {', '.join(sorted(info.ops))})",
+            hint="try another `method` (static quantizes more operator types) or keep FP32",
+        )
+    unchanged = method.unchanged(out_path) if method.unchanged is not None else None
+    if unchanged:
+        raise BadInputError(unchanged, hint="keep the FP32 variant")
+    return quant_ops
+
+
+def _parity(bundle: Bundle, fp32_path: Path, out_path: Path, name: str) -> dict[str, Any]:
+    """The new variant against FP32 on the stored samples; an error when it is unusable."""
+    samples = bundle.sample_inputs()
+    rows = min(calibration.MAX_ROWS, len(next(iter(samples.values()))))
+    samples = {k: v[:rows] for k, v in samples.items()}
+    reference = runtime.run(fp32_path, samples, bundle.signature, "the fp32 variant")
+    produced = runtime.run(out_path, samples, bundle.signature, f"the new {name} variant")
+    parity = check.compare(bundle.signature, reference, produced, rows=rows)
+    if not parity["passed"]:
+        raise CheckFailedError(
+            f"the {name} variant runs but its outputs are unusable: "
+            f"{check.failure_summary(parity)}",
+            hint="exclude the affected nodes or try another method",
+            details=parity,
+        )
+    return parity
+
+
+def _reuse_twin(
+    bundle: Bundle,
+    twin: str,
+    request: QuantizeRequest,
+    method: registry.Method,
+    config: Any,
+    name: str,
+) -> QuantizeResult:
+    """Variants are unique by content: report the twin and reuse it, add nothing; the twin
+    remembers these settings so `tune` finds them without rebuilding."""
+    entry = bundle.variant(twin)
+    if entry.get("quantization") is not None:
+        same = entry["quantization"].setdefault("same_bytes", [])
+        same.append(
+            {
+                "method": method.name,
+                "requested": request.method,
+                "config": registry.config_dict(config),
+                "name": name,
+            }
+        )
+        bundle.save()
+    return QuantizeResult(bundle.path, twin, entry, duplicate_of=twin)
+
+
+def _store(
+    bundle: Bundle,
+    request: QuantizeRequest,
+    method: registry.Method,
+    config: Any,
+    name: str,
+    out_path: Path,
+    record: dict[str, Any],
+    parity: dict[str, Any],
+) -> dict[str, Any]:
+    """Add the variant to the manifest as it is now, under the bundle's lock: another run may
+    have added a variant while this one worked, and it must stay."""
+    with Bundle.updating(bundle.path) as current:
+        _check_free(current, name, request.replace, meanwhile=True)
+        if current.variant(FP32)["sha256"] != bundle.variant(FP32)["sha256"]:
+            raise BundleError(
+                f"the fp32 variant of {bundle.path} changed while quantizing",
+                hint="run the command again",
+            )
+        entry: dict[str, Any] = current.add_variant(
+            name,
+            out_path,
+            {
+                "precision": method.precision(config),
+                "opset": current.variant(FP32).get("opset"),
+                "source_variant": FP32,
+                "quantization": record,
+                "parity": parity,
+                "evaluation": None,
+            },
+            replace=request.replace,
+        )
+        manifest_io.append_history(
+            current.manifest,
+            "quantize",
+            request.command or f"edgekit quantize {bundle.path} --method {request.method}",
+            variant=name,
+            method=method.name,
+        )
+    return entry
 
 
 def _check_free(bundle: Bundle, name: str, replace: bool, meanwhile: bool = False) -> None:

@@ -1,5 +1,7 @@
 """The quantization methods: each module registers one Method (a typed config and one run
 function), like Olive's passes. Adding a method means adding a module, not editing an if-chain.
+The registry imports no method: toolkit/quantize/__init__.py imports the built-in ones, so they
+have registered whenever anything of toolkit.quantize is in use.
 """
 
 from __future__ import annotations
@@ -33,9 +35,19 @@ class Method:
     run: Callable[[Any, MethodContext], dict[str, Any]]  # returns what to record
     precision: Callable[[Any], str]
     default_name: Callable[[Any], str]
-    integer: bool  # INT8 through onnxruntime.quantization (needs quant_pre_process)
+    integer: bool  # INT8 through onnxruntime.quantization: its output must hold quantized ops
     needs_calibration: bool
     description: str
+    # What the pipeline asks the method instead of knowing it by name:
+    needs_preprocess: bool = False  # run onnxruntime's quant_pre_process on the model first
+    # why it cannot convert an ai.onnx.ml tree ensemble (it refuses one up front)
+    trees: str = (
+        "onnxruntime.quantization has no integer kernels for ai.onnx.ml TreeEnsemble operators"
+    )
+    # the calibration set adjusted to the config (config, CalibrationSet) -> CalibrationSet
+    prepare_calibration: Callable[[Any, Any], Any] | None = None
+    # why its output changed nothing (path) -> reason, or None when it did change the model
+    unchanged: Callable[[Path], str | None] | None = None
 
 
 _METHODS: dict[str, Method] = {}
@@ -46,17 +58,11 @@ def register(method: Method) -> Method:
     return method
 
 
-def _load_builtin() -> None:
-    from toolkit.quantize import dynamic, fp16, static  # noqa: F401
-
-
 def names() -> list[str]:
-    _load_builtin()
     return list(_METHODS)
 
 
 def get(name: str) -> Method:
-    _load_builtin()
     if name not in _METHODS:
         raise BadInputError(
             f"unknown quantization method {name!r}",

@@ -70,7 +70,7 @@ class Judge:
     """The gate of `edgekit evaluate`, applied to a candidate file on the stored samples."""
 
     def __init__(self, bundle: Any, fp32: Path, max_drop: float) -> None:
-        from toolkit.evaluate import predictions as P
+        from toolkit.scoring import predictions as P
 
         samples = bundle.sample_inputs()
         rows = min(SEARCH_ROWS, len(next(iter(samples.values()))))
@@ -82,13 +82,13 @@ class Judge:
         self._P = P
 
     def _predict(self, path: Path) -> Any:
-        from toolkit.evaluate import predictions as P
+        from toolkit.scoring import predictions as P
 
         outputs = runtime.run(path, self.feeds, self.bundle.signature, f"candidate {path.name}")
         return P.read(self.bundle.signature, self.bundle.task, outputs, self.feeds)
 
     def __call__(self, path: Path) -> dict[str, Any]:
-        from toolkit.evaluate import metrics as M
+        from toolkit.scoring import metrics as M
 
         pred = self._predict(path)
         if self.metric == "label_agreement":

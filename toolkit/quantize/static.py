@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.quantize.failures import failing_node
 from toolkit.quantize.graph import output_head
 from toolkit.quantize.registry import (
     QUANT_TYPES,
@@ -96,7 +97,7 @@ def run(config: StaticConfig, ctx: MethodContext) -> dict[str, Any]:
             )
             break
         except Exception as exc:  # the quantizer raises many types on graphs it cannot handle
-            node = _failing_node(exc)
+            node = failing_node(exc)
             name = getattr(node, "name", None)
             if attempt == MAX_RETRIES or not name or name in kept:
                 raise
@@ -148,16 +149,21 @@ def _typed(model: Any, ctx: MethodContext) -> Any:
     return typed
 
 
-def _failing_node(exc: BaseException) -> Any:
-    from toolkit.quantize.pipeline import _failing_node as find
-
-    return find(exc)
-
-
 def _precision(c: StaticConfig) -> str:
     if c.activation_type == c.weight_type:
         return c.weight_type
     return "mixed"
+
+
+def _prepare_calibration(config: StaticConfig, calib: Any) -> Any:
+    """The percentile calibrator histograms every row: rows with missing values are dropped."""
+    from toolkit.quantize import calibration
+
+    if config.calibrate != "percentile":
+        return calib
+    return calibration.complete_rows(
+        calib, "onnxruntime's percentile calibrator cannot histogram them"
+    )
 
 
 register(
@@ -169,6 +175,8 @@ register(
         default_name=lambda c: "int8-static" if c.format == "qdq" else "int8-static-qop",
         integer=True,
         needs_calibration=True,
+        needs_preprocess=True,
+        prepare_calibration=_prepare_calibration,
         description="INT8 weights and activations from calibration (QDQ or QOperator)",
     )
 )

@@ -188,7 +188,7 @@ def plain_log_ticks(axis: Any) -> None:
 
     low, high = sorted(axis.get_view_interval())
     decades = np.log10(high / low) if low > 0 and high > 0 else 99.0
-    subs = (1.0, 2.0, 5.0) if decades <= 2 else (1.0,)
+    subs: tuple[float, ...] = (1.0, 2.0, 5.0) if decades <= 2 else (1.0,)
     if decades < 0.6:
         subs = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
     axis.set_major_locator(LogLocator(base=10, subs=subs))

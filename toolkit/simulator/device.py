@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import time
@@ -318,10 +317,6 @@ class Device:
             "mqtt": self.services.mqtt.stats(),
             "ipc": {"calls": dict(self.ipc.calls), "errors": dict(self.ipc.errors)},
         }
-
-
-def json_dump(obj: Any) -> str:
-    return json.dumps(obj, indent=2, default=str)
 
 
 async def wait_until(pred: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from toolkit.greengrass.skipif import should_skip
 from toolkit.simulator.processes import LogSink, ProcessLimits, ScriptProcess, spawn
 
 NEW, INSTALLED, STARTING, RUNNING = "NEW", "INSTALLED", "STARTING", "RUNNING"
@@ -91,19 +91,6 @@ def _env_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     return str(v)
-
-
-def skip_step(skipif: str | None, env: dict[str, str], cwd: Path) -> bool:
-    if not skipif:
-        return False
-    kind, _, arg = skipif.strip().partition(" ")
-    arg = arg.strip()
-    if kind.lower() == "onpath":
-        return shutil.which(arg, path=env.get("PATH")) is not None
-    if kind.lower() == "exists":
-        p = Path(arg)
-        return (p if p.is_absolute() else cwd / p).exists()
-    return False
 
 
 class ComponentService:
@@ -262,7 +249,7 @@ class ComponentService:
         if step is None:
             return "ok", None
         env = self._env_for(step)
-        if skip_step(step.skipif, env, self.work_dir):
+        if should_skip(step.skipif, env, self.work_dir):
             self.log.line("INFO", f"{step.name} skipped", skipif=step.skipif or "")
             return "skipped", None
         proc = await spawn(
@@ -399,7 +386,7 @@ class ComponentService:
             if kind == "stop":
                 return "stopped", self.state, ""
         env = self._env_for(step)
-        if skip_step(step.skipif, env, self.work_dir):
+        if should_skip(step.skipif, env, self.work_dir):
             return "finished", INSTALLED, ""
         self._set(STARTING)
         proc = await spawn(

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent.arrays import load_npz
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError
 
 _DTYPES = {

@@ -183,12 +183,9 @@ async def simulate(
             shutil.rmtree(old, ignore_errors=True)
 
 
-async def _simulate(
-    opts: SimulateOptions, on_tick: Callable[[dict[str, Any]], None] | None = None
-) -> dict[str, Any]:
-    catalog = Catalog()
-    catalog.add_build_dir(opts.component_dir)
-    component = pick_component(catalog, opts.component)
+def _cloud(opts: SimulateOptions) -> tuple[Any, CloudTap, Any]:
+    """Where the devices publish (in-process, or a real broker), the tap that records it, and
+    the fleet collector when asked (in-process only)."""
     if opts.broker:
         from toolkit.simulator.mqtt_bridge import MqttCloud
 
@@ -206,6 +203,38 @@ async def _simulate(
         from toolkit.fleet.sim import attach_collector
 
         collector = attach_collector(cloud, opts.run_dir)
+    return cloud, tap, collector
+
+
+def _load_data(opts: SimulateOptions, fleet: SimFleet, ready: list[str]) -> Dataset | None:
+    """The data set the load generator sends: --data, else the samples shipped in the model."""
+    if not (opts.qps > 0 and ready):
+        return None
+    data = load_dataset(opts.data) if opts.data else find_dataset(fleet.devices[ready[0]].root.path)
+    if data is None:
+        raise BadInputError("no data set to drive load with", hint="pass `data` samples.npz")
+    return data
+
+
+def _drift_summary(
+    opts: SimulateOptions, data: Dataset | None, drift_things: set[str] | None, ready: list[str]
+) -> dict[str, Any]:
+    drifted = opts.drift_after_s is not None and data is not None
+    return {
+        "after_s": opts.drift_after_s,
+        "devices": sorted(drift_things if drift_things is not None else ready) if drifted else [],
+        "inputs": data.drifted_inputs if data is not None else [],
+        "shift_sigmas": data.shift_sigmas if data is not None else None,
+    }
+
+
+async def _simulate(
+    opts: SimulateOptions, on_tick: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    catalog = Catalog()
+    catalog.add_build_dir(opts.component_dir)
+    component = pick_component(catalog, opts.component)
+    cloud, tap, collector = _cloud(opts)
     device_env: dict[str, str] = {}
     wheels: dict[str, Any] | None = None
     if opts.offline:
@@ -239,17 +268,7 @@ async def _simulate(
 
         rollout = await fleet.rollout(make, opts.waves, opts.abort_threshold)
         ready = [t for t in things if t in rollout.results and rollout.results[t].ok]
-        data: Dataset | None = None
-        if opts.qps > 0 and ready:
-            data = (
-                load_dataset(opts.data)
-                if opts.data
-                else find_dataset(fleet.devices[ready[0]].root.path)
-            )
-            if data is None:
-                raise BadInputError(
-                    "no data set to drive load with", hint="pass `data` samples.npz"
-                )
+        data = _load_data(opts, fleet, ready)
         loads = [DeviceLoad(t, ports[t]) for t in ready]
         drift_things = set(ready[: opts.drift_devices]) if opts.drift_devices else None
         t0 = time.monotonic()
@@ -296,14 +315,7 @@ async def _simulate(
             "bench": bench_results,
             "load": {x.thing: x.summary() for x in loads},
             "drift_after_s": opts.drift_after_s,
-            "drift": {
-                "after_s": opts.drift_after_s,
-                "devices": sorted(drift_things if drift_things is not None else ready)
-                if opts.drift_after_s is not None and data is not None
-                else [],
-                "inputs": data.drifted_inputs if data is not None else [],
-                "shift_sigmas": data.shift_sigmas if data is not None else None,
-            },
+            "drift": _drift_summary(opts, data, drift_things, ready),
         }
     finally:
         # components first: their Shutdown closes the last window and flushes it to the cloud,
@@ -359,7 +371,7 @@ async def send_bench(
     """Send the bench command and wait for each dt/edgekit/{thing}/bench reply (the whole
     telemetry message, results under `body`). One device at a time by default: simulated
     devices share this host's CPU, so benchmarks run side by side would measure each other."""
-    from edge_agent.bench import DEFAULT_BUDGET_S
+    from edge_agent.benchmark.command import DEFAULT_BUDGET_S
 
     per_device = timeout_s or float(body.get("budget_s", DEFAULT_BUDGET_S)) + 60.0
     results: dict[str, Any] = {}

@@ -47,7 +47,7 @@ def fleet_table(snap: dict[str, Any]) -> Table:
 
 
 def bench_table(replies: dict[str, Any]) -> Table:
-    """One row per device and variant, from the agent's bench telemetry (edge_agent.bench)."""
+    """One row per device and variant, from the agent's bench telemetry (edge_agent.benchmark.command)."""
     table = Table(title="on-device benchmark (one device at a time)")
     for col in ("device", "variant", "p50 ms", "p99 ms", "QPS", "note"):
         table.add_column(col, justify="left" if col in ("device", "variant", "note") else "right")

@@ -2,48 +2,29 @@
 variant["benchmarks"][target] (by `edgekit bench` on the device, or the agent's self-benchmark
 collected by the fleet), or read from a fleet database with --from-fleet.
 
-Records have the shape of edge_agent.benchmark.record (one configuration each); a target's
-entry may be one record, a list of them, or {"records": [...]}.
+Records are edge_agent.contracts.bench.BenchRecord (one configuration each), read from the
+manifest by its one reader, `stored_records`.
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bench import BenchRecord, stored_records
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError
 from toolkit.targets import TargetProfile
 from toolkit.tune.explain import Point
 from toolkit.tune.gate import VariantInfo
 from toolkit.tune.space import Candidate, SessionOptions
 
-# Where --from-fleet reads from: a module with `bench_records(db, target) -> list[record]`.
+# Where --from-fleet reads from: a module with `fleet_bench(db, target) -> FleetBench`.
 FLEET_READER = "toolkit.fleet.tune_source"
 
 
-def _records(entry: Any) -> list[dict[str, Any]]:
-    if isinstance(entry, list):
-        return [r for r in entry if isinstance(r, dict)]
-    if isinstance(entry, dict):
-        scenarios = entry.get("scenarios")  # the bench stage's layout
-        if isinstance(scenarios, dict):
-            env = entry.get("environment") or {}
-            return [
-                {"environment": env, **r}
-                for r in scenarios.get("single-stream") or []
-                if isinstance(r, dict)
-            ]
-        inner = entry.get("records") or entry.get("results")
-        if isinstance(inner, list):
-            return [r for r in inner if isinstance(r, dict)]
-        if "latency_ms" in entry:
-            return [entry]
-    return []
-
-
-def _options(rec: dict[str, Any], target: TargetProfile) -> tuple[SessionOptions, bool]:
+def _options(rec: BenchRecord, target: TargetProfile) -> tuple[SessionOptions, bool]:
     """The session options a record was measured with, and whether they were recorded (False:
     the thread count is the target's core count, an extrapolation, not what the device ran)."""
     so = rec.get("session_options") or {}
@@ -60,14 +41,13 @@ def _options(rec: dict[str, Any], target: TargetProfile) -> tuple[SessionOptions
     )
 
 
-def _metrics(rec: dict[str, Any]) -> dict[str, Any] | None:
+def _metrics(rec: BenchRecord) -> dict[str, Any] | None:
     lat = rec.get("latency_ms") or {}
     if not all(k in lat for k in ("p50", "p90", "p99")):
         return None
     tp = rec.get("throughput") or {}
     batch = int(rec.get("batch") or 1)
-    qps = tp.get("queries_per_s") if isinstance(tp, dict) else None
-    sps = tp.get("samples_per_s") if isinstance(tp, dict) else None
+    qps, sps = tp.get("queries_per_s"), tp.get("samples_per_s")
     return {
         "latency_ms": {k: float(lat[k]) for k in ("p50", "p90", "p99", "mean") if k in lat},
         "throughput_qps": qps,
@@ -78,16 +58,15 @@ def _metrics(rec: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _where(rec: dict[str, Any], target: TargetProfile) -> str:
+def _where(rec: BenchRecord, target: TargetProfile) -> str:
     env = rec.get("environment") or {}
-    thing = env.get("thing") or rec.get("thing")
-    cpu = env.get("cpu_model") or (env.get("cpu") or {}).get("model")
+    thing, cpu = env.get("thing"), env.get("cpu_model")
     label = f"device {thing}" if thing else f"a {target.name} device"
     return f"{label} ({cpu})" if cpu else label
 
 
 def points_from_records(
-    records: list[dict[str, Any]], target: TargetProfile, infos: dict[str, VariantInfo]
+    records: list[BenchRecord], target: TargetProfile, infos: dict[str, VariantInfo]
 ) -> list[Point]:
     out = []
     for rec in records:
@@ -117,10 +96,10 @@ def points(
         return points_from_records(fleet_records(from_fleet, target), target, infos)  # ungrouped
     if target.is_local:
         return []
-    records = []
+    records: list[BenchRecord] = []
     for name, v in bundle.variants.items():
-        for rec in _records((v.get("benchmarks") or {}).get(target.name)):
-            records.append({"variant": name, **rec})
+        for rec in stored_records((v.get("benchmarks") or {}).get(target.name)):
+            records.append(cast(BenchRecord, {"variant": name, **rec}))
     return points_from_records(records, target, infos)
 
 
@@ -136,13 +115,13 @@ def fleet_bench(db: Path, target: TargetProfile) -> Any:
         reader = importlib.import_module(FLEET_READER)
     except ImportError as exc:
         raise BadInputError(
-            f"--from-fleet needs the fleet collector's reader ({FLEET_READER}), "
+            f"`from_fleet` needs the fleet collector's reader ({FLEET_READER}), "
             "which this edgekit does not have yet",
             hint="until then, record device results in the manifest with the bench stage",
         ) from exc
     return reader.fleet_bench(Path(db), target.name)
 
 
-def fleet_records(db: Path, target: TargetProfile) -> list[dict[str, Any]]:
+def fleet_records(db: Path, target: TargetProfile) -> list[BenchRecord]:
     """Bench records the fleet collector stored for devices of this target type."""
-    return list(fleet_bench(db, target).records)
+    return [cast(BenchRecord, r) for r in fleet_bench(db, target).records]

@@ -17,27 +17,33 @@ from typing import Any
 from toolkit.tune.explain import Point
 
 
+def _m(p: Point) -> dict[str, Any]:
+    """A device point's metrics (device points always carry them)."""
+    assert p.metrics is not None, p
+    return p.metrics
+
+
 def worst_of(points: list[Point]) -> dict[str, Any]:
     """One candidate's metrics over several devices: the slowest device's at each figure."""
     lat: dict[str, float] = {}
     for p in points:
-        for k, v in p.metrics["latency_ms"].items():
+        for k, v in _m(p)["latency_ms"].items():
             lat[k] = max(lat.get(k, 0.0), float(v))
-    qps = [p.metrics.get("throughput_qps") for p in points]
-    sps = [p.metrics.get("samples_per_s") for p in points]
+    qps = [_m(p).get("throughput_qps") for p in points]
+    sps = [_m(p).get("samples_per_s") for p in points]
     return {
         "latency_ms": lat,
         "throughput_qps": min((q for q in qps if q is not None), default=None),
         "samples_per_s": min((s for s in sps if s is not None), default=0.0),
-        "batch": points[0].metrics.get("batch", 1),
-        "stable": all(p.metrics.get("stable") is not False for p in points),
+        "batch": _m(points[0]).get("batch", 1),
+        "stable": all(_m(p).get("stable") is not False for p in points),
         "memory_bytes": None,
         "settings": (
             "measured"
-            if all(p.metrics.get("settings") == "measured" for p in points)
+            if all(_m(p).get("settings") == "measured" for p in points)
             else "extrapolated"
         ),
-        "devices": sorted({p.metrics["thing"] for p in points}),
+        "devices": sorted({_m(p)["thing"] for p in points}),
     }
 
 
@@ -70,7 +76,7 @@ def group(label: str, device_points: list[Point]) -> DeviceGroup:
     measured: dict[str, set[str]] = defaultdict(set)
     for p in device_points:
         by_cand[p.candidate.key].append(p)
-        measured[p.candidate.variant].add(p.metrics["thing"])
+        measured[p.candidate.variant].add(_m(p)["thing"])
     points = []
     for members in by_cand.values():
         metrics = worst_of(members)
@@ -79,7 +85,7 @@ def group(label: str, device_points: list[Point]) -> DeviceGroup:
             f"slowest of {', '.join(devs)}" if len(devs) > 1 else f"device {devs[0]}"
         )
         points.append(Point(members[0].candidate, members[0].info, metrics, source))
-    things = sorted({p.metrics["thing"] for p in device_points})
+    things = sorted({_m(p)["thing"] for p in device_points})
     return DeviceGroup(label, things, points, {v: sorted(d) for v, d in measured.items()})
 
 
@@ -87,5 +93,5 @@ def groups(device_points: list[Point], group_of: dict[str, str]) -> list[DeviceG
     """Per hardware group (``group_of``: thing -> label), in the order of their labels."""
     split: dict[str, list[Point]] = defaultdict(list)
     for p in device_points:
-        split[group_of.get(p.metrics["thing"], "unknown hardware")].append(p)
+        split[group_of.get(_m(p)["thing"], "unknown hardware")].append(p)
     return [group(label, pts) for label, pts in sorted(split.items())]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from edge_agent.contracts.evaluation import gate_figures, read_evaluation
 from toolkit.tune.variants import describe_kind, variant_kind
 
 RUNTIME_OVERHEAD_BYTES = 32 * 1024 * 1024  # onnxruntime itself, when memory was not measured
@@ -61,26 +62,12 @@ def _label(name: str, kind_label: str) -> str:
 
 
 def evaluation_summary(variant: dict[str, Any]) -> tuple[str | None, float | None, float | None]:
-    """(main metric, value, drop vs fp32) from the evaluate stage's record, when present.
-
-    evaluate writes variant["evaluation"] = {metrics, vs_fp32, gate {metric, value, fp32,
-    drop, passed}}; the reference (fp32) has gate {metric, reference: true}.
-    """
-    ev = variant.get("evaluation") or {}
-    gate = ev.get("gate") or {}
-    metric = gate.get("metric") or ev.get("main_metric") or ev.get("metric")
-    value = gate.get("value", ev.get("value"))
-    metrics = ev.get("metrics") or {}
-    if value is None and metric and isinstance(metrics.get(metric), (int, float)):
-        value = metrics[metric]
-    drop = gate.get("drop", ev.get("drop"))
-    if gate.get("reference"):
-        drop = 0.0
-    return (
-        metric,
-        float(value) if isinstance(value, (int, float)) else None,
-        float(drop) if isinstance(drop, (int, float)) else None,
-    )
+    """(main metric, value, drop vs fp32) from the evaluate stage's record (EvaluationRecord,
+    read by its one reader); all None when the variant was not evaluated."""
+    ev = read_evaluation(variant)
+    if ev is None:
+        return None, None, None
+    return gate_figures(ev)
 
 
 def estimate_memory(size_bytes: int) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 
 from edge_agent.benchmark import StabilityConfig, TimingConfig, feeds_for, measure
 from edge_agent.benchmark.resources import ResourceMeter
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from toolkit.tune.space import Candidate
 
 # A full-effort trial: windows of base/3 s until three agree (at most 6 windows).

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from toolkit.targets import TargetProfile
 from toolkit.tune.variants import matches
 

@@ -35,7 +35,7 @@ class SessionOptions:
     def to_ort(self) -> Any:
         """An onnxruntime.SessionOptions built by the agent's own loader, so tune measures
         exactly the settings the agent applies on the device (threads never 0 = 'all cores')."""
-        from edge_agent.model import session_options
+        from edge_agent.serving.model import session_options
 
         return session_options(self.to_manifest())
 
@@ -130,7 +130,7 @@ def candidate_space(
 ) -> list[Candidate]:
     """The cross product, with each variant paired only with the providers meant for it."""
     options = session_option_space(max_threads, graph_levels=graph_levels, parallel=parallel)
-    out = []
+    out: list[Candidate] = []
     for variant in variants:
         allowed = (providers_for or {}).get(variant, providers)
         for provider in providers:

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edge_agent import manifest as manifest_io
-from edge_agent.bundle import Bundle
+from edge_agent.contracts import manifest as manifest_io
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
 from toolkit.fleet import lab
+from toolkit.scoring.pareto import pareto_front
 from toolkit.targets import TargetProfile, can_emulate, get_target, local_profile
 from toolkit.targets.profile import CPU_PROVIDER
 from toolkit.tune import device, fleet_groups, sources
@@ -40,7 +41,6 @@ from toolkit.tune.objective import (
     parse_latency_budget,
     score,
 )
-from toolkit.tune.pareto import pareto_front
 from toolkit.tune.race import RaceConfig
 from toolkit.tune.search import Budget, SearchResult, Trial, search
 from toolkit.tune.space import (
@@ -282,87 +282,15 @@ def _tune(
         raise BadInputError("`max_drop` must be >= 0", hint="e.g. `max_drop` 0.01 (one point)")
     search_budget = Budget(request.max_trials, request.time_budget_s)
     target = get_target(request.target, request.targets_dir)
-    bundle = Bundle.open(request.bundle_dir)
-    bundle.verify()
     notes: list[str] = []
-
-    created = sources.ensure_preferred(bundle, target, notes) if request.create_missing else []
-    bundle = Bundle.open(request.bundle_dir)
-    sources.evaluate_missing(bundle, request.max_drop, notes)
-    bundle = Bundle.open(request.bundle_dir)
-    infos = apply_gate(bundle.variants, request.max_drop, target.model_memory_budget)
-    sources.prune_duplicates(bundle, infos, notes)
-    if not any(i.passed for i in infos.values()):
-        raise CheckFailedError(
-            f"no variant of {bundle.manifest['name']} passes the gate for {target.name}: "
-            + "; ".join(f"{n}: {i.pruned}" for n, i in infos.items()),
-            hint="raise `max_drop`, or re-quantize with other settings",
-        )
-
-    local = local_profile()
-    emulation = can_emulate(target, local)
+    bundle, infos, created = _gated_variants(request, target, notes)
     fleet = _fleet_groups(request, target, infos, notes)
     primary = _choose_per_group(fleet, infos, objective, budget, target) if fleet else None
-    if request.from_fleet is not None:
-        device_points = primary.points if primary else []
-    else:
-        device_points = device.points(bundle, target, infos)
-    if request.from_fleet is not None and not device_points:
-        notes.append(
-            f"{request.from_fleet} holds no usable bench results from {target.name} devices "
-            "for this bundle's variants"
-        )
-    search_result = None
-    if device_points:  # the real device beats any stand-in
-        mode, points = "device", device_points
-        if primary is not None:
-            measured_on = f"{primary.label} ({', '.join(primary.devices)})"
-            notes.append(
-                f"figures measured on {sum(len(g.devices) for g in fleet)} device(s) in "
-                f"{len(fleet)} hardware group(s), not on this machine: "
-                + "; ".join(f"{g.label} ({', '.join(g.devices)})" for g in fleet)
-            )
-        else:
-            measured_on = ", ".join(sorted({p.source for p in points}))
-            notes.append(f"figures measured on the device ({measured_on}), not on this machine")
-    elif emulation.possible:
-        mode = "measured" if target.is_local else "emulated"
-        points, search_result, measured_on = _measure_here(
-            request,
-            bundle,
-            target,
-            local,
-            emulation,
-            infos,
-            objective,
-            budget,
-            search_budget,
-            progress,
-        )
-        notes.extend(emulation.limits)
-        if not target.is_local:
-            notes.append(
-                f"measured on {measured_on} as a stand-in for {target.name}: the same "
-                f"instruction-set tier, threads capped at {emulation.max_threads}"
-            )
-    else:
-        mode, points, measured_on = "profile", _rank_by_profile(bundle, target, infos), None
-        notes.append(
-            f"nothing was measured on {target.name}: "
-            + "; ".join(emulation.reasons)
-            + ". Ranked by the profile's quantization preferences."
-        )
-
-    for name, info in infos.items():
-        mems = [
-            p.metrics.get("memory_bytes")
-            for p in points
-            if p.metrics and p.candidate.variant == name
-        ]
-        mems = [m for m in mems if m]
-        if mems:
-            recheck_memory(info, max(mems), target.model_memory_budget)
-
+    mode, points, measured_on, search_result = _points(
+        request, bundle, target, infos, objective, budget, search_budget, progress, notes, fleet,
+        primary,
+    )  # fmt: skip
+    _recheck_memory(infos, points, target)
     alive = [p for p in points if p.info.passed]
     if not alive:
         raise CheckFailedError(
@@ -371,31 +299,10 @@ def _tune(
             hint="choose a smaller variant or a target with more memory",
         )
     if mode == "profile":
-        # Sizes are known without measuring: --objective size picks the smallest (ties in
-        # the profile's order); otherwise the profile's first choice.
-        selected = min(alive, key=lambda p: p.info.bytes) if objective == "size" else alive[0]
+        selected, reason, front = _select_by_profile(
+            bundle, target, infos, alive, objective, budget, notes
+        )
         budget_met = None
-        recipe = next(
-            (
-                r
-                for r in target.prefer
-                if matches(
-                    r, selected.candidate.variant, bundle.variant(selected.candidate.variant)
-                )
-            ),
-            None,
-        )
-        reason = profile_reason(
-            selected, infos, target.name, recipe["why"] if recipe else None, objective
-        )
-        caveat = _local_caveat(bundle, selected.candidate.variant)
-        if caveat:
-            notes.append(caveat)
-        front = pareto_front(alive, lambda p: p.axes(), {"accuracy": +1, "bytes": -1})
-        if budget is not None:
-            notes.append(f"the latency budget {budget} was not checked: nothing was measured")
-        if objective == "throughput":
-            notes.append("--objective throughput needs measurements: ranked by the profile")
     else:
         selected, budget_met = choose(alive, objective, budget, frozenset(target.avoid))
         where = "on this CPU" if mode in ("measured", "emulated") else f"on {measured_on}"
@@ -444,6 +351,144 @@ def _tune(
     if request.write:
         record(bundle, result, request)
     return result
+
+
+def _gated_variants(
+    request: TuneRequest, target: TargetProfile, notes: list[str]
+) -> tuple[Bundle, dict[str, VariantInfo], list[str]]:
+    """The bundle after the variants the target prefers were made and evaluated (when asked),
+    and the accuracy and memory gate over its variants; an error when none passes."""
+    bundle = Bundle.open(request.bundle_dir)
+    bundle.verify()
+    created = sources.ensure_preferred(bundle, target, notes) if request.create_missing else []
+    bundle = Bundle.open(request.bundle_dir)
+    sources.evaluate_missing(bundle, request.max_drop, notes)
+    bundle = Bundle.open(request.bundle_dir)
+    infos = apply_gate(bundle.variants, request.max_drop, target.model_memory_budget)
+    sources.prune_duplicates(bundle, infos, notes)
+    if not any(i.passed for i in infos.values()):
+        raise CheckFailedError(
+            f"no variant of {bundle.manifest['name']} passes the gate for {target.name}: "
+            + "; ".join(f"{n}: {i.pruned}" for n, i in infos.items()),
+            hint="raise `max_drop`, or re-quantize with other settings",
+        )
+    return bundle, infos, created
+
+
+def _points(
+    request: TuneRequest,
+    bundle: Bundle,
+    target: TargetProfile,
+    infos: dict[str, VariantInfo],
+    objective: str,
+    budget: LatencyBudget | None,
+    search_budget: Budget,
+    progress: Callable[[Trial, int, int], None] | None,
+    notes: list[str],
+    fleet: list[fleet_groups.DeviceGroup],
+    primary: fleet_groups.DeviceGroup | None,
+) -> tuple[str, list[Point], str | None, Any]:
+    """(mode, points, measured on, search result): the device's own figures when there are
+    any, else measured here (or on an emulated stand-in), else ranked by the profile."""
+    local = local_profile()
+    emulation = can_emulate(target, local)
+    if request.from_fleet is not None:
+        device_points = primary.points if primary else []
+    else:
+        device_points = device.points(bundle, target, infos)
+    if request.from_fleet is not None and not device_points:
+        notes.append(
+            f"{request.from_fleet} holds no usable bench results from {target.name} devices "
+            "for this bundle's variants"
+        )
+    if device_points:  # the real device beats any stand-in
+        if primary is not None:
+            measured_on = f"{primary.label} ({', '.join(primary.devices)})"
+            notes.append(
+                f"figures measured on {sum(len(g.devices) for g in fleet)} device(s) in "
+                f"{len(fleet)} hardware group(s), not on this machine: "
+                + "; ".join(f"{g.label} ({', '.join(g.devices)})" for g in fleet)
+            )
+        else:
+            measured_on = ", ".join(sorted({p.source for p in device_points}))
+            notes.append(f"figures measured on the device ({measured_on}), not on this machine")
+        return "device", device_points, measured_on, None
+    if emulation.possible:
+        mode = "measured" if target.is_local else "emulated"
+        points, search_result, measured_on = _measure_here(
+            request,
+            bundle,
+            target,
+            local,
+            emulation,
+            infos,
+            objective,
+            budget,
+            search_budget,
+            progress,
+        )
+        notes.extend(emulation.limits)
+        if not target.is_local:
+            notes.append(
+                f"measured on {measured_on} as a stand-in for {target.name}: the same "
+                f"instruction-set tier, threads capped at {emulation.max_threads}"
+            )
+        return mode, points, measured_on, search_result
+    notes.append(
+        f"nothing was measured on {target.name}: "
+        + "; ".join(emulation.reasons)
+        + ". Ranked by the profile's quantization preferences."
+    )
+    return "profile", _rank_by_profile(bundle, target, infos), None, None
+
+
+def _recheck_memory(
+    infos: dict[str, VariantInfo], points: list[Point], target: TargetProfile
+) -> None:
+    """Replace each variant's estimated memory with the most any of its points measured."""
+    for name, info in infos.items():
+        mems = [
+            p.metrics.get("memory_bytes")
+            for p in points
+            if p.metrics and p.candidate.variant == name
+        ]
+        mems = [m for m in mems if m]
+        if mems:
+            recheck_memory(info, max(mems), target.model_memory_budget)
+
+
+def _select_by_profile(
+    bundle: Bundle,
+    target: TargetProfile,
+    infos: dict[str, VariantInfo],
+    alive: list[Point],
+    objective: str,
+    budget: LatencyBudget | None,
+    notes: list[str],
+) -> tuple[Point, str, list[Point]]:
+    """Sizes are known without measuring: --objective size picks the smallest (ties in the
+    profile's order); otherwise the profile's first choice. Returns (selected, reason, front)."""
+    selected = min(alive, key=lambda p: p.info.bytes) if objective == "size" else alive[0]
+    recipe = next(
+        (
+            r
+            for r in target.prefer
+            if matches(r, selected.candidate.variant, bundle.variant(selected.candidate.variant))
+        ),
+        None,
+    )
+    reason = profile_reason(
+        selected, infos, target.name, recipe["why"] if recipe else None, objective
+    )
+    caveat = _local_caveat(bundle, selected.candidate.variant)
+    if caveat:
+        notes.append(caveat)
+    front = pareto_front(alive, lambda p: p.axes(), {"accuracy": +1, "bytes": -1})
+    if budget is not None:
+        notes.append(f"the latency budget {budget} was not checked: nothing was measured")
+    if objective == "throughput":
+        notes.append("--objective throughput needs measurements: ranked by the profile")
+    return selected, reason, front
 
 
 UNMEASURED_ON_DEVICES = (

@@ -18,7 +18,7 @@ from edge_agent.benchmark import (
     record_problems,
     run_single_stream,
 )
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 
 
 def test_percentiles_of_known_latencies() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from edge_agent.benchmark import TimingConfig, record_problems
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError
 from toolkit.bench import providers
 from toolkit.bench.engine import BenchPlan, run_bench

@@ -11,7 +11,7 @@ import pytest
 
 from edge_agent.benchmark import TimingConfig
 from toolkit.bench.engine import BenchPlan, run_bench
-from toolkit.bench.pareto import main_metric, pareto_front
+from toolkit.bench.pareto import accuracy_front, main_metric
 from toolkit.bench.report import build_report
 
 
@@ -50,9 +50,9 @@ def test_pareto_front_on_known_points() -> None:
         ("tiny", 0.2, 0.80),  # fastest: on the front
         ("twin", 0.5, 0.94),  # ties int8 exactly: neither dominates the other
     ]
-    assert pareto_front(points) == ["fp32", "int8", "tiny", "twin"]
+    assert accuracy_front(points, True) == ["fp32", "int8", "tiny", "twin"]
     errors = [("a", 1.0, 0.10), ("b", 2.0, 0.05), ("c", 2.0, 0.20)]
-    assert pareto_front(errors, higher_is_better=False) == ["a", "b"]
+    assert accuracy_front(errors, higher_is_better=False) == ["a", "b"]
 
 
 def test_main_metric_follows_the_gate_and_its_direction() -> None:

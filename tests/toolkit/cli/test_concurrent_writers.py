@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.owned import bundle_orphans
 
 EDGEKIT = Path(sys.executable).parent / "edgekit"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 
 EDGEKIT = Path(sys.executable).parent / "edgekit"
 

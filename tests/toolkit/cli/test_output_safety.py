@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
 from edge_agent import atomic, owned
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from toolkit.cli import app
 
 EDGEKIT = Path(sys.executable).parent / "edgekit"

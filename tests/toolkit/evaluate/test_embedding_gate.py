@@ -7,9 +7,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edge_agent.bundle import Bundle
-from toolkit.evaluate import EvaluateRequest, evaluate_bundle, pooling
+from edge_agent.contracts.bundle import Bundle
+from toolkit.evaluate import EvaluateRequest, evaluate_bundle
 from toolkit.quantize import QuantizeRequest, quantize_bundle
+from toolkit.scoring import pooling
 
 
 def test_masked_mean_ignores_padding():

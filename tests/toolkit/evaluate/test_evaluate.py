@@ -13,7 +13,7 @@ import pytest
 from sklearn import metrics as skm
 from typer.testing import CliRunner
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from toolkit.cli import app
 from toolkit.quantize import QuantizeRequest, quantize_bundle
 from toolkit.quantize.runtime import CHUNK_ROWS

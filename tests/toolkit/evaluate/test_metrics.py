@@ -9,8 +9,8 @@ from sklearn import metrics as skm
 
 from edge_agent.errors import BadInputError
 from toolkit.evaluate import gate
-from toolkit.evaluate import metrics as M
-from toolkit.evaluate import predictions as P
+from toolkit.scoring import metrics as M
+from toolkit.scoring import predictions as P
 
 
 def test_binary_metrics_match_sklearn():

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from edge_agent import drift as drift_stats
 from edge_agent import telemetry
+from edge_agent.monitoring import drift as drift_stats
 from tests.toolkit.fleet.fleet_helpers import metrics
 from toolkit.fleet import synthetic as syn
 from toolkit.fleet.collector import Collector

@@ -9,7 +9,7 @@ import copy
 import pytest
 
 from edge_agent.benchmark import TimingConfig, run_single_stream
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from tests.toolkit.fleet.fleet_helpers import encoded
 from toolkit.fleet import synthetic as syn
 from toolkit.fleet.collector import Collector

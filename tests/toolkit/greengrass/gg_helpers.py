@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 
 NAME = "com.example.Classifier"
 VERSION = "1.0.0"

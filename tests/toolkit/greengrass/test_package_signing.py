@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent import model as model_mod
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import IntegrityError
+from edge_agent.serving import model as model_mod
 from tests.toolkit.greengrass.gg_helpers import NAME, VERSION, load_recipe
 
 EDGEKIT = str(Path(sys.executable).parent / "edgekit")

@@ -10,7 +10,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.hashing import sha256_file
 from toolkit.greengrass.names import Platform
 from toolkit.greengrass.preflight import PreflightInput, run_preflight

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import CheckFailedError, EdgekitError
 from tests.toolkit.pipeline.pipeline_helpers import pipeline_doc, write_pipeline
 from toolkit.cli import app

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge_agent.capture import Capture
+from edge_agent.monitoring.capture import Capture
 from toolkit.fleet.actions import ActionContext, AlertRouter, parse_routes
 from toolkit.pipeline import fleets
 from toolkit.pipeline import spec as spec_mod

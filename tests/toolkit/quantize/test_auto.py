@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError
 from edge_agent.hardware import probe
 from toolkit.quantize import QuantizeRequest, auto, graph, quantize_bundle

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from toolkit.quantize import QuantizeRequest, quantize_bundle, sensitivity
 
 NO_VNNI_X86 = {

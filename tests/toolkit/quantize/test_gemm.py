@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from toolkit.quantize.gemm import gemm_to_matmul
 
 

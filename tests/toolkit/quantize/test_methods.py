@@ -7,7 +7,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from tests.probe_cpu import hardware_defaults
 from toolkit.quantize import QuantizeRequest, quantize_bundle
 

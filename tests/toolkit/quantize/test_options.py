@@ -10,7 +10,7 @@ import pytest
 from onnx import numpy_helper
 from typer.testing import CliRunner
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from tests.probe_cpu import hardware_defaults
 from tests.toolkit.quantize.test_auto import NO_VNNI_X86, VNNI_X86
 from toolkit.cli import app
@@ -214,7 +214,7 @@ def test_too_few_complete_rows_is_refused():
 def test_a_quantizer_crash_names_the_node_and_what_to_try():
     from onnx import helper
 
-    from toolkit.quantize.pipeline import quantizer_failure
+    from toolkit.quantize.failures import quantizer_failure
     from toolkit.quantize.static import StaticConfig
 
     def quantize_op(node):  # stands for an onnxruntime.quantization operator class

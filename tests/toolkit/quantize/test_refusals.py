@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from edge_agent import manifest as manifest_io
-from edge_agent.bundle import Bundle
+from edge_agent.contracts import manifest as manifest_io
+from edge_agent.contracts.bundle import Bundle
 from toolkit.cli import app
 
 runner = CliRunner()

@@ -23,7 +23,7 @@ THING = "dev-9"
 SCRIPT = """
 import logging, sys
 logging.basicConfig(level=logging.INFO)
-from edge_agent.transports.greengrass import GreengrassTransport
+from edge_agent.telemetry.transports.greengrass import GreengrassTransport
 t = GreengrassTransport(ipc_socket=sys.argv[1], token=sys.argv[2])
 t.start()
 t.subscribe("cmd/edgekit/THING/+", lambda topic, payload: None)
@@ -107,7 +107,7 @@ def test_stream_closed_after_the_client_closed_raises_nothing(loop_thread, short
     from awsiot import greengrasscoreipc
     from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 
-    from edge_agent.transports.greengrass import _QuietExecutor
+    from edge_agent.telemetry.transports.greengrass import _QuietExecutor
 
     core = CoreServices(THING)
     server = IpcServer(short_dir / "ipc.socket", core)

@@ -1,12 +1,12 @@
-"""The selection tune writes is what the edge agent serves: edge_agent.model reads
+"""The selection tune writes is what the edge agent serves: edge_agent.serving.model reads
 manifest["selection"][target] and applies its session options to the session it loads."""
 
 from __future__ import annotations
 
 import onnxruntime as ort
 
-from edge_agent import model as agent_model
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
+from edge_agent.serving import model as agent_model
 from toolkit.tune.space import SessionOptions
 from toolkit.tune.tuner import TuneRequest, record, tune
 

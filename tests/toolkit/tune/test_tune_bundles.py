@@ -12,8 +12,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from edge_agent import manifest as manifest_io
-from edge_agent.bundle import Bundle
+from edge_agent.contracts import manifest as manifest_io
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
 from toolkit.cli import app
 from toolkit.targets import local_profile

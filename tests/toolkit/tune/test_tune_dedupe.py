@@ -8,7 +8,7 @@ import shutil
 
 from typer.testing import CliRunner
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from tests.toolkit.quantize.bundles import mlp_bundle  # noqa: F401
 from toolkit.cli import app
 from toolkit.quantize import QuantizeRequest, quantize_bundle

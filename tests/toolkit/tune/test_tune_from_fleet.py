@@ -13,7 +13,7 @@ import copy
 import pytest
 
 from edge_agent.benchmark import TimingConfig, run_single_stream
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from tests.toolkit.fleet.fleet_helpers import encoded
 from tests.toolkit.tune.test_tune_bundles import FAST, _add_variant, _evaluated
 from toolkit.fleet import synthetic as syn

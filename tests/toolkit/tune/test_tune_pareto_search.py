@@ -9,8 +9,8 @@ import random
 import pytest
 
 from edge_agent.errors import BadInputError
+from toolkit.scoring.pareto import dominates, pareto_front
 from toolkit.tune.objective import parse_latency_budget, score
-from toolkit.tune.pareto import dominates, pareto_front
 from toolkit.tune.race import RaceConfig
 from toolkit.tune.search import Budget, halving_schedule, search
 from toolkit.tune.space import Candidate, SessionOptions, candidate_space, session_option_space

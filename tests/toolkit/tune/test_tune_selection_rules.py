@@ -4,8 +4,8 @@ picks the smallest variant even where nothing can be measured."""
 
 from __future__ import annotations
 
-from edge_agent import manifest as manifest_io
-from edge_agent.bundle import Bundle
+from edge_agent.contracts import manifest as manifest_io
+from edge_agent.contracts.bundle import Bundle
 from toolkit.targets import get_target
 from toolkit.tune.explain import Point, fmt_ratio
 from toolkit.tune.gate import VariantInfo

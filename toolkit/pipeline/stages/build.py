@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import BadInputError, CheckFailedError
+from export.modules import module_from_file
 from toolkit.pipeline.keys import file_digest
 from toolkit.pipeline.spec import PipelineSpec
 from toolkit.pipeline.stages import Runtime, Stage, StageContext, register
@@ -41,10 +42,7 @@ def resolve_function(ref: str, base: Path, where: str) -> Any:
     with importable_from(base):
         try:
             if local.is_file():
-                found = importlib.util.spec_from_file_location(module_name, local)
-                module = importlib.util.module_from_spec(found)
-                sys.modules[module_name] = module
-                found.loader.exec_module(module)
+                module = module_from_file(module_name, local)
             else:
                 module = importlib.import_module(module_name)
         except ImportError as exc:

@@ -110,7 +110,7 @@ class Evaluate(Stage):
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from toolkit.evaluate import EvaluateRequest, evaluate_bundle
-        from toolkit.evaluate.metrics import LOWER_IS_BETTER
+        from toolkit.scoring.metrics import LOWER_IS_BETTER
 
         c: EvaluateConfig = self.cfg
         data = ctx.spec.data("evaluation")

@@ -9,20 +9,16 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from edge_agent import atomic, locking
+from edge_agent.clock import utc_now as utc_now  # re-exported: manifest_io.utc_now
 from edge_agent.errors import BundleError
 from edge_agent.schemas import validation_errors
 
 MANIFEST_FILE = "manifest.json"
 SCHEMA_VERSION = 1
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def validate(manifest: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent.errors import BadInputError
-from toolkit.evaluate import pooling
+from toolkit.scoring import pooling
 
 
 @dataclass

@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent import drift
-from edge_agent import model as model_mod
-from edge_agent.capture import Capture
 from edge_agent.config import AgentConfig
 from edge_agent.errors import EdgekitError
-from edge_agent.monitor import Monitor
+from edge_agent.monitoring import drift
+from edge_agent.monitoring.capture import Capture
+from edge_agent.monitoring.monitor import Monitor
+from edge_agent.serving import model as model_mod
 from edge_agent.serving.heads import ClassifierHead, classifier_head
-from edge_agent.validation import (
+from edge_agent.serving.validation import (
     Limits,
     RequestError,
     Validator,

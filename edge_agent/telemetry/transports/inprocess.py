@@ -9,8 +9,13 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar
 
-from edge_agent.transports import register
-from edge_agent.transports.base import MessageHandler, Transport, TransportError, topic_matches
+from edge_agent.telemetry.transports import register
+from edge_agent.telemetry.transports.base import (
+    MessageHandler,
+    Transport,
+    TransportError,
+    topic_matches,
+)
 
 
 class Bus:

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from edge_agent import atomic, owned
-from edge_agent.engine import Engine
 from edge_agent.errors import BadInputError
 from edge_agent.progress import progress
-from edge_agent.validation import RequestError, Validator, by_onnx_name
+from edge_agent.serving.engine import Engine
+from edge_agent.serving.validation import RequestError, Validator, by_onnx_name
 
 SUFFIXES = (".npz", ".npy", ".json", ".jsonl", ".csv")
 
@@ -193,5 +193,5 @@ def _write_npz(target: Path, arrays: dict[str, np.ndarray], ids: list[str]) -> N
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, **arrays, **{IDS_KEY: np.asarray(ids, dtype=str)})
+    np.savez(buf, **arrays, **{IDS_KEY: np.asarray(ids, dtype=str)})  # type: ignore[arg-type]  # numpy's stub
     atomic.write_bytes(target, buf.getvalue())

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent import drift, telemetry
-from edge_agent.baseline import OTHER
-from edge_agent.features import ARGMAX, SUMMARIES, FeatureSpec, values_for
+from edge_agent import telemetry
+from edge_agent.monitoring import drift
+from edge_agent.monitoring.baseline import OTHER
+from edge_agent.monitoring.features import ARGMAX, SUMMARIES, FeatureSpec, values_for
 from edge_agent.process_stats import ProcessStats
 
 # Above this many queued requests the serving thread stops handing over feeds (timings still go),

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BundleError, CheckFailedError, IntegrityError
 from edge_agent.hashing import sha256_bytes
 from edge_agent.onnx_refs import external_data_locations
@@ -243,6 +243,7 @@ def self_test(
             continue
         want = samples[key][:rows]
         got = np.asarray(got)
+        detail: dict[str, Any]
         if got.shape != want.shape:
             ok, detail = False, {"problem": f"shape {got.shape} != stored {want.shape}"}
         elif got.dtype.kind in "fc" and want.dtype.kind in "fc":

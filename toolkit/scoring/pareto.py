@@ -1,4 +1,5 @@
-"""The Pareto front: the candidates no other candidate beats on every axis at once."""
+"""The Pareto front: the candidates no other candidate beats on every axis at once (the one
+front of edgekit: tune's search and the bench report's accuracy-against-latency chart)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import EdgekitError
 
 DEFAULT_BUDGET_S = 20.0

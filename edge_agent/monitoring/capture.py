@@ -70,5 +70,6 @@ class Capture:
 def _jsonable(arr: Any) -> Any:
     arr = np.asarray(arr)
     if arr.dtype.kind == "f":
-        return np.where(np.isfinite(arr), arr.astype(object), None).tolist()
+        cells: Any = np.where(np.isfinite(arr), arr.astype(object), None)
+        return cells.tolist()
     return arr.astype(str).tolist() if arr.dtype.kind in "USO" else arr.tolist()

@@ -8,10 +8,10 @@ loopback); ``inprocess``: an in-memory bus for tests; ``none``: keep everything 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from edge_agent.transports.base import NotDeliveredError, Transport, TransportError
+from edge_agent.telemetry.transports.base import NotDeliveredError, Transport, TransportError
 
 TRANSPORTS: dict[str, Callable[..., Transport]] = {}
 
@@ -25,9 +25,9 @@ def register(name: str) -> Callable[[Callable[..., Transport]], Callable[..., Tr
 
 
 def under_greengrass(env: dict[str, str] | None = None) -> bool:
-    env = os.environ if env is None else env
-    return bool(env.get("SVCUID")) and bool(
-        env.get("AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT")
+    seen: Mapping[str, str] = os.environ if env is None else env
+    return bool(seen.get("SVCUID")) and bool(
+        seen.get("AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT")
     )
 
 
@@ -53,7 +53,7 @@ def create(name: str, config: Any) -> Transport:
 
 def _load_builtin() -> None:
     # Imported lazily so a device without awscrt can still use the in-process transport.
-    from edge_agent.transports import greengrass, inprocess, mqtt  # noqa: F401
+    from edge_agent.telemetry.transports import greengrass, inprocess, mqtt  # noqa: F401
 
 
 __all__ = [

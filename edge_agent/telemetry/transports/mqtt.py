@@ -22,8 +22,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from edge_agent.errors import BadInputError
-from edge_agent.transports import register
-from edge_agent.transports.base import (
+from edge_agent.telemetry.transports import register
+from edge_agent.telemetry.transports.base import (
     MessageHandler,
     NotDeliveredError,
     Transport,

@@ -41,9 +41,9 @@ from typing import Any
 
 from edge_agent import atomic, telemetry
 from edge_agent.sqlite_schema import SchemaTooNewError, migrate, user_version
-from edge_agent.transports.base import NotDeliveredError
+from edge_agent.telemetry.transports.base import NotDeliveredError
 
-log = logging.getLogger("edge_agent.outbox")
+log = logging.getLogger("edge_agent.telemetry.outbox")
 
 # user_version n is reached by MIGRATIONS[n-1]; migration 1 adopts files made before versions.
 MIGRATIONS: tuple[str, ...] = (

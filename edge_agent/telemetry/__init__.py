@@ -36,8 +36,8 @@ Guarantees the collector may rely on:
 * Latency goes as a sparse histogram on ``LATENCY_BOUNDS_MS``, the same fixed log-spaced bucket
   boundaries on every device, so ``merge_histograms()`` + ``percentile()`` give fleet percentiles
   exact to one bucket's width (about 12% relative, ``LATENCY_RELATIVE_ERROR`` either side).
-* Drift goes as counts on the baseline's fixed bins (``edge_agent.baseline.numeric_counts`` /
-  ``categorical_counts``), so counts add up across windows and devices; ``edge_agent.drift``
+* Drift goes as counts on the baseline's fixed bins (``edge_agent.monitoring.baseline.numeric_counts`` /
+  ``categorical_counts``), so counts add up across windows and devices; ``edge_agent.monitoring.drift``
   has the PSI and the sample-size-aware test to recompute a verdict on merged counts.
 * Model quality goes as sufficient statistics (confusion counts, error sums) so fleet accuracy,
   F1, MAE and RMSE are exact after summing; ``quality_scores()`` computes them.
@@ -106,11 +106,6 @@ def command_topic(thing: str, command: str) -> str:
     if command not in COMMANDS:
         raise ValueError(f"unknown command {command!r}; one of {COMMANDS}")
     return f"{COMMAND_PREFIX}/{thing}/{command}"
-
-
-def data_filter(thing: str = "+") -> str:
-    """Subscription filter for every data message of one thing (or all, with ``+``)."""
-    return f"{DATA_PREFIX}/{thing}/+"
 
 
 def parse_topic(topic: str) -> tuple[str, str, str] | None:
@@ -363,7 +358,7 @@ def decode(payload: bytes | str) -> dict[str, Any]:
     return message
 
 
-_ENVELOPE = {
+_ENVELOPE: dict[str, type | tuple[type, ...]] = {
     "schema_version": int,
     "type": str,
     "thing": str,

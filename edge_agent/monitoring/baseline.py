@@ -13,7 +13,7 @@ import numpy as np
 
 from edge_agent import atomic
 from edge_agent.errors import BundleError
-from edge_agent.features import FeatureSpec, specs_for, values_for
+from edge_agent.monitoring.features import FeatureSpec, specs_for, values_for
 from edge_agent.schemas import validation_errors
 
 SCHEMA_VERSION = 1

@@ -20,8 +20,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from edge_agent.transports import register
-from edge_agent.transports.base import MessageHandler, Transport, TransportError
+from edge_agent.telemetry.transports import register
+from edge_agent.telemetry.transports.base import MessageHandler, Transport, TransportError
 
 log = logging.getLogger("edge_agent.greengrass")
 CALL_TIMEOUT_S = 10.0

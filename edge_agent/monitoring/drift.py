@@ -170,9 +170,9 @@ def reference_shares(feature: dict[str, Any]) -> list[float]:
 
     Categorical features get the baseline categories in order plus a trailing OTHER bin (share
     of the baseline's own ``__other__`` if it has one, else 0), matching
-    ``edge_agent.baseline.categorical_counts``.
+    ``edge_agent.monitoring.baseline.categorical_counts``.
     """
-    from edge_agent.baseline import OTHER
+    from edge_agent.monitoring.baseline import OTHER
 
     if feature["kind"] == "numeric":
         return [float(s) for s in feature.get("bin_shares", [])]

@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent import atomic
-from edge_agent import manifest as manifest_io
 from edge_agent.arrays import load_npz
+from edge_agent.contracts import manifest as manifest_io
 from edge_agent.errors import BundleError, IntegrityError
 from edge_agent.hashing import sha256_file
 from edge_agent.signing import SIGNATURE_FILE
@@ -293,10 +292,5 @@ def save_samples(path: Path, arrays: dict[str, np.ndarray]) -> None:
             arr = arr.astype(str)
         clean[key] = arr
     tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(tmp, **clean)
+    np.savez_compressed(tmp, **clean)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     tmp.replace(path)
-
-
-def write_json_file(bundle: Bundle, name: str, obj: Any) -> None:
-    atomic.write_json(bundle.file_path(name), obj)
-    bundle.register_file(name)

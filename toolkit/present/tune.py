@@ -1,0 +1,62 @@
+"""Tune tables (`edgekit tune`, the demo): the Pareto front or ranking, and the gate per variant."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from toolkit.present.format import fmt_bytes
+from toolkit.tune.tuner import TuneResult
+
+
+def front_table(result: TuneResult) -> Table:
+    measured = result.mode != "profile"
+    title = f"Pareto front for {result.target.name} (accuracy, latency, size)"
+    if not measured:
+        title = f"ranking for {result.target.name} (accuracy, size; nothing measured)"
+    t = Table(title=title)
+    cols = ["", "variant", "provider", "session options", "Δ metric", "size"]
+    if measured:
+        pct = result.budget.percentile if result.budget else "p50"
+        other = "p99" if pct != "p99" else "p50"
+        cols += [f"{pct} ms", f"{other} ms", "samples/s"]
+    for c in cols:
+        t.add_column(c, justify="right" if c == "size" or c.endswith((" ms", "/s")) else "left")
+    chosen = result.selected.candidate.key
+    rows = result.front if measured else result.points
+    for p in rows:
+        mark = "[bold green]★[/]" if p.candidate.key == chosen else ""
+        if not p.info.passed:
+            mark = "[red]✗[/]"  # shown in the profile ranking, pruned by the gate
+        row = [
+            mark,
+            p.info.label,
+            p.candidate.provider.replace("ExecutionProvider", ""),
+            p.candidate.options.short(),
+            p.info.delta_text() or "-",
+            fmt_bytes(p.info.bytes),
+        ]
+        if measured and p.metrics:
+            lat = p.metrics["latency_ms"]
+            pct = result.budget.percentile if result.budget else "p50"
+            other = "p99" if pct != "p99" else "p50"
+            row += [f"{lat[pct]:.3f}", f"{lat[other]:.3f}", f"{p.metrics['samples_per_s']:.0f}"]
+        t.add_row(*row)
+    if any(not p.info.passed for p in rows):
+        t.caption = "✗ pruned by the accuracy or memory gate"
+    return t
+
+
+def gate_table(result: TuneResult) -> Table:
+    t = Table(title="variants and the gate")
+    for c in ("variant", "kind", "size", "metric", "drop", "gate"):
+        t.add_column(c, justify="right" if c == "size" else "left")
+    for name, i in result.variants.items():
+        t.add_row(
+            name,
+            i.label,
+            fmt_bytes(i.bytes),
+            f"{i.metric}={i.value:.4g}" if i.value is not None else "-",
+            i.delta_text() or "-",
+            "[green]pass[/]" if i.passed else f"[red]pruned[/]: {i.pruned}",
+        )
+    return t
