@@ -1,4 +1,4 @@
-"""`edgekit fleet collect` (device telemetry from an MQTT broker into SQLite) and
+"""`edgekit fleet collect` (device telemetry from an MQTT broker into SQLite or PostgreSQL) and
 `edgekit fleet report` (terminal summary, --json, self-contained HTML)."""
 
 from __future__ import annotations
@@ -24,6 +24,20 @@ BUNDLE = typer.Option(
     None, "--bundle", help="Model bundle(s) the fleet runs: lab results and drift baselines."
 )
 RULES = typer.Option(None, "--rules", help="Alert rules and actions (JSON or YAML).")
+STORE_HELP = (
+    "The fleet store: a SQLite file, or postgresql://USER@HOST:PORT/DATABASE "
+    "(several collectors on several hosts write one PostgreSQL)."
+)
+
+
+def store_target(db: Path | None, store: str | None) -> str | Path:
+    """--store (a file or a URL) or --db (a SQLite file): exactly one."""
+    if (db is None) == (store is None):
+        raise BadInputError(
+            "pass the fleet store once: --store FILE|postgresql://… (or --db FILE)",
+            hint="e.g. --store fleet.db or --store postgresql://edgekit@db-host/fleet",
+        )
+    return db if db is not None else (store if "://" in store else Path(store))
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -57,7 +71,8 @@ def _status(collector, source, started: float, duration: float | None) -> Table:
 @handle_errors
 def collect_command(
     broker: str = typer.Option(..., "--broker", help="mqtt://HOST:PORT or mqtts://HOST:PORT"),
-    db: Path = typer.Option(..., "--db", help="SQLite database to write (created if new)."),
+    db: Path = typer.Option(None, "--db", help="SQLite database to write (created if new)."),
+    store: str = typer.Option(None, "--store", help=STORE_HELP),
     group: str = typer.Option(
         "edgekit",
         "--group",
@@ -75,17 +90,19 @@ def collect_command(
     rules: Path = RULES,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Subscribe to dt/edgekit/+/hello|metrics|alerts|bench and store into SQLite (WAL)."""
+    """Subscribe to dt/edgekit/+/hello|metrics|alerts|bench and store (SQLite or PostgreSQL)."""
     from toolkit.fleet.collector import Collector
     from toolkit.fleet.mqtt_source import MqttSource
     from toolkit.fleet.rules import RulesConfig
 
+    target = store_target(db, store)
     seconds = parse_duration(duration)
     config = RulesConfig.load(rules)
     for b in bundle or []:
         if not (b / "manifest.json").is_file():
             raise BadInputError(f"--bundle {b} is not a model bundle (no manifest.json)")
-    collector = Collector.open(db, bundles=bundle or [], config=config).start()
+    collector = Collector.open(target, bundles=bundle or [], config=config).start()
+    where = collector.store.location
     source = MqttSource(
         collector, broker, group=group or None, client_id=client_id, cert=cert, key=key, ca=ca
     )
@@ -115,10 +132,10 @@ def collect_command(
         stats = collector.stats.to_dict()
         collector.close()
     if as_json:
-        print_json({"ok": True, "db": str(db), "broker": broker, "group": group, **stats})
+        print_json({"ok": True, "db": where, "broker": broker, "group": group, **stats})
     else:
         out.print(
-            f"stored {stats['stored']} messages in {db} "
+            f"stored {stats['stored']} messages in {where} "
             f"({stats['duplicates']} duplicates dropped, {stats['rejected']} rejected)"
         )
 
@@ -126,7 +143,8 @@ def collect_command(
 @fleet_app.command("report")
 @handle_errors
 def report_command(
-    db: Path = typer.Option(..., "--db", help="Fleet database written by `fleet collect`."),
+    db: Path = typer.Option(None, "--db", help="Fleet database written by `fleet collect`."),
+    store: str = typer.Option(None, "--store", help=STORE_HELP),
     output: Path = typer.Option(None, "-o", "--output", help="Write the HTML report here."),
     bundle: list[Path] = BUNDLE,
     rules: Path = RULES,
@@ -139,9 +157,11 @@ def report_command(
     from toolkit.fleet.lab import BundleIndex
     from toolkit.fleet.report import print_summary, write_html
     from toolkit.fleet.rules import RulesConfig
-    from toolkit.fleet.store import SqliteStore
+    from toolkit.fleet.store import open_fleet_store
     from toolkit.fleet.summary import fleet_summary, import_run_dir
 
+    target = store_target(db, store)
+    local = target if isinstance(target, Path) else None
     config = RulesConfig.load(rules)
     if run_dir is not None and not run_dir.is_dir():
         raise BadInputError(f"--run-dir {run_dir} is not a folder")
@@ -153,23 +173,23 @@ def report_command(
         from toolkit.reports.html import is_edgekit_report
 
         owned.check_file(
-            output, is_edgekit_report, "an HTML report", [db, run_dir, *(bundle or [])]
+            output, is_edgekit_report, "an HTML report", [local, run_dir, *(bundle or [])]
         )
-    store = SqliteStore.open_existing(db)
+    fleet = open_fleet_store(target, existing=True)
     try:
         roots = []
         if run_dir is not None:
-            import_run_dir(store, run_dir)
+            import_run_dir(fleet, run_dir)
             roots.append(run_dir / "devices")
-        elif (db.parent / "devices").is_dir():  # the database inside a simulation's run folder
-            roots.append(db.parent / "devices")
+        elif local is not None and (local.parent / "devices").is_dir():  # in a simulation's run
+            roots.append(local.parent / "devices")
         bundles = BundleIndex(bundle or [], roots)
-        summary = fleet_summary(store, bundles, config)
+        summary = fleet_summary(fleet, bundles, config)
         if output is not None:
-            write_html(summary, store, output)
+            write_html(summary, fleet, output)
             summary["html"] = str(output)
     finally:
-        store.close()
+        fleet.close()
     if as_json:
         print_json(summary)
         return

@@ -18,7 +18,7 @@ from toolkit.fleet import fastjson, lab
 from toolkit.fleet.drift import FLEET, FeatureDrift, aggregate
 from toolkit.fleet.ingest import expand_drift
 from toolkit.fleet.rules import RulesConfig
-from toolkit.fleet.store import SqliteStore
+from toolkit.fleet.store import Store
 
 
 def merged_latency(histograms: Iterable[str | Mapping[str, Any] | None]) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def merged_latency(histograms: Iterable[str | Mapping[str, Any] | None]) -> dict
     }
 
 
-def drift_entries(store: SqliteStore, since: float | None = None) -> list[dict[str, Any]]:
+def drift_entries(store: Store, since: float | None = None) -> list[dict[str, Any]]:
     sql, params = "SELECT * FROM drift", ()
     if since is not None:
         sql, params = sql + " WHERE window_end >= ?", (since,)
@@ -50,14 +50,14 @@ def drift_entries(store: SqliteStore, since: float | None = None) -> list[dict[s
 
 
 def fleet_drift(
-    store: SqliteStore, bundles: lab.BundleIndex | None, config: RulesConfig | None = None
+    store: Store, bundles: lab.BundleIndex | None, config: RulesConfig | None = None
 ) -> list[FeatureDrift]:
     policy = (config or RulesConfig()).drift_policy
     return aggregate(drift_entries(store), bundles.baseline if bundles else None, policy)
 
 
 def lab_vs_device(
-    store: SqliteStore, bundles: lab.BundleIndex | None, config: RulesConfig | None = None
+    store: Store, bundles: lab.BundleIndex | None, config: RulesConfig | None = None
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The latest bench result per (device, variant) against the lab; notes say what was skipped."""
     config = config or RulesConfig()
@@ -97,7 +97,7 @@ def lab_vs_device(
     return out, sorted(set(notes))
 
 
-def device_rows(store: SqliteStore, gaps_by_thing: Mapping[str, int]) -> list[dict[str, Any]]:
+def device_rows(store: Store, gaps_by_thing: Mapping[str, int]) -> list[dict[str, Any]]:
     latency: dict[str, list[str]] = defaultdict(list)
     agg: dict[str, dict[str, Any]] = {}
     for r in store.query(
@@ -149,7 +149,7 @@ def device_rows(store: SqliteStore, gaps_by_thing: Mapping[str, int]) -> list[di
     return out
 
 
-def _alerts(store: SqliteStore, limit: int = 500) -> list[dict[str, Any]]:
+def _alerts(store: Store, limit: int = 500) -> list[dict[str, Any]]:
     rows = store.query("SELECT * FROM alerts ORDER BY t, id LIMIT ?", (limit,))
     out = []
     for r in rows:
@@ -160,7 +160,7 @@ def _alerts(store: SqliteStore, limit: int = 500) -> list[dict[str, Any]]:
 
 
 def fleet_summary(
-    store: SqliteStore,
+    store: Store,
     bundles: lab.BundleIndex | None = None,
     config: RulesConfig | None = None,
 ) -> dict[str, Any]:
@@ -189,7 +189,7 @@ def fleet_summary(
     ]
     actions = [dict(r) for r in store.query("SELECT * FROM actions ORDER BY t")]
     return {
-        "db": str(store.path),
+        "db": store.location,
         "generated_at": time.time(),
         "span": {"start": span["lo"], "end": span["hi"]},
         "messages": {
@@ -232,7 +232,7 @@ def fleet_summary(
     }
 
 
-def import_run_dir(store: SqliteStore, run_dir: str | Path) -> int:
+def import_run_dir(store: Store, run_dir: str | Path) -> int:
     """Deployment history the simulator wrote (devices/<thing>/deployments/<id>.json)."""
     records = []
     for path in sorted(Path(run_dir).glob("devices/*/deployments/*.json")):

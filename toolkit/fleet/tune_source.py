@@ -1,5 +1,6 @@
-"""Device-measured bench results for `edgekit tune --from-fleet DB` (toolkit.tune.device reads
-this module by name: ``bench_records(db, target) -> list[record]``).
+"""Device-measured bench results for `edgekit tune --from-fleet STORE` (toolkit.tune.device reads
+this module by name: ``bench_records(db, target) -> list[record]``); STORE is a SQLite file or a
+postgresql:// URL (toolkit.fleet.store.open_fleet_store).
 
 Each record is the agent's own bench record (edge_agent.benchmark, the same harness and schema as
 `edgekit bench`), the latest per device and variant, with ``variant`` set and ``environment``
@@ -14,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.fleet import fastjson
-from toolkit.fleet.store import SqliteStore
+from toolkit.fleet.store import open_fleet_store
 
 
 def bench_by_target(db: str | Path) -> dict[str, list[dict[str, Any]]]:
     """All usable device bench records, grouped by device target (None: target unknown)."""
-    store = SqliteStore.open_existing(db)
+    store = open_fleet_store(db, existing=True)
     try:
         rows = store.query(
             "SELECT b.thing, b.variant, b.t, b.record, d.target, d.cpu FROM bench b "

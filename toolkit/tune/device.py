@@ -115,12 +115,13 @@ def points(
     return points_from_records(records, target, infos)
 
 
-def fleet_records(db: Path, target: TargetProfile) -> list[dict[str, Any]]:
+def fleet_records(db: Path | str, target: TargetProfile) -> list[dict[str, Any]]:
     """Bench records the fleet collector stored for devices of this target type.
 
     The hook for the collector: a module FLEET_READER with `bench_records(db, target_name)`.
     """
-    if not Path(db).is_file():
+    url = isinstance(db, str) and "://" in db  # a server store (postgresql://…)
+    if not url and not Path(db).is_file():
         raise BadInputError(f"--from-fleet {db}: no such database file")
     try:
         reader = importlib.import_module(FLEET_READER)
@@ -130,4 +131,4 @@ def fleet_records(db: Path, target: TargetProfile) -> list[dict[str, Any]]:
             "which this edgekit does not have yet",
             hint="until then, record device results in the manifest with the bench stage",
         ) from exc
-    return list(reader.bench_records(Path(db), target.name))
+    return list(reader.bench_records(db if url else Path(db), target.name))
