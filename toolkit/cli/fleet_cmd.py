@@ -53,8 +53,8 @@ def _status(collector, source, started: float, duration: float | None) -> Table:
     s = collector.stats
     t = Table(title="edgekit fleet collect", show_header=False)
     t.add_row(
-        "broker",
-        f"{source.host}:{source.port} "
+        "broker" if not hasattr(source, "queue_url") else "queue",
+        (f"{source.host}:{source.port} " if not hasattr(source, "queue_url") else source.host)
         + ("[green]connected[/]" if source.connected.is_set() else "[red]offline[/]"),
     )
     t.add_row("subscriptions", ", ".join(source.filters))
@@ -70,7 +70,13 @@ def _status(collector, source, started: float, duration: float | None) -> Table:
 @fleet_app.command("collect")
 @handle_errors
 def collect_command(
-    broker: str = typer.Option(..., "--broker", help="mqtt://HOST:PORT or mqtts://HOST:PORT"),
+    broker: str = typer.Option(None, "--broker", help="mqtt://HOST:PORT or mqtts://HOST:PORT"),
+    sqs: str = typer.Option(
+        None,
+        "--sqs",
+        help="Read an SQS queue that an AWS IoT Core topic rule fills (not --broker).",
+    ),
+    region: str = typer.Option(None, "--region", help="AWS region of the --sqs queue."),
     db: Path = typer.Option(None, "--db", help="SQLite database to write (created if new)."),
     store: str = typer.Option(None, "--store", help=STORE_HELP),
     group: str = typer.Option(
@@ -101,11 +107,25 @@ def collect_command(
     for b in bundle or []:
         if not (b / "manifest.json").is_file():
             raise BadInputError(f"--bundle {b} is not a model bundle (no manifest.json)")
+    if (broker is None) == (sqs is None):
+        raise BadInputError(
+            "pass one source: --broker mqtt://HOST:PORT or --sqs QUEUE_URL",
+            hint="--sqs reads what an AWS IoT Core topic rule forwards (docs/fleet-scale.md)",
+        )
+    if sqs is not None:
+        from toolkit.fleet.sqs_source import SqsSource
+        from toolkit.greengrass.aws import Clients
+
+        sqs_client = Clients(region=region).client("sqs")  # checks region and credentials
+        SqsSource.check(sqs_client, sqs)  # before the store is made
     collector = Collector.open(target, bundles=bundle or [], config=config).start()
     where = collector.store.location
-    source = MqttSource(
-        collector, broker, group=group or None, client_id=client_id, cert=cert, key=key, ca=ca
-    )
+    if sqs is not None:
+        source = SqsSource(collector, sqs, sqs_client)
+    else:
+        source = MqttSource(
+            collector, broker, group=group or None, client_id=client_id, cert=cert, key=key, ca=ca
+        )
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     started = time.monotonic()
@@ -132,7 +152,7 @@ def collect_command(
         stats = collector.stats.to_dict()
         collector.close()
     if as_json:
-        print_json({"ok": True, "db": where, "broker": broker, "group": group, **stats})
+        print_json({"ok": True, "db": where, "broker": broker or sqs, "group": group, **stats})
     else:
         out.print(
             f"stored {stats['stored']} messages in {where} "
