@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from edge_agent.errors import BadInputError
-from toolkit.fleet import migrations
+from toolkit.fleet import migrations, rollup
 from toolkit.fleet.ingest import (
     BenchRow,
     DriftRow,
@@ -179,6 +179,14 @@ class PostgresStore:
             _copy(cur, "drift", DriftRow, derived.drift)
             _copy(cur, "bench", BenchRow, derived.bench)
             result.alerts = [self._insert_alert(cur, a) for a in derived.alerts]
+            stats = rollup.thing_stats_rows(result.new)
+            if stats:
+                cur.execute(
+                    _pg(insert_sql("thing_stats", rollup.ThingStatsRow, rows=len(stats)))
+                    + rollup.THING_STATS_CONFLICT.format(least="least", greatest="greatest"),
+                    [v for r in stats for v in r],
+                )
+            rollup.apply_latency(cur, rollup.latency_deltas(derived.metrics), _pg, " FOR UPDATE")
             devices = device_rows(result.new)
             if devices:
                 cur.execute(
@@ -329,3 +337,6 @@ def _migrate(conn: Any, location: str, *, existing: bool) -> None:
             "INSERT INTO meta (key, value) VALUES ('store_version', %s) ON CONFLICT DO NOTHING",
             (str(STORE_VERSION),),
         )
+        flag = conn.execute("SELECT value FROM meta WHERE key = 'rebuild_latency_rollup'")
+        if flag.fetchone():
+            rollup.rebuild_latency(conn.cursor(), _pg)

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple, Protocol
 
 from edge_agent.errors import BadInputError
 from edge_agent.sqlite_schema import open_store
-from toolkit.fleet import fastjson, migrations
+from toolkit.fleet import fastjson, migrations, rollup
 from toolkit.fleet.ingest import (
     BenchRow,
     DriftRow,
@@ -251,20 +251,33 @@ DEPLOYMENT_COLUMNS = (
     "versions, components"
 )
 
-# Portable SQL (SQLite and PostgreSQL alike) for the sequence gaps.
+# Portable SQL (SQLite and PostgreSQL alike) for the sequence gaps: the rollup says which
+# devices have holes (fewer messages than their seq range); only their seqs are read.
+SEQ_RANGES_SQL = (
+    "SELECT thing, MIN(min_seq) AS lo, MAX(max_seq) AS hi, SUM(messages) AS n "
+    "FROM thing_stats GROUP BY thing"
+)
 GAPS_SQL = (
     "SELECT thing, prev + 1 AS first, seq - 1 AS last FROM ("
     " SELECT thing, seq, LAG(seq) OVER (PARTITION BY thing ORDER BY seq) AS prev"
-    " FROM messages) AS s WHERE prev IS NOT NULL AND seq > prev + 1 ORDER BY thing, first"
+    " FROM messages WHERE thing IN ({things})) AS s"
+    " WHERE prev IS NOT NULL AND seq > prev + 1 ORDER BY thing, first"
 )
-LEADING_SQL = "SELECT thing, MIN(seq) AS lo FROM messages GROUP BY thing HAVING MIN(seq) > 1"
 
 
 def gaps_of(store: Store) -> list[Gap]:
     """Missing seqs per device: between stored seqs, and before the first one stored."""
-    out = [Gap(r["thing"], int(r["first"]), int(r["last"])) for r in store.query(GAPS_SQL)]
-    for r in store.query(LEADING_SQL):
-        out.append(Gap(r["thing"], 1, int(r["lo"]) - 1, leading=True))
+    out, holey = [], []
+    for r in store.query(SEQ_RANGES_SQL):
+        lo, hi, n = int(r["lo"]), int(r["hi"]), int(r["n"])
+        if lo > 1:
+            out.append(Gap(r["thing"], 1, lo - 1, leading=True))
+        if hi - lo + 1 > n:
+            holey.append(r["thing"])
+    for i in range(0, len(holey), 500):
+        chunk = holey[i : i + 500]
+        sql = GAPS_SQL.format(things=", ".join(["?"] * len(chunk)))
+        out += [Gap(r["thing"], int(r["first"]), int(r["last"])) for r in store.query(sql, chunk)]
     return sorted(out, key=lambda g: (g.thing, g.first))
 
 
@@ -290,6 +303,9 @@ _METRICS_INSERT = insert_sql("metrics", MetricsRow).replace("INSERT", "INSERT OR
 _DRIFT_INSERT = insert_sql("drift", DriftRow).replace("INSERT", "INSERT OR IGNORE", 1)
 _BENCH_INSERT = insert_sql("bench", BenchRow).replace("INSERT", "INSERT OR IGNORE", 1)
 _DEVICE_UPSERT = DEVICE_UPSERT.format(least="min", greatest="max")
+_THING_STATS_UPSERT = insert_sql("thing_stats", rollup.ThingStatsRow) + (
+    rollup.THING_STATS_CONFLICT.format(least="min", greatest="max")
+)
 _ALERT_INSERT = f"INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ({', '.join(['?'] * 12)})"
 _REJECT_INSERT = REJECT_INSERT
 
@@ -353,6 +369,15 @@ class SqliteStore:
         self._db.execute(
             "INSERT OR IGNORE INTO meta VALUES ('store_version', ?)", (str(STORE_VERSION),)
         )
+        if self.scalar("SELECT value FROM meta WHERE key = 'rebuild_latency_rollup'"):
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                rollup.rebuild_latency(cur)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
 
     @classmethod
     def open_existing(cls, path: str | Path) -> SqliteStore:
@@ -395,6 +420,8 @@ class SqliteStore:
                 if d.bench:
                     cur.executemany(_BENCH_INSERT, d.bench)
                 result.alerts = [self._insert_alert(cur, a) for a in d.alerts]
+                cur.executemany(_THING_STATS_UPSERT, rollup.thing_stats_rows(result.new))
+                rollup.apply_latency(cur, rollup.latency_deltas(d.metrics))
                 cur.executemany(_DEVICE_UPSERT, device_rows(result.new))
                 cur.executemany(HELLO_UPDATE, [(*h, h.hello_seq) for h in hello_rows(d.hellos)])
                 self._bump(cur, "duplicates", result.duplicates)

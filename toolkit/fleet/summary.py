@@ -98,20 +98,22 @@ def lab_vs_device(
 
 
 def device_rows(store: Store, gaps_by_thing: Mapping[str, int]) -> list[dict[str, Any]]:
+    """One row per device, from the rollups (one row per device and variant, not per window)."""
     latency: dict[str, list[str]] = defaultdict(list)
     agg: dict[str, dict[str, Any]] = {}
     for r in store.query(
-        "SELECT thing, latency, requests, errors, requests_per_s FROM metrics ORDER BY thing"
+        "SELECT thing, latency, windows, requests, errors, rps_sum FROM latency_rollup "
+        "ORDER BY thing"
     ):
         latency[r["thing"]].append(r["latency"])
         a = agg.setdefault(r["thing"], {"windows": 0, "requests": 0, "errors": 0, "rps": 0.0})
-        a["windows"] += 1
-        a["requests"] += r["requests"] or 0
-        a["errors"] += r["errors"] or 0
-        a["rps"] += r["requests_per_s"] or 0.0
+        a["windows"] += int(r["windows"])
+        a["requests"] += int(r["requests"])
+        a["errors"] += int(r["errors"])
+        a["rps"] += float(r["rps_sum"])
     counts = {
-        r["thing"]: r["n"]
-        for r in store.query("SELECT thing, COUNT(*) AS n FROM messages GROUP BY thing")
+        r["thing"]: int(r["n"])
+        for r in store.query("SELECT thing, SUM(messages) AS n FROM thing_stats GROUP BY thing")
     }
     firing = {
         r["thing"]: r["n"]
@@ -169,13 +171,13 @@ def fleet_summary(
     for g in gaps:
         lost_by_thing[g.thing] += g.missing
     by_type = {
-        r["type"]: r["n"]
-        for r in store.query("SELECT type, COUNT(*) AS n FROM messages GROUP BY type")
+        r["type"]: int(r["n"])
+        for r in store.query("SELECT type, SUM(messages) AS n FROM thing_stats GROUP BY type")
     }
-    span = store.query("SELECT MIN(window_start) AS lo, MAX(window_end) AS hi FROM messages")[0]
+    span = store.query("SELECT MIN(first_window) AS lo, MAX(last_window) AS hi FROM thing_stats")[0]
     per_variant = defaultdict(list)
-    for r in store.query("SELECT variant, latency FROM metrics"):
-        per_variant[r["variant"]].append(r["latency"])
+    for r in store.query("SELECT variant, latency FROM latency_rollup"):
+        per_variant[r["variant"] or None].append(r["latency"])
     drift = fleet_drift(store, bundles, config)
     comparisons, notes = lab_vs_device(store, bundles, config)
     alerts = _alerts(store)

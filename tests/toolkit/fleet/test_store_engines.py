@@ -166,3 +166,46 @@ def test_concurrent_writers_store_each_message_once(store_at):
         assert store.gaps() == []
     finally:
         store.close()
+
+
+def _downgrade_to_v1(store_at) -> None:
+    """What a store written by the release before the rollups (migration 0002) looks like."""
+    if isinstance(store_at, str):
+        import psycopg
+
+        with psycopg.connect(store_at) as conn:
+            conn.execute("DROP TABLE thing_stats, latency_rollup")
+            conn.execute("DELETE FROM schema_migrations WHERE version >= 2")
+        return
+    db = sqlite3.connect(store_at)
+    db.executescript("DROP TABLE thing_stats; DROP TABLE latency_rollup; PRAGMA user_version = 1;")
+    db.close()
+
+
+def test_a_store_from_before_the_rollups_is_migrated_and_reports_the_same(store_at):
+    from toolkit.fleet.summary import fleet_summary
+
+    c = Collector.open(store_at)
+    items = [
+        Received(*metrics(f"dev-{t}", s, latency_ms=1 + t))
+        for t in range(3)
+        for s in range(1, 10)
+        if (t, s) != (1, 5)  # one lost message: a gap the rollup must still find
+    ]
+    c.process(items)
+    c.close()
+    before = open_fleet_store(store_at, existing=True)
+    want = fleet_summary(before)
+    before.close()
+    _downgrade_to_v1(store_at)
+    after = open_fleet_store(store_at, existing=True)  # applies 0002: backfill + rebuild
+    try:
+        got = fleet_summary(after)
+        assert _version(store_at) == 2
+        assert after.scalar("SELECT COUNT(*) FROM latency_rollup") == 3
+        for key in ("messages", "devices", "fleet_latency", "span", "gaps"):
+            assert got[key] == want[key], key
+        assert got["messages"]["stored"] == 26 and got["messages"]["lost"] == 1
+        assert after.scalar("SELECT value FROM meta WHERE key = 'rebuild_latency_rollup'") is None
+    finally:
+        after.close()
