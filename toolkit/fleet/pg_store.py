@@ -47,7 +47,6 @@ from toolkit.fleet.store import (
     device_rows,
     gaps_of,
     hello_rows,
-    insert_sql,
     reject_values,
 )
 
@@ -179,21 +178,9 @@ class PostgresStore:
             _copy(cur, "drift", DriftRow, derived.drift)
             _copy(cur, "bench", BenchRow, derived.bench)
             result.alerts = [self._insert_alert(cur, a) for a in derived.alerts]
-            stats = rollup.thing_stats_rows(result.new)
-            if stats:
-                cur.execute(
-                    _pg(insert_sql("thing_stats", rollup.ThingStatsRow, rows=len(stats)))
-                    + rollup.THING_STATS_CONFLICT.format(least="least", greatest="greatest"),
-                    [v for r in stats for v in r],
-                )
-            rollup.apply_latency(cur, rollup.latency_deltas(derived.metrics), _pg, " FOR UPDATE")
-            devices = device_rows(result.new)
-            if devices:
-                cur.execute(
-                    _pg(insert_sql("devices", DeviceRow, rows=len(devices)))
-                    + DEVICE_ON_CONFLICT.format(least="least", greatest="greatest"),
-                    [v for d in devices for v in d],
-                )
+            _upsert(cur, _THING_STATS, rollup.ThingStatsRow, rollup.thing_stats_rows(result.new))
+            rollup.apply_latency(cur, rollup.latency_deltas(derived.metrics), _ROLLUP_OPS)
+            _upsert(cur, _DEVICES, DeviceRow, device_rows(result.new))
             hellos = hello_rows(derived.hellos)
             if hellos:
                 cur.executemany(_pg(HELLO_UPDATE), [(*h, h.hello_seq) for h in hellos])
@@ -286,6 +273,80 @@ class PostgresStore:
             self._pool.close()
 
 
+def _staged(table: str, row: type[tuple], conflict: str) -> tuple[str, str, str]:
+    """Statements that upsert any number of rows with one COPY: a temporary staging table with
+    the row's columns (no constraints), and an INSERT … SELECT from it in key order."""
+    cols = ", ".join(row._fields)  # type: ignore[attr-defined]
+    stage = f"stage_{table}"
+    create = (
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
+        f"SELECT {cols} FROM {table} WITH NO DATA"
+    )
+    key = (
+        "thing, variant"
+        if table == "latency_rollup"
+        else "thing"
+        if table == "devices"
+        else ("thing, type")
+    )
+    move = f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ORDER BY {key}{conflict}"
+    return stage, create, move
+
+
+def _upsert(
+    cur: Any, staged: tuple[str, str, str], row: type[tuple], rows: Sequence[tuple]
+) -> None:
+    if not rows:
+        return
+    stage, create, move = staged
+    cur.execute(create)
+    _copy(cur, stage, row, rows)
+    cur.execute(move)
+    cur.execute(f"DELETE FROM {stage}")
+
+
+_LG = {"least": "least", "greatest": "greatest"}
+_THING_STATS = _staged(
+    "thing_stats", rollup.ThingStatsRow, rollup.THING_STATS_CONFLICT.format(**_LG)
+)
+_DEVICES = _staged("devices", DeviceRow, DEVICE_ON_CONFLICT.format(**_LG))
+_ROLLUP_ENSURE = _staged(
+    "latency_rollup", rollup.LatencyRollupRow, " ON CONFLICT (thing, variant) DO NOTHING"
+)
+_ROLLUP_WRITE = _staged(
+    "latency_rollup",
+    rollup.LatencyRollupRow,
+    " ON CONFLICT (thing, variant) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in rollup.LatencyRollupRow._fields[2:]),
+)
+
+
+class _PgRollupOps(rollup.RollupOps):
+    """COPY through the staging table; the rows read back are locked (FOR UPDATE) until commit."""
+
+    def ensure(self, cur: Any, keys: list[tuple[str, str]]) -> None:
+        stage, create, move = _ROLLUP_ENSURE
+        cur.execute(create)
+        _copy(cur, stage, rollup.LatencyRollupRow, [(t, v, 0, 0, 0, 0.0, None) for t, v in keys])
+        cur.execute(move)
+
+    def read(self, cur: Any, things: list[str]) -> list[tuple]:
+        cur.execute(
+            f"SELECT l.thing, l.variant, l.windows, l.requests, l.errors, l.rps_sum, l.latency "
+            f"FROM latency_rollup l JOIN {_ROLLUP_ENSURE[0]} s USING (thing, variant) "
+            "ORDER BY l.thing, l.variant FOR UPDATE OF l"
+        )
+        rows = cur.fetchall()
+        cur.execute(f"DELETE FROM {_ROLLUP_ENSURE[0]}")
+        return rows
+
+    def write(self, cur: Any, rows: list[rollup.LatencyRollupRow]) -> None:
+        _upsert(cur, _ROLLUP_WRITE, rollup.LatencyRollupRow, rows)
+
+
+_ROLLUP_OPS = _PgRollupOps()
+
+
 def _copy(cur: Any, table: str, row: type[tuple], rows: Sequence[tuple]) -> None:
     if not rows:
         return
@@ -339,4 +400,4 @@ def _migrate(conn: Any, location: str, *, existing: bool) -> None:
         )
         flag = conn.execute("SELECT value FROM meta WHERE key = 'rebuild_latency_rollup'")
         if flag.fetchone():
-            rollup.rebuild_latency(conn.cursor(), _pg)
+            rollup.rebuild_latency(conn.cursor(), _pg, _ROLLUP_OPS)

@@ -106,51 +106,56 @@ def _merged(old: tuple | None, key: tuple[str, str], delta: list[Any]) -> Latenc
     return LatencyRollupRow(key[0], key[1], windows, requests, errors, rps, wire)
 
 
-def apply_latency(
-    cur: Any,
-    deltas: dict[tuple[str, str], list[Any]],
-    q: Callable[[str], str] = lambda s: s,
-    lock: str = "",
-) -> None:
-    """Merge a batch's deltas into latency_rollup inside the caller's transaction.
+class RollupOps:
+    """The three statements apply_latency needs, in SQLite's form (``?``, executemany); the
+    PostgreSQL store passes its own (arrays through ``unnest``, ``FOR UPDATE``)."""
 
-    ``q`` turns ``?`` placeholders into the driver's; ``lock`` is `` FOR UPDATE`` on PostgreSQL.
-    """
+    COLS = "thing, variant, windows, requests, errors, rps_sum, latency"
+
+    def ensure(self, cur: Any, keys: list[tuple[str, str]]) -> None:
+        cur.executemany(
+            f"INSERT INTO latency_rollup ({self.COLS}) VALUES (?, ?, 0, 0, 0, 0, NULL) "
+            "ON CONFLICT (thing, variant) DO NOTHING",
+            keys,
+        )
+
+    def read(self, cur: Any, things: list[str]) -> list[tuple]:
+        out: list[tuple] = []
+        for i in range(0, len(things), 500):
+            chunk = things[i : i + 500]
+            cur.execute(
+                f"SELECT {self.COLS} FROM latency_rollup "
+                f"WHERE thing IN ({', '.join(['?'] * len(chunk))})",
+                chunk,
+            )
+            out += cur.fetchall()
+        return out
+
+    def write(self, cur: Any, rows: list[LatencyRollupRow]) -> None:
+        cur.executemany(
+            "UPDATE latency_rollup SET windows = ?, requests = ?, errors = ?, rps_sum = ?, "
+            "latency = ? WHERE thing = ? AND variant = ?",
+            [(*r[2:], r.thing, r.variant) for r in rows],
+        )
+
+
+def apply_latency(
+    cur: Any, deltas: dict[tuple[str, str], list[Any]], ops: RollupOps | None = None
+) -> None:
+    """Merge a batch's deltas into latency_rollup inside the caller's transaction: a row for
+    every key first (so there is one to lock), read them back, write the merged values."""
     if not deltas:
         return
+    ops = ops or RollupOps()
     keys = sorted(deltas)
-    cur.executemany(
-        q(
-            "INSERT INTO latency_rollup (thing, variant, windows, requests, errors, rps_sum, "
-            "latency) VALUES (?, ?, 0, 0, 0, 0, NULL) ON CONFLICT (thing, variant) DO NOTHING"
-        ),
-        keys,
-    )
-    old: dict[tuple[str, str], tuple] = {}
-    things = sorted({t for t, _ in keys})
-    for i in range(0, len(things), 500):
-        chunk = things[i : i + 500]
-        cur.execute(
-            q(
-                "SELECT thing, variant, windows, requests, errors, rps_sum, latency "
-                f"FROM latency_rollup WHERE thing IN ({', '.join(['?'] * len(chunk))}) "
-                f"ORDER BY thing, variant{lock}"
-            ),
-            chunk,
-        )
-        for row in cur.fetchall():
-            old[(row[0], row[1])] = tuple(row[2:])
-    rows = [_merged(old.get(k), k, deltas[k]) for k in keys]
-    cur.executemany(
-        q(
-            "UPDATE latency_rollup SET windows = ?, requests = ?, errors = ?, rps_sum = ?, "
-            "latency = ? WHERE thing = ? AND variant = ?"
-        ),
-        [(r.windows, r.requests, r.errors, r.rps_sum, r.latency, r.thing, r.variant) for r in rows],
-    )
+    ops.ensure(cur, keys)
+    old = {(r[0], r[1]): tuple(r[2:]) for r in ops.read(cur, sorted({t for t, _ in keys}))}
+    ops.write(cur, [_merged(old.get(k), k, deltas[k]) for k in keys])
 
 
-def rebuild_latency(cur: Any, q: Callable[[str], str] = lambda s: s) -> int:
+def rebuild_latency(
+    cur: Any, q: Callable[[str], str] = lambda s: s, ops: RollupOps | None = None
+) -> int:
     """Recompute latency_rollup from every metrics row (a store migrated from before 0002)."""
     cur.execute("DELETE FROM latency_rollup")
     cur.execute(
@@ -159,6 +164,6 @@ def rebuild_latency(cur: Any, q: Callable[[str], str] = lambda s: s) -> int:
         "cpu_percent, rss_bytes, outbox_pending, outbox_dropped FROM metrics"
     )
     rows = [MetricsRow(*r) for r in cur.fetchall()]
-    apply_latency(cur, latency_deltas(rows), q)
+    apply_latency(cur, latency_deltas(rows), ops)
     cur.execute(q("DELETE FROM meta WHERE key = ?"), ("rebuild_latency_rollup",))
     return len(rows)
