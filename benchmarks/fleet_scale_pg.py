@@ -413,6 +413,24 @@ def generate_rows(store_url: str, rows: int, things: int = 10000) -> float:
             "component_version, bundle) SELECT DISTINCT thing, 1.7e9, 1.8e9, 'fp32', "
             "'1.0.0', 'demo' FROM messages ON CONFLICT DO NOTHING"
         )
+        # the rollups ingest keeps (toolkit.fleet.rollup): every window here has the same
+        # histogram, so a device's merged histogram is that one with its counts times `per`
+        conn.execute(
+            "INSERT INTO thing_stats SELECT thing, type, COUNT(*), MIN(seq), MAX(seq), "
+            "MIN(window_start), MAX(window_end) FROM messages GROUP BY thing, type"
+        )
+        one = json.loads(hist)
+        merged = {
+            **one,
+            "count": one["count"] * per,
+            "sum": one["sum"] * per,
+            "buckets": [[i, c * per] for i, c in one["buckets"]],
+        }
+        with conn.cursor().copy("COPY latency_rollup FROM STDIN") as copy:
+            for t in range(things):
+                copy.write_row(
+                    (f"dev-{t:05d}", "fp32", per, 20 * per, 0, 2.0 * per, json.dumps(merged))
+                )
         conn.execute("VACUUM ANALYZE messages")
         conn.execute("VACUUM ANALYZE metrics")
     del telemetry

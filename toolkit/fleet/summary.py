@@ -7,6 +7,7 @@ One dict (``fleet_summary``) feeds the terminal tables, ``--json`` and the HTML 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -22,18 +23,36 @@ from toolkit.fleet.store import Store
 
 
 def merged_latency(histograms: Iterable[str | Mapping[str, Any] | None]) -> dict[str, Any]:
-    """Sum wire-form histograms (JSON text or dicts) and read p50/p90/p99 off the sum."""
-    total = telemetry.Histogram()
+    """Sum wire-form histograms (JSON text or dicts) and read p50/p90/p99 off the sum.
+
+    Sums bucket counts in place (a report merges one histogram per device, 10,000 and more)."""
+    counts: dict[int, int] = defaultdict(int)
+    total, total_sum, lo, hi = 0, 0.0, math.inf, -math.inf
     for h in histograms:
         if not h:
             continue
         data = fastjson.loads(h) if isinstance(h, str) else h
-        if data.get("count"):
-            total = total.merge(telemetry.Histogram.from_dict(data))
-    wire = total.to_dict()
+        if not data.get("count") or data.get("scheme") != telemetry.HISTOGRAM_SCHEME:
+            continue
+        for index, count in data.get("buckets", []):
+            counts[int(index)] += int(count)
+        total += int(data["count"])
+        total_sum += float(data.get("sum") or 0.0)
+        if data.get("min") is not None:
+            lo = min(lo, float(data["min"]))
+        if data.get("max") is not None:
+            hi = max(hi, float(data["max"]))
+    wire = {
+        "scheme": telemetry.HISTOGRAM_SCHEME,
+        "count": total,
+        "sum": total_sum,
+        "min": lo if total else None,
+        "max": hi if total else None,
+        "buckets": [[i, counts[i]] for i in sorted(counts) if counts[i]],
+    }
     return {
-        "count": total.count,
-        "mean": total.sum / total.count if total.count else None,
+        "count": total,
+        "mean": total_sum / total if total else None,
         "p50": telemetry.percentile(wire, 50),
         "p90": telemetry.percentile(wire, 90),
         "p99": telemetry.percentile(wire, 99),
