@@ -62,6 +62,19 @@ class PersistentBroker(Broker):
             self.config_path.write_text(text)
 
 
+class FleetBroker(Broker):
+    """mosquitto configured for a fleet with collectors that may die: a dead collector's share
+    (its persistent session) is queued without limit until it is back. mosquitto's default of
+    1,000 queued messages per client (the tests' broker: 10,000) drops the rest."""
+
+    def write_config(self) -> None:
+        super().write_config()
+        text = self.config_path.read_text().replace(
+            "max_queued_messages 10000", "max_queued_messages 0"
+        )
+        self.config_path.write_text(text)
+
+
 def machine() -> dict[str, Any]:
     from edge_agent.hardware import probe
 
@@ -353,7 +366,7 @@ def postgresql_mode(args: argparse.Namespace) -> int:
             folder = work / "broker"
             folder.mkdir()
             folder.chmod(0o755)
-            broker = Broker(folder, free_port())
+            broker = FleetBroker(folder, free_port())
             broker.write_config()
             broker.start()
             try:
