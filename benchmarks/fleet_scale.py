@@ -12,6 +12,11 @@ Full run (what the README quotes): 50 devices x 60 s, 10 s outage; 30,000 messag
 ``--quick``: 10 devices x 20 s, 5 s outage; 5,000 messages ingested.
 
 Run: ``.venv/bin/python benchmarks/fleet_scale.py [--quick] [--json out.json]``
+
+``--postgresql``: the PostgreSQL mode instead (benchmarks/fleet_scale_pg.py): light devices
+through mosquitto to 3 collectors and one PostgreSQL with a collector killed mid-run, the ingest
+rate of 3 collectors, and `fleet report` on generated rows. Full size: 10,000 devices at
+1 message per 10 s plus a burst, 300,000 messages ingested, report on 10,000,000 rows.
 """
 
 from __future__ import annotations
@@ -55,6 +60,19 @@ class PersistentBroker(Broker):
             text = text.replace("persistence false\n", "")
             text += f"persistence true\npersistence_location {data}/\nautosave_interval 0\n"
             self.config_path.write_text(text)
+
+
+class FleetBroker(Broker):
+    """mosquitto configured for a fleet with collectors that may die: a dead collector's share
+    (its persistent session) is queued without limit until it is back. mosquitto's default of
+    1,000 queued messages per client (the tests' broker: 10,000) drops the rest."""
+
+    def write_config(self) -> None:
+        super().write_config()
+        text = self.config_path.read_text().replace(
+            "max_queued_messages 10000", "max_queued_messages 0"
+        )
+        self.config_path.write_text(text)
 
 
 def machine() -> dict[str, Any]:
@@ -256,7 +274,14 @@ def main() -> int:
         "persistence file after a restart; see the README)",
     )
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--postgresql", action="store_true", help="the PostgreSQL mode (see above)")
+    ap.add_argument("--period", type=float, default=10.0, help="[P1] seconds between messages")
+    ap.add_argument("--burst", type=int, default=10, help="[P1] messages per bursting device")
+    ap.add_argument("--report-rows", type=int, help="[P3] rows to generate (10,000,000)")
+    ap.add_argument("--parts", default="p1,p2,p3", help="PostgreSQL mode: which parts to run")
     args = ap.parse_args()
+    if args.postgresql:
+        return postgresql_mode(args)
     devices = args.devices or (10 if args.quick else 50)
     duration = args.duration or (20 if args.quick else 60)
     outage = args.outage if args.outage is not None else (5.0 if args.quick else 10.0)
@@ -311,6 +336,81 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0 if scale["ok"] and rate["ok"] else 1
+
+
+def postgresql_mode(args: argparse.Namespace) -> int:
+    from benchmarks import fleet_scale_pg as pg
+    from tests.helpers.postgres import pg_bindir, running_postgres
+
+    if mosquitto_binary() is None or pg_bindir() is None:
+        print("mosquitto and postgresql are needed: run scripts/setup.sh", file=sys.stderr)
+        return 2
+    devices = args.devices or (1000 if args.quick else 10000)
+    duration = args.duration or (30 if args.quick else 60)
+    messages = args.messages or (30000 if args.quick else 300000)
+    report_rows = args.report_rows or (1_000_000 if args.quick else 10_000_000)
+    info = machine()
+    work = Path(tempfile.mkdtemp(prefix="edgekit-fleet-pg-"))
+    work.chmod(0o755)
+    results: dict[str, Any] = {"machine": info, "quick": args.quick}
+    settings = {"shared_buffers": "256MB", "max_wal_size": "4GB", "work_mem": "64MB"}
+    try:
+        with running_postgres(settings) as server:
+            import psycopg
+
+            with psycopg.connect(server.url(), autocommit=True) as conn:
+                info["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+                info["postgresql_settings"] = "defaults (fsync on) + " + ", ".join(
+                    f"{k}={v}" for k, v in settings.items()
+                )
+            print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+            parts = set(args.parts.split(","))
+            if "p1" in parts:
+                folder = work / "broker"
+                folder.mkdir()
+                folder.chmod(0o755)
+                broker = FleetBroker(folder, free_port())
+                broker.write_config()
+                broker.start()
+                try:
+                    print(
+                        f"\n[P1] {devices} light devices x 1 msg/{args.period:g} s x {duration} s"
+                        " + burst, mosquitto -> 3 collectors -> PostgreSQL, one killed ...",
+                        flush=True,
+                    )
+                    results["p1_fleet"] = pg.fleet_through_broker(
+                        broker.url,
+                        broker.log,
+                        server.create_database("fleet_p1"),
+                        work,
+                        devices=devices,
+                        duration_s=duration,
+                        period_s=args.period,
+                        publishers=2,
+                        connections=25,
+                        burst_devices=min(devices, 2000),
+                        burst_n=args.burst,
+                    )
+                finally:
+                    broker.stop()
+                print("    " + json.dumps(results["p1_fleet"]), flush=True)
+            if "p2" in parts:
+                print(f"\n[P2] 3 collectors alone: {messages} light metrics messages ...")
+                results["p2_ingest"] = pg.ingest_rate(server.create_database("fleet_p2"), messages)
+                print("    " + json.dumps(results["p2_ingest"]), flush=True)
+            if "p3" in parts:
+                print(f"\n[P3] fleet report on {report_rows:,} generated rows ...", flush=True)
+                url = server.create_database("fleet_p3")
+                gen = pg.generate_rows(url, report_rows)
+                p3 = {"rows": report_rows, "generate_s": round(gen, 1), **pg.report_time(url)}
+                p3["ok"] = p3.get("exit") == 0 and p3["seconds"] < 5.0
+                results["p3_report"] = p3
+                print("    " + json.dumps(p3), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0 if all(v["ok"] for k, v in results.items() if k.startswith("p")) else 1
 
 
 if __name__ == "__main__":

@@ -116,3 +116,6 @@ def copy_bundle(tmp_path: Path):
 
 # The real MQTT broker (mosquitto) fixtures, shared by the agent, simulator and fleet suites.
 from helpers.mosquitto import mosquitto_broker, mosquitto_tls_broker  # noqa: E402, F401
+
+# A throw-away PostgreSQL cluster (the fleet store's server engine).
+from helpers.postgres import postgres_server, postgres_url  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""`edgekit fleet collect` (device telemetry from an MQTT broker into SQLite) and
+"""`edgekit fleet collect` (device telemetry from an MQTT broker into SQLite or PostgreSQL) and
 `edgekit fleet report` (terminal summary, --json, self-contained HTML)."""
 
 from __future__ import annotations
@@ -23,14 +23,31 @@ BUNDLE = typer.Option(
     None, "--bundle", help="Model bundle(s) the fleet runs: lab results and drift baselines."
 )
 RULES = typer.Option(None, "--rules", help="Alert rules and actions (JSON or YAML).")
+STORE_HELP = (
+    "The fleet store: a SQLite file, or postgresql://USER@HOST:PORT/DATABASE "
+    "(several collectors on several hosts write one PostgreSQL)."
+)
+
+
+def store_target(db: Path | None, store: str | None) -> str | Path:
+    """--store (a file or a URL) or --db (a SQLite file): exactly one."""
+    if (db is None) == (store is None):
+        raise BadInputError(
+            "pass the fleet store once: --store FILE|postgresql://… (or --db FILE)",
+            hint="e.g. --store fleet.db or --store postgresql://edgekit@db-host/fleet",
+        )
+    if db is not None:
+        return db
+    assert store is not None
+    return store if "://" in store else Path(store)
 
 
 def _status(collector, source, started: float, duration: float | None) -> Table:
     s = collector.stats
     t = Table(title="edgekit fleet collect", show_header=False)
     t.add_row(
-        "broker",
-        f"{source.host}:{source.port} "
+        "broker" if not hasattr(source, "queue_url") else "queue",
+        (f"{source.host}:{source.port} " if not hasattr(source, "queue_url") else source.host)
         + ("[green]connected[/]" if source.connected.is_set() else "[red]offline[/]"),
     )
     t.add_row("subscriptions", ", ".join(source.filters))
@@ -46,8 +63,15 @@ def _status(collector, source, started: float, duration: float | None) -> Table:
 @fleet_app.command("collect")
 @handle_errors
 def collect_command(
-    broker: str = typer.Option(..., "--broker", help="mqtt://HOST:PORT or mqtts://HOST:PORT"),
-    db: Path = typer.Option(..., "--db", help="SQLite database to write (created if new)."),
+    broker: str = typer.Option(None, "--broker", help="mqtt://HOST:PORT or mqtts://HOST:PORT"),
+    sqs: str = typer.Option(
+        None,
+        "--sqs",
+        help="Read an SQS queue that an AWS IoT Core topic rule fills (not --broker).",
+    ),
+    region: str = typer.Option(None, "--region", help="AWS region of the --sqs queue."),
+    db: Path = typer.Option(None, "--db", help="SQLite database to write (created if new)."),
+    store: str = typer.Option(None, "--store", help=STORE_HELP),
     group: str = typer.Option(
         "edgekit",
         "--group",
@@ -65,20 +89,36 @@ def collect_command(
     rules: Path = RULES,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Subscribe to dt/edgekit/+/hello|metrics|alerts|bench and store into SQLite (WAL)."""
+    """Subscribe to dt/edgekit/+/hello|metrics|alerts|bench and store (SQLite or PostgreSQL)."""
     from toolkit.fleet.collector import Collector
     from toolkit.fleet.mqtt_source import MqttSource
     from toolkit.fleet.rules import RulesConfig
 
+    target = store_target(db, store)
     seconds = duration
     config = RulesConfig.load(rules)
     for b in bundle or []:
         if not (b / "manifest.json").is_file():
             raise BadInputError(f"--bundle {b} is not a model bundle (no manifest.json)")
-    collector = Collector.open(db, bundles=bundle or [], config=config).start()
-    source = MqttSource(
-        collector, broker, group=group or None, client_id=client_id, cert=cert, key=key, ca=ca
-    )
+    if (broker is None) == (sqs is None):
+        raise BadInputError(
+            "pass one source: --broker mqtt://HOST:PORT or --sqs QUEUE_URL",
+            hint="--sqs reads what an AWS IoT Core topic rule forwards (docs/fleet-scale.md)",
+        )
+    if sqs is not None:
+        from toolkit.fleet.sqs_source import SqsSource
+        from toolkit.greengrass.aws import Clients
+
+        sqs_client = Clients(region=region).client("sqs")  # checks region and credentials
+        SqsSource.check(sqs_client, sqs)  # before the store is made
+    collector = Collector.open(target, bundles=bundle or [], config=config).start()
+    where = collector.store.location
+    if sqs is not None:
+        source = SqsSource(collector, sqs, sqs_client)
+    else:
+        source = MqttSource(
+            collector, broker, group=group or None, client_id=client_id, cert=cert, key=key, ca=ca
+        )
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     started = time.monotonic()
@@ -105,10 +145,10 @@ def collect_command(
         stats = collector.stats.to_dict()
         collector.close()
     if as_json:
-        print_json({"ok": True, "db": str(db), "broker": broker, "group": group, **stats})
+        print_json({"ok": True, "db": where, "broker": broker or sqs, "group": group, **stats})
     else:
         out.print(
-            f"stored {stats['stored']} messages in {db} "
+            f"stored {stats['stored']} messages in {where} "
             f"({stats['duplicates']} duplicates dropped, {stats['rejected']} rejected)"
         )
 
@@ -116,7 +156,8 @@ def collect_command(
 @fleet_app.command("report")
 @handle_errors
 def report_command(
-    db: Path = typer.Option(..., "--db", help="Fleet database written by `fleet collect`."),
+    db: Path = typer.Option(None, "--db", help="Fleet database written by `fleet collect`."),
+    store: str = typer.Option(None, "--store", help=STORE_HELP),
     output: Path = options.output("the HTML report file."),
     bundle: list[Path] = BUNDLE,
     rules: Path = RULES,
@@ -129,9 +170,11 @@ def report_command(
     from toolkit.fleet.lab import BundleIndex
     from toolkit.fleet.report import print_summary, write_html
     from toolkit.fleet.rules import RulesConfig
-    from toolkit.fleet.store import SqliteStore
+    from toolkit.fleet.stores import open_fleet_store
     from toolkit.fleet.summary import fleet_summary, import_run_dir
 
+    target = store_target(db, store)
+    local = target if isinstance(target, Path) else None
     config = RulesConfig.load(rules)
     if run_dir is not None and not run_dir.is_dir():
         raise BadInputError(f"--run-dir {run_dir} is not a folder")
@@ -143,23 +186,26 @@ def report_command(
         from toolkit.reports.html import is_edgekit_report
 
         owned.check_file(
-            output, is_edgekit_report, "an HTML report", [db, run_dir, *(bundle or [])]
+            output,
+            is_edgekit_report,
+            "an HTML report",
+            [p for p in (local, run_dir, *(bundle or [])) if p is not None],
         )
-    store = SqliteStore.open_existing(db)
+    fleet = open_fleet_store(target, existing=True)
     try:
         roots = []
         if run_dir is not None:
-            import_run_dir(store, run_dir)
+            import_run_dir(fleet, run_dir)
             roots.append(run_dir / "devices")
-        elif (db.parent / "devices").is_dir():  # the database inside a simulation's run folder
-            roots.append(db.parent / "devices")
+        elif local is not None and (local.parent / "devices").is_dir():  # in a simulation's run
+            roots.append(local.parent / "devices")
         bundles = BundleIndex(bundle or [], roots)
-        summary = fleet_summary(store, bundles, config)
+        summary = fleet_summary(fleet, bundles, config)
         if output is not None:
-            write_html(summary, store, output)
+            write_html(summary, fleet, output)
             summary["html"] = str(output)
     finally:
-        store.close()
+        fleet.close()
     if as_json:
         print_json(summary)
         return

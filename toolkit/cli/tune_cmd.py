@@ -80,8 +80,10 @@ def tune_command(
     max_trials: int = typer.Option(None, "--max-trials", help="Most measurements to run."),
     time_budget: float = options.duration(None, "to measure at most", "--time-budget"),
     targets_dir: Path = TARGETS_DIR_OPTION,
-    from_fleet: Path = typer.Option(
-        None, "--from-fleet", help="Fleet database with device bench results to rank by."
+    from_fleet: str = typer.Option(
+        None,
+        "--from-fleet",
+        help="Fleet store (SQLite file or postgresql:// URL) with device bench results.",
     ),
     no_create: bool = typer.Option(
         False, "--no-create", help="Do not quantize variants the target prefers but lacks."
@@ -92,6 +94,7 @@ def tune_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Choose the best variant and session options for a target; record it in the manifest."""
+    fleet = from_fleet if from_fleet is None or "://" in from_fleet else Path(from_fleet)
     if max_trials is not None and max_trials < 1:
         raise BadInputError("--max-trials must be >= 1")
     if time_budget is not None and time_budget <= 0:
@@ -102,7 +105,10 @@ def tune_command(
         )
     if output is not None:
         owned.check_file(
-            output, owned.json_kind_is(TUNE_KIND), "a tune result", [bundle_dir, from_fleet]
+            output,
+            owned.json_kind_is(TUNE_KIND),
+            "a tune result",
+            [bundle_dir, fleet if isinstance(fleet, Path) else None],
         )
     request = TuneRequest(
         bundle_dir=bundle_dir,
@@ -115,7 +121,7 @@ def tune_command(
         max_trials=max_trials,
         time_budget_s=time_budget,
         targets_dir=targets_dir,
-        from_fleet=from_fleet,
+        from_fleet=fleet,
         create_missing=not no_create,
         quick=quick,
         write=not dry_run,

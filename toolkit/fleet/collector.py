@@ -1,7 +1,7 @@
 """The fleet collector: messages in (MQTT or the simulator's in-process cloud), batches into the
 store, acknowledgements after the commit, then rules and alert actions.
 
-Ingestion is one writer thread draining a queue in batches (one SQLite transaction each), which
+Ingestion is one writer thread draining a queue in batches (one store transaction each), which
 is what makes thousands of messages per second possible on a small machine. A QoS 1 message is
 acknowledged to the broker only after the transaction that stored it committed, so a crash
 between receipt and commit means a redelivery (dropped as a duplicate), never a loss.
@@ -23,7 +23,8 @@ from toolkit.fleet.actions import ActionContext, AlertRouter, Publish
 from toolkit.fleet.ingest import Received, parse
 from toolkit.fleet.lab import BundleIndex
 from toolkit.fleet.rules import FleetRules, RulesConfig
-from toolkit.fleet.store import SqliteStore, WriteResult
+from toolkit.fleet.store import Store, WriteResult
+from toolkit.fleet.stores import open_fleet_store
 
 log = logging.getLogger("edgekit.fleet")
 
@@ -53,7 +54,7 @@ class CollectorStats:
 class Collector:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         *,
         rules: FleetRules | None = None,
         router: AlertRouter | None = None,
@@ -74,7 +75,7 @@ class Collector:
     @classmethod
     def open(
         cls,
-        db: str | Path,
+        db: str | Path,  # a SQLite file or a postgresql:// URL
         *,
         bundles: Iterable[Path] = (),
         search_roots: Iterable[Path] = (),
@@ -83,7 +84,7 @@ class Collector:
         keep_payloads: bool = True,
     ) -> Collector:
         """Store, bundle index, rules and alert routes wired together (what the CLI uses)."""
-        store = SqliteStore(db, keep_payloads=keep_payloads)
+        store = open_fleet_store(db, keep_payloads=keep_payloads)
         config = config or RulesConfig()
         index = BundleIndex(bundles, search_roots)
         ctx = ActionContext(publish=publish)

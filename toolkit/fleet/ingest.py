@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from edge_agent import telemetry
 from toolkit.fleet import fastjson
@@ -80,7 +80,94 @@ def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def metrics_row(p: Parsed) -> tuple | None:
+class MessageRow(NamedTuple):
+    """One row of ``messages``: the envelope of every stored message (the dedup key is
+    (thing, seq)); the field names are the column names, so SQL names its columns from them."""
+
+    thing: str
+    seq: int
+    type: str
+    received_at: float
+    created_at: float
+    window_start: float
+    window_end: float
+    part_index: int
+    part_count: int
+    component_version: str
+    model_name: str | None
+    variant: str | None
+    model_sha256: str | None
+    payload: str | None
+
+
+class MetricsRow(NamedTuple):
+    """One row of ``metrics``: a device's window (counts, throughput, latency)."""
+
+    thing: str
+    seq: int
+    window_start: float
+    window_end: float
+    model_name: str | None
+    variant: str | None
+    component_version: str
+    requests: int
+    ok: int
+    errors: int
+    rows: int
+    requests_per_s: float | None
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    latency: str | None  # wire-form histogram (JSON), merged on read
+    compute: str | None
+    cpu_percent: float | None
+    rss_bytes: float | None
+    outbox_pending: int
+    outbox_dropped: int
+
+
+class DriftRow(NamedTuple):
+    """One row of ``drift``: a message's drift block as sent (expanded on read)."""
+
+    thing: str
+    seq: int
+    window_end: float
+    model_name: str | None
+    block: str
+
+
+class BenchRow(NamedTuple):
+    """One row of ``bench``: one variant's result of a device bench reply."""
+
+    thing: str
+    seq: int
+    t: float
+    model_name: str | None
+    variant: str
+    record: str
+
+
+def message_row(p: Parsed, keep_payload: bool = True) -> MessageRow:
+    m = p.message
+    return MessageRow(
+        thing=m["thing"],
+        seq=m["seq"],
+        type=m["type"],
+        received_at=p.received.received_at,
+        created_at=m["created_at"],
+        window_start=m["window"]["start"],
+        window_end=m["window"]["end"],
+        part_index=m["part"]["index"],
+        part_count=m["part"]["count"],
+        component_version=m["component_version"],
+        model_name=m["model"].get("name"),
+        variant=m["model"].get("variant"),
+        model_sha256=m["model"].get("sha256"),
+        payload=p.received.payload.decode("utf-8") if keep_payload else None,
+    )
+
+
+def metrics_row(p: Parsed) -> MetricsRow | None:
     """The per-window row (part 0 only): counts, throughput, latency percentiles and histograms."""
     if not p.first_part:
         return None
@@ -91,28 +178,28 @@ def metrics_row(p: Parsed) -> tuple | None:
     proc = body.get("process") or {}
     outbox = body.get("outbox") or {}
     errors = sum(int(v) for v in (req.get("errors") or {}).values())
-    return (
-        m["thing"],
-        m["seq"],
-        m["window"]["start"],
-        m["window"]["end"],
-        m["model"].get("name"),
-        m["model"].get("variant"),
-        m["component_version"],
-        int(req.get("count") or 0),
-        int(req.get("ok") or 0),
-        errors,
-        int(req.get("rows") or 0),
-        _num((body.get("throughput") or {}).get("requests_per_s")),
-        _num(lat.get("p50")),
-        _num(lat.get("p90")),
-        _num(lat.get("p99")),
-        fastjson.dumps(_wire(lat)) if lat else None,
-        fastjson.dumps(_wire(comp)) if comp else None,
-        _num(proc.get("cpu_percent")),
-        _num(proc.get("rss_bytes")),
-        int(outbox.get("pending") or 0),
-        int(outbox.get("dropped_total") or 0),
+    return MetricsRow(
+        thing=m["thing"],
+        seq=m["seq"],
+        window_start=m["window"]["start"],
+        window_end=m["window"]["end"],
+        model_name=m["model"].get("name"),
+        variant=m["model"].get("variant"),
+        component_version=m["component_version"],
+        requests=int(req.get("count") or 0),
+        ok=int(req.get("ok") or 0),
+        errors=errors,
+        rows=int(req.get("rows") or 0),
+        requests_per_s=_num((body.get("throughput") or {}).get("requests_per_s")),
+        p50=_num(lat.get("p50")),
+        p90=_num(lat.get("p90")),
+        p99=_num(lat.get("p99")),
+        latency=fastjson.dumps(_wire(lat)) if lat else None,
+        compute=fastjson.dumps(_wire(comp)) if comp else None,
+        cpu_percent=_num(proc.get("cpu_percent")),
+        rss_bytes=_num(proc.get("rss_bytes")),
+        outbox_pending=int(outbox.get("pending") or 0),
+        outbox_dropped=int(outbox.get("dropped_total") or 0),
     )
 
 
@@ -121,19 +208,19 @@ def _wire(h: dict[str, Any]) -> dict[str, Any]:
     return {k: h.get(k) for k in keys}
 
 
-def drift_row(p: Parsed) -> tuple | None:
+def drift_row(p: Parsed) -> DriftRow | None:
     """The drift block of a metrics message (or of one part of it), stored as sent: one row per
     message keeps ingestion fast; ``expand_drift`` turns it into per-feature rows on read."""
     m = p.message
     block = m["body"].get("drift") if m["type"] == "metrics" else None
     if not isinstance(block, dict) or not any(block.get(g) for g in DRIFT_GROUPS):
         return None
-    return (
-        m["thing"],
-        m["seq"],
-        m["window"]["end"],
-        m["model"].get("name"),
-        fastjson.dumps({g: block[g] for g in DRIFT_GROUPS if isinstance(block.get(g), dict)}),
+    return DriftRow(
+        thing=m["thing"],
+        seq=m["seq"],
+        window_end=m["window"]["end"],
+        model_name=m["model"].get("name"),
+        block=fastjson.dumps({g: block[g] for g in DRIFT_GROUPS if isinstance(block.get(g), dict)}),
     )
 
 
@@ -199,20 +286,20 @@ def alert_rows(p: Parsed) -> list[dict[str, Any]]:
     return out
 
 
-def bench_rows(p: Parsed) -> list[tuple]:
+def bench_rows(p: Parsed) -> list[BenchRow]:
     """One row per variant result of a bench reply (errors and skips kept, they are results)."""
     m = p.message
     if m["type"] != "bench":
         return []
     results = m["body"].get("results") or {}
     return [
-        (
-            m["thing"],
-            m["seq"],
-            m["window"]["end"],
-            m["model"].get("name"),
-            variant,
-            fastjson.dumps(rec),
+        BenchRow(
+            thing=m["thing"],
+            seq=m["seq"],
+            t=m["window"]["end"],
+            model_name=m["model"].get("name"),
+            variant=variant,
+            record=fastjson.dumps(rec),
         )
         for variant, rec in results.items()
         if isinstance(rec, dict)

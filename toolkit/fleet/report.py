@@ -15,7 +15,7 @@ from rich.table import Table
 
 from toolkit.fleet import fastjson
 from toolkit.fleet.drift import FLEET
-from toolkit.fleet.store import SqliteStore
+from toolkit.fleet.store import Store
 from toolkit.fleet.summary import drift_entries, merged_latency
 from toolkit.reports import HtmlReport, new_figure, plain_log_ticks
 
@@ -150,7 +150,7 @@ def print_summary(s: dict[str, Any], console: Console) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _series(store: SqliteStore) -> dict[str, list[tuple[float, Any]]]:
+def _series(store: Store) -> dict[str, list[tuple[float, Any]]]:
     series: dict[str, list[tuple[float, Any]]] = defaultdict(list)
     for r in store.query(
         "SELECT thing, window_end, p50, p99, requests_per_s, latency FROM metrics "
@@ -276,7 +276,7 @@ def _heatmap(
     report.figure(fig, caption)
 
 
-def _drift_figures(report: HtmlReport, s: dict[str, Any], store: SqliteStore, t0: float) -> None:
+def _drift_figures(report: HtmlReport, s: dict[str, Any], store: Store, t0: float) -> None:
     by_device = s["drift"]["by_device"]
     fleet = {(f["group"], f["feature"]): f for f in s["drift"]["fleet"]}
     if not fleet:
@@ -370,7 +370,7 @@ def _timeline_figure(report: HtmlReport, s: dict[str, Any], t0: float) -> None:
     report.figure(fig, "Alerts and deployments on a time line")
 
 
-def write_html(s: dict[str, Any], store: SqliteStore, path: str | Path) -> Path:
+def write_html(s: dict[str, Any], store: Store, path: str | Path) -> Path:
     m = s["messages"]
     report = HtmlReport(
         "edgekit fleet report",

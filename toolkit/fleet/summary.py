@@ -7,6 +7,7 @@ One dict (``fleet_summary``) feeds the terminal tables, ``--json`` and the HTML 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -18,22 +19,40 @@ from toolkit.fleet import fastjson, lab
 from toolkit.fleet.drift import FLEET, FeatureDrift, aggregate
 from toolkit.fleet.ingest import expand_drift
 from toolkit.fleet.rules import RulesConfig
-from toolkit.fleet.store import SqliteStore
+from toolkit.fleet.store import Store
 
 
 def merged_latency(histograms: Iterable[str | Mapping[str, Any] | None]) -> dict[str, Any]:
-    """Sum wire-form histograms (JSON text or dicts) and read p50/p90/p99 off the sum."""
-    total = telemetry.Histogram()
+    """Sum wire-form histograms (JSON text or dicts) and read p50/p90/p99 off the sum.
+
+    Sums bucket counts in place (a report merges one histogram per device, 10,000 and more)."""
+    counts: dict[int, int] = defaultdict(int)
+    total, total_sum, lo, hi = 0, 0.0, math.inf, -math.inf
     for h in histograms:
         if not h:
             continue
         data = fastjson.loads(h) if isinstance(h, str) else h
-        if data.get("count"):
-            total = total.merge(telemetry.Histogram.from_dict(data))
-    wire = total.to_dict()
+        if not data.get("count") or data.get("scheme") != telemetry.HISTOGRAM_SCHEME:
+            continue
+        for index, count in data.get("buckets", []):
+            counts[int(index)] += int(count)
+        total += int(data["count"])
+        total_sum += float(data.get("sum") or 0.0)
+        if data.get("min") is not None:
+            lo = min(lo, float(data["min"]))
+        if data.get("max") is not None:
+            hi = max(hi, float(data["max"]))
+    wire = {
+        "scheme": telemetry.HISTOGRAM_SCHEME,
+        "count": total,
+        "sum": total_sum,
+        "min": lo if total else None,
+        "max": hi if total else None,
+        "buckets": [[i, counts[i]] for i in sorted(counts) if counts[i]],
+    }
     return {
-        "count": total.count,
-        "mean": total.sum / total.count if total.count else None,
+        "count": total,
+        "mean": total_sum / total if total else None,
         "p50": telemetry.percentile(wire, 50),
         "p90": telemetry.percentile(wire, 90),
         "p99": telemetry.percentile(wire, 99),
@@ -42,7 +61,7 @@ def merged_latency(histograms: Iterable[str | Mapping[str, Any] | None]) -> dict
     }
 
 
-def drift_entries(store: SqliteStore, since: float | None = None) -> list[dict[str, Any]]:
+def drift_entries(store: Store, since: float | None = None) -> list[dict[str, Any]]:
     sql, params = "SELECT * FROM drift", ()
     if since is not None:
         sql, params = sql + " WHERE window_end >= ?", (since,)
@@ -50,14 +69,14 @@ def drift_entries(store: SqliteStore, since: float | None = None) -> list[dict[s
 
 
 def fleet_drift(
-    store: SqliteStore, bundles: lab.BundleIndex | None, config: RulesConfig | None = None
+    store: Store, bundles: lab.BundleIndex | None, config: RulesConfig | None = None
 ) -> list[FeatureDrift]:
     policy = (config or RulesConfig()).drift_policy
     return aggregate(drift_entries(store), bundles.baseline if bundles else None, policy)
 
 
 def lab_vs_device(
-    store: SqliteStore, bundles: lab.BundleIndex | None, config: RulesConfig | None = None
+    store: Store, bundles: lab.BundleIndex | None, config: RulesConfig | None = None
 ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
     """The latest bench result per (device, variant) against the lab, through the collector's
     own rule (rules.lab_check): comparisons, notes on what was skipped, and the alerts the
@@ -81,21 +100,23 @@ def lab_vs_device(
     return out, sorted(set(notes)), alerts
 
 
-def device_rows(store: SqliteStore, gaps_by_thing: Mapping[str, int]) -> list[dict[str, Any]]:
+def device_rows(store: Store, gaps_by_thing: Mapping[str, int]) -> list[dict[str, Any]]:
+    """One row per device, from the rollups (one row per device and variant, not per window)."""
     latency: dict[str, list[str]] = defaultdict(list)
     agg: dict[str, dict[str, Any]] = {}
     for r in store.query(
-        "SELECT thing, latency, requests, errors, requests_per_s FROM metrics ORDER BY thing"
+        "SELECT thing, latency, windows, requests, errors, rps_sum FROM latency_rollup "
+        "ORDER BY thing"
     ):
         latency[r["thing"]].append(r["latency"])
         a = agg.setdefault(r["thing"], {"windows": 0, "requests": 0, "errors": 0, "rps": 0.0})
-        a["windows"] += 1
-        a["requests"] += r["requests"] or 0
-        a["errors"] += r["errors"] or 0
-        a["rps"] += r["requests_per_s"] or 0.0
+        a["windows"] += int(r["windows"])
+        a["requests"] += int(r["requests"])
+        a["errors"] += int(r["errors"])
+        a["rps"] += float(r["rps_sum"])
     counts = {
-        r["thing"]: r["n"]
-        for r in store.query("SELECT thing, COUNT(*) AS n FROM messages GROUP BY thing")
+        r["thing"]: int(r["n"])
+        for r in store.query("SELECT thing, SUM(messages) AS n FROM thing_stats GROUP BY thing")
     }
     firing = {
         r["thing"]: r["n"]
@@ -133,7 +154,7 @@ def device_rows(store: SqliteStore, gaps_by_thing: Mapping[str, int]) -> list[di
     return out
 
 
-def _alerts(store: SqliteStore, limit: int = 500) -> list[dict[str, Any]]:
+def _alerts(store: Store, limit: int = 500) -> list[dict[str, Any]]:
     rows = store.query("SELECT * FROM alerts ORDER BY t, id LIMIT ?", (limit,))
     out = []
     for r in rows:
@@ -144,7 +165,7 @@ def _alerts(store: SqliteStore, limit: int = 500) -> list[dict[str, Any]]:
 
 
 def fleet_summary(
-    store: SqliteStore,
+    store: Store,
     bundles: lab.BundleIndex | None = None,
     config: RulesConfig | None = None,
 ) -> dict[str, Any]:
@@ -153,13 +174,13 @@ def fleet_summary(
     for g in gaps:
         lost_by_thing[g.thing] += g.missing
     by_type = {
-        r["type"]: r["n"]
-        for r in store.query("SELECT type, COUNT(*) AS n FROM messages GROUP BY type")
+        r["type"]: int(r["n"])
+        for r in store.query("SELECT type, SUM(messages) AS n FROM thing_stats GROUP BY type")
     }
-    span = store.query("SELECT MIN(window_start) AS lo, MAX(window_end) AS hi FROM messages")[0]
+    span = store.query("SELECT MIN(first_window) AS lo, MAX(last_window) AS hi FROM thing_stats")[0]
     per_variant = defaultdict(list)
-    for r in store.query("SELECT variant, latency FROM metrics"):
-        per_variant[r["variant"]].append(r["latency"])
+    for r in store.query("SELECT variant, latency FROM latency_rollup"):
+        per_variant[r["variant"] or None].append(r["latency"])
     drift = fleet_drift(store, bundles, config)
     comparisons, notes, lab_alerts = lab_vs_device(store, bundles, config)
     alerts = _alerts(store)
@@ -173,7 +194,7 @@ def fleet_summary(
     ]
     actions = [dict(r) for r in store.query("SELECT * FROM actions ORDER BY t")]
     return {
-        "db": str(store.path),
+        "db": store.location,
         "generated_at": time.time(),
         "span": {"start": span["lo"], "end": span["hi"]},
         "messages": {
@@ -217,7 +238,7 @@ def fleet_summary(
     }
 
 
-def import_run_dir(store: SqliteStore, run_dir: str | Path) -> int:
+def import_run_dir(store: Store, run_dir: str | Path) -> int:
     """Deployment history the simulator wrote (devices/<thing>/deployments/<id>.json)."""
     records = []
     for path in sorted(Path(run_dir).glob("devices/*/deployments/*.json")):

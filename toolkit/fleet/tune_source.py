@@ -1,6 +1,7 @@
-"""Device-measured bench results for `edgekit tune --from-fleet DB` (toolkit.tune.device reads
-this module by name: ``fleet_bench(db, target) -> FleetBench``, or the older
-``bench_records(db, target) -> list[record]``).
+"""Device-measured bench results for `edgekit tune --from-fleet STORE` (toolkit.tune.device
+reads this module by name: ``fleet_bench(db, target) -> FleetBench``, or the older
+``bench_records(db, target) -> list[record]``); STORE is a SQLite file or a postgresql:// URL
+(toolkit.fleet.store.open_fleet_store).
 
 Each record is the agent's own bench record (edge_agent.benchmark, the same harness and schema as
 `edgekit bench`), the latest per device and variant, with ``variant`` set, ``environment``
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.fleet import fastjson
-from toolkit.fleet.store import SqliteStore
+from toolkit.fleet.stores import open_fleet_store
 
 GIB = 1024**3
 
@@ -51,7 +52,7 @@ class FleetBench:
 
 
 def _rows(db: str | Path) -> tuple[list[Any], dict[str, dict[str, Any]]]:
-    store = SqliteStore.open_existing(db)
+    store = open_fleet_store(db, existing=True)
     try:
         rows = store.query(
             "SELECT b.thing, b.variant, b.t, b.record FROM bench b "

@@ -103,13 +103,14 @@ def points(
     return points_from_records(records, target, infos)
 
 
-def fleet_bench(db: Path, target: TargetProfile) -> Any:
+def fleet_bench(db: Path | str, target: TargetProfile) -> Any:
     """What the fleet collector stored for devices of this target type (a FleetBench: records,
-    devices and their hardware groups, notes).
+    devices and their hardware groups, notes); `db` is a SQLite file or a postgresql:// URL.
 
     The hook for the collector: a module FLEET_READER with `fleet_bench(db, target_name)`.
     """
-    if not Path(db).is_file():
+    url = isinstance(db, str) and "://" in db  # a server store (postgresql://…)
+    if not url and not Path(db).is_file():
         raise BadInputError(f"`from_fleet` {db}: no such database file")
     try:
         reader = importlib.import_module(FLEET_READER)
@@ -119,9 +120,9 @@ def fleet_bench(db: Path, target: TargetProfile) -> Any:
             "which this edgekit does not have yet",
             hint="until then, record device results in the manifest with the bench stage",
         ) from exc
-    return reader.fleet_bench(Path(db), target.name)
+    return reader.fleet_bench(db if url else Path(db), target.name)
 
 
-def fleet_records(db: Path, target: TargetProfile) -> list[BenchRecord]:
+def fleet_records(db: Path | str, target: TargetProfile) -> list[BenchRecord]:
     """Bench records the fleet collector stored for devices of this target type."""
     return [cast(BenchRecord, r) for r in fleet_bench(db, target).records]

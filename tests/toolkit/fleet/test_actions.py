@@ -34,7 +34,7 @@ def _alert(**kw):
     }
 
 
-def test_drift_alert_runs_the_retraining_command(tmp_path):
+def test_drift_alert_runs_the_retraining_command(tmp_path, store_at):
     out = tmp_path / "retrain.jsonl"
     config = RulesConfig.from_dict(
         {
@@ -52,7 +52,7 @@ def test_drift_alert_runs_the_retraining_command(tmp_path):
             ]
         }
     )
-    c = Collector.open(tmp_path / "fleet.db", config=config).start()
+    c = Collector.open(store_at, config=config).start()
     for thing, seq, alert in (("pi-1", 1, _alert()), ("pi-2", 1, _alert(rule="latency"))):
         c.submit(*encoded("alerts", thing, seq, {"alerts": [alert]}))
     assert c.flush(30)

@@ -18,8 +18,8 @@ def _feed(collector: Collector, items) -> None:
     collector.process([Received(t, p) for t, p in items])
 
 
-def test_duplicates_dropped_and_gaps_reported(tmp_path):
-    c = Collector.open(tmp_path / "fleet.db")
+def test_duplicates_dropped_and_gaps_reported(tmp_path, store_at):
+    c = Collector.open(store_at)
     a = [metrics("dev-a", s) for s in (1, 2, 3, 6, 7)]  # 4 and 5 never arrive
     b = [metrics("dev-b", s) for s in (3, 4)]  # started late: 1..2 before the first seen
     _feed(c, a + b)
@@ -36,8 +36,8 @@ def test_duplicates_dropped_and_gaps_reported(tmp_path):
     c.close()
 
 
-def test_threaded_submit_flush_and_duplicate_in_one_batch(tmp_path):
-    c = Collector.open(tmp_path / "fleet.db").start()
+def test_threaded_submit_flush_and_duplicate_in_one_batch(tmp_path, store_at):
+    c = Collector.open(store_at).start()
     acked = []
     items = [metrics("d1", s) for s in range(1, 201)]
     for i, (t, p) in enumerate(items + items[:50]):
@@ -49,7 +49,7 @@ def test_threaded_submit_flush_and_duplicate_in_one_batch(tmp_path):
     c.close()
 
 
-def test_split_message_parts_all_count(tmp_path):
+def test_split_message_parts_all_count(tmp_path, store_at):
     rng = __import__("numpy").random.default_rng(1)
     ref = syn.feature_reference(60)
     body = syn.metrics_body(rng, reference=ref, requests=200)
@@ -58,7 +58,7 @@ def test_split_message_parts_all_count(tmp_path):
     assert len(parts) > 2
     for i, part in enumerate(parts):  # the outbox gives each part its own seq
         part["seq"] = i + 1
-    c = Collector.open(tmp_path / "fleet.db")
+    c = Collector.open(store_at)
     topic = telemetry.data_topic("big", "metrics")
     _feed(c, [(topic, telemetry.encode(p)) for p in reversed(parts)])
     assert c.store.scalar("SELECT COUNT(*) FROM metrics") == 1  # one window
@@ -70,8 +70,8 @@ def test_split_message_parts_all_count(tmp_path):
     c.close()
 
 
-def test_malformed_and_spoofed_messages_rejected(tmp_path):
-    c = Collector.open(tmp_path / "fleet.db")
+def test_malformed_and_spoofed_messages_rejected(tmp_path, store_at):
+    c = Collector.open(store_at)
     good_topic, good = metrics("d1", 1)
     spoof_topic = telemetry.data_topic("someone-else", "metrics")
     bad_seq = json.loads(good)
@@ -94,8 +94,8 @@ def test_malformed_and_spoofed_messages_rejected(tmp_path):
     c.close()
 
 
-def test_hello_sets_device_target_and_device_alerts_stored(tmp_path):
-    c = Collector.open(tmp_path / "fleet.db")
+def test_hello_sets_device_target_and_device_alerts_stored(tmp_path, store_at):
+    c = Collector.open(store_at)
     alert = {
         "id": "a1",
         "rule": "drift",
@@ -122,10 +122,10 @@ def test_hello_sets_device_target_and_device_alerts_stored(tmp_path):
     c.close()
 
 
-def test_simulator_in_process_cloud_hands_messages_to_the_collector(tmp_path):
+def test_simulator_in_process_cloud_hands_messages_to_the_collector(tmp_path, store_at):
     from toolkit.simulator.cloud import InProcessCloud
 
-    c = Collector.open(tmp_path / "fleet.db").start()
+    c = Collector.open(store_at).start()
     cloud = InProcessCloud()
     cloud.add_listener(c.listener)
 

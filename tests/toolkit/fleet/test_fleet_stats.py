@@ -17,9 +17,9 @@ from toolkit.fleet.ingest import Received
 from toolkit.fleet.summary import drift_entries, fleet_summary, merged_latency
 
 
-def test_fleet_percentiles_from_merged_histograms_within_bucket_error(tmp_path):
+def test_fleet_percentiles_from_merged_histograms_within_bucket_error(tmp_path, store_at):
     rng = np.random.default_rng(7)
-    c = Collector.open(tmp_path / "fleet.db")
+    c = Collector.open(store_at)
     everything = []
     items = []
     # devices with different speeds, many windows each
@@ -60,12 +60,12 @@ def _baseline(reference):
     }
 
 
-def test_drift_sums_across_devices_and_finds_what_no_single_window_can(tmp_path):
+def test_drift_sums_across_devices_and_finds_what_no_single_window_can(tmp_path, store_at):
     """Each window holds 40 rows (below the agent's 100-row minimum, so every device window says
     too_few_samples); summed over 5 devices x 6 windows the fleet sees the shift in f01."""
     ref = syn.feature_reference(3)
     rng = np.random.default_rng(3)
-    c = Collector.open(tmp_path / "fleet.db")
+    c = Collector.open(store_at)
     items = []
     for d in range(5):
         for seq in range(1, 7):
@@ -92,12 +92,12 @@ def test_drift_sums_across_devices_and_finds_what_no_single_window_can(tmp_path)
     c.close()
 
 
-def test_fleet_drift_rule_waits_for_enough_rows_then_fires_once(tmp_path):
+def test_fleet_drift_rule_waits_for_enough_rows_then_fires_once(tmp_path, store_at):
     from toolkit.fleet.rules import FLEET_MIN_SAMPLES, FleetRules, RulesConfig
 
     ref = syn.feature_reference(2)
     rng = np.random.default_rng(5)
-    c = Collector.open(tmp_path / "fleet.db")
+    c = Collector.open(store_at)
 
     class Index:
         def baseline(self, name):

@@ -59,10 +59,10 @@ def test_compare_matches_same_configuration(lab_bundle):
     assert compare("d", "rpi4", "fp32", record, bundle) is None  # no lab result for rpi4
 
 
-def test_slow_device_raises_lab_regression_alert(lab_bundle, tmp_path):
+def test_slow_device_raises_lab_regression_alert(lab_bundle, tmp_path, store_at):
     path, record = lab_bundle
     name = Bundle.open(path).manifest["name"]
-    c = Collector.open(tmp_path / "fleet.db", bundles=[path])
+    c = Collector.open(store_at, bundles=[path])
     items = []
     for thing, factor in (("healthy", 1.05), ("throttled", 3.0)):
         items.append(encoded("hello", thing, 1, syn.hello_body(target=TARGET, name=name)))
@@ -87,10 +87,10 @@ def test_slow_device_raises_lab_regression_alert(lab_bundle, tmp_path):
     c.close()
 
 
-def test_device_without_target_is_noted_not_guessed(lab_bundle, tmp_path):
+def test_device_without_target_is_noted_not_guessed(lab_bundle, tmp_path, store_at):
     path, record = lab_bundle
     name = Bundle.open(path).manifest["name"]
-    c = Collector.open(tmp_path / "fleet.db", bundles=[path])
+    c = Collector.open(store_at, bundles=[path])
     bench = {"results": {"fp32": _scaled(record, 3.0)}}
     c.process(
         [
@@ -107,7 +107,7 @@ def test_device_without_target_is_noted_not_guessed(lab_bundle, tmp_path):
     c.close()
 
 
-def test_tune_reads_device_bench_results_per_target(lab_bundle, tmp_path):
+def test_tune_reads_device_bench_results_per_target(lab_bundle, tmp_path, store_at):
     """`edgekit tune --from-fleet DB`: tune's reader gets the latest device records per target."""
     from toolkit.fleet.tune_source import bench_by_target, bench_records
     from toolkit.targets import get_target
@@ -115,7 +115,7 @@ def test_tune_reads_device_bench_results_per_target(lab_bundle, tmp_path):
 
     path, record = lab_bundle
     name = Bundle.open(path).manifest["name"]
-    db = tmp_path / "fleet.db"
+    db = store_at
     c = Collector.open(db)
     items = [
         encoded("hello", "gw-1", 1, syn.hello_body(target=TARGET, name=name)),

@@ -44,10 +44,15 @@ class _Collect(HTMLParser):
 
 
 @pytest.fixture
-def fleet_db(tmp_path) -> Path:
+def fleet_db(tmp_path, fleet_engine, request) -> tuple[str, Path]:
+    """A collected fleet (either engine) and a simulation's run folder: (--store, --run-dir)."""
     run = tmp_path / "run"
-    db = run / "fleet.db"
-    c = Collector.open(db)
+    db = (
+        str(run / "fleet.db")
+        if fleet_engine == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    c = Collector.open(db if "://" in db else Path(db))
     rng = np.random.default_rng(0)
     ref = syn.feature_reference(4)
     t0 = time.time() - 60
@@ -99,22 +104,23 @@ def fleet_db(tmp_path) -> Path:
             run / "devices" / thing / "deployments" / f"{dep.deployment_id}.json",
             {"deployment": dep.to_dict(), "result": res.to_dict()},
         )
-    return db
+    return db, run
 
 
 def test_report_html_names_every_device_and_has_plots(fleet_db, tmp_path):
+    store, run = fleet_db
     html_path = tmp_path / "report.html"
     result = runner.invoke(
         app,
         [
             "fleet",
             "report",
-            "--db",
-            str(fleet_db),
+            "--store",
+            store,
             "-o",
             str(html_path),
             "--run-dir",
-            str(fleet_db.parent),
+            str(run),
             "--json",
         ],
     )
@@ -140,7 +146,7 @@ def test_report_html_names_every_device_and_has_plots(fleet_db, tmp_path):
 
 
 def test_report_terminal_summary(fleet_db):
-    result = runner.invoke(app, ["fleet", "report", "--db", str(fleet_db)])
+    result = runner.invoke(app, ["fleet", "report", "--store", fleet_db[0]])
     assert result.exit_code == 0, result.output
     assert "5 devices" in result.stdout and "1 lost" in result.stdout
     assert "sim-005" in result.stdout

@@ -1,0 +1,161 @@
+"""The AWS path against the service models (moto): the IoT Core topic rule that forwards the
+fleet's topics to SQS, and the collector reading that queue into either store engine: stored
+messages are deleted only after the commit, a redelivered copy is dropped by the key, a message
+that is not the rule's is rejected (and deleted), not retried for ever."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+import pytest
+from moto import mock_aws
+from typer.testing import CliRunner
+
+from edge_agent.errors import BadInputError
+from tests.toolkit.fleet.fleet_helpers import metrics
+from toolkit.cli import app
+from toolkit.fleet.aws_rule import (
+    RULE_SQL,
+    decode_forwarded,
+    ensure_forwarding_rule,
+    forwarded,
+)
+from toolkit.fleet.collector import Collector
+from toolkit.fleet.sqs_source import SqsSource
+from toolkit.greengrass.aws import Clients
+
+REGION = "eu-west-1"
+ROLE = "arn:aws:iam::123456789012:role/edgekit-iot-to-sqs"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield
+
+
+def test_topic_rule_forwards_the_fleet_topics_to_the_queue(aws):
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="edgekit-fleet")["QueueUrl"]
+    clients = Clients(region=REGION)
+    assert ensure_forwarding_rule(clients, "edgekit_fleet", url, ROLE)["action"] == "created"
+    rule = boto3.client("iot", region_name=REGION).get_topic_rule(ruleName="edgekit_fleet")["rule"]
+    assert rule["sql"] == RULE_SQL and "FROM 'dt/edgekit/+/+'" in rule["sql"]
+    assert rule["actions"] == [{"sqs": {"roleArn": ROLE, "queueUrl": url, "useBase64": False}}]
+    assert ensure_forwarding_rule(clients, "edgekit_fleet", url, ROLE)["action"] == "unchanged"
+    other = url + "-2"
+    assert ensure_forwarding_rule(clients, "edgekit_fleet", other, ROLE)["action"] == "replaced"
+    with pytest.raises(BadInputError, match="letters, digits"):
+        ensure_forwarding_rule(clients, "edgekit-fleet", url, ROLE)
+    with pytest.raises(BadInputError, match="not an ARN"):
+        ensure_forwarding_rule(clients, "edgekit_fleet", url, "my-role")
+
+
+def test_forwarded_message_keeps_topic_and_exact_bytes():
+    topic, payload = metrics("gw-1", 3)
+    assert decode_forwarded(forwarded(topic, payload)) == (topic, payload)
+    for bad in (
+        "not json",
+        json.dumps({"payload": "eA=="}),
+        json.dumps({"topic": "t", "payload": "%%"}),
+    ):
+        with pytest.raises(ValueError):
+            decode_forwarded(bad)
+
+
+def _wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_collector_reads_the_queue_into_the_store(aws, store_at):
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="edgekit-fleet")["QueueUrl"]
+    items = [metrics(f"dev-{t}", s) for t in range(3) for s in range(1, 11)]
+    for topic, payload in items:
+        sqs.send_message(QueueUrl=url, MessageBody=forwarded(topic, payload))
+    sqs.send_message(QueueUrl=url, MessageBody=forwarded(*items[0]))  # IoT Core retried it
+    sqs.send_message(QueueUrl=url, MessageBody="hello from somebody else")
+    c = Collector.open(store_at).start()
+    source = SqsSource(c, url, sqs, wait_s=0).start()
+    try:
+        assert _wait(lambda: c.stats.received >= 32, 30), c.stats
+        assert c.flush(10)
+        source.stop()
+        assert c.store.scalar("SELECT COUNT(*) FROM messages") == 30
+        assert c.stats.duplicates == 1 and c.stats.rejected == 1
+        assert c.store.gaps() == []
+        assert "not dt/edgekit" in c.store.query("SELECT error FROM rejects")[0]["error"]
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        assert attrs == {
+            "ApproximateNumberOfMessages": "0",
+            "ApproximateNumberOfMessagesNotVisible": "0",
+        }, "everything stored (or rejected) was deleted from the queue"
+    finally:
+        source.stop()
+        c.close()
+
+
+def test_messages_not_stored_stay_on_the_queue(aws, tmp_path):
+    """A batch that fails to store is not acknowledged: its messages are not deleted."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="edgekit-fleet")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody=forwarded(*metrics("dev-1", 1)))
+    c = Collector.open(tmp_path / "fleet.db")
+
+    def broken(items):
+        raise RuntimeError("database is down")
+
+    c.store.write = broken  # the store fails; the real queue keeps the message
+    c.start()
+    source = SqsSource(c, url, sqs, wait_s=0, visibility_s=30)
+    try:
+        assert source.poll_once() == 1
+        assert _wait(lambda: c.stats.failed_batches == 1, 30)
+        assert source.delete_acknowledged() == 0
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        assert attrs["ApproximateNumberOfMessagesNotVisible"] == "1"  # comes back later
+    finally:
+        c.close()
+
+
+def test_collect_cli_needs_exactly_one_source(aws, tmp_path):
+    runner = CliRunner()
+    neither = runner.invoke(app, ["fleet", "collect", "--store", str(tmp_path / "f.db")])
+    assert neither.exit_code == 2 and "pass one source" in neither.output
+    missing = runner.invoke(
+        app,
+        [
+            "fleet",
+            "collect",
+            "--sqs",
+            f"https://sqs.{REGION}.amazonaws.com/123456789012/nope",
+            "--region",
+            REGION,
+            "--store",
+            str(tmp_path / "f.db"),
+            "--duration",
+            "1",
+        ],
+    )
+    assert missing.exit_code == 2 and "cannot read the SQS queue" in missing.output
+    assert "Traceback" not in missing.output
+    assert not (tmp_path / "f.db").exists()  # checked before the store is made
