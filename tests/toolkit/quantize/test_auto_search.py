@@ -64,7 +64,7 @@ def test_quantize_refuses_a_negative_max_drop(copy_bundle, encoder_bundle):
 
     from edge_agent.errors import BadInputError
 
-    with pytest.raises(BadInputError, match="--max-drop"):
+    with pytest.raises(BadInputError, match="`max_drop`"):  # the CLI maps it to --max-drop
         quantize_bundle(copy_bundle(encoder_bundle), QuantizeRequest(method="auto", max_drop=-1))
 
 
