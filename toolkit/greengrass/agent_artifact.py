@@ -25,7 +25,7 @@ from toolkit.greengrass.names import Platform
 # the REST server is uvicorn + starlette (pure-Python wheels, with h11, click, anyio and idna).
 AGENT_REQUIREMENTS = ("numpy", "onnxruntime", "awsiotsdk", "awscrt", "uvicorn", "starlette")
 # What the optional gRPC endpoint (edge-agent serve --grpc-port) imports on the device: grpcio
-# for the server and protobuf for the committed generated messages (edge_agent/serving/v2grpc);
+# for the server and protobuf for the messages (edge_agent/serving/v2grpc/messages.py);
 # grpcio does not depend on protobuf, so both are named (the "grpc" extra in pyproject.toml).
 GRPC_REQUIREMENTS = ("grpcio", "protobuf")
 AGENT_ARCHIVE = "agent.zip"

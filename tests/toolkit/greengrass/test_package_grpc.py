@@ -140,8 +140,7 @@ def test_startup_command_serves_grpc_from_the_artifacts(grpc_packaged, tmp_path)
     artifacts: the agent comes up with its gRPC endpoint answering."""
     import grpc
 
-    from edge_agent.serving.v2grpc import grpc_predict_v2_pb2 as pb
-    from edge_agent.serving.v2grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+    from edge_agent.serving.v2grpc import messages as pb
 
     art = tmp_path / "artifacts"
     for archive in grpc_packaged.artifacts_dir.glob("*.zip"):
@@ -169,7 +168,7 @@ def test_startup_command_serves_grpc_from_the_artifacts(grpc_packaged, tmp_path)
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         grpc.channel_ready_future(channel).result(timeout=60)
-        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        stub = pb.Stub(channel)
         assert stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
         channel.close()
     finally:
