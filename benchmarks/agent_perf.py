@@ -406,6 +406,7 @@ def main() -> int:
         tmp_path = Path(tmp)
         bundle = make_bundle(tmp_path)
         cnn = make_cnn_bundle(tmp_path)
+        load_before = os.getloadavg()[0]
         results = {
             "model_mb": {
                 "mlp": (bundle / "fp32.onnx").stat().st_size / 2**20,
@@ -421,6 +422,14 @@ def main() -> int:
             "rest": rest_latency(bundle, n),
             "process": memory_and_ready(bundle, tmp_path, runs),
         }
+        # other work on the machine inflates every wall-clock figure (a busy 2-core machine ran
+        # the bare MLP at 10-20x its quiet time): say how busy it was
+        results["load_average"] = {"start": load_before, "end": os.getloadavg()[0]}
+    load = results["load_average"]
+    print(
+        f"load average {load['start']:.1f} at the start, {load['end']:.1f} at the end "
+        f"({os.cpu_count()} CPUs): wall-clock ratios mean little above ~1, CPU figures hold better"
+    )
     for section, values in results.items():
         print(f"{section}: {json.dumps(values, indent=None, default=float)}")
     for name in ("cnn", "mlp"):
