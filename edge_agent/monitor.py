@@ -579,6 +579,23 @@ def _batch_values(
     return out
 
 
+_SCRATCH = threading.local()
+
+
+def _scratch(values: int) -> np.ndarray:
+    """This thread's float64 work buffer of at least ``values`` values, kept between drains.
+
+    A fresh megabyte per chunk per drain came from the allocator as new pages that the kernel
+    had to fault in and zero (malloc gives blocks this large back to the system on free): in
+    a drain of 1,024 batch-1 MLP requests that was about a third of its CPU (docs/benchmarks.md,
+    "Agent performance"). Each thread that drains keeps one (a megabyte, or one row if larger).
+    """
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.size < values:
+        buf = _SCRATCH.buf = np.empty(max(values, SUMMARY_CHUNK_VALUES))
+    return buf
+
+
 def _row_summaries(arr: Any) -> dict[str, np.ndarray] | None:
     """mean, std, min and max of every row in one sweep, in float64 like ``values_for``.
 
@@ -597,8 +614,11 @@ def _row_summaries(arr: Any) -> dict[str, np.ndarray] | None:
         return None
     out = {name: np.empty(rows) for name in SUMMARIES}
     step = max(1, SUMMARY_CHUNK_VALUES // cols)
+    scratch = _scratch(min(step, rows) * cols)
     for lo in range(0, rows, step):
-        part = flat[lo : lo + step].astype(np.float64)  # a private copy: modified below
+        native = flat[lo : lo + step]
+        part = scratch[: native.size].reshape(native.shape)
+        np.copyto(part, native)  # the float64 copy, into memory reused from drain to drain
         total = part.sum(axis=1)
         if np.isnan(total).any():  # NaN anywhere in a row (or inf - inf) makes its sum NaN
             return None
@@ -607,7 +627,6 @@ def _row_summaries(arr: Any) -> dict[str, np.ndarray] | None:
         out["mean"][lo:hi] = mean
         # extremes in the tensor's own dtype (half the bytes for float32): the cast to float64
         # is monotonic, so they are the float64 extremes exactly
-        native = flat[lo:hi]
         out["min"][lo:hi] = native.min(axis=1)
         out["max"][lo:hi] = native.max(axis=1)
         with np.errstate(invalid="ignore"):  # inf - inf: NaN std, as nanstd gives
