@@ -127,6 +127,7 @@ def build_active(model: model_mod.LoadedModel, config: AgentConfig) -> Active:
         roles,
         policy=drift_policy(config),
         feedback_keep=config.feedback_keep,
+        sample_rows=config.monitor_sample_rows,
         capture=capture,
         single_input=next(iter(validator.inputs)) if len(validator.inputs) == 1 else None,
     )

@@ -35,6 +35,9 @@ MAX_PENDING_FEEDS = 20_000
 # feedback() drain what is queued themselves.
 DRAIN_INTERVAL_S = 0.5
 DRAIN_BATCH = 1024
+# Drift bins and data quality read at most this many rows of a window, drawn uniformly at
+# random (``_Sample``); 0 = every row. Below it every row is read, as before.
+SAMPLE_ROWS = 10_000
 # Row summaries are computed this many values at a time (1 MB of float64: stays in cache).
 SUMMARY_CHUNK_VALUES = 131_072
 _BOUNDS = np.asarray(telemetry.LATENCY_BOUNDS_MS)
@@ -127,6 +130,62 @@ class Window:
     abs_error_sum: float = 0.0
     sq_error_sum: float = 0.0
     monitor_skipped: int = 0
+    sampled_rows: int | None = None  # rows drift and data quality read, when sampled
+
+
+class _Sample:
+    """A uniform random sample of at most ``cap`` of a window's rows, for drift and data quality.
+
+    Bottom-k sampling: every request draws a key in [0, 1) (its rows share it) and the sample
+    is the rows with the ``cap`` smallest keys, a uniform sample without replacement whatever
+    the window's size. Once ``cap`` rows are in, a row whose key is not under the current
+    ``cap``-th smallest (``tau``) can never get in, so the drain drops it before any feature
+    work: a window of n rows computes features for about cap * (1 + ln(n / cap)) of them
+    instead of n. Values are kept per feature with their keys (a feature may be absent from
+    some requests), and cut back to the ``cap`` smallest keys whenever twice that is held.
+    """
+
+    def __init__(self, cap: int, features: int, rng: np.random.Generator) -> None:
+        self.cap, self.features, self.rng = cap, features, rng
+        self.reset()
+
+    def reset(self) -> None:
+        self.tau = 1.0  # rows with keys under this get in (1.0: every row, until cap)
+        self.keys: list[np.ndarray] = []
+        self.size = 0
+        self.values: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(self.features)]
+
+    def add(self, keys: np.ndarray, values_list: list[np.ndarray | None]) -> None:
+        self.keys.append(keys)
+        self.size += len(keys)
+        for store, values in zip(self.values, values_list, strict=True):
+            if values is not None:
+                # a copy when it is a view: a strided column of a drain's whole block would
+                # keep that block alive
+                store.append((keys, np.ascontiguousarray(values)))
+        if self.size >= 2 * self.cap:
+            self._cut()
+
+    def _cut(self) -> None:
+        keys = np.concatenate(self.keys) if self.keys else np.empty(0)
+        if len(keys) > self.cap:
+            self.tau = float(np.partition(keys, self.cap - 1)[self.cap - 1])
+            keys = keys[keys <= self.tau]
+        self.keys, self.size = [keys], len(keys)
+        for i, store in enumerate(self.values):
+            if len(store) > 1 or (store and self.tau < 1.0):
+                k = np.concatenate([c[0] for c in store])
+                v = np.concatenate([c[1] for c in store])
+                keep = k <= self.tau
+                self.values[i] = [(k[keep], v[keep])]
+
+    def take(self) -> tuple[int, list[np.ndarray | None]]:
+        """The window's sample (rows, each feature's values) and a fresh start."""
+        self._cut()
+        out = [store[0][1] if store else None for store in self.values]
+        rows = self.size
+        self.reset()
+        return rows, out
 
 
 class Monitor:
@@ -143,6 +202,8 @@ class Monitor:
         feedback_keep: int = 100_000,
         capture: Any = None,
         single_input: str | None = None,
+        sample_rows: int = SAMPLE_ROWS,
+        seed: int | None = None,
     ) -> None:
         self.task = task
         # A request's feeds and outputs may come as a bare array (see ``record``): the feeds of
@@ -155,6 +216,13 @@ class Monitor:
         self._baseline = baseline
         self._feature_state = _features(baseline["features"]) if baseline else []
         self._prediction_state = _features(baseline["predictions"]) if baseline else []
+        features = len(self._feature_state) + len(self._prediction_state)
+        self.sample_rows = sample_rows
+        self._sample = (
+            _Sample(sample_rows, features, np.random.default_rng(seed))
+            if sample_rows and features
+            else None
+        )
         self._pending: collections.deque = collections.deque()
         self._lock = threading.Lock()
         self._window = Window(time.time())
@@ -266,18 +334,82 @@ class Monitor:
         w.monitor_skipped += len(batch) - len(with_data)
         if not with_data:
             return
-        feed_arrays = self._inputs(feeds, kinds)
         output_arrays = _concat_outputs(outputs, names)
-        input_values = _batch_values(self._feature_state, feed_arrays)
-        self._data_quality(w, feed_arrays, input_values)
-        for feature, values in zip(self._feature_state, input_values, strict=True):
-            self._bin(feature, values)
-        prediction_values = _batch_values(self._prediction_state, output_arrays)
-        for feature, values in zip(self._prediction_state, prediction_values, strict=True):
-            self._bin(feature, values)
         self._keep_predictions(with_data, output_arrays)
+        if self._sample is not None:
+            self._add_to_sample(w, with_data, feeds, kinds, outputs, names, output_arrays)
+        else:
+            feed_arrays = self._inputs(feeds, kinds)
+            input_values = _batch_values(self._feature_state, feed_arrays)
+            self._data_quality(w, _rows_of(feed_arrays), input_values)
+            for feature, values in zip(self._feature_state, input_values, strict=True):
+                self._bin(feature, values)
+            prediction_values = _batch_values(self._prediction_state, output_arrays)
+            for feature, values in zip(self._prediction_state, prediction_values, strict=True):
+                self._bin(feature, values)
         if self.capture is not None:
             self.capture.maybe_write([self._expanded(b) for b in with_data])
+
+    def _add_to_sample(
+        self,
+        w: Window,
+        items: list[tuple],
+        feeds: tuple,
+        kinds: list[type],
+        outputs: tuple,
+        names: tuple,
+        output_arrays: dict[str, np.ndarray],
+    ) -> None:
+        """Feature values of the batch's rows that can still enter the window's sample."""
+        sample = self._sample
+        assert sample is not None
+        keys = sample.rng.random(len(items))
+        rows = [b[3] for b in items]
+        if sample.tau < 1.0:
+            picked = np.flatnonzero(keys < sample.tau)
+            if not picked.size:
+                return
+            if picked.size < len(items):
+                index = picked.tolist()
+                keys = keys[picked]
+                feeds = tuple(feeds[i] for i in index)
+                kinds = [kinds[i] for i in index]
+                one_row = rows.count(1) == len(rows)
+                rows = [rows[i] for i in index]
+                if one_row and all(len(v) == len(items) for v in output_arrays.values()):
+                    output_arrays = {k: v[picked] for k, v in output_arrays.items()}
+                else:
+                    output_arrays = _concat_outputs(
+                        tuple(outputs[i] for i in index), tuple(names[i] for i in index)
+                    )
+        row_keys = keys if rows.count(1) == len(rows) else np.repeat(keys, rows)
+        input_values = _batch_values(self._feature_state, self._inputs(feeds, kinds))
+        prediction_values = _batch_values(self._prediction_state, output_arrays)
+        values_list = input_values + prediction_values
+        n_inputs = len(input_values)
+        for i, values in enumerate(values_list):
+            if values is not None and len(values) != len(row_keys):
+                # rows that cannot be told apart (requests that asked for different outputs):
+                # counted in full, outside the sample
+                values_list[i] = None
+                feature = (self._feature_state + self._prediction_state)[i]
+                if i < n_inputs:
+                    self._feature_quality(w, feature, values)
+                self._bin(feature, values)
+        sample.add(row_keys, values_list)
+
+    def _finish_sample(self, w: Window) -> None:
+        """Drift bins and data quality of the window's sample (close_window)."""
+        if self._sample is None:
+            return
+        rows, values_list = self._sample.take()
+        w.sampled_rows = rows
+        n_inputs = len(self._feature_state)
+        self._data_quality(w, rows, values_list[:n_inputs])
+        for feature, values in zip(
+            self._feature_state + self._prediction_state, values_list, strict=True
+        ):
+            self._bin(feature, values)
 
     def _inputs(self, feeds: tuple, kinds: list[type]) -> dict[str, np.ndarray]:
         """The batch's inputs by name, whether requests queued dicts or bare arrays."""
@@ -305,42 +437,39 @@ class Monitor:
         else:
             feature.counts += _category_counts(values, feature)
 
-    def _data_quality(
-        self, w: Window, feeds: dict[str, np.ndarray], values_list: list[np.ndarray | None]
-    ) -> None:
-        rows = next(iter(feeds.values())).shape[0] if feeds else 0
+    def _data_quality(self, w: Window, rows: int, values_list: list[np.ndarray | None]) -> None:
         w.quality_rows += rows
         for feature, values in zip(self._feature_state, values_list, strict=True):
-            if values is None:
-                continue
-            found: dict[str, int] = {}
-            if feature.edges is not None:
-                values = np.asarray(values, dtype=np.float64)
-                finite = np.isfinite(values)
-                if finite.all():  # the common case: one pass, no NaN/inf counting
-                    finite_values = values
-                else:
-                    nan = np.isnan(values)
-                    found["missing"] = int(nan.sum())
-                    found["non_finite"] = int((~finite & ~nan).sum())
-                    finite_values = values[finite]
-                if feature.low is not None and feature.high is not None and finite_values.size:
-                    found["out_of_range"] = int(
-                        ((finite_values < feature.low) | (finite_values > feature.high)).sum()
-                    )
+            if values is not None:
+                self._feature_quality(w, feature, values)
+
+    def _feature_quality(self, w: Window, feature: _Feature, values: np.ndarray) -> None:
+        found: dict[str, int] = {}
+        if feature.edges is not None:
+            values = np.asarray(values, dtype=np.float64)
+            finite = np.isfinite(values)
+            if finite.all():  # the common case: one pass, no NaN/inf counting
+                finite_values = values
             else:
-                strings = np.asarray(values).astype(str)
-                missing = np.isin(strings, _MISSING_STRINGS)
-                found["missing"] = int(missing.sum())
-                if OTHER not in (feature.categories or []):
-                    known = np.isin(strings, feature.categories or [])
-                    found["unknown_category"] = int((~known & ~missing).sum())
-            found = {k: v for k, v in found.items() if v}
-            if found:
-                w.quality.update(found)
-                w.quality_by_feature.setdefault(feature.spec.name, collections.Counter()).update(
-                    found
+                nan = np.isnan(values)
+                found["missing"] = int(nan.sum())
+                found["non_finite"] = int((~finite & ~nan).sum())
+                finite_values = values[finite]
+            if feature.low is not None and feature.high is not None and finite_values.size:
+                found["out_of_range"] = int(
+                    ((finite_values < feature.low) | (finite_values > feature.high)).sum()
                 )
+        else:
+            strings = np.asarray(values).astype(str)
+            missing = np.isin(strings, _MISSING_STRINGS)
+            found["missing"] = int(missing.sum())
+            if OTHER not in (feature.categories or []):
+                known = np.isin(strings, feature.categories or [])
+                found["unknown_category"] = int((~known & ~missing).sum())
+        found = {k: v for k, v in found.items() if v}
+        if found:
+            w.quality.update(found)
+            w.quality_by_feature.setdefault(feature.spec.name, collections.Counter()).update(found)
 
     # -- predictions and labels -----------------------------------------------------------------
     def _prediction_values(self, outputs: dict[str, np.ndarray]) -> np.ndarray | None:
@@ -426,6 +555,7 @@ class Monitor:
         end = now or time.time()
         with self._lock:
             w, self._window = self._window, Window(end)
+            self._finish_sample(w)
             feature_counts = [(f, f.counts.copy()) for f in self._feature_state]
             prediction_counts = [(f, f.counts.copy()) for f in self._prediction_state]
             for f in self._feature_state + self._prediction_state:
@@ -455,7 +585,14 @@ class Monitor:
                 "predictions": self._drift(predictions),
             },
             "quality": self._quality(w),
-            "monitor": {"skipped": w.monitor_skipped, "features": len(self._feature_state)},
+            "monitor": {
+                "skipped": w.monitor_skipped,
+                "features": len(self._feature_state),
+                # drift and data quality read this many rows, a uniform sample of the
+                # window's (None: every row; sample_rows caps it)
+                "sampled_rows": w.sampled_rows,
+                "sample_rows": self.sample_rows,
+            },
         }
         return body
 
@@ -484,6 +621,10 @@ class Monitor:
             }
         block["scores"] = telemetry.quality_scores(block)
         return block
+
+
+def _rows_of(arrays: dict[str, np.ndarray]) -> int:
+    return next(iter(arrays.values())).shape[0] if arrays else 0
 
 
 def _concat(dicts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
