@@ -142,7 +142,9 @@ class _Sample:
     ``cap``-th smallest (``tau``) can never get in, so the drain drops it before any feature
     work: a window of n rows computes features for about cap * (1 + ln(n / cap)) of them
     instead of n. Values are kept per feature with their keys (a feature may be absent from
-    some requests), and cut back to the ``cap`` smallest keys whenever twice that is held.
+    some requests), and cut back to the ``cap`` smallest keys whenever an eighth more is held:
+    cutting refreshes ``tau``, and a stale ``tau`` lets in rows that a later cut drops (cut at
+    twice the cap, a window of six times the cap still computed half its rows).
     """
 
     def __init__(self, cap: int, features: int, rng: np.random.Generator) -> None:
@@ -163,7 +165,7 @@ class _Sample:
                 # a copy when it is a view: a strided column of a drain's whole block would
                 # keep that block alive
                 store.append((keys, np.ascontiguousarray(values)))
-        if self.size >= 2 * self.cap:
+        if self.size >= self.cap + self.cap // 8 + 1:
             self._cut()
 
     def _cut(self) -> None:
