@@ -212,6 +212,77 @@ def throughput(bundle: Path, seconds: float, rounds: int) -> dict:
     }
 
 
+def cpu_cost(bundle: Path, requests: int, rounds: int) -> dict:
+    """CPU time per request, batch 1, monitoring on: the request thread's (validation, ids,
+    timing, run, queueing) and the monitor thread's (its drains, and what it left queued,
+    drained here at the end of each round), against a bare ``session.run`` loop's.
+
+    Both sessions run with one intra-op thread, so a thread's CPU time holds all of its
+    work; the agent's engine gets that session through ``session_runner``, the binding it
+    uses for its own. CPU time does not count the time a thread waits for a core, which on a
+    busy shared machine swamps wall-clock throughput (the bare MLP run then takes 5-10x its
+    quiet time); ``cpu_ratio`` = bare / (request thread + monitor) is the throughput ratio of
+    one core doing all of the agent's work, its worst case."""
+    import gc
+
+    import onnxruntime as ort
+
+    from edge_agent.config import AgentConfig
+    from edge_agent.serving import model as model_mod
+    from edge_agent.serving.engine import Engine, session_runner
+
+    shape = (1, 3, 32, 32) if "cnn" in bundle.name else (1, 256)
+    x = {"input": np.random.default_rng(1).standard_normal(shape).astype(np.float32)}
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    onnx = str(bundle / "fp32.onnx")
+    bare = ort.InferenceSession(onnx, so, providers=["CPUExecutionProvider"])
+    engine = Engine(AgentConfig(bundle=str(bundle), window_s=60), model_mod.load(bundle))
+    engine.active.run = session_runner(
+        ort.InferenceSession(onnx, so, providers=["CPUExecutionProvider"])
+    )
+    monitor = engine.active.monitor
+    clock = time.pthread_getcpuclockid(monitor._thread.ident)
+    for _ in range(200):
+        bare.run(None, x)
+        engine.infer(x)
+    monitor.close_window()
+    gc.collect()  # what engine start-up left for the collector is not a request's cost
+    bare_cpu, agent_cpu, monitor_cpu = [], [], []
+    for i in range(rounds):
+        for which in ("bare", "agent") if i % 2 == 0 else ("agent", "bare"):
+            if which == "bare":
+                t = time.thread_time()
+                for _ in range(requests):
+                    bare.run(None, x)
+                bare_cpu.append((time.thread_time() - t) / requests * 1e6)
+                continue
+            c0 = time.clock_gettime(clock)
+            t = time.thread_time()
+            for _ in range(requests):
+                engine.infer(x)
+            agent_cpu.append((time.thread_time() - t) / requests * 1e6)
+            t = time.thread_time()
+            monitor.drain()
+            here = time.thread_time() - t
+            monitor_cpu.append((time.clock_gettime(clock) - c0 + here) / requests * 1e6)
+            monitor.close_window()
+    engine.close()
+    b, a, m = (statistics.median(v) for v in (bare_cpu, agent_cpu, monitor_cpu))
+    return {
+        "bare_cpu_us": b,
+        "request_thread_cpu_us": a,
+        "monitor_cpu_us": m,
+        "added_cpu_us": a + m - b,
+        "cpu_ratio": b / (a + m),
+        "bare_cpu_us_spread": [min(bare_cpu), max(bare_cpu)],
+        "cpu_ratio_spread": [
+            min(x / (y + z) for x, y, z in zip(bare_cpu, agent_cpu, monitor_cpu, strict=True)),
+            max(x / (y + z) for x, y, z in zip(bare_cpu, agent_cpu, monitor_cpu, strict=True)),
+        ],
+    }
+
+
 def rest_latency(bundle: Path, n: int) -> dict:
     from edge_agent.config import AgentConfig
     from edge_agent.serving import model as model_mod
@@ -330,10 +401,12 @@ def main() -> int:
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
     seconds, rounds, n, runs = (0.3, 2, 100, 1) if args.quick else (1.0, 15, 1000, 3)
+    cpu_requests = 2000 if args.quick else 20000
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         bundle = make_bundle(tmp_path)
         cnn = make_cnn_bundle(tmp_path)
+        load_before = os.getloadavg()[0]
         results = {
             "model_mb": {
                 "mlp": (bundle / "fp32.onnx").stat().st_size / 2**20,
@@ -344,9 +417,19 @@ def main() -> int:
             # thread's share of the GIL and the CPU) is a visible fraction of it.
             "throughput_batch1_cnn": throughput(cnn, seconds, rounds),
             "throughput_batch1_mlp": throughput(bundle, seconds, rounds),
+            "cpu_batch1_cnn": cpu_cost(cnn, cpu_requests // 10, rounds),
+            "cpu_batch1_mlp": cpu_cost(bundle, cpu_requests, rounds),
             "rest": rest_latency(bundle, n),
             "process": memory_and_ready(bundle, tmp_path, runs),
         }
+        # other work on the machine inflates every wall-clock figure (a busy 2-core machine ran
+        # the bare MLP at 10-20x its quiet time): say how busy it was
+        results["load_average"] = {"start": load_before, "end": os.getloadavg()[0]}
+    load = results["load_average"]
+    print(
+        f"load average {load['start']:.1f} at the start, {load['end']:.1f} at the end "
+        f"({os.cpu_count()} CPUs): wall-clock ratios mean little above ~1, CPU figures hold better"
+    )
     for section, values in results.items():
         print(f"{section}: {json.dumps(values, indent=None, default=float)}")
     for name in ("cnn", "mlp"):
@@ -356,6 +439,14 @@ def main() -> int:
             f"{name} ({results['model_mb'][name]:.2f} MB, bare run {t['bare_us']:.1f} µs): the "
             f"agent keeps {t['ratio']:.1%} of bare session.run throughput (+{t['added_us']:.1f} "
             f"µs per request) and {verdict} the {TARGET_RATIO:.0%} target"
+        )
+    for name in ("cnn", "mlp"):
+        c = results[f"cpu_batch1_{name}"]
+        print(
+            f"{name} CPU per request: bare {c['bare_cpu_us']:.1f} µs, agent "
+            f"{c['request_thread_cpu_us']:.1f} µs on the request thread + "
+            f"{c['monitor_cpu_us']:.1f} µs monitor (+{c['added_cpu_us']:.1f} µs): "
+            f"{c['cpu_ratio']:.1%} if one core did it all"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -76,6 +76,11 @@ class AgentConfig:
     drift_alpha: float = 0.001
     drift_psi_threshold: float = 0.1
     feedback_keep: int = 100_000  # predictions kept for joining labels
+    # 0 (the default): drift bins and data quality read every row, so their counts are exact.
+    # N: they read a uniform random sample of at most N rows per window (every row while fewer
+    # came), which caps the monitor's work on very busy windows; requests, errors, latency and
+    # predictions kept for labels still count every request. See Monitor / docs/edge-agent.md.
+    monitor_sample_rows: int = 0
     # alerts: a rule fires when it holds in alert_m of the last alert_n windows
     alert_m: int = 3
     alert_n: int = 5
@@ -136,6 +141,12 @@ class AgentConfig:
         if not 1 <= self.alert_m <= self.alert_n:
             raise BadInputError(
                 f"alerts need 1 <= alert_m <= alert_n (got {self.alert_m} of {self.alert_n})"
+            )
+        if self.monitor_sample_rows and self.monitor_sample_rows < self.drift_min_samples:
+            raise BadInputError(
+                f"monitor_sample_rows ({self.monitor_sample_rows}) must be 0 (every row) or at "
+                f"least drift_min_samples ({self.drift_min_samples}), or no window could judge "
+                "drift"
             )
         if not 0 <= self.capture_fraction <= 1:
             raise BadInputError("capture_fraction must be within 0..1")

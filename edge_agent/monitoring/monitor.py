@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import operator
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,11 +36,16 @@ MAX_PENDING_FEEDS = 20_000
 # feedback() drain what is queued themselves.
 DRAIN_INTERVAL_S = 0.5
 DRAIN_BATCH = 1024
+# Drift bins and data quality read at most this many rows of a window, drawn uniformly at
+# random (``_Sample``); 0 (the default) = every row, so their counts stay exact.
+SAMPLE_ROWS = 0
 # Row summaries are computed this many values at a time (1 MB of float64: stays in cache).
 SUMMARY_CHUNK_VALUES = 131_072
 _BOUNDS = np.asarray(telemetry.LATENCY_BOUNDS_MS)
 _MISSING_STRINGS = ("", "nan", "None")
 _MISSING = object()
+_NDARRAY, _NONE = np.ndarray, type(None)
+_SHAPE, _DTYPE = operator.attrgetter("shape"), operator.attrgetter("dtype")
 
 
 class _Rows(list):
@@ -125,6 +131,64 @@ class Window:
     abs_error_sum: float = 0.0
     sq_error_sum: float = 0.0
     monitor_skipped: int = 0
+    sampled_rows: int | None = None  # rows drift and data quality read, when sampled
+
+
+class _Sample:
+    """A uniform random sample of at most ``cap`` of a window's rows, for drift and data quality.
+
+    Bottom-k sampling: every request draws a key in [0, 1) (its rows share it) and the sample
+    is the rows with the ``cap`` smallest keys, a uniform sample without replacement whatever
+    the window's size. Once ``cap`` rows are in, a row whose key is not under the current
+    ``cap``-th smallest (``tau``) can never get in, so the drain drops it before any feature
+    work: a window of n rows computes features for about cap * (1 + ln(n / cap)) of them
+    instead of n. Values are kept per feature with their keys (a feature may be absent from
+    some requests), and cut back to the ``cap`` smallest keys whenever an eighth more is held:
+    cutting refreshes ``tau``, and a stale ``tau`` lets in rows that a later cut drops (cut at
+    twice the cap, a window of six times the cap still computed half its rows).
+    """
+
+    def __init__(self, cap: int, features: int, rng: np.random.Generator) -> None:
+        self.cap, self.features, self.rng = cap, features, rng
+        self.reset()
+
+    def reset(self) -> None:
+        self.tau = 1.0  # rows with keys under this get in (1.0: every row, until cap)
+        self.keys: list[np.ndarray] = []
+        self.size = 0
+        self.values: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(self.features)]
+
+    def add(self, keys: np.ndarray, values_list: list[np.ndarray | None]) -> None:
+        self.keys.append(keys)
+        self.size += len(keys)
+        for store, values in zip(self.values, values_list, strict=True):
+            if values is not None:
+                # a copy when it is a view: a strided column of a drain's whole block would
+                # keep that block alive
+                store.append((keys, np.ascontiguousarray(values)))
+        if self.size >= self.cap + self.cap // 8 + 1:
+            self._cut()
+
+    def _cut(self) -> None:
+        keys = np.concatenate(self.keys) if self.keys else np.empty(0)
+        if len(keys) > self.cap:
+            self.tau = float(np.partition(keys, self.cap - 1)[self.cap - 1])
+            keys = keys[keys <= self.tau]
+        self.keys, self.size = [keys], len(keys)
+        for i, store in enumerate(self.values):
+            if len(store) > 1 or (store and self.tau < 1.0):
+                k = np.concatenate([c[0] for c in store])
+                v = np.concatenate([c[1] for c in store])
+                keep = k <= self.tau
+                self.values[i] = [(k[keep], v[keep])]
+
+    def take(self) -> tuple[int, list[np.ndarray | None]]:
+        """The window's sample (rows, each feature's values) and a fresh start."""
+        self._cut()
+        out = [store[0][1] if store else None for store in self.values]
+        rows = self.size
+        self.reset()
+        return rows, out
 
 
 class Monitor:
@@ -140,8 +204,14 @@ class Monitor:
         policy: drift.DriftPolicy | None = None,
         feedback_keep: int = 100_000,
         capture: Any = None,
+        single_input: str | None = None,
+        sample_rows: int = SAMPLE_ROWS,
+        seed: int | None = None,
     ) -> None:
         self.task = task
+        # A request's feeds and outputs may come as a bare array (see ``record``): the feeds of
+        # the model's only input, named here, and the output when one was asked for.
+        self.single_input = single_input
         self.labels = labels
         self.output_roles = output_roles
         self.policy = policy or drift.DriftPolicy()
@@ -149,6 +219,13 @@ class Monitor:
         self._baseline = baseline
         self._feature_state = _features(baseline["features"]) if baseline else []
         self._prediction_state = _features(baseline["predictions"]) if baseline else []
+        features = len(self._feature_state) + len(self._prediction_state)
+        self.sample_rows = sample_rows
+        self._sample = (
+            _Sample(sample_rows, features, np.random.default_rng(seed))
+            if sample_rows and features
+            else None
+        )
         self._pending: collections.deque = collections.deque()
         self._lock = threading.Lock()
         self._window = Window(time.time())
@@ -165,6 +242,14 @@ class Monitor:
     # The engine appends its request tuple to ``pending`` itself while fewer than
     # ``drain_batch`` are queued (one len() and one append, no call); only past that does it
     # call ``record``, which wakes the monitor and, far past it, drops the feeds.
+    #
+    # An item is (received, started, finished, rows, inference id, feeds, outputs, names):
+    # ``feeds`` is a dict of arrays, or the bare array of the model's one input
+    # (``single_input``); ``outputs`` a list in ``names`` order, or the bare array when
+    # ``names`` has one entry. Bare arrays keep the queue free of objects the garbage
+    # collector tracks (numpy arrays are not; dicts and lists are): queued dicts and lists
+    # survived into the collector's older generations, and collecting those cost a 16 µs
+    # model about 1 µs a request.
     @property
     def pending(self) -> collections.deque:
         return self._pending
@@ -231,7 +316,7 @@ class Monitor:
         # Columns at once (one C-level zip) instead of a Python loop per request: the monitor
         # holds the GIL while it runs Python code, and every microsecond it holds it per request
         # is a microsecond the serving thread waits after session.run.
-        received, started, finished, rows, _ids, feeds, _outputs, _names = zip(*batch, strict=True)
+        received, started, finished, rows, _ids, feeds, outputs, names = zip(*batch, strict=True)
         t0 = np.array(received, dtype=np.float64)
         t1 = np.array(started, dtype=np.float64)
         t2 = np.array(finished, dtype=np.float64)
@@ -241,23 +326,111 @@ class Monitor:
         w.queue.add((t1 - t0) * 1e3)
         w.compute.add((t2 - t1) * 1e3)
         w.latency.add((t2 - t0) * 1e3)
-        with_data = batch if None not in feeds else [b for b in batch if b[5] is not None]
+        # type() per item, compared by identity: ``None in feeds`` would compare arrays with ==
+        kinds = list(map(type, feeds))
+        with_data = batch
+        if kinds.count(_NONE):
+            with_data = [b for b in batch if b[5] is not None]
+            if with_data:
+                _, _, _, _, _, feeds, outputs, names = zip(*with_data, strict=True)
+            kinds = list(map(type, feeds))
         w.monitor_skipped += len(batch) - len(with_data)
         if not with_data:
             return
-        feed_arrays = _concat([b[5] for b in with_data])
-        names = _names if with_data is batch else tuple(b[7] for b in with_data)
-        output_arrays = _concat_outputs(with_data, names)
-        input_values = _batch_values(self._feature_state, feed_arrays)
-        self._data_quality(w, feed_arrays, input_values)
-        for feature, values in zip(self._feature_state, input_values, strict=True):
-            self._bin(feature, values)
-        prediction_values = _batch_values(self._prediction_state, output_arrays)
-        for feature, values in zip(self._prediction_state, prediction_values, strict=True):
-            self._bin(feature, values)
+        output_arrays = _concat_outputs(outputs, names)
         self._keep_predictions(with_data, output_arrays)
+        if self._sample is not None:
+            self._add_to_sample(w, with_data, feeds, kinds, outputs, names, output_arrays)
+        else:
+            feed_arrays = self._inputs(feeds, kinds)
+            input_values = _batch_values(self._feature_state, feed_arrays)
+            self._data_quality(w, _rows_of(feed_arrays), input_values)
+            for feature, values in zip(self._feature_state, input_values, strict=True):
+                self._bin(feature, values)
+            prediction_values = _batch_values(self._prediction_state, output_arrays)
+            for feature, values in zip(self._prediction_state, prediction_values, strict=True):
+                self._bin(feature, values)
         if self.capture is not None:
-            self.capture.maybe_write(with_data)
+            self.capture.maybe_write([self._expanded(b) for b in with_data])
+
+    def _add_to_sample(
+        self,
+        w: Window,
+        items: list[tuple],
+        feeds: tuple,
+        kinds: list[type],
+        outputs: tuple,
+        names: tuple,
+        output_arrays: dict[str, np.ndarray],
+    ) -> None:
+        """Feature values of the batch's rows that can still enter the window's sample."""
+        sample = self._sample
+        assert sample is not None
+        keys = sample.rng.random(len(items))
+        rows = [b[3] for b in items]
+        if sample.tau < 1.0:
+            picked = np.flatnonzero(keys < sample.tau)
+            if not picked.size:
+                return
+            if picked.size < len(items):
+                index = picked.tolist()
+                keys = keys[picked]
+                feeds = tuple(feeds[i] for i in index)
+                kinds = [kinds[i] for i in index]
+                one_row = rows.count(1) == len(rows)
+                rows = [rows[i] for i in index]
+                if one_row and all(len(v) == len(items) for v in output_arrays.values()):
+                    output_arrays = {k: v[picked] for k, v in output_arrays.items()}
+                else:
+                    output_arrays = _concat_outputs(
+                        tuple(outputs[i] for i in index), tuple(names[i] for i in index)
+                    )
+        row_keys = keys if rows.count(1) == len(rows) else np.repeat(keys, rows)
+        input_values = _batch_values(self._feature_state, self._inputs(feeds, kinds))
+        prediction_values = _batch_values(self._prediction_state, output_arrays)
+        values_list = input_values + prediction_values
+        n_inputs = len(input_values)
+        for i, values in enumerate(values_list):
+            if values is not None and len(values) != len(row_keys):
+                # rows that cannot be told apart (requests that asked for different outputs):
+                # counted in full, outside the sample
+                values_list[i] = None
+                feature = (self._feature_state + self._prediction_state)[i]
+                if i < n_inputs:
+                    self._feature_quality(w, feature, values)
+                self._bin(feature, values)
+        sample.add(row_keys, values_list)
+
+    def _finish_sample(self, w: Window) -> None:
+        """Drift bins and data quality of the window's sample (close_window)."""
+        if self._sample is None:
+            return
+        rows, values_list = self._sample.take()
+        w.sampled_rows = rows
+        n_inputs = len(self._feature_state)
+        self._data_quality(w, rows, values_list[:n_inputs])
+        for feature, values in zip(
+            self._feature_state + self._prediction_state, values_list, strict=True
+        ):
+            self._bin(feature, values)
+
+    def _inputs(self, feeds: tuple, kinds: list[type]) -> dict[str, np.ndarray]:
+        """The batch's inputs by name, whether requests queued dicts or bare arrays."""
+        if kinds.count(_NDARRAY) == len(kinds):
+            return {self.single_input: _join_rows(feeds)}  # type: ignore[dict-item]
+        if kinds.count(_NDARRAY):
+            name = self.single_input
+            feeds = tuple({name: f} if type(f) is _NDARRAY else f for f in feeds)
+        return _concat(list(feeds))
+
+    def _expanded(self, item: tuple) -> tuple:
+        """An item with dict feeds and list outputs (what capture writes from)."""
+        received, started, finished, rows, iid, feeds, outputs, names = item
+        if type(feeds) is _NDARRAY:
+            feeds = {self.single_input: feeds}
+        if type(outputs) is _NDARRAY:
+            outputs = [outputs]
+        return (received, started, finished, rows, iid, feeds, outputs, names)
 
     def _bin(self, feature: _Feature, values: np.ndarray | None) -> None:
         if values is None:
@@ -267,42 +440,39 @@ class Monitor:
         else:
             feature.counts += _category_counts(values, feature)
 
-    def _data_quality(
-        self, w: Window, feeds: dict[str, np.ndarray], values_list: list[np.ndarray | None]
-    ) -> None:
-        rows = next(iter(feeds.values())).shape[0] if feeds else 0
+    def _data_quality(self, w: Window, rows: int, values_list: list[np.ndarray | None]) -> None:
         w.quality_rows += rows
         for feature, values in zip(self._feature_state, values_list, strict=True):
-            if values is None:
-                continue
-            found: dict[str, int] = {}
-            if feature.edges is not None:
-                values = np.asarray(values, dtype=np.float64)
-                finite = np.isfinite(values)
-                if finite.all():  # the common case: one pass, no NaN/inf counting
-                    finite_values = values
-                else:
-                    nan = np.isnan(values)
-                    found["missing"] = int(nan.sum())
-                    found["non_finite"] = int((~finite & ~nan).sum())
-                    finite_values = values[finite]
-                if feature.low is not None and feature.high is not None and finite_values.size:
-                    found["out_of_range"] = int(
-                        ((finite_values < feature.low) | (finite_values > feature.high)).sum()
-                    )
+            if values is not None:
+                self._feature_quality(w, feature, values)
+
+    def _feature_quality(self, w: Window, feature: _Feature, values: np.ndarray) -> None:
+        found: dict[str, int] = {}
+        if feature.edges is not None:
+            values = np.asarray(values, dtype=np.float64)
+            finite = np.isfinite(values)
+            if finite.all():  # the common case: one pass, no NaN/inf counting
+                finite_values = values
             else:
-                strings = np.asarray(values).astype(str)
-                missing = np.isin(strings, _MISSING_STRINGS)
-                found["missing"] = int(missing.sum())
-                if OTHER not in (feature.categories or []):
-                    known = np.isin(strings, feature.categories or [])
-                    found["unknown_category"] = int((~known & ~missing).sum())
-            found = {k: v for k, v in found.items() if v}
-            if found:
-                w.quality.update(found)
-                w.quality_by_feature.setdefault(feature.spec.name, collections.Counter()).update(
-                    found
+                nan = np.isnan(values)
+                found["missing"] = int(nan.sum())
+                found["non_finite"] = int((~finite & ~nan).sum())
+                finite_values = values[finite]
+            if feature.low is not None and feature.high is not None and finite_values.size:
+                found["out_of_range"] = int(
+                    ((finite_values < feature.low) | (finite_values > feature.high)).sum()
                 )
+        else:
+            strings = np.asarray(values).astype(str)
+            missing = np.isin(strings, _MISSING_STRINGS)
+            found["missing"] = int(missing.sum())
+            if OTHER not in (feature.categories or []):
+                known = np.isin(strings, feature.categories or [])
+                found["unknown_category"] = int((~known & ~missing).sum())
+        found = {k: v for k, v in found.items() if v}
+        if found:
+            w.quality.update(found)
+            w.quality_by_feature.setdefault(feature.spec.name, collections.Counter()).update(found)
 
     # -- predictions and labels -----------------------------------------------------------------
     def _prediction_values(self, outputs: dict[str, np.ndarray]) -> np.ndarray | None:
@@ -388,6 +558,7 @@ class Monitor:
         end = now or time.time()
         with self._lock:
             w, self._window = self._window, Window(end)
+            self._finish_sample(w)
             feature_counts = [(f, f.counts.copy()) for f in self._feature_state]
             prediction_counts = [(f, f.counts.copy()) for f in self._prediction_state]
             for f in self._feature_state + self._prediction_state:
@@ -417,7 +588,14 @@ class Monitor:
                 "predictions": self._drift(predictions),
             },
             "quality": self._quality(w),
-            "monitor": {"skipped": w.monitor_skipped, "features": len(self._feature_state)},
+            "monitor": {
+                "skipped": w.monitor_skipped,
+                "features": len(self._feature_state),
+                # drift and data quality read this many rows, a uniform sample of the
+                # window's (None: every row; sample_rows caps it)
+                "sampled_rows": w.sampled_rows,
+                "sample_rows": self.sample_rows,
+            },
         }
         return body
 
@@ -448,22 +626,60 @@ class Monitor:
         return block
 
 
+def _rows_of(arrays: dict[str, np.ndarray]) -> int:
+    return next(iter(arrays.values())).shape[0] if arrays else 0
+
+
 def _concat(dicts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     if len(dicts) == 1:
         return dicts[0]
     keys = dicts[0].keys()
-    return {k: np.concatenate([d[k] for d in dicts if k in d]) for k in keys}
+    return {k: _join_rows([d[k] for d in dicts if k in d]) for k in keys}
 
 
-def _concat_outputs(batch: list[tuple], names_column: tuple) -> dict[str, np.ndarray]:
-    """Outputs of the batch's requests by name; one concatenate per output when every request
+def _concat_outputs(outputs: tuple, names_column: tuple) -> dict[str, np.ndarray]:
+    """Outputs of the batch's requests by name; one join per output when every request
     asked for the same outputs (the common case), else per-request dicts."""
     names = names_column[0]
     if names_column.count(names) == len(names_column):  # C-level, identity first
-        if len(batch) == 1:
-            return dict(zip(names, batch[0][6], strict=True))
-        return {name: np.concatenate([b[6][j] for b in batch]) for j, name in enumerate(names)}
-    return _concat([dict(zip(b[7], b[6], strict=True)) for b in batch])
+        kinds = list(map(type, outputs))
+        if kinds.count(_NDARRAY) == len(kinds):  # one output each, queued bare
+            return {names[0]: _join_rows(outputs)}
+        if not kinds.count(_NDARRAY):
+            if len(outputs) == 1:
+                return dict(zip(names, outputs[0], strict=True))
+            return {name: _join_rows([o[j] for o in outputs]) for j, name in enumerate(names)}
+    return _concat(
+        [
+            dict(zip(n, [o] if type(o) is _NDARRAY else o, strict=True))
+            for o, n in zip(outputs, names_column, strict=True)
+        ]
+    )
+
+
+def _join_rows(arrays: Any) -> np.ndarray:
+    """``np.concatenate(arrays)`` for arrays of one shape and dtype, by joining their bytes:
+    a third of the cost for a thousand one-row arrays (numpy's per-array overhead). Anything
+    else (mixed shapes or dtypes, non-contiguous arrays, objects) goes to ``np.concatenate``.
+    The result is read-only; the monitor only reads it."""
+    first = arrays[0]
+    n = len(arrays)
+    if n == 1:
+        return first
+    if (
+        first.ndim
+        and not first.dtype.hasobject  # its bytes are pointers
+        and list(map(_SHAPE, arrays)).count(first.shape) == n
+        and list(map(_DTYPE, arrays)).count(first.dtype) == n
+    ):
+        try:
+            data = b"".join(arrays)
+        except (BufferError, ValueError, TypeError):  # not C-contiguous
+            pass
+        else:
+            shape = (n * first.shape[0], *first.shape[1:])
+            return np.frombuffer(data, first.dtype).reshape(shape)
+    return np.concatenate(arrays)
 
 
 def _batch_values(
@@ -507,6 +723,23 @@ def _batch_values(
     return out
 
 
+_SCRATCH = threading.local()
+
+
+def _scratch(values: int) -> np.ndarray:
+    """This thread's float64 work buffer of at least ``values`` values, kept between drains.
+
+    A fresh megabyte per chunk per drain came from the allocator as new pages that the kernel
+    had to fault in and zero (malloc gives blocks this large back to the system on free): in
+    a drain of 1,024 batch-1 MLP requests that was about a third of its CPU (docs/benchmarks.md,
+    "Agent performance"). Each thread that drains keeps one (a megabyte, or one row if larger).
+    """
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.size < values:
+        buf = _SCRATCH.buf = np.empty(max(values, SUMMARY_CHUNK_VALUES))
+    return buf
+
+
 def _row_summaries(arr: Any) -> dict[str, np.ndarray] | None:
     """mean, std, min and max of every row in one sweep, in float64 like ``values_for``.
 
@@ -525,8 +758,11 @@ def _row_summaries(arr: Any) -> dict[str, np.ndarray] | None:
         return None
     out = {name: np.empty(rows) for name in SUMMARIES}
     step = max(1, SUMMARY_CHUNK_VALUES // cols)
+    scratch = _scratch(min(step, rows) * cols)
     for lo in range(0, rows, step):
-        part = flat[lo : lo + step].astype(np.float64)  # a private copy: modified below
+        native = flat[lo : lo + step]
+        part = scratch[: native.size].reshape(native.shape)
+        np.copyto(part, native)  # the float64 copy, into memory reused from drain to drain
         total = part.sum(axis=1)
         if np.isnan(total).any():  # NaN anywhere in a row (or inf - inf) makes its sum NaN
             return None
@@ -535,7 +771,6 @@ def _row_summaries(arr: Any) -> dict[str, np.ndarray] | None:
         out["mean"][lo:hi] = mean
         # extremes in the tensor's own dtype (half the bytes for float32): the cast to float64
         # is monotonic, so they are the float64 extremes exactly
-        native = flat[lo:hi]
         out["min"][lo:hi] = native.min(axis=1)
         out["max"][lo:hi] = native.max(axis=1)
         with np.errstate(invalid="ignore"):  # inf - inf: NaN std, as nanstd gives

@@ -57,10 +57,13 @@ class Active:
     def __post_init__(self) -> None:
         # Bound once per model so the request path does no lookups it can avoid.
         self.output_names = list(self.model.output_names)
+        self.output_key = tuple(self.output_names)  # what the queue holds: a tuple of str
         self.run = session_runner(self.model.session)
         self.record = self.monitor.record
         self.pending = self.monitor.pending
         self.check = self.validator.check
+        # the monitor takes a one-input model's feeds as the bare array (Monitor.record)
+        self.single_input = self.monitor.single_input
 
     def refresh(self) -> None:
         """Rebind what depends on the limits (the validator's compiled check)."""
@@ -124,7 +127,9 @@ def build_active(model: model_mod.LoadedModel, config: AgentConfig) -> Active:
         roles,
         policy=drift_policy(config),
         feedback_keep=config.feedback_keep,
+        sample_rows=config.monitor_sample_rows,
         capture=capture,
+        single_input=next(iter(validator.inputs)) if len(validator.inputs) == 1 else None,
     )
     return Active(model, validator, monitor, head)
 
@@ -181,7 +186,12 @@ class Engine:
         except RequestError as exc:
             active.monitor.record_error(exc.kind, wrong_type=exc.wrong_type)
             raise
-        names = outputs or active.output_names
+        names: list[str]
+        key: list[str] | tuple[str, ...]
+        if outputs:
+            names = key = outputs
+        else:
+            names, key = active.output_names, active.output_key
         started = perf_counter()
         try:
             result = active.run(names, checked, None)
@@ -190,7 +200,19 @@ class Engine:
             raise ModelError(f"the model failed on a validated request: {exc}") from exc
         finished = perf_counter()
         inference_id = f"{self.prefix}{next(self._ids)}"
-        item = (received, started, finished, rows, inference_id, checked, result, names)
+        # bare arrays and a tuple of names where they suffice: nothing queued that the garbage
+        # collector tracks (Monitor.record)
+        single = active.single_input
+        item: tuple[Any, ...] = (
+            received,
+            started,
+            finished,
+            rows,
+            inference_id,
+            checked[single] if single is not None else checked,
+            result[0] if len(result) == 1 else result,
+            key,
+        )
         pending = active.pending
         if len(pending) < active.monitor.drain_batch:
             pending.append(item)

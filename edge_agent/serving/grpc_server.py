@@ -31,9 +31,8 @@ from edge_agent.serving.validation import KSERVE_TO_NUMPY, RequestError, datatyp
 try:
     import grpc
 
-    from edge_agent.serving.v2grpc import grpc_predict_v2_pb2 as pb
-    from edge_agent.serving.v2grpc import grpc_predict_v2_pb2_grpc as pb_grpc
-except ImportError as exc:  # grpcio or protobuf missing, or too old for the generated code
+    from edge_agent.serving.v2grpc import messages as pb
+except ImportError as exc:  # grpcio or protobuf missing
     raise BadInputError(
         f"the gRPC endpoint needs the agent's grpc extra ({exc}); install it with "
         "pip install 'edgekit[grpc]', or leave --grpc-port unset"
@@ -159,7 +158,7 @@ def infer_response(result: Any) -> Any:
 
 
 # -- the service -----------------------------------------------------------------------------
-class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
+class InferenceService:
     """The six v2 RPCs over one Engine; health and server metadata need no token (as REST)."""
 
     def __init__(self, engine: Engine, token: str | None) -> None:
@@ -294,9 +293,7 @@ class GrpcServer:
             # calls running or queued for the pool; past it grpcio answers RESOURCE_EXHAUSTED
             maximum_concurrent_rpcs=max_calls,
         )
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceService(engine, token), self.server
-        )
+        pb.add_to_server(InferenceService(engine, token), self.server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             self.port = self.server.add_insecure_port(address)

@@ -3,8 +3,8 @@
 the request id echo, the datatype refusal, the batch cap and the token, all shared with REST;
 off by default; a clear error without the grpc extra.
 
-The agent runs in its own process: tritonclient.grpc registers the same protobuf symbols
-(package ``inference``) as the agent's generated modules, so the two never share a process.
+The agent runs in its own process here, as users run it; test_grpc_inprocess.py serves the
+same client from inside the test process.
 """
 
 from __future__ import annotations

@@ -24,6 +24,10 @@ from toolkit.greengrass.names import Platform
 # The agent's runtime: DESIGN.md says numpy, onnxruntime and awsiotsdk (awscrt comes with it);
 # the REST server is uvicorn + starlette (pure-Python wheels, with h11, click, anyio and idna).
 AGENT_REQUIREMENTS = ("numpy", "onnxruntime", "awsiotsdk", "awscrt", "uvicorn", "starlette")
+# What the optional gRPC endpoint (edge-agent serve --grpc-port) imports on the device: grpcio
+# for the server and protobuf for the messages (edge_agent/serving/v2grpc/messages.py);
+# grpcio does not depend on protobuf, so both are named (the "grpc" extra in pyproject.toml).
+GRPC_REQUIREMENTS = ("grpcio", "protobuf")
 AGENT_ARCHIVE = "agent.zip"
 AGENT_DIR = "agent"  # what Unarchive: ZIP makes of agent.zip
 REQUIREMENTS_FILE = "requirements.txt"

@@ -165,6 +165,24 @@ def check_settings(settings: Settings, publisher: str) -> None:
         )
     if not publisher.strip():
         raise BadInputError("`publisher` is empty", hint="e.g. `publisher` 'Example Corp'")
+    grpc = settings.grpc_port
+    if grpc is not None and (
+        type(grpc) is not int or not 0 < grpc < 65536 or grpc == settings.port
+    ):
+        raise BadInputError(
+            f"grpc_port {grpc!r} is not a TCP port from 1 to 65535 other than the REST port "
+            f"({settings.port})",
+            hint="e.g. grpc_port 8081, or leave it out to keep the gRPC endpoint off",
+        )
+
+
+def agent_extras(settings: Settings, signed: bool) -> tuple[str, ...]:
+    """Optional agent requirements this component needs on the device: cryptography to check
+    signed bundles, grpcio and protobuf when the gRPC endpoint is on."""
+    extras: tuple[str, ...] = ("cryptography",) if signed else ()
+    if settings.grpc_port is not None:
+        extras += agent_artifact.GRPC_REQUIREMENTS
+    return extras
 
 
 def ort_pin() -> str:
@@ -453,7 +471,7 @@ def package(
         requirements = agent_artifact.requirements_text(
             real or [Platform("linux", "amd64")],
             request.python_version,
-            ("cryptography",) if signer is not None else (),
+            agent_extras(request.settings, signer is not None),
         )
         say("agent archive")
         agent_zip = agent_artifact.build_agent_archive(stage, requirements)

@@ -64,6 +64,9 @@ class Settings:
     capture_max_bytes: int = 10 * 1024 * 1024
     capture_files: int = 5
     verify_key: str | None = None  # Ed25519 public key (PEM text) the agent checks bundles with
+    # The agent's optional KServe v2 gRPC endpoint (edge-agent serve --grpc-port); None = off.
+    # When set, the agent's requirements also pin grpcio and protobuf (GRPC_REQUIREMENTS).
+    grpc_port: int | None = None
     thresholds: dict[str, float] = field(
         default_factory=lambda: {
             "drift_psi_threshold": 0.1,
@@ -156,6 +159,7 @@ def default_configuration(name: str, plans: list[ManifestPlan], s: Settings) -> 
         },
         "accessControl": access_control(name),
         **({"verify_key": s.verify_key} if s.verify_key else {}),
+        **({"grpc_port": _s(s.grpc_port)} if s.grpc_port is not None else {}),
     }
 
 
@@ -186,7 +190,7 @@ def install_step(plan: ManifestPlan, version: str, marker: str) -> dict[str, Any
     }
 
 
-def startup_step(plan: ManifestPlan, version: str) -> dict[str, Any]:
+def startup_step(plan: ManifestPlan, version: str, grpc: bool = False) -> dict[str, Any]:
     cfg = f"{{configuration:/platforms/{plan.key}"
     args = [
         "{work:path}/venv/bin/python3 -m edge_agent serve",
@@ -201,6 +205,8 @@ def startup_step(plan: ManifestPlan, version: str) -> dict[str, Any]:
         "--host {configuration:/host}",
         "--port {configuration:/port}",
     ]
+    if grpc:
+        args.append("--grpc-port {configuration:/grpc_port}")
     # exec keeps the shell's pid, so Shutdown can signal the agent itself.
     script = "echo $$ > {work:path}/agent.pid\nexec " + " ".join(args)
     return {"Script": script, "Timeout": TIMEOUTS["startup"]}
@@ -212,7 +218,9 @@ def shutdown_step() -> dict[str, Any]:
     return {"Script": script, "Timeout": TIMEOUTS["shutdown"]}
 
 
-def manifest(plan: ManifestPlan, name: str, version: str, marker: str) -> dict[str, Any]:
+def manifest(
+    plan: ManifestPlan, name: str, version: str, marker: str, grpc: bool = False
+) -> dict[str, Any]:
     return {
         "Name": plan.label,
         "Platform": plan.platform,
@@ -224,7 +232,7 @@ def manifest(plan: ManifestPlan, name: str, version: str, marker: str) -> dict[s
                 "EDGEKIT_COMPONENT_VERSION": version,
             },
             "Install": install_step(plan, version, marker),
-            "Startup": startup_step(plan, version),
+            "Startup": startup_step(plan, version, grpc),
             "Shutdown": shutdown_step(),
         },
         "Artifacts": [a.recipe() for a in plan.artifacts],
@@ -251,7 +259,10 @@ def build_recipe(
             "DefaultConfiguration": default_configuration(name, plans, settings)
         },
         "ComponentDependencies": {},
-        "Manifests": [manifest(p, name, version, install_marker) for p in plans],
+        "Manifests": [
+            manifest(p, name, version, install_marker, settings.grpc_port is not None)
+            for p in plans
+        ],
     }
     minimum = validate.minimum_nucleus(recipe)
     major = minimum.split(".")[0]
