@@ -3,8 +3,9 @@ on the bundle's samples, and the fastest that passes is kept.
 
 The rule-based choice (auto.choose: method and hardware defaults from the probe) is the
 starting point; the candidates after it differ in what decides quality on real models:
-per-channel weight scales, the embedding Gather left in float, and the MatMuls that lose most
-(measured by toolkit.quantize.sensitivity) kept in float. Candidates are tried in order of
+per-channel weight scales, activation smoothing (toolkit.quantize.smoothing: outlier features
+moved into the weights, a few strengths), the embedding Gather left in float, and the MatMuls
+that lose most (measured by toolkit.quantize.sensitivity) kept in float. Candidates are tried in order of
 expected speed (each keeps more in float than the last), so the search stops at the first that
 passes. Attention models also try onnxruntime's transformer fusions first, kept only when the
 fused FP32 graph measures faster here. Every try is recorded with its quality and latency.
@@ -26,12 +27,14 @@ from typing import Any
 import numpy as np
 
 from edge_agent.errors import BadInputError
-from toolkit.quantize import fusion, registry, runtime, sensitivity
+from toolkit.quantize import fusion, registry, runtime, sensitivity, smoothing
 from toolkit.quantize.graph import GraphInfo
 
 SEARCH_ROWS = 64
 LATENCY_BUDGET_S = 0.8
 FUSION_MIN_GAIN = 0.03  # fused FP32 must be this much faster to be kept
+# activation smoothing strengths tried, weakest first (SmoothQuant's default is 0.5)
+SMOOTH_ALPHAS = (0.5, 0.6, 0.7, 0.8)
 FUSED_KINDS = ("Attention", "MultiHeadAttention", "SkipLayerNormalization", "BiasGelu", "FastGelu")
 
 
@@ -40,6 +43,7 @@ class Candidate:
     label: str
     method: str
     options: dict[str, Any]
+    smooth: float | None = None  # activation smoothing alpha applied to the source first
 
 
 @dataclass
@@ -134,6 +138,16 @@ def candidates(
     if hw.get("x86") and not hw.get("vnni") and base.get("reduce_range"):
         pc = {**pc, "reduce_range": False}
         out.append(Candidate("per-channel, full-range weights", "dynamic", dict(pc)))
+    if ranked:  # smoothing costs one Mul per activation: about as fast as plain per-channel
+        for alpha in SMOOTH_ALPHAS:
+            out.append(
+                Candidate(
+                    f"per-channel, activations smoothed (alpha {alpha:g})",
+                    "dynamic",
+                    dict(pc),
+                    smooth=alpha,
+                )
+            )
     if _gathers_on_weights(source):
         pc = {**pc, "op_types_to_exclude": ["Gather"]}
         out.append(Candidate("per-channel, embedding Gather in float", "dynamic", dict(pc)))
@@ -165,11 +179,12 @@ def _with_user(cands: list[Candidate], user: dict[str, Any]) -> list[Candidate]:
     seen: list[tuple[str, dict[str, Any]]] = []
     for c in cands:
         merged = {**c.options, **user}
-        key = (c.method, merged)
+        key = (c.method, merged, c.smooth)
         if key in seen:
             continue
         seen.append(key)
-        out.append(Candidate(c.label + (" (with your options)" if user else ""), c.method, merged))
+        label = c.label + (" (with your options)" if user else "")
+        out.append(Candidate(label, c.method, merged, c.smooth))
     return out
 
 
@@ -225,21 +240,23 @@ def run(
     source, fused = _maybe_fuse(info, source, work, judge.feeds, measure)
     ranked: list[str] = []
     sens: dict[str, Any] = {}
+    mask_name = (bundle.signature.get("embedding") or {}).get("mask")
+    mask = judge.feeds.get(mask_name) if mask_name else None
     if method.name == "dynamic":
-        mask_name = (bundle.signature.get("embedding") or {}).get("mask")
         try:
             errors = sensitivity.rank(
                 source,
                 judge.feeds,
                 per_channel=True,
                 reduce_range=bool(options.get("reduce_range")),
-                mask=judge.feeds.get(mask_name) if mask_name else None,
+                mask=mask,
             )
             ranked = [n for n, _ in errors]
             sens = {"worst": [[n, round(e, 5)] for n, e in errors[:8]], "nodes": len(errors)}
         except Exception as exc:  # best effort: without it the other candidates still run
             sens = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
     tried: list[dict[str, Any]] = []
+    smoothed: dict[float, tuple[Path, dict[str, Any]]] = {}
     made: list[tuple[Candidate, Path, Any, dict[str, Any], dict[str, Any]]] = []
     for i, cand in enumerate(
         _with_user(candidates(method.name, options, info, source, ranked, hw), user)
@@ -248,9 +265,17 @@ def run(
         tried.append(entry)
         out = work / f"auto-{i}.onnx"
         try:
+            src = source
+            if cand.smooth is not None:
+                if cand.smooth not in smoothed:
+                    path = work / f"smoothed-{cand.smooth:g}.onnx"
+                    done = smoothing.smooth(source, path, judge.feeds, cand.smooth, mask)
+                    smoothed[cand.smooth] = (path, done)
+                src = smoothed[cand.smooth][0]
+                entry["smooth_alpha"] = cand.smooth
             m = registry.get(cand.method)
             config = registry.build_config(m, cand.options)
-            details = m.run(config, context(source, out))
+            details = m.run(config, context(src, out))
             verdict = judge(out)
         except BadInputError as exc:
             entry["error"] = exc.message[:300]
@@ -306,4 +331,6 @@ def run(
     }
     if fused.get("applied"):
         details = {**details, "graph_fusion": fused.get("fused")}
+    if cand.smooth is not None:
+        details = {**details, "smoothing": smoothed[cand.smooth][1]}
     return Outcome(registry.get(cand.method), config, path, details, record)
