@@ -134,6 +134,9 @@ def test_minilm_auto_reaches_0995_with_every_matmul_in_int8(tmp_path: Path):
     assert "activations smoothed" in found["chosen"], found["tried"]
     assert q["smoothing"]["activations_smoothed"] >= 24  # 4 per layer x 6 layers
     assert not q["config"].get("nodes_to_exclude") and not q["config"].get("blockwise_nodes")
+    fusion = found["graph_fusion"]  # judged on the INT8 graphs, not on FP32
+    assert fusion["fused"] and fusion["compared"] == "int8", fusion
+    assert fusion["int8_ms"] > 0 and fusion["fused_int8_ms"] > 0
     report = evaluate_bundle(out, EvaluateRequest(data=tmp_path / "held.npz", max_drop=0.005))
     result = report["variants"][made.variant]
     assert result["gate"]["passed"], result["vs_fp32"]
