@@ -80,13 +80,19 @@ def final_estimator(model: Any) -> Any:
 
 def _casts_to_float32(estimator: Any) -> bool:
     """Estimators whose predict casts X to float32 first (scikit-learn's DTYPE for trees):
-    decision trees, forests, extra trees, gradient boosting. HistGradientBoosting bins in
-    float64 and is not one of them."""
+    decision trees, forests, extra trees, gradient boosting, and bagging over trees (each
+    bagged tree casts its own input). HistGradientBoosting bins in float64 and is not one of
+    them."""
+    from sklearn.ensemble import BaggingClassifier, BaggingRegressor
     from sklearn.ensemble._forest import BaseForest
     from sklearn.ensemble._gb import BaseGradientBoosting
     from sklearn.tree import BaseDecisionTree
 
-    return isinstance(estimator, BaseDecisionTree | BaseForest | BaseGradientBoosting)
+    trees = BaseDecisionTree | BaseForest | BaseGradientBoosting
+    if isinstance(estimator, BaggingClassifier | BaggingRegressor):
+        fitted = getattr(estimator, "estimators_", None) or []
+        return bool(fitted) and all(isinstance(e, trees) for e in fitted)
+    return isinstance(estimator, trees)
 
 
 def _float64_trees(estimator: Any) -> bool:

@@ -37,8 +37,6 @@ REASONS = {
 
 # id -> reason key, measured on scikit-learn 1.9 / skl2onnx 1.20 (docs/sklearn_corpus.md).
 EXPECTED_FAILURES: dict[str, str] = {
-    "BaggingClassifier": "parity",
-    "BaggingRegressor": "parity",
     "DictVectorizer": "not_tabular",
     "FeatureHasher": "not_tabular",
     "GaussianProcessClassifier": "onnxruntime_error",

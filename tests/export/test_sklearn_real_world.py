@@ -18,7 +18,12 @@ import skops.io as sio
 from export_helpers import run_export, run_onnx
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_diabetes, load_digits, load_wine
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import (
+    BaggingClassifier,
+    BaggingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -83,6 +88,13 @@ def test_column_names_that_onnx_renames_are_mapped(tmp_path: Path):
         ("wine", lambda: RandomForestClassifier(30, random_state=0), load_wine),
         ("digits", lambda: RandomForestClassifier(30, random_state=0), load_digits),
         ("diabetes", lambda: RandomForestRegressor(30, random_state=0), load_diabetes),
+        # bagging over trees: each bagged tree casts its own input (these failed parity before)
+        ("wine-bagging", lambda: BaggingClassifier(n_estimators=10, random_state=0), load_wine),
+        (
+            "diabetes-bagging",
+            lambda: BaggingRegressor(n_estimators=10, random_state=0),
+            load_diabetes,
+        ),
     ],
 )
 def test_scaler_before_forest_has_exact_parity(case, make, load, tmp_path: Path):
@@ -100,7 +112,7 @@ def test_scaler_before_forest_has_exact_parity(case, make, load, tmp_path: Path)
     assert ops[tree - 1] == "Cast"  # to float32 right before the trees, as scikit-learn
     assert bundle.signature["inputs"][0]["dtype"] == "float64"
     onnx_out = run_onnx(bundle.variant_path("fp32"), {"X": x.to_numpy(np.float64)})
-    if case == "diabetes":
+    if case.startswith("diabetes"):
         value = report["outputs"]["variable"]
         assert value["mismatch_rate"] == 0.0 and value["max_diff_of_scale"] < 1e-6
         np.testing.assert_allclose(onnx_out["variable"].ravel(), model.predict(x), rtol=1e-5)

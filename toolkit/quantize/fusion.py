@@ -2,7 +2,8 @@
 bias-gelu and friends fused into single contrib operators before quantizing.
 
 Used by `--method auto` on attention models, and kept only when it fused something and the
-fused FP32 graph measured faster here; the record says what was fused and what was timed.
+fused graph measured faster here (for dynamic INT8: both graphs quantized, then timed); the
+record says what was fused and what was timed.
 """
 
 from __future__ import annotations

@@ -42,6 +42,34 @@ def _quant_activation(x: np.ndarray) -> np.ndarray:
     return (np.clip(np.round(x / scale) + zero, 0, 255) - zero) * scale
 
 
+def capture(path: Path, feeds: dict[str, np.ndarray]) -> tuple[Any, dict, dict[str, np.ndarray]]:
+    """(model, weight MatMuls, their activation inputs from one FP32 run on MAX_ROWS rows)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    nodes = weight_matmuls(model)
+    if not nodes:
+        return model, nodes, {}
+    probe = onnx.load(str(path))
+    wanted = sorted({a for a, _ in nodes.values()})
+    present = {o.name for o in probe.graph.output}
+    for name in wanted:
+        if name not in present:
+            probe.graph.output.append(
+                helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+            )
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(
+        probe.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    rows = {k: v[:MAX_ROWS] for k, v in feeds.items()}
+    return model, nodes, dict(zip(wanted, session.run(wanted, rows), strict=True))
+
+
 def rank(
     path: Path,
     feeds: dict[str, np.ndarray],
@@ -51,30 +79,12 @@ def rank(
     mask: np.ndarray | None = None,
 ) -> list[tuple[str, float]]:
     """(node, relative output error), worst first."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
 
-    model = onnx.load(str(path))
-    nodes = weight_matmuls(model)
+    model, nodes, got = capture(path, feeds)
     if not nodes:
         return []
     weights = {i.name: i for i in model.graph.initializer}
-    wanted = sorted({a for a, _ in nodes.values()})
-    present = {o.name for o in model.graph.output}
-    for name in wanted:
-        if name not in present:
-            model.graph.output.append(
-                helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
-            )
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-    rows = {k: v[:MAX_ROWS] for k, v in feeds.items()}
-    got = dict(zip(wanted, session.run(wanted, rows), strict=True))
     keep = None if mask is None else (np.asarray(mask[:MAX_ROWS]) != 0)
     errors = []
     for node, (act, weight) in nodes.items():
