@@ -176,7 +176,7 @@ def candidates(
 def _with_user(cands: list[Candidate], user: dict[str, Any]) -> list[Candidate]:
     """The user's options over every candidate; candidates that become the same go once."""
     out: list[Candidate] = []
-    seen: list[tuple[str, dict[str, Any]]] = []
+    seen: list[tuple[str, dict[str, Any], float | None]] = []
     for c in cands:
         merged = {**c.options, **user}
         key = (c.method, merged, c.smooth)

@@ -13,7 +13,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from edge_agent.bundle import Bundle
+from edge_agent.contracts.bundle import Bundle
 from export.builder import ExportRequest, export_bundle
 from export.exporters import ExportOptions
 from toolkit.quantize import QuantizeRequest, quantize_bundle, smoothing
