@@ -59,10 +59,10 @@ class Served:
     def terminate(self, timeout: float = 30) -> tuple[int, float, str]:
         start = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout)
+        # read stderr while waiting: an agent blocked on a full pipe would never exit
+        _, rest = self.proc.communicate(timeout=timeout)
         elapsed = time.monotonic() - start
-        rest = self.proc.stderr.read()
-        return rc, elapsed, "".join(self.stderr) + rest
+        return self.proc.returncode, elapsed, "".join(self.stderr) + rest
 
 
 def test_without_a_transport_there_is_no_outbox_and_sigterm_is_fast(cnn_bundle, tmp_path):
