@@ -32,6 +32,7 @@ from edge_agent.telemetry.transports.base import Transport
 log = logging.getLogger("edge_agent")
 # How long a stop waits for the broker to take what is still queued (Greengrass allows 15 s).
 FLUSH_TIMEOUT_S = 3.0
+SIGNAL_POLL_S = 0.1  # how soon run() notices a stop signal
 
 COMMAND_HANDLERS: dict[str, str] = {
     "bench": "_cmd_bench",
@@ -89,6 +90,7 @@ class Agent:
         self.started_at = time.time()
         self.ready_s: float | None = None
         self._stop = threading.Event()
+        self._signalled = False  # set by the signal handler (see _on_signal)
         self._stopped = threading.Event()
         self._window_lock = threading.Lock()
         self._window_thread: threading.Thread | None = None
@@ -414,13 +416,20 @@ class Agent:
     def handle_signals(self) -> None:
         """SIGTERM/SIGINT ask for a clean stop. Installed before start-up by the CLI, so a
         signal that comes right after (or during) start-up is not the default, abrupt death."""
-        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
-        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, *_: Any) -> None:
+        # A plain flag, no lock: the handler runs on the main thread between any two bytecodes,
+        # also while that thread holds the stop Event's lock inside Event.wait(); Event.set()
+        # here would wait for that lock forever (an agent that never exits on SIGTERM).
+        self._signalled = True
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT, then finish the window, flush, exit 0."""
         self.handle_signals()
-        self._stop.wait()
+        while not (self._signalled or self._stop.is_set()):
+            time.sleep(SIGNAL_POLL_S)  # a signal cuts the sleep short; is_set() takes no lock
         self.stop()
         return 0
 

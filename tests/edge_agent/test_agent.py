@@ -166,3 +166,31 @@ def test_bench_command_publishes_results(run_agent, regression_bundle):
     record = bench["body"]["results"]["fp32"]
     assert "latency_ms" in json.dumps(record) or "latency" in json.dumps(record)
     assert validation_errors(bench, "telemetry") == []
+
+
+def test_the_stop_signal_handler_takes_no_lock(run_agent, cnn_bundle):
+    """The handler runs on the main thread, also while it holds the stop Event's lock inside
+    Event.wait(): calling Event.set() there deadlocked an agent on SIGTERM (seen under load)."""
+    import signal
+    import threading
+
+    agent, _bus = run_agent(cnn_bundle)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    agent.handle_signals()
+    try:
+        handler = signal.getsignal(signal.SIGTERM)
+        done = threading.Event()
+
+        def as_if_interrupted_inside_wait() -> None:
+            with agent._stop._cond:  # held, as Event.wait() holds it around its inner wait
+                handler(signal.SIGTERM, None)
+            done.set()
+
+        threading.Thread(target=as_if_interrupted_inside_wait, daemon=True).start()
+        if not done.wait(5):
+            agent._stop = threading.Event()  # the stuck thread holds the old one's lock forever
+            raise AssertionError("the signal handler blocked on the stop Event's lock")
+        assert agent.run() == 0  # and the agent stops on it
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])
