@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -119,8 +118,10 @@ def collect_command(
         source = MqttSource(
             collector, broker, group=group or None, client_id=client_id, cert=cert, key=key, ca=ca
         )
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # SIGTERM sets a plain flag: a handler calling Event.set() can deadlock on the Event's lock,
+    # which the main thread holds inside Event.wait() (the agent hung that way)
+    stopping: list[bool] = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     started = time.monotonic()
     try:
         source.start()
@@ -130,10 +131,10 @@ def collect_command(
             refresh_per_second=2,
             transient=as_json,
         ) as live:
-            while not stop.is_set():
+            while not stopping:
                 if seconds is not None and time.monotonic() - started >= seconds:
                     break
-                stop.wait(0.5)
+                time.sleep(0.5)
                 live.update(_status(collector, source, started, seconds))
     except KeyboardInterrupt:
         pass
