@@ -15,6 +15,7 @@ from toolkit.greengrass.names import parse_assignments
 from toolkit.greengrass.package import DEFAULT_PLATFORMS, PackageRequest, package
 from toolkit.greengrass.preflight import Finding
 from toolkit.greengrass.recipe import Settings
+from toolkit.present.format import fmt_mapping, name_column, shorten_middle
 
 
 def findings_table(findings: list[Finding]) -> Table:
@@ -122,14 +123,17 @@ def package_command(
         return
     plans = Table(title=f"{result.name} {result.version}")
     for col in ("platform", "target", "variant", "provider", "session options", "why"):
-        plans.add_column(col)
+        if col in ("target", "variant"):
+            name_column(plans, col)
+        else:
+            plans.add_column(col)
     for p in result.plans:
         plans.add_row(
             p.label,
-            p.target or "-",
-            p.variant,
+            shorten_middle(p.target or "-"),
+            shorten_middle(p.variant),
             p.provider,
-            str(p.session_options or "-"),
+            fmt_mapping(p.session_options),
             p.reason if len(p.reason) <= 90 else p.reason[:89] + "…",
         )
     out.print(plans)
