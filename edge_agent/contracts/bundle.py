@@ -204,7 +204,7 @@ class Bundle:
         """Copy an ONNX file into the bundle as variant `name` and record it."""
         if name in self.variants and not replace:
             raise BundleError(
-                f"bundle already has a variant {name!r}", hint="choose another --name"
+                f"bundle already has a variant {name!r}", hint="choose another `name`"
             )
         file_name = f"{name}.onnx"
         dest = self.file_path(file_name)
