@@ -252,7 +252,8 @@ class Bundle:
         name = self.manifest.get("samples")
         if not name:
             raise BundleError(
-                f"bundle {self.path} stores no sample inputs", hint="re-export it with --data"
+                f"bundle {self.path} stores no sample inputs",
+                hint="re-export it: `edgekit export MODEL --data FILE`",
             )
         self.verify(only=[name])
         return load_npz(self.file_path(name), "bundle samples")
