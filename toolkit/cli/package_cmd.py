@@ -15,7 +15,7 @@ from toolkit.greengrass.names import parse_assignments
 from toolkit.greengrass.package import DEFAULT_PLATFORMS, PackageRequest, package
 from toolkit.greengrass.preflight import Finding
 from toolkit.greengrass.recipe import Settings
-from toolkit.present.format import fmt_mapping, name_column, shorten_middle
+from toolkit.present.format import compact_table, fmt_mapping, name_column, shorten_middle
 
 
 def findings_table(findings: list[Finding]) -> Table:
@@ -121,9 +121,9 @@ def package_command(
     if as_json:
         print_json(result.to_dict())
         return
-    plans = Table(title=f"{result.name} {result.version}")
+    plans = compact_table(f"{result.name} {result.version}")  # six columns: no room for borders
     for col in ("platform", "target", "variant", "provider", "session options", "why"):
-        if col in ("target", "variant"):
+        if col in ("platform", "target", "variant", "session options"):
             name_column(plans, col)
         else:
             plans.add_column(col)
@@ -132,8 +132,8 @@ def package_command(
             p.label,
             shorten_middle(p.target or "-"),
             shorten_middle(p.variant),
-            p.provider,
-            fmt_mapping(p.session_options),
+            p.provider.replace("ExecutionProvider", ""),  # as tune shows it: CPU, CUDA
+            fmt_mapping(p.session_options, sep="\n"),  # one setting a line
             p.reason if len(p.reason) <= 90 else p.reason[:89] + "…",
         )
     out.print(plans)

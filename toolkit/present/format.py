@@ -56,7 +56,7 @@ def fmt_shape(shape: Any) -> str:
     return "[" + ", ".join(dims) + "]"
 
 
-def fmt_mapping(mapping: Any, empty: str = "-") -> str:
+def fmt_mapping(mapping: Any, empty: str = "-", sep: str = ", ") -> str:
     """`{'intra_op_num_threads': 4}` as `intra_op_num_threads=4` (tables never print raw dicts)."""
     if not mapping:
         return empty
