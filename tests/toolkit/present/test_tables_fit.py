@@ -150,3 +150,8 @@ def test_export_quantize_evaluate_bench_fit_80_columns(
     why = next(line.index("why") for line in plans if line.startswith("platform"))
     cut = [line for line in plans if "…" in line[:why]]  # no name or setting cut short
     assert not cut, packaged
+
+
+def test_targets_and_probe_fit_80_columns(width_80):
+    for args in (["targets"], ["targets", "rpi4"], ["probe"]):
+        check_fits(cli(*args))
