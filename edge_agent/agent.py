@@ -110,7 +110,7 @@ class Agent:
             cfg = self.config
         if not cfg.bundle:
             raise EdgekitError(
-                "no bundle given", hint="pass --bundle DIR (or set bundle in --config)"
+                "no bundle given", hint="pass `bundle` DIR (or set bundle in `config`)"
             )
         loaded = model_mod.load(cfg.bundle, cfg.variant, cfg.target, verify_key=cfg.verify_key)
         if loaded.bundle.signed_by:

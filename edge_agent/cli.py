@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -272,8 +273,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _serve(args) if args.command == "serve" else _batch(args)
     except EdgekitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {to_flags(str(exc), _flags(args.command))}", file=sys.stderr)
         return exc.exit_code
+
+
+_BACKTICKED = re.compile(r"`([a-z_][a-z0-9_]*)`")
+
+
+def _flags(command: str) -> dict[str, str]:
+    """{setting: its long flag} for one subcommand, read from the parser (cannot drift)."""
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[
+        command
+    ]
+    return {
+        a.dest: longs[0]
+        for a in sub._actions
+        if (longs := [o for o in a.option_strings if o.startswith("--")])
+    }
+
+
+def to_flags(text: str, flags: dict[str, str]) -> str:
+    """The agent's errors name settings in backticks (`variant`), as the Greengrass
+    configuration and the Python API know them; on the command line they are flags."""
+    return _BACKTICKED.sub(lambda m: flags.get(m.group(1), m.group(0)), text)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -243,7 +243,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise BadInputError(
-            f"config file {p} does not exist", hint="pass an existing --config FILE"
+            f"config file {p} does not exist", hint="pass an existing `config` FILE"
         )
     try:
         data = json.loads(p.read_text("utf-8"))

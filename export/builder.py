@@ -115,7 +115,7 @@ def export_bundle(request: ExportRequest) -> tuple[Bundle, dict[str, Any]]:
             raise ParityError(
                 f"ONNX outputs differ from the native model: {parity.failure_summary(report)}",
                 hint=result.parity_hint
-                or "inspect the per-output table; loosen with --atol only if the difference is understood",
+                or "inspect the per-output table; loosen with `atol` only if the difference is understood",
                 details=report,
             )
         with atomic.staging_dir(output, replace=replacing) as stage:

@@ -117,14 +117,14 @@ def _split_npy_column(
         index = int(target_column)
     except ValueError:
         raise BadInputError(
-            f"{path} is an NPY array without column names; --target-column {target_column!r} "
+            f"{path} is an NPY array without column names; `target_column` {target_column!r} "
             "must be a column index",
             hint="pass the label's column index (for example -1 for the last column), "
             "or save an NPZ with the label under its own key",
         ) from None
     if table.ndim != 2 or not -table.shape[1] <= index < table.shape[1]:
         raise BadInputError(
-            f"--target-column {index} is not a column of the {table.shape} array in {path}",
+            f"`target_column` {index} is not a column of the {table.shape} array in {path}",
             hint="an NPY label column needs a 2-D table",
         )
     index %= table.shape[1]
@@ -136,7 +136,7 @@ def load(path: str | Path, target_column: str | None = None) -> SampleData:
     if not path.is_file():
         raise BadInputError(
             f"data file {path} does not exist",
-            hint="check the --data path (CSV, Parquet, NPY, NPZ)",
+            hint="check the `data` path (CSV, Parquet, NPY, NPZ)",
         )
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:

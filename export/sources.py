@@ -104,7 +104,7 @@ def _load_pickle(path: Path, trust_pickle: bool) -> LoadedSource:
     if not trust_pickle:
         raise BadInputError(
             f"{path} is a pickle/joblib file: loading it runs any code it contains",
-            hint="pass --trust-code (alias --trust-pickle) only if you made the file yourself, "
+            hint="pass `trust_pickle` only if you made the file yourself, "
             "or save the model with skops",
         )
     import joblib

@@ -204,7 +204,7 @@ class Bundle:
         """Copy an ONNX file into the bundle as variant `name` and record it."""
         if name in self.variants and not replace:
             raise BundleError(
-                f"bundle already has a variant {name!r}", hint="choose another --name"
+                f"bundle already has a variant {name!r}", hint="choose another `name`"
             )
         file_name = f"{name}.onnx"
         dest = self.file_path(file_name)
@@ -252,7 +252,8 @@ class Bundle:
         name = self.manifest.get("samples")
         if not name:
             raise BundleError(
-                f"bundle {self.path} stores no sample inputs", hint="re-export it with --data"
+                f"bundle {self.path} stores no sample inputs",
+                hint="re-export it: `edgekit export MODEL --data FILE`",
             )
         self.verify(only=[name])
         return load_npz(self.file_path(name), "bundle samples")

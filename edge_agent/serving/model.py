@@ -68,7 +68,7 @@ def choose(bundle: Bundle, variant: str | None = None, target: str | None = None
     if entry.get("rejected"):
         raise BundleError(
             f"variant {variant!r} was rejected: {entry.get('reject_reason')}",
-            hint="choose another --variant",
+            hint="choose another `variant`",
         )
     options = dict(sel.get("session_options") or {}) if sel.get("variant") == variant else {}
     provider = sel.get("provider") or "CPUExecutionProvider"

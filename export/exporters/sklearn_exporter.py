@@ -275,14 +275,14 @@ def _frame_columns(model: Any, data: SampleData) -> Any:
         if mismatch:
             raise BadInputError(
                 f"data columns do not match the model's: {mismatch}",
-                hint="give the columns the model was trained on; drop the label with --target-column",
+                hint="give the columns the model was trained on; drop the label with `target_column`",
             )
         return frame[expected]
     n_expected = getattr(model, "n_features_in_", None)
     if n_expected is not None and n_expected != len(columns):
         raise BadInputError(
             f"the model expects {n_expected} features and the data has {len(columns)} columns",
-            hint="drop the label with --target-column or check the data file",
+            hint="drop the label with `target_column` or check the data file",
         )
     return frame
 

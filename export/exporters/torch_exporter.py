@@ -164,7 +164,7 @@ class TorchExporter:
             raise BadInputError(
                 f"torch could not export at opset {options.opset} (the model came out at {opset})",
                 hint="choose an opset the exporter supports (18 or later for the dynamo exporter), "
-                "or try --legacy-exporter",
+                "or try `legacy_exporter`",
             )
         return ExportResult(
             onnx_path=path,
@@ -262,7 +262,7 @@ class TorchExporter:
             axes[n][1] = torch_io.SEQUENCE_AXIS
         for name, extra in options.dynamic_axes.items():
             if name not in axes:
-                raise BadInputError(f"--dynamic-axes names input {name!r}; the inputs are {names}")
+                raise BadInputError(f"`dynamic_axes` names input {name!r}; the inputs are {names}")
             axes[name].update(extra)
         kwargs: dict[str, Any] = {"input_names": names, "output_names": out_names}
         if options.opset:
@@ -275,7 +275,7 @@ class TorchExporter:
         except BadInputError:
             raise
         except Exception as exc:
-            hint = "try --legacy-exporter (TorchScript-based)" if not options.legacy else None
+            hint = "try `legacy_exporter` (TorchScript-based)" if not options.legacy else None
             message = _ANSI.sub("", str(exc)).strip()
             raise BadInputError(
                 f"torch.onnx.export failed: {type(exc).__name__}: {message[:800]}", hint=hint

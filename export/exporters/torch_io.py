@@ -131,7 +131,7 @@ def select(leaves: list[OutputLeaf], wanted: list[str] | None) -> list[OutputLea
     unknown = [w for w in wanted if w not in by_name]
     if unknown:
         raise BadInputError(
-            f"--outputs names {unknown}, which forward() does not return",
+            f"`outputs` names {unknown}, which forward() does not return",
             hint=f"the model's outputs are: {', '.join(by_name)}",
         )
     return [by_name[w] for w in dict.fromkeys(wanted)]
@@ -178,14 +178,14 @@ def embedding_spec(
         key=lambda o: next((i for i, h in enumerate(_HIDDEN_HINTS) if h in o["name"]), 99),
     )
     if pooling is not None and pooling not in POOLINGS:
-        raise BadInputError(f"--pooling {pooling!r} is not one of mean, cls, none")
+        raise BadInputError(f"`pooling` {pooling!r} is not one of mean, cls, none")
     if not ranked or (not masks and pooling != "cls"):
         if pooling is not None:
             raise BadInputError(
-                f"--pooling {pooling}: the model has no [batch, sequence, hidden] output"
+                f"`pooling` {pooling}: the model has no [batch, sequence, hidden] output"
                 + ("" if masks or pooling == "cls" else " and no attention-mask input")
                 + " to pool",
-                hint="export the token embeddings (--outputs) with the attention mask as an input",
+                hint="export the token embeddings (`outputs`) with the attention mask as an input",
             )
         return None
     return {

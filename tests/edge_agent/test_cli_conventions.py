@@ -37,3 +37,19 @@ def test_a_bad_duration_is_exit_2_naming_the_value(tmp_path):
     )
     assert res.returncode == 2 and "'5 parsecs' is not a duration" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_agent_errors_name_settings_and_the_cli_shows_its_flags(tmp_path):
+    """The agent's library errors name settings in backticks (as the Greengrass configuration
+    knows them); the edge-agent CLI shows them as its own flags."""
+    from edge_agent.config import load_file
+    from edge_agent.errors import BadInputError
+
+    with pytest.raises(BadInputError) as info:
+        load_file(tmp_path / "nope.json")
+    assert "`config`" in info.value.hint and "--config" not in info.value.hint
+    res = subprocess.run(
+        [*AGENT, "serve", "--config", "nope.json"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert res.returncode == 2
+    assert "pass an existing --config FILE" in res.stderr and "`" not in res.stderr

@@ -109,7 +109,7 @@ def test_a_file_that_is_not_what_its_extension_says(name: str, content: bytes, t
 def test_missing_and_unsupported_files(tmp_path: Path):
     with pytest.raises(BadInputError, match="does not exist") as info:
         load(tmp_path / "nope.csv")
-    assert "--data" in info.value.hint
+    assert "`data`" in info.value.hint  # the CLI shows --data
     (tmp_path / "d.xlsx").write_bytes(b"x")
     with pytest.raises(BadInputError, match="unsupported type '.xlsx'"):
         load(tmp_path / "d.xlsx")

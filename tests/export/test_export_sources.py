@@ -50,7 +50,9 @@ def test_pickle_needs_trust(fitted, tmp_path: Path):
         )
         with pytest.raises(BadInputError, match="runs any code") as info:
             load_source(str(path))
-        assert "--trust-pickle" in info.value.hint and "skops" in info.value.hint
+        assert (
+            "`trust_pickle`" in info.value.hint and "skops" in info.value.hint
+        )  # CLI: --trust-pickle
         loaded = load_source(str(path), trust_pickle=True)
         assert loaded.kind == "pickle" and isinstance(loaded.obj, LogisticRegression)
 

@@ -93,7 +93,7 @@ def test_outputs_option_keeps_the_named_outputs(token_data: Path, tmp_path: Path
     )
     assert [o["name"] for o in bundle.signature["outputs"]] == ["pooler_output"]
     assert "embedding" not in bundle.signature  # nothing left to pool
-    with pytest.raises(BadInputError, match="--outputs names") as info:
+    with pytest.raises(BadInputError, match="`outputs` names") as info:
         run_export(
             ref("tiny_encoder"),
             token_data,

@@ -26,7 +26,7 @@ def compare_runs(
     higher-is-better ones (throughput, QPS) when it falls below 1 - threshold.
     """
     if not math.isfinite(threshold) or threshold < 0:
-        raise BadInputError(f"--threshold must be a number >= 0, got {threshold}")
+        raise BadInputError(f"`threshold` must be a number >= 0, got {threshold}")
     old_by = {config_key(r): r for r in old["records"]}
     new_by = {config_key(r): r for r in new["records"]}
     rows = []

@@ -253,7 +253,7 @@ def server(
 ) -> ScenarioOutcome:
     """Poisson arrivals at `qps` for the duration (or `iterations` arrivals), `workers` threads."""
     if qps <= 0:
-        raise BadInputError(f"--qps must be > 0, got {qps}")
+        raise BadInputError(f"`qps` must be > 0, got {qps}")
     if warm:
         warm_up(run, queries, timing)
     if timing.iterations is not None:

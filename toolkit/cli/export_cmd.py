@@ -20,6 +20,7 @@ from toolkit.cli.common import (
     print_json,
     report_error,
 )
+from toolkit.present.format import name_column, shorten_middle
 
 
 def parse_dynamic_axes(specs: list[str]) -> dict[str, dict[int, str]]:
@@ -62,15 +63,16 @@ def parity_table(report: dict[str, Any]) -> Table:
     table = Table(
         title=f"parity on {report['rows']} rows ({report.get('reference', 'native')} vs onnxruntime)",
         caption=f"tolerance: |diff| ≤ {tol['atol']:g} + {tol['rtol']:g}·range of the output "
-        "(1 for probabilities) on "
-        f"≥{1 - tol['max_mismatch_rate']:.0%} of rows; labels agree on ≥{tol['min_label_agreement']:.1%}",
+        "(1 for probabilities)\n"
+        f"on ≥{1 - tol['max_mismatch_rate']:.0%} of rows; labels agree on ≥{tol['min_label_agreement']:.1%}",
     )
-    table.add_column("output", no_wrap=True)
+    name_column(table, "output")
     for col in ("max abs diff", "of range", "rows out of tol", "label agreement"):
         table.add_column(col, justify="right")
     table.add_column("result")
     for name, r in report["outputs"].items():
         ok = "[green]pass[/]" if r["passed"] else "[red]FAIL[/]"
+        name = shorten_middle(name, 32)
         if "error" in r:
             table.add_row(name, "-", "-", "-", "-", f"{ok} {r['error']}")
         elif r["kind"] == "label":

@@ -15,6 +15,7 @@ from toolkit.greengrass.names import parse_assignments
 from toolkit.greengrass.package import DEFAULT_PLATFORMS, PackageRequest, package
 from toolkit.greengrass.preflight import Finding
 from toolkit.greengrass.recipe import Settings
+from toolkit.present.format import compact_table, fmt_mapping, name_column, shorten_middle
 
 
 def findings_table(findings: list[Finding]) -> Table:
@@ -120,16 +121,19 @@ def package_command(
     if as_json:
         print_json(result.to_dict())
         return
-    plans = Table(title=f"{result.name} {result.version}")
+    plans = compact_table(f"{result.name} {result.version}")  # six columns: no room for borders
     for col in ("platform", "target", "variant", "provider", "session options", "why"):
-        plans.add_column(col)
+        if col in ("platform", "target", "variant", "session options"):
+            name_column(plans, col)
+        else:
+            plans.add_column(col)
     for p in result.plans:
         plans.add_row(
             p.label,
-            p.target or "-",
-            p.variant,
-            p.provider,
-            str(p.session_options or "-"),
+            shorten_middle(p.target or "-"),
+            shorten_middle(p.variant),
+            p.provider.replace("ExecutionProvider", ""),  # as tune shows it: CPU, CUDA
+            fmt_mapping(p.session_options, sep="\n"),  # one setting a line
             p.reason if len(p.reason) <= 90 else p.reason[:89] + "…",
         )
     out.print(plans)

@@ -15,6 +15,7 @@ from edge_agent.errors import BadInputError, EdgekitError
 from toolkit.cli import app, options
 from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json
 from toolkit.cli.targets_cmd import TARGETS_DIR_OPTION
+from toolkit.present.format import fmt_mapping
 from toolkit.present.tune import front_table, gate_table
 from toolkit.tune.tuner import TuneRequest, TuneResult, tune
 
@@ -165,7 +166,7 @@ def tune_command(
     sel = result.selected.candidate
     out.print(
         f"[bold]selected for {result.target.name}[/]: {sel.variant} on "
-        f"{sel.provider}, {sel.options.to_manifest()}"
+        f"{sel.provider}, {fmt_mapping(sel.options.to_manifest())}"
     )
     out.print(f"[bold]why[/]: {result.reason}")
     where = result.measured_on or "nowhere (ranked by the profile)"

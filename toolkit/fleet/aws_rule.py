@@ -49,7 +49,7 @@ def ensure_forwarding_rule(
         )
     if not role_arn.startswith("arn:"):
         raise BadInputError(
-            f"--role-arn {role_arn!r} is not an ARN",
+            f"`role_arn` {role_arn!r} is not an ARN",
             hint="a role IoT Core may assume, allowed sqs:SendMessage on the queue",
         )
     payload = rule_payload(queue_url, role_arn)

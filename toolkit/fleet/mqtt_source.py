@@ -36,7 +36,7 @@ def topic_filters(group: str | None) -> list[str]:
     if not group:
         return base
     if any(c in group for c in "/+#$ "):
-        raise BadInputError(f"--group {group!r} must not contain '/', '+', '#', '$' or spaces")
+        raise BadInputError(f"`group` {group!r} must not contain '/', '+', '#', '$' or spaces")
     return [f"$share/{group}/{f}" for f in base]
 
 
@@ -70,7 +70,7 @@ class MqttSource:
                 opts.override_default_trust_store_from_path(None, ca)
             tls_ctx = io.ClientTlsContext(opts)
         elif cert or key:
-            raise BadInputError("--cert/--key need an mqtts:// broker URL")
+            raise BadInputError("`cert`/`key` need an mqtts:// broker URL")
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.connects = 0

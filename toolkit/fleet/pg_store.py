@@ -124,7 +124,7 @@ class PostgresStore:
                 hint=_HINT,
             ) from None
         except psycopg.ProgrammingError as exc:  # a bad URL (option names, syntax)
-            raise BadInputError(f"--store {self.location}: {exc}", hint=_HINT) from None
+            raise BadInputError(f"`store` {self.location}: {exc}", hint=_HINT) from None
         self._pool = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
@@ -389,7 +389,7 @@ def _migrate(conn: Any, location: str, *, existing: bool) -> None:
             raise BadInputError(
                 f"the fleet store {location} was written by a newer edgekit (schema version "
                 f"{current} is newer than this release knows ({latest}))",
-                hint="upgrade edgekit, or pass another --store",
+                hint="upgrade edgekit, or pass another `store`",
             )
         for version in range(current + 1, latest + 1):
             conn.execute(MIGRATIONS[version - 1])

@@ -94,7 +94,7 @@ class RulesConfig:
             return cls()
         path = Path(path)
         if not path.is_file():
-            raise BadInputError(f"--rules {path}: no such file")
+            raise BadInputError(f"`rules` {path}: no such file")
         text = path.read_text()
         try:
             if path.suffix.lower() in (".yaml", ".yml"):
@@ -104,9 +104,9 @@ class RulesConfig:
             else:
                 doc = json.loads(text)
         except ValueError as exc:  # json and yaml errors both derive from ValueError or YAMLError
-            raise BadInputError(f"--rules {path} does not parse: {exc}") from None
+            raise BadInputError(f"`rules` {path} does not parse: {exc}") from None
         except Exception as exc:
-            raise BadInputError(f"--rules {path} does not parse: {exc}") from None
+            raise BadInputError(f"`rules` {path} does not parse: {exc}") from None
         return cls.from_dict(doc, str(path))
 
     def build_routes(self, ctx: ActionContext) -> list[Route]:

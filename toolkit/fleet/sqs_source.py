@@ -56,7 +56,7 @@ class SqsSource:
         except Exception as exc:  # botocore ClientError, endpoint errors
             raise BadInputError(
                 f"cannot read the SQS queue {queue_url}: {exc}",
-                hint="pass the queue URL the topic rule writes to (and its --region)",
+                hint="pass the queue URL the topic rule writes to (and its `region`)",
             ) from None
 
     def start(self) -> SqsSource:

@@ -343,7 +343,7 @@ class SqliteStore:
         self.path = Path(path)
         self.location = str(self.path)
         if self.path.exists() and not self.path.is_file():
-            raise BadInputError(f"--db {self.path} is not a file")
+            raise BadInputError(f"`db` {self.path} is not a file")
         _refuse_foreign(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.keep_payloads = keep_payloads

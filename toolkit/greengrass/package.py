@@ -264,7 +264,7 @@ def bench_variants(bundle: Bundle, wanted: list[str]) -> list[str]:
         raise BadInputError(
             f"--bench-variants {','.join(unknown)}: not in the bundle "
             f"(it has {sorted(bundle.variants)})",
-            hint="name variants of the bundle, or pass --bench-variants all",
+            hint="name variants of the bundle, or pass `bench_variants` all",
         )
     rejected = [v for v in wanted if bundle.variant(v).get("rejected")]
     if rejected:

@@ -168,7 +168,7 @@ def publish(
         raise BadInputError(
             f"component {name} {version} already exists in {region} ({state}); published "
             "component versions are immutable",
-            hint="bump --version and package again",
+            hint="bump the version (edgekit package --version X.Y.Z) and package again",
         )
     found = clients.call("s3", "head_bucket", Bucket=request.bucket)
     check_bucket_region(found, request.bucket, region)

@@ -59,7 +59,7 @@ def dumps(recipe: dict[str, Any], fmt: str = "json") -> str:
         return json.dumps(recipe, indent=2, ensure_ascii=False) + "\n"
     if fmt == "yaml":
         return yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False, width=100)
-    raise BadInputError(f"--format {fmt!r} is not json or yaml")
+    raise BadInputError(f"`format` {fmt!r} is not json or yaml")
 
 
 def file_name(name: str, version: str, fmt: str) -> str:

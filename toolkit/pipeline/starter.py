@@ -214,7 +214,7 @@ def write_starter(output: Path, framework: str, force: bool = False) -> list[Pat
     existing = [p for p in targets if p.exists() or p.is_symlink()]
     if existing and not force:
         raise BadInputError(
-            f"{existing[0]} already exists", hint="choose another -o, or pass --force to overwrite"
+            f"{existing[0]} already exists", hint="choose another `output`, or pass `overwrite`"
         )
     foreign = [p for p in existing if not _starter_made(p)]
     if foreign:

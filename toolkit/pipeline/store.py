@@ -54,7 +54,7 @@ class RunStore:
             what="run store",
             path=self.path,
             option="--store",
-            foreign_hint="pass another --store (a new file is created)",
+            foreign_hint="pass another `store` (a new file is created)",
         )
 
     @classmethod
@@ -62,7 +62,7 @@ class RunStore:
         if not Path(path).is_file():
             raise BadInputError(
                 f"no run store at {path}",
-                hint="run a pipeline first (`edgekit run pipeline.yaml`) or pass --store",
+                hint="run a pipeline first (`edgekit run pipeline.yaml`) or pass `store`",
             )
         return cls(path)
 

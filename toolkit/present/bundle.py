@@ -5,9 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from edge_agent.contracts.bundle import Bundle
-from toolkit.present.format import fmt_bytes
+from toolkit.present.format import (
+    compact_table,
+    digest_column,
+    fmt_bytes,
+    fmt_mapping,
+    fmt_shape,
+    name_column,
+    shorten_middle,
+)
 
 
 def _parity_cell(parity: dict[str, Any] | None) -> str:
@@ -26,16 +35,29 @@ def _parity_cell(parity: dict[str, Any] | None) -> str:
 def summary_tables(bundle: Bundle, problems: list) -> list[Table]:
     m = bundle.manifest
     sig = Table(title=f"{m['name']} — {m['task']} ({m['signature']['input_kind']})")
-    for col in ("io", "name", "dtype", "shape", "role"):
+    sig.add_column("io")
+    name_column(sig, "name")
+    for col in ("dtype", "shape", "role"):
         sig.add_column(col)
     for io in ("inputs", "outputs"):
         for t in m["signature"][io]:
-            sig.add_row(io[:-1], t["name"], t["dtype"], str(t["shape"]), t.get("role", "-"))
+            sig.add_row(
+                io[:-1],
+                shorten_middle(t["name"], 32),
+                t["dtype"],
+                Text(fmt_shape(t["shape"])),  # `[batch, 8]` is not markup
+                t.get("role", "-"),
+            )
 
     bad = {p.file: p.problem for p in problems}
-    var = Table(title="variants")
-    for col in ("variant", "precision", "file", "size", "sha256", "parity", "status"):
-        var.add_column(col, justify="right" if col == "size" else "left")
+    var = compact_table("variants")  # seven columns: borders would cost 22 of 80
+    name_column(var, "variant")
+    var.add_column("precision", min_width=9)
+    name_column(var, "file")
+    var.add_column("size", justify="right")
+    digest_column(var)
+    for col in ("parity", "status"):
+        var.add_column(col)
     for name, v in m["variants"].items():
         status = (
             f"[red]{bad[v['file']]}[/]"
@@ -47,9 +69,9 @@ def summary_tables(bundle: Bundle, problems: list) -> list[Table]:
             )
         )
         var.add_row(
-            name,
+            shorten_middle(name),
             v["precision"],
-            v["file"],
+            shorten_middle(v["file"]),
             fmt_bytes(v["bytes"]),
             v["sha256"][:12],
             _parity_cell(v.get("parity")),
@@ -57,11 +79,13 @@ def summary_tables(bundle: Bundle, problems: list) -> list[Table]:
         )
 
     files = Table(title="files")
-    for col in ("file", "size", "sha256", "status"):
-        files.add_column(col)
+    name_column(files, "file")
+    files.add_column("size", no_wrap=True)
+    digest_column(files)
+    files.add_column("status")
     for name, e in m["files"].items():
         files.add_row(
-            name,
+            shorten_middle(name, 32),
             fmt_bytes(e["bytes"]),
             e["sha256"][:12],
             f"[red]{bad[name]}[/]" if name in bad else "[green]ok[/]",
@@ -75,7 +99,7 @@ def summary_tables(bundle: Bundle, problems: list) -> list[Table]:
     src = lineage.get("source", {})
     lin.add_row("source", f"{src.get('kind', '-')}: {src.get('factory') or src.get('path', '-')}")
     if src.get("sha256"):
-        lin.add_row("source sha256", src["sha256"])
+        lin.add_row("source sha256", src["sha256"][:12])
     if src.get("weights"):
         lin.add_row("weights", f"{src['weights']['path']} sha256 {src['weights']['sha256'][:12]}")
     if lineage.get("exporter") == "legacy":
@@ -91,11 +115,16 @@ def summary_tables(bundle: Bundle, problems: list) -> list[Table]:
     tables = [sig, var, files, lin]
     if m.get("selection"):
         sel = Table(title="selection per target")
-        for col in ("target", "variant", "session options", "reason"):
+        name_column(sel, "target")
+        name_column(sel, "variant")
+        for col in ("session options", "reason"):
             sel.add_column(col)
         for target, s in m["selection"].items():
             sel.add_row(
-                target, s["variant"], str(s.get("session_options", {})), s.get("reason", "")
+                shorten_middle(target),
+                shorten_middle(s["variant"]),
+                fmt_mapping(s.get("session_options")),
+                s.get("reason", ""),
             )
         tables.append(sel)
     return tables

@@ -7,6 +7,8 @@ from typing import Any
 
 from rich.table import Table
 
+from toolkit.present.format import shorten_middle
+
 MARKS = {"run": "[cyan]run[/]", "cached": "[green]cached[/]", "stop": "[yellow]stop[/]"}
 
 
@@ -16,7 +18,7 @@ def plan_table(plan: list[Any], title: str) -> Table:
         table.add_column(col)
     for i, p in enumerate(plan, 1):
         action = MARKS[p.action] + (" (forced)" if p.forced and p.cached else "")
-        table.add_row(str(i), p.name, action, p.key[:12], p.stage.describe()[:60])
+        table.add_row(str(i), p.name, action, p.key[:12], shorten_middle(p.stage.describe(), 60))
     return table
 
 

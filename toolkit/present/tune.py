@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from toolkit.present.format import fmt_bytes
+from toolkit.present.format import compact_table, fmt_bytes, name_column, shorten_middle
 from toolkit.tune.tuner import TuneResult
 
 
@@ -13,14 +13,17 @@ def front_table(result: TuneResult) -> Table:
     title = f"Pareto front for {result.target.name} (accuracy, latency, size)"
     if not measured:
         title = f"ranking for {result.target.name} (accuracy, size; nothing measured)"
-    t = Table(title=title)
+    t = compact_table(title)  # up to nine columns: borders would not fit 80
     cols = ["", "variant", "provider", "session options", "Δ metric", "size"]
     if measured:
         pct = result.budget.percentile if result.budget else "p50"
         other = "p99" if pct != "p99" else "p50"
         cols += [f"{pct} ms", f"{other} ms", "samples/s"]
     for c in cols:
-        t.add_column(c, justify="right" if c == "size" or c.endswith((" ms", "/s")) else "left")
+        if c in ("variant", "session options"):
+            name_column(t, c)
+        else:
+            t.add_column(c, justify="right" if c == "size" or c.endswith((" ms", "/s")) else "left")
     chosen = result.selected.candidate.key
     rows = result.front if measured else result.points
     for p in rows:
@@ -29,7 +32,7 @@ def front_table(result: TuneResult) -> Table:
             mark = "[red]✗[/]"  # shown in the profile ranking, pruned by the gate
         row = [
             mark,
-            p.info.label,
+            shorten_middle(p.info.label),
             p.candidate.provider.replace("ExecutionProvider", ""),
             p.candidate.options.short(),
             p.info.delta_text() or "-",
@@ -48,12 +51,14 @@ def front_table(result: TuneResult) -> Table:
 
 def gate_table(result: TuneResult) -> Table:
     t = Table(title="variants and the gate")
-    for c in ("variant", "kind", "size", "metric", "drop", "gate"):
+    name_column(t, "variant")
+    name_column(t, "kind")
+    for c in ("size", "metric", "drop", "gate"):
         t.add_column(c, justify="right" if c == "size" else "left")
     for name, i in result.variants.items():
         t.add_row(
-            name,
-            i.label,
+            shorten_middle(name),
+            shorten_middle(i.label),
             fmt_bytes(i.bytes),
             f"{i.metric}={i.value:.4g}" if i.value is not None else "-",
             i.delta_text() or "-",

@@ -133,5 +133,5 @@ def target_indices(target: np.ndarray, labels: list[Any]) -> np.ndarray:
     raise BadInputError(
         f"the target holds classes {', '.join(repr(u) for u in unknown)} that the model does "
         f"not know (its labels are {', '.join(map(str, labels[:20]))})",
-        hint="check --target-column and that the data belongs to this model",
+        hint="check `target_column` and that the data belongs to this model",
     )

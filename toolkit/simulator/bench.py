@@ -46,7 +46,7 @@ def check_requested(wanted: list[str] | None, shipped: dict[str, list[str]]) -> 
     unknown = [v for v in wanted if v not in have]
     if unknown:
         raise BadInputError(
-            f"--variants {','.join(unknown)}: not shipped by the component (it ships {have})",
+            f"`variants` {','.join(unknown)}: not shipped by the component (it ships {have})",
             hint="package the candidates with `edgekit package --bench-variants all` "
             "(or name them), or choose from the shipped ones",
         )

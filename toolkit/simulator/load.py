@@ -76,7 +76,7 @@ class Dataset:
 def load_dataset(samples: Path, name: str = "model") -> Dataset:
     """Rows from a user's .npz (keyed by input name), read without pickle."""
     if not samples.is_file():
-        raise BadInputError(f"data set {samples} not found", hint="pass --data samples.npz")
+        raise BadInputError(f"data set {samples} not found", hint="pass `data` (a samples.npz)")
     arrays = load_npz(samples, "data set")
     return _dataset(samples, name, {k: v for k, v in arrays.items() if not k.startswith("__")})
 

@@ -34,7 +34,7 @@ class BrokerUrl:
         if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
             raise BadInputError(
                 f"broker URL {url!r} is not mqtt://host:port or mqtts://host:port?cert=&key=&ca=",
-                hint="for the local mosquitto: --broker mqtt://127.0.0.1:1883",
+                hint="for the local mosquitto: `broker` mqtt://127.0.0.1:1883",
             )
         q = {k: v[0] for k, v in parse_qs(u.query).items()}
         tls = u.scheme == "mqtts"

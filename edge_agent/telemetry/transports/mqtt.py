@@ -83,7 +83,7 @@ class MqttTransport(Transport):
         elif not is_loopback(host):
             raise BadInputError(
                 f"plain mqtt:// to {host} would send telemetry unencrypted; refusing",
-                hint="use mqtts:// with --cert/--key/--ca (plain TCP is allowed for loopback only)",
+                hint="use mqtts:// with `cert`/`key`/`ca` (plain TCP is allowed for loopback only)",
             )
         self.host, self.port = host, port
         self.retry_no_subscribers = bool(getattr(config, "mqtt_retry_no_subscribers", True))

@@ -208,3 +208,18 @@ def test_collect_command_stores_from_the_broker(mosquitto_broker, tmp_path):
     assert stats["stored"] == 5 and stats["duplicates"] == 0
     bad = runner.invoke(app, ["fleet", "collect", "--broker", "http://x", "--db", str(db)])
     assert bad.exit_code == 2 and "mqtt://HOST:PORT" in bad.output
+
+
+def test_report_terminal_fits_80_columns(fleet_db):
+    """#17: the fleet summary fits an 80-column terminal, with no raw dicts or `None`."""
+    from tests.toolkit.present.test_tables_fit import check_fits
+    from toolkit.cli import common
+
+    saved = common.out._width
+    common.out.width = 80
+    try:
+        result = runner.invoke(app, ["fleet", "report", "--store", fleet_db[0]])
+    finally:
+        common.out._width = saved
+    assert result.exit_code == 0, result.output
+    check_fits(result.stdout, str(fleet_db[1]), fleet_db[0])
