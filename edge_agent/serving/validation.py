@@ -128,6 +128,10 @@ def by_onnx_name(feeds: dict[str, Any], aliases: dict[str, str]) -> dict[str, An
     return out
 
 
+# what a nested-list feed may hold (None: a missing value in a tabular column)
+_SCALARS = (int, float, bool, str, bytes, np.generic, type(None))
+
+
 class Validator:
     """Checks feeds against one model's inputs; rebuilt on every model swap.
 
@@ -189,6 +193,43 @@ class Validator:
         return user if user is not None and user in keys else None
 
     # -- numpy feeds (in-process path, batch mode) -------------------------------------------
+    def _plain_array(self, name: str, value: Any) -> np.ndarray:
+        """A feed that is not an ndarray, as one: numpy-compatible containers (pandas, torch)
+        convert themselves; nested lists and tuples of scalars are counted against the element
+        cap first. Anything else is refused: np.asarray would expand a lazy sequence such as
+        range(10**10) into tens of gigabytes before any cap is checked."""
+        if hasattr(value, "__array__") or hasattr(value, "__array_interface__"):
+            pass
+        else:
+            cap, count, stack = self.limits.max_elements, 0, [value]
+            while stack:
+                item = stack.pop()
+                if isinstance(item, (list, tuple)):
+                    if count + len(item) > cap:
+                        raise RequestError(
+                            f"input {name!r} has over {cap} elements, the cap "
+                            "(max_elements in the agent's configuration raises it)",
+                            "too_large",
+                        )
+                    stack.extend(item)
+                elif isinstance(item, _SCALARS):
+                    count += 1
+                    if count > cap:
+                        raise RequestError(
+                            f"input {name!r} has over {cap} elements, the cap "
+                            "(max_elements in the agent's configuration raises it)",
+                            "too_large",
+                        )
+                else:
+                    raise RequestError(
+                        f"input {name!r} holds a {type(item).__name__}: send a numpy array or "
+                        "nested lists of numbers (or strings)"
+                    )
+        try:
+            return np.asarray(value)
+        except Exception as exc:  # ragged lists and the like
+            raise RequestError(f"input {name!r} is not a regular array: {exc}") from None
+
     def check_feeds(self, feeds: Any) -> tuple[dict[str, np.ndarray], int]:
         """Return feeds ready for session.run and the batch size; raise RequestError."""
         if not isinstance(feeds, dict):
@@ -202,10 +243,7 @@ class Validator:
         for name, spec in self.inputs.items():
             arr = feeds[name]
             if type(arr) is not np.ndarray:
-                try:
-                    arr = np.asarray(arr)
-                except Exception as exc:  # ragged lists and the like
-                    raise RequestError(f"input {name!r} is not a regular array: {exc}") from None
+                arr = self._plain_array(name, arr)
             arr = self._dtype(spec, arr)
             n = self._shape(spec, arr.shape)
             if batch is None:

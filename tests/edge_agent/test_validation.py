@@ -257,3 +257,17 @@ def test_request_path_calls_the_binding_with_the_same_results(cnn_engine, cnn_bu
 
     other = Other()
     assert session_runner(other) == other.run
+
+
+def test_lazy_or_foreign_feeds_are_refused_before_any_allocation(cnn_engine):
+    """np.asarray(range(10**10)) would build an 80 GB array before any cap was checked (a fuzz
+    example once took the test process to 24 GB)."""
+    for feed in (range(10**10), [range(10**10)], iter([1.0]), {"a": 1}):
+        with pytest.raises(RequestError) as info:
+            cnn_engine.infer({"input": feed})
+        assert info.value.status in (400, 413), info.value.message
+    with pytest.raises(RequestError) as info:
+        cnn_engine.infer({"input": [[0.0] * 10] * 500_000})  # 5 M elements of plain lists
+    assert info.value.status == 413 and "cap" in info.value.message
+    out = cnn_engine.infer({"input": np.zeros((1, 1, 8, 8), np.float32).tolist()})
+    assert out[2][0].shape[1] == 10  # nested lists still work
