@@ -198,32 +198,27 @@ class Validator:
         convert themselves; nested lists and tuples of scalars are counted against the element
         cap first. Anything else is refused: np.asarray would expand a lazy sequence such as
         range(10**10) into tens of gigabytes before any cap is checked."""
-        if hasattr(value, "__array__") or hasattr(value, "__array_interface__"):
-            pass
-        else:
+        if not (hasattr(value, "__array__") or hasattr(value, "__array_interface__")):
             cap, count, stack = self.limits.max_elements, 0, [value]
             while stack:
                 item = stack.pop()
                 if isinstance(item, (list, tuple)):
-                    if count + len(item) > cap:
-                        raise RequestError(
-                            f"input {name!r} has over {cap} elements, the cap "
-                            "(max_elements in the agent's configuration raises it)",
-                            "too_large",
-                        )
-                    stack.extend(item)
+                    over = count + len(item) > cap
+                    if not over:
+                        stack.extend(item)
                 elif isinstance(item, _SCALARS):
                     count += 1
-                    if count > cap:
-                        raise RequestError(
-                            f"input {name!r} has over {cap} elements, the cap "
-                            "(max_elements in the agent's configuration raises it)",
-                            "too_large",
-                        )
+                    over = count > cap
                 else:
                     raise RequestError(
                         f"input {name!r} holds a {type(item).__name__}: send a numpy array or "
                         "nested lists of numbers (or strings)"
+                    )
+                if over:
+                    raise RequestError(
+                        f"input {name!r} has over {cap} elements, the cap "
+                        "(max_elements in the agent's configuration raises it)",
+                        "too_large",
                     )
         try:
             return np.asarray(value)
