@@ -32,12 +32,14 @@ class SqsSource:
         *,
         wait_s: int = 10,
         visibility_s: int = 60,
+        idle_s: float = 0.5,
     ) -> None:
         self.collector = collector
         self.queue_url = queue_url
         self.client = client
         self.wait_s = wait_s
         self.visibility_s = visibility_s
+        self.idle_s = idle_s
         self.filters = [queue_url]
         self.host, self.port = queue_url, 443
         self.connected = threading.Event()
@@ -108,9 +110,13 @@ class SqsSource:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.poll_once()
+                got = self.poll_once()
                 self.delete_acknowledged()
                 self.connected.set()
+                if not got and self.wait_s < 1:
+                    # a short poll on an empty queue would spin: the receive loop then holds
+                    # the GIL against the writer (seen: a 30-message batch took over 60 s)
+                    self._stop.wait(self.idle_s)
             except Exception as exc:  # network, throttling: keep polling, undeleted come back
                 self.connected.clear()
                 self.last_error = repr(exc)
