@@ -78,6 +78,12 @@ def package_command(
     window: float = options.duration_of("60s", "--window", "Monitoring window"),
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="Agent REST port."),
     host: str = typer.Option("127.0.0.1", "--host", help="Agent REST bind address."),
+    grpc_port: int | None = typer.Option(
+        None,
+        "--grpc-port",
+        help="Also serve KServe v2 over gRPC on this port (the device then installs grpcio and "
+        "protobuf); off when left out.",
+    ),
     capture_fraction: float = typer.Option(
         0.0, "--capture-fraction", min=0.0, max=1.0, help="Share of requests captured to disk."
     ),
@@ -113,7 +119,11 @@ def package_command(
         targets_dir=targets_dir,
         sign_key=sign_key,
         settings=Settings(
-            window_s=_whole_seconds(window), host=host, port=port, capture_fraction=capture_fraction
+            window_s=_whole_seconds(window),
+            host=host,
+            port=port,
+            capture_fraction=capture_fraction,
+            grpc_port=grpc_port,
         ),
     )
     with err.status("packaging…") as status:

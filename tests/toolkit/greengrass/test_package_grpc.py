@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import json
+import os
 import re
 import shlex
 import socket
@@ -175,3 +176,22 @@ def test_startup_command_serves_grpc_from_the_artifacts(grpc_packaged, tmp_path)
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert f"grpc=127.0.0.1:{port}" in err or f":{port}" in err, err[-2000:]
+
+
+def test_cli_grpc_port_flag(tabular_bundle, tmp_path, monkeypatch):
+    """`edgekit package --grpc-port N` as the README runs it (relative paths, another cwd): the
+    recipe turns the endpoint on; a port equal to the REST port is refused with exit 2."""
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    bundle = Path(os.path.relpath(tabular_bundle, tmp_path))
+    args = ["package", str(bundle), "--name", NAME, "--version", VERSION, "-o", "gg"]
+    res = CliRunner().invoke(app, [*args, "--grpc-port", "8081", "--json"])
+    assert res.exit_code == 0, res.output
+    recipe_path = next((tmp_path / "gg").rglob("recipes/*.json"))
+    recipe = json.loads(recipe_path.read_text())
+    assert recipe["ComponentConfiguration"]["DefaultConfiguration"]["grpc_port"] == "8081"
+    res = CliRunner().invoke(app, [*args, "--overwrite", "--grpc-port", "8080"])
+    assert res.exit_code == 2 and "grpc_port" in res.output
