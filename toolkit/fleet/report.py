@@ -13,7 +13,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from toolkit.fleet import fastjson
 from toolkit.fleet.drift import FLEET
 from toolkit.fleet.store import Store
 from toolkit.fleet.summary import drift_entries, merged_latency
@@ -550,10 +549,6 @@ def _html_deployments(report: HtmlReport, s: dict[str, Any]) -> None:
         )
     if s["gaps"]:
         report.table(s["gaps"], caption="sequence gaps (lost messages)")
-
-
-def to_json(s: dict[str, Any]) -> str:
-    return fastjson.dumps(s)
 
 
 __all__ = ["FLEET", "print_summary", "write_html"]
