@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from tests.helpers.fleet import start_collector
+
 ROOT = Path(__file__).resolve().parents[1]
 LIGHT_BODY_SEED = 7
 
@@ -152,30 +154,6 @@ def _publisher(
     out.write_text(json.dumps({"last_seq": seqs, "republished": failures}))
 
 
-def _collect(url: str, store: str, cid: str, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from toolkit.cli import main; main()",
-            "fleet",
-            "collect",
-            "--broker",
-            url,
-            "--store",
-            store,
-            "--group",
-            "edgekit",
-            "--client-id",
-            cid,
-            "--json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=log.open("ab"),
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
 def fleet_through_broker(
     broker_url: str,
     broker_log: Any,
@@ -196,7 +174,7 @@ def fleet_through_broker(
     count = lambda: int(store.scalar("SELECT COUNT(*) FROM messages"))  # noqa: E731
     ids = ["bench-col-1", "bench-col-2", "bench-col-3"]
     logs = work / "collectors.log"
-    cols = {c: _collect(broker_url, store_url, c, logs) for c in ids}
+    cols = {c: start_collector(broker_url, store_url, c, stderr=logs.open("ab")) for c in ids}
     deadline = time.monotonic() + 120
     while not all(f"as {c}" in broker_log() for c in ids) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -234,7 +212,9 @@ def fleet_through_broker(
                 cols["bench-col-2"].wait(10)
                 events["killed"] = now - t0
             if "restarted" not in events and now - t0 >= 0.6 * duration_s:
-                cols["bench-col-2"] = _collect(broker_url, store_url, "bench-col-2", logs)
+                cols["bench-col-2"] = start_collector(
+                    broker_url, store_url, "bench-col-2", stderr=logs.open("ab")
+                )
                 events["restarted"] = now - t0
             time.sleep(1.0)
         for p in procs:

@@ -25,6 +25,7 @@ from edge_agent.monitoring.alerts import AlertEngine
 from edge_agent.serving import model as model_mod
 from edge_agent.serving.engine import Active, Engine, ModelError
 from edge_agent.serving.validation import RequestError
+from edge_agent.signals import StopFlag
 from edge_agent.telemetry import transports as transport_registry
 from edge_agent.telemetry.outbox import Outbox, Publisher
 from edge_agent.telemetry.transports.base import Transport
@@ -90,7 +91,7 @@ class Agent:
         self.started_at = time.time()
         self.ready_s: float | None = None
         self._stop = threading.Event()
-        self._signalled = False  # set by the signal handler (see _on_signal)
+        self._signalled = StopFlag()  # SIGTERM/SIGINT, once handle_signals installed it
         self._stopped = threading.Event()
         self._window_lock = threading.Lock()
         self._window_thread: threading.Thread | None = None
@@ -415,15 +416,9 @@ class Agent:
     # -- running and stopping --------------------------------------------------------------------
     def handle_signals(self) -> None:
         """SIGTERM/SIGINT ask for a clean stop. Installed before start-up by the CLI, so a
-        signal that comes right after (or during) start-up is not the default, abrupt death."""
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-
-    def _on_signal(self, *_: Any) -> None:
-        # A plain flag, no lock: the handler runs on the main thread between any two bytecodes,
-        # also while that thread holds the stop Event's lock inside Event.wait(); Event.set()
-        # here would wait for that lock forever (an agent that never exits on SIGTERM).
-        self._signalled = True
+        signal that comes right after (or during) start-up is not the default, abrupt death.
+        The handler sets a plain flag and takes no lock (edge_agent.signals says why)."""
+        self._signalled.install((signal.SIGTERM, signal.SIGINT))
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT, then finish the window, flush, exit 0."""

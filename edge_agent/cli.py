@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
+    _add_serve(sub)
+    _add_batch(sub)
+    return p
+
+
+def _add_serve(sub: Any) -> None:
+    """`edge-agent serve`: the bundle, REST and gRPC, the token, the transport and monitoring."""
     s = sub.add_parser(
         "serve",
         help="serve a bundle over REST (and Greengrass), with monitoring",
@@ -110,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--transport", choices=["greengrass", "mqtt", "inprocess", "none"])
     s.add_argument("--component-version", help="version reported in telemetry")
 
+
+def _add_batch(sub: Any) -> None:
+    """`edge-agent batch`: a file or folder of inputs through the model."""
     b = sub.add_parser(
         "batch",
         help="run a file or folder of inputs through the model",
@@ -127,7 +137,6 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--chunk", type=int, help="rows per inference call (default: max_batch 256)")
     b.add_argument("--json", action="store_true", help="print the summary as JSON")
     b.add_argument("--no-progress", action="store_true")
-    return p
 
 
 _FLAG_KEYS = {

@@ -45,15 +45,3 @@ def is_stable(
         if _spread([float(w[key]) for w in tail]) > config.tolerance:
             return False
     return True
-
-
-def spreads(
-    windows: Sequence[dict[str, Any]], config: StabilityConfig = StabilityConfig()
-) -> dict[str, float]:
-    """The max/min - 1 of the trailing windows per metric, for the record."""
-    tail = windows[-config.windows :]
-    if not tail:
-        return {}
-    return {
-        key: _spread([float(w[key]) for w in tail]) for key in ("throughput", config.latency_key)
-    }

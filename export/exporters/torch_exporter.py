@@ -66,6 +66,61 @@ def _flat_module(torch: Any) -> type:
     return FlatModule
 
 
+def _as_tensors(data: SampleData) -> SampleData:
+    """A table becomes one float32 `input` tensor: a torch model takes numeric tensors."""
+    if data.tensors is not None:
+        return data
+    frame: Any = data.frame
+    if any(frame[c].dtype.kind not in "fiub" for c in frame.columns):
+        raise BadInputError("a torch model takes numeric tensors; the data has text columns")
+    return SampleData(
+        data.path, tensors={"input": frame.to_numpy(dtype=np.float32)}, target=data.target
+    )
+
+
+def _feeds(obj: Any, data: SampleData) -> tuple[list[str], list[np.ndarray], dict[str, np.ndarray]]:
+    """The ONNX input names, their arrays (float64 narrowed to float32) and the two as feeds."""
+    names = _input_names(obj, data)
+    tensors = data.named
+    arrays = [next(iter(tensors.values()))] if len(tensors) == 1 else [tensors[n] for n in names]
+    arrays = [a.astype(np.float32) if a.dtype == np.float64 else a for a in arrays]
+    return names, arrays, dict(zip(names, arrays, strict=True))
+
+
+def _signature(
+    path: Path, options: ExportOptions, task: str, native: list[np.ndarray]
+) -> tuple[dict[str, Any], int | None]:
+    """The bundle signature read back from the exported graph, and its opset (refused when
+    it is not the opset asked for)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    outputs = [tensor_spec(o) for o in model.graph.output]
+    role = "logits" if task == "classification" else ("value" if task == "regression" else "raw")
+    for o in outputs:
+        o["role"] = role
+    labels = options.labels
+    if task == "classification" and labels is None:
+        labels = list(range(int(native[0].shape[-1])))
+    signature: dict[str, Any] = {
+        "inputs": [{**tensor_spec(i), "role": "features"} for i in model.graph.input],
+        "outputs": outputs,
+        "input_kind": "tensor",
+        "labels": labels,
+    }
+    embedding = torch_io.embedding_spec(signature["inputs"], outputs, options.pooling)
+    if embedding is not None:
+        signature["embedding"] = embedding
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if options.opset and opset != options.opset:
+        raise BadInputError(
+            f"torch could not export at opset {options.opset} (the model came out at {opset})",
+            hint="choose an opset the exporter supports (18 or later for the dynamo exporter), "
+            "or try `legacy_exporter`",
+        )
+    return signature, opset
+
+
 class TorchExporter:
     name = "torch"
 
@@ -81,15 +136,7 @@ class TorchExporter:
     ) -> ExportResult:
         import torch
 
-        if data.tensors is None:
-            frame: Any = data.frame
-            if any(frame[c].dtype.kind not in "fiub" for c in frame.columns):
-                raise BadInputError(
-                    "a torch model takes numeric tensors; the data has text columns"
-                )
-            data = SampleData(
-                data.path, tensors={"input": frame.to_numpy(dtype=np.float32)}, target=data.target
-            )
+        data = _as_tensors(data)
         program = isinstance(obj, torch.export.ExportedProgram)
         module = obj
         if not program:
@@ -99,14 +146,7 @@ class TorchExporter:
 
         if program:
             _check_program_batch(obj)
-        names = _input_names(obj, data)
-        tensors = data.named
-        if len(tensors) == 1:
-            arrays = [next(iter(tensors.values()))]
-        else:
-            arrays = [tensors[n] for n in names]
-        arrays = [a.astype(np.float32) if a.dtype == np.float64 else a for a in arrays]
-        feeds = dict(zip(names, arrays, strict=True))
+        names, arrays, feeds = _feeds(obj, data)
 
         task = options.task or "raw"
         base = "logits" if task == "classification" else "output"
@@ -118,54 +158,11 @@ class TorchExporter:
         native = self._run_native(runnable or call, arrays, None if runnable else leaves)
         out_names = [leaf.name for leaf in leaves]
         path = workdir / "model.onnx"
-        # two rows: with one, torch.export would specialise the batch axis to 1
-        example = tuple(torch.from_numpy(np.resize(a, (2, *a.shape[1:])).copy()) for a in arrays)
-        notes = ["legacy TorchScript exporter"] if options.legacy else []
-        seq_inputs = [
-            n for n in torch_io.token_inputs(feeds) if 1 not in options.dynamic_axes.get(n, {})
-        ]
         target = obj if program else runnable
-        try:
-            self._export(target, example, names, out_names, options, path, seq_inputs)
-        except BadInputError as exc:
-            if not seq_inputs or program:
-                raise
-            # a model that needs a fixed length (a reshape by it, a fixed position table)
-            self._export(target, example, names, out_names, options, path, [])
-            notes.append(
-                f"the sequence axis of {', '.join(seq_inputs)} is fixed at "
-                f"{feeds[seq_inputs[0]].shape[1]}: the model did not export with it dynamic "
-                f"({exc.message[:200]})"
-            )
-
-        import onnx
-
-        model = onnx.load(str(path))
-        outputs = [tensor_spec(o) for o in model.graph.output]
-        role = (
-            "logits" if task == "classification" else ("value" if task == "regression" else "raw")
+        notes = self._export_or_fix_length(
+            target, program, names, arrays, feeds, out_names, options, path
         )
-        for o in outputs:
-            o["role"] = role
-        labels = options.labels
-        if task == "classification" and labels is None:
-            labels = list(range(int(native[0].shape[-1])))
-        signature: dict[str, Any] = {
-            "inputs": [{**tensor_spec(i), "role": "features"} for i in model.graph.input],
-            "outputs": outputs,
-            "input_kind": "tensor",
-            "labels": labels,
-        }
-        embedding = torch_io.embedding_spec(signature["inputs"], outputs, options.pooling)
-        if embedding is not None:
-            signature["embedding"] = embedding
-        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-        if options.opset and opset != options.opset:
-            raise BadInputError(
-                f"torch could not export at opset {options.opset} (the model came out at {opset})",
-                hint="choose an opset the exporter supports (18 or later for the dynamo exporter), "
-                "or try `legacy_exporter`",
-            )
+        signature, opset = _signature(path, options, task, native)
         return ExportResult(
             onnx_path=path,
             framework="torch",
@@ -178,6 +175,41 @@ class TorchExporter:
             opset=opset,
             notes=notes,
         )
+
+    def _export_or_fix_length(
+        self,
+        target: Any,
+        program: bool,
+        names: list[str],
+        arrays: list[np.ndarray],
+        feeds: dict[str, np.ndarray],
+        out_names: list[str],
+        options: ExportOptions,
+        path: Path,
+    ) -> list[str]:
+        """Export with the sequence axes dynamic; a model that needs a fixed length (a reshape
+        by it, a fixed position table) is exported again with them fixed, and a note says so."""
+        import torch
+
+        # two rows: with one, torch.export would specialise the batch axis to 1
+        example = tuple(torch.from_numpy(np.resize(a, (2, *a.shape[1:])).copy()) for a in arrays)
+        notes = ["legacy TorchScript exporter"] if options.legacy else []
+        seq_inputs = [
+            n for n in torch_io.token_inputs(feeds) if 1 not in options.dynamic_axes.get(n, {})
+        ]
+        try:
+            self._export(target, example, names, out_names, options, path, seq_inputs)
+        except BadInputError as exc:
+            if not seq_inputs or program:
+                raise
+            # a model that needs a fixed length (a reshape by it, a fixed position table)
+            self._export(target, example, names, out_names, options, path, [])
+            notes.append(
+                f"the sequence axis of {', '.join(seq_inputs)} is fixed at "
+                f"{feeds[seq_inputs[0]].shape[1]}: the model did not export with it dynamic "
+                f"({exc.message[:200]})"
+            )
+        return notes
 
     @staticmethod
     def _output_leaves(

@@ -275,6 +275,9 @@ def _measure_config(
     return record
 
 
+Config = tuple[str, Callable[[], Any], int]
+
+
 def run_bench(
     bundle_dir: str | Path, plan: BenchPlan, progress: Progress | None = None
 ) -> BenchRun:
@@ -297,21 +300,22 @@ def run_bench(
     except BundleError as exc:
         samples = None
         skipped.append(Skipped("samples", f"{exc.message}; inputs generated to the signature"))
+    native = _native_configs(bundle, plan, samples, skipped)  # loaded first, as it was
+    configs = _onnx_configs(bundle, plan, variants, providers, samples) + native
+    _measure_all(run, plan, configs, skipped, progress)
+    _annotate(run, plan)
+    run.skipped = [s.as_dict() for s in skipped]
+    run.wall_s = time.perf_counter() - t_start
+    return run
+
+
+def _onnx_configs(
+    bundle: Bundle, plan: BenchPlan, variants: list[str], providers: list[str], samples: Any
+) -> list[Config]:
+    """One configuration per variant × provider × threads × batch, each opening a fresh
+    onnxruntime session when it is measured."""
     inputs = bundle.signature["inputs"]
-
-    native = None
-    native_load_s = None
-    if plan.native:
-        t0 = time.perf_counter()
-        try:
-            native = load_native(bundle, trust_code=plan.trust_code)
-            native_load_s = time.perf_counter() - t0
-        except NativeUnavailable as exc:
-            skipped.append(Skipped("native baseline", str(exc)))
-        except Exception as exc:  # rebuilding someone's model may fail in many ways
-            skipped.append(Skipped("native baseline", f"{type(exc).__name__}: {str(exc)[:300]}"))
-
-    configs: list[tuple[str, Callable[[], Any], int]] = []
+    configs: list[Config] = []
     for name in variants:
         path = bundle.verify_variant(name)
         for provider in providers:
@@ -326,19 +330,51 @@ def run_bench(
                         ).open()  # fmt: skip
 
                     configs.append((label, make, batch))
-    if native is not None:
-        for threads in plan.threads:
-            for batch in plan.batch_sizes:
-                label = f"native {native.framework} · {threads or 'default'} thr · batch {batch}"
+    return configs
 
-                def make_native(threads=threads) -> Any:
-                    return NativeSUT(
-                        native, inputs, threads=threads, samples=samples, sets=plan.sets,
-                        seed=plan.seed, create_s=native_load_s,
-                    )  # fmt: skip
 
-                configs.append((label, make_native, batch))
+def _native_configs(
+    bundle: Bundle, plan: BenchPlan, samples: Any, skipped: list[Skipped]
+) -> list[Config]:
+    """The native baseline's configurations (threads × batch), when asked for and the source
+    model can be rebuilt here; otherwise none, with the reason in `skipped`."""
+    if not plan.native:
+        return []
+    t0 = time.perf_counter()
+    try:
+        native = load_native(bundle, trust_code=plan.trust_code)
+        native_load_s = time.perf_counter() - t0
+    except NativeUnavailable as exc:
+        skipped.append(Skipped("native baseline", str(exc)))
+        return []
+    except Exception as exc:  # rebuilding someone's model may fail in many ways
+        skipped.append(Skipped("native baseline", f"{type(exc).__name__}: {str(exc)[:300]}"))
+        return []
+    inputs = bundle.signature["inputs"]
+    configs: list[Config] = []
+    for threads in plan.threads:
+        for batch in plan.batch_sizes:
+            label = f"native {native.framework} · {threads or 'default'} thr · batch {batch}"
 
+            def make_native(threads=threads) -> Any:
+                return NativeSUT(
+                    native, inputs, threads=threads, samples=samples, sets=plan.sets,
+                    seed=plan.seed, create_s=native_load_s,
+                )  # fmt: skip
+
+            configs.append((label, make_native, batch))
+    return configs
+
+
+def _measure_all(
+    run: BenchRun,
+    plan: BenchPlan,
+    configs: list[Config],
+    skipped: list[Skipped],
+    progress: Progress,
+) -> None:
+    """Measure each configuration into `run`; one that cannot run is skipped with its reason,
+    and Ctrl-C keeps what was measured (the run says where it was interrupted)."""
     run.planned = len(configs)
     progress.start(len(configs))
     current = "the first configuration"
@@ -362,11 +398,6 @@ def run_bench(
         # Ctrl-C: the configurations measured so far are kept (the run says it is incomplete);
         # the one in progress is dropped
         run.interrupted = current
-
-    _annotate(run, plan)
-    run.skipped = [s.as_dict() for s in skipped]
-    run.wall_s = time.perf_counter() - t_start
-    return run
 
 
 def config_key(record: dict[str, Any]) -> tuple[Any, ...]:

@@ -147,21 +147,11 @@ def bench_run(
 ) -> None:  # fmt: skip
     """Measure latency and throughput of every variant × provider × threads × batch."""
     from toolkit.bench.cost import choose_price
-    from toolkit.bench.engine import BenchPlan, run_bench
+    from toolkit.bench.engine import BenchPlan
     from toolkit.bench.loadgen import LatencyBound
     from toolkit.bench.store import prepare_output, save_to_manifest, write_results
 
-    if duration is not None and iterations is not None:
-        raise BadInputError("give --duration or --iterations, not both")
-    try:
-        timing = TimingConfig(
-            warmup_iterations=warmup,
-            iterations=iterations,
-            duration_s=duration,
-            stability=StabilityConfig(tolerance=stability, max_windows=max_windows),
-        )
-    except ValueError as exc:
-        raise BadInputError(str(exc)) from None
+    timing = _timing(duration, iterations, warmup, stability, max_windows)
     plan = BenchPlan(
         variants=_list(options.merged(variants, old_variants, "--variants", "--variant", "all")),
         include_rejected=include_rejected,
@@ -184,17 +174,7 @@ def bench_run(
     out_path = output or Path(f"bench-{bundle.manifest['name']}")
     existed = out_path.exists()
     out_dir = prepare_output(out_path, bundle_dir)
-    progress: RichProgress | None = None
-    try:
-        progress = RichProgress()
-        run = run_bench(bundle_dir, plan, progress)
-    except KeyboardInterrupt:  # before the first configuration: nothing to keep
-        if progress is not None:
-            progress.stop()
-        interrupted_with_nothing(out_dir, existed)
-    finally:
-        if progress is not None:
-            progress.stop()
+    run = _measure(bundle_dir, plan, out_dir, existed)
     if run.interrupted is not None:
         keep_interrupted(run, out_dir, existed, as_json)
     if not run.records:
@@ -215,6 +195,49 @@ def bench_run(
             }
         )
         return
+    _print_run(run, doc, paths, saved, target)
+
+
+def _timing(
+    duration: float | None, iterations: int | None, warmup: int, stability: float, max_windows: int
+) -> TimingConfig:
+    """How long each configuration is timed; --duration and --iterations exclude each other."""
+    if duration is not None and iterations is not None:
+        raise BadInputError("give --duration or --iterations, not both")
+    try:
+        timing = TimingConfig(
+            warmup_iterations=warmup,
+            iterations=iterations,
+            duration_s=duration,
+            stability=StabilityConfig(tolerance=stability, max_windows=max_windows),
+        )
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from None
+    return timing
+
+
+def _measure(bundle_dir: Path, plan: Any, out_dir: Path, existed: bool) -> Any:
+    """Run the plan under a progress bar; Ctrl-C before the first configuration removes the
+    report folder this run made and exits 130."""
+    from toolkit.bench.engine import run_bench
+
+    progress: RichProgress | None = None
+    try:
+        progress = RichProgress()
+        run = run_bench(bundle_dir, plan, progress)
+    except KeyboardInterrupt:  # before the first configuration: nothing to keep
+        if progress is not None:
+            progress.stop()
+        interrupted_with_nothing(out_dir, existed)
+    finally:
+        if progress is not None:
+            progress.stop()
+    return run
+
+
+def _print_run(
+    run: Any, doc: dict[str, Any], paths: dict[str, Path], saved: list[str], target: str
+) -> None:
     out.print(results_table(doc))
     costs = cost_table(doc)
     if costs is not None:

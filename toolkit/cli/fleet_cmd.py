@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 from edge_agent.errors import BadInputError
+from edge_agent.signals import StopFlag
 from toolkit.cli import app, options
 from toolkit.cli.common import JSON_OPTION, err, handle_errors, out, print_json
 
@@ -118,10 +118,7 @@ def collect_command(
         source = MqttSource(
             collector, broker, group=group or None, client_id=client_id, cert=cert, key=key, ca=ca
         )
-    # SIGTERM sets a plain flag: a handler calling Event.set() can deadlock on the Event's lock,
-    # which the main thread holds inside Event.wait() (the agent hung that way)
-    stopping: list[bool] = []
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    stopping = StopFlag().install()  # SIGTERM: a plain flag, as the agent takes it
     started = time.monotonic()
     try:
         source.start()
@@ -139,7 +136,7 @@ def collect_command(
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        stopping.restore()
         collector.flush(30)  # store (and acknowledge) what arrived before disconnecting
         source.stop()
         collector.evaluate()

@@ -12,7 +12,6 @@ so names, help texts and units agree across commands (a test walks the CLI and c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -184,7 +183,3 @@ def merged(new_value: Any, old_value: Any, old: str, new: str, default: Any = No
     if isinstance(new_value, list):
         return [*new_value, *old_value]
     return old_value if new_value in (None, False, default) else new_value
-
-
-def path_or_none(value: Any) -> Path | None:
-    return None if value is None else Path(value)

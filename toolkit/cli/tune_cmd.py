@@ -96,21 +96,7 @@ def tune_command(
 ) -> None:
     """Choose the best variant and session options for a target; record it in the manifest."""
     fleet = from_fleet if from_fleet is None or "://" in from_fleet else Path(from_fleet)
-    if max_trials is not None and max_trials < 1:
-        raise BadInputError("--max-trials must be >= 1")
-    if time_budget is not None and time_budget <= 0:
-        raise BadInputError("--time-budget must be > 0 seconds")
-    if output is not None and (output.is_dir() or output.parent.is_file()):
-        raise BadInputError(
-            f"-o {output} cannot be written as a file", hint="give a file name, e.g. tune.json"
-        )
-    if output is not None:
-        owned.check_file(
-            output,
-            owned.json_kind_is(TUNE_KIND),
-            "a tune result",
-            [bundle_dir, fleet if isinstance(fleet, Path) else None],
-        )
+    _check_limits(max_trials, time_budget, output, bundle_dir, fleet)
     request = TuneRequest(
         bundle_dir=bundle_dir,
         target=target,
@@ -128,6 +114,46 @@ def tune_command(
         write=not dry_run,
         command=shlex.join(["edgekit", *sys.argv[1:]]),
     )
+    result = _tune_with_progress(request, as_json)
+    payload = result.to_dict()
+    if result.interrupted:
+        _keep_interrupted(result, payload, bundle_dir, output, as_json)
+    if output is not None:
+        atomic.write_json(output, {"kind": TUNE_KIND, **payload})
+    if as_json:
+        print_json({"ok": True, "written": request.write, **payload})
+        return
+    _print_result(result, request.write, bundle_dir, target)
+
+
+def _check_limits(
+    max_trials: int | None,
+    time_budget: float | None,
+    output: Path | None,
+    bundle_dir: Path,
+    fleet: str | Path | None,
+) -> None:
+    """Refuse limits that cannot hold and an -o that is not ours to write, before measuring."""
+    if max_trials is not None and max_trials < 1:
+        raise BadInputError("--max-trials must be >= 1")
+    if time_budget is not None and time_budget <= 0:
+        raise BadInputError("--time-budget must be > 0 seconds")
+    if output is not None and (output.is_dir() or output.parent.is_file()):
+        raise BadInputError(
+            f"-o {output} cannot be written as a file", hint="give a file name, e.g. tune.json"
+        )
+    if output is not None:
+        owned.check_file(
+            output,
+            owned.json_kind_is(TUNE_KIND),
+            "a tune result",
+            [bundle_dir, fleet if isinstance(fleet, Path) else None],
+        )
+
+
+def _tune_with_progress(request: TuneRequest, as_json: bool) -> TuneResult:
+    """Run the search under a progress bar on stderr (none with --json); Ctrl-C before the
+    first measurement exits 130 with nothing written."""
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -153,14 +179,10 @@ def tune_command(
                 progress.stop()
                 out.print(f"[red]{exc.message}[/]")
             raise
-    payload = result.to_dict()
-    if result.interrupted:
-        _keep_interrupted(result, payload, bundle_dir, output, as_json)
-    if output is not None:
-        atomic.write_json(output, {"kind": TUNE_KIND, **payload})
-    if as_json:
-        print_json({"ok": True, "written": request.write, **payload})
-        return
+    return result
+
+
+def _print_result(result: TuneResult, written: bool, bundle_dir: Path, target: str) -> None:
     out.print(gate_table(result))
     out.print(front_table(result))
     sel = result.selected.candidate
@@ -187,5 +209,5 @@ def tune_command(
             )
     for note in result.notes:
         out.print(f"[yellow]note[/]: {note}")
-    if request.write:
+    if written:
         out.print(f"[green]✓[/] recorded in {bundle_dir}/manifest.json under selection.{target}")

@@ -8,6 +8,7 @@ is quantized again with the K worst nodes left in float, and the new variant is 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,35 +211,17 @@ def _store(
     return bundle
 
 
-def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[str, Any]:
-    """Score every (or each asked) variant, gate it against FP32, debug and (with
-    --auto-exclude) retry the static ones that fail, and record the verdicts."""
-    bundle = Bundle.open(bundle_dir)
-    feeds, target = _checked_inputs(bundle, request)
-    names = request.variants or list(bundle.variants)
-    for n in names:
-        bundle.variant(n)  # a clear error for an unknown --variant
-
-    judged = {FP32: bundle.variant(FP32)["sha256"]}  # the file each verdict is about
-    ref_result, ref_pred = _evaluate_one(bundle, FP32, feeds, target, None)
-    results = {FP32: ref_result}
-    preds = {FP32: ref_pred}
-    metric = G.main_metric(bundle.task, target is not None, request.metric, _available(ref_result))
-    ref_value = _gate_value(ref_result, metric)
-    ref_result["gate"] = {"metric": metric, "reference": True, "passed": True}
-
-    def judge(name: str) -> None:
-        judged[name] = bundle.variant(name)["sha256"]
-        result, pred = _evaluate_one(bundle, name, feeds, target, (ref_result["metrics"], ref_pred))
-        result["gate"] = G.judge(
-            metric, _gate_value(result, metric), ref_value, request.max_drop, name
-        )
-        results[name], preds[name] = result, pred
-
-    for name in names:
-        if name != FP32:
-            judge(name)
-
+def _debug_and_retry(
+    bundle: Bundle,
+    names: list[str],
+    results: dict[str, Any],
+    feeds: dict[str, np.ndarray],
+    request: EvaluateRequest,
+    judge: Callable[[Bundle, str], None],
+) -> tuple[Bundle, list[str]]:
+    """Debug each failing static variant (which nodes lose most) and, with --auto-exclude,
+    quantize it again with those nodes in float and judge the retry; the bundle as reopened
+    after the retries, and their names."""
     retried: list[str] = []
     for name in [n for n in names if n != FP32]:
         result = results[name]
@@ -261,13 +244,45 @@ def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[st
             nodes = qdq_debug.worst_nodes(result["debug"], request.auto_exclude)
             new_name, notes = _requantize(bundle, name, nodes, request.auto_exclude)
             bundle = Bundle.open(bundle.path)
-            judge(new_name)
+            judge(bundle, new_name)
             results[new_name]["auto_exclude"] = {
                 "from": name,
                 "excluded_nodes": nodes,
                 "notes": notes,
             }
             retried.append(new_name)
+    return bundle, retried
+
+
+def evaluate_bundle(bundle_dir: str | Path, request: EvaluateRequest) -> dict[str, Any]:
+    """Score every (or each asked) variant, gate it against FP32, debug and (with
+    --auto-exclude) retry the static ones that fail, and record the verdicts."""
+    bundle = Bundle.open(bundle_dir)
+    feeds, target = _checked_inputs(bundle, request)
+    names = request.variants or list(bundle.variants)
+    for n in names:
+        bundle.variant(n)  # a clear error for an unknown --variant
+
+    judged = {FP32: bundle.variant(FP32)["sha256"]}  # the file each verdict is about
+    ref_result, ref_pred = _evaluate_one(bundle, FP32, feeds, target, None)
+    results = {FP32: ref_result}
+    preds = {FP32: ref_pred}
+    metric = G.main_metric(bundle.task, target is not None, request.metric, _available(ref_result))
+    ref_value = _gate_value(ref_result, metric)
+    ref_result["gate"] = {"metric": metric, "reference": True, "passed": True}
+
+    def judge(bundle: Bundle, name: str) -> None:
+        judged[name] = bundle.variant(name)["sha256"]
+        result, pred = _evaluate_one(bundle, name, feeds, target, (ref_result["metrics"], ref_pred))
+        result["gate"] = G.judge(
+            metric, _gate_value(result, metric), ref_value, request.max_drop, name
+        )
+        results[name], preds[name] = result, pred
+
+    for name in names:
+        if name != FP32:
+            judge(bundle, name)
+    bundle, retried = _debug_and_retry(bundle, names, results, feeds, request, judge)
 
     results = _clean(results)
     data_info = {

@@ -9,11 +9,12 @@ wrong build of onnxruntime, a neighbour process, a target profile that lies.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_agent.contracts.bench import BenchRecord, stored_records
 from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import EdgekitError
 
@@ -79,23 +80,17 @@ class BundleIndex:
             return None
 
 
-def lab_records(bundle: Bundle, variant: str, target: str) -> list[dict[str, Any]]:
-    """Single-stream records of ``variant`` for ``target`` in any of the manifest's layouts."""
-    entry = ((bundle.variants.get(variant) or {}).get("benchmarks") or {}).get(target)
-    if isinstance(entry, list):
-        return [r for r in entry if isinstance(r, dict)]
-    if not isinstance(entry, dict):
-        return []
-    scenarios = entry.get("scenarios")
-    if isinstance(scenarios, dict):
-        return [r for r in scenarios.get("single-stream") or [] if isinstance(r, dict)]
-    inner = entry.get("records") or entry.get("results")
-    if isinstance(inner, list):
-        return [r for r in inner if isinstance(r, dict)]
-    return [entry] if "latency_ms" in entry else []
+def lab_records(bundle: Bundle, variant: str, target: str) -> list[BenchRecord]:
+    """Single-stream records of ``variant`` for ``target``, read by the one reader of the
+    manifest's bench entries (``edge_agent.contracts.bench.stored_records``)."""
+    return stored_records(
+        ((bundle.variants.get(variant) or {}).get("benchmarks") or {}).get(target)
+    )
 
 
-def match_lab(device: dict[str, Any], lab: list[dict[str, Any]]) -> dict[str, Any] | None:
+def match_lab(
+    device: Mapping[str, Any], lab: Sequence[Mapping[str, Any]]
+) -> Mapping[str, Any] | None:
     """The lab record measured the most like the device's: same provider and batch, then the
     nearest thread count."""
     provider = device.get("provider") or "CPUExecutionProvider"
@@ -223,7 +218,7 @@ def put_lab_record(
     manifest: dict[str, Any], variant: str, target: str, record: dict[str, Any], where: str
 ) -> None:
     """Store ``record`` under variant["benchmarks"][target], replacing the one of the same
-    provider, threads and batch (the bench stage's layout, which lab_records reads)."""
+    provider, threads and batch (the bench stage's layout, which stored_records reads)."""
     entry = manifest["variants"][variant].setdefault("benchmarks", {}).setdefault(target, {})
     entry["environment"] = {**(entry.get("environment") or {}), "lab": where}
     scenarios = entry.setdefault("scenarios", {})

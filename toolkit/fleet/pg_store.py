@@ -51,13 +51,8 @@ from toolkit.fleet.store import (
 )
 
 MIGRATIONS: tuple[str, ...] = migrations.load("postgresql")
-SCHEMES = ("postgresql", "postgres")
 _LOCK_KEY = 0x6564676B  # "edgk": the advisory lock that serialises migrations
 _HINT = "pass --store postgresql://USER@HOST:PORT/DATABASE of a reachable server"
-
-
-def is_url(target: object) -> bool:
-    return isinstance(target, str) and target.split("://", 1)[0].lower() in SCHEMES
 
 
 def redact(url: str) -> str:

@@ -13,7 +13,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from toolkit.fleet import fastjson
 from toolkit.fleet.drift import FLEET
 from toolkit.fleet.store import Store
 from toolkit.fleet.summary import drift_entries, merged_latency
@@ -39,6 +38,15 @@ def _clock(t: float | None) -> str:
 
 
 def print_summary(s: dict[str, Any], console: Console) -> None:
+    """The fleet summary in the terminal: one step per table, in the order a reader asks."""
+    _print_headline(s, console)
+    _print_devices(s, console)
+    _print_lab(s, console)
+    _print_drift(s, console)
+    _print_alerts_and_deployments(s, console)
+
+
+def _print_headline(s: dict[str, Any], console: Console) -> None:
     m = s["messages"]
     fl = s["fleet_latency"]["all"]
     console.print(
@@ -53,6 +61,9 @@ def print_summary(s: dict[str, Any], console: Console) -> None:
         f"p90 {_ms(fl['p90'])} ms, p99 {_ms(fl['p99'])} ms "
         f"(merged histograms, ±{fl['relative_error']:.0%})"
     )
+
+
+def _print_devices(s: dict[str, Any], console: Console) -> None:
     t = Table(title="devices")
     for col in (
         "device",
@@ -87,6 +98,9 @@ def print_summary(s: dict[str, Any], console: Console) -> None:
             f"[yellow]{d['alerts']}[/]" if d["alerts"] else "0",
         )
     console.print(t)
+
+
+def _print_lab(s: dict[str, Any], console: Console) -> None:
     if s["lab_vs_device"]:
         t = Table(title="lab against device (same harness)")
         for col in ("device", "target", "variant", "metric", "device ms", "lab ms", "ratio"):
@@ -107,6 +121,9 @@ def print_summary(s: dict[str, Any], console: Console) -> None:
         console.print(f"[bold red]⚠ {alert['rule']}[/] ({alert['severity']}): {alert['message']}")
     for note in s["lab_notes"]:
         console.print(f"[dim]lab: {note}[/]")
+
+
+def _print_drift(s: dict[str, Any], console: Console) -> None:
     fleet_drift = s["drift"]["fleet"]
     if fleet_drift:
         t = Table(title="drift across the fleet (summed bin counts)")
@@ -123,6 +140,9 @@ def print_summary(s: dict[str, Any], console: Console) -> None:
                 f"[{style}]{f['status']}[/]" if style else f["status"],
             )
         console.print(t)
+
+
+def _print_alerts_and_deployments(s: dict[str, Any], console: Console) -> None:
     if s["alerts"]:
         t = Table(title=f"alerts ({len(s['alerts'])})")
         for col in ("time (UTC)", "source", "device", "rule", "state", "severity", "message"):
@@ -371,11 +391,28 @@ def _timeline_figure(report: HtmlReport, s: dict[str, Any], t0: float) -> None:
 
 
 def write_html(s: dict[str, Any], store: Store, path: str | Path) -> Path:
+    """The fleet report as one HTML page: one step per section."""
     m = s["messages"]
     report = HtmlReport(
         "edgekit fleet report",
         f"{len(s['devices'])} devices · {m['stored']} messages · database {s['db']}",
     )
+    t0 = s["span"]["start"] or 0.0
+    series = _series(store)
+    _html_summary(report, s)
+    _html_devices(report, s)
+    _html_latency(report, s, series, t0)
+    report.heading("Throughput")
+    _throughput_figure(report, series, t0)
+    _html_lab(report, s)
+    _html_drift(report, s, store, t0)
+    _html_alerts(report, s, t0)
+    _html_deployments(report, s)
+    return report.write(path)
+
+
+def _html_summary(report: HtmlReport, s: dict[str, Any]) -> None:
+    m = s["messages"]
     report.heading("Summary")
     fl = s["fleet_latency"]["all"]
     report.key_values(
@@ -393,6 +430,9 @@ def write_html(s: dict[str, Any], store: Store, path: str | Path) -> Path:
             "percentile error": f"within one histogram bucket (±{fl['relative_error']:.1%})",
         }
     )
+
+
+def _html_devices(report: HtmlReport, s: dict[str, Any]) -> None:
     report.heading("Devices")
     report.table(
         [
@@ -402,8 +442,9 @@ def write_html(s: dict[str, Any], store: Store, path: str | Path) -> Path:
         flag="lost",
         caption="first and last seen in UTC",
     )
-    t0 = s["span"]["start"] or 0.0
-    series = _series(store)
+
+
+def _html_latency(report: HtmlReport, s: dict[str, Any], series, t0: float) -> None:
     report.heading("Latency")
     report.table(
         [
@@ -413,8 +454,9 @@ def write_html(s: dict[str, Any], store: Store, path: str | Path) -> Path:
         caption="fleet percentiles per variant (ms), from merged histograms",
     )
     _latency_figure(report, series, t0, s["deployments"])
-    report.heading("Throughput")
-    _throughput_figure(report, series, t0)
+
+
+def _html_lab(report: HtmlReport, s: dict[str, Any]) -> None:
     report.heading("Lab against device")
     if s["lab_vs_device"]:
         report.table(
@@ -431,6 +473,9 @@ def write_html(s: dict[str, Any], store: Store, path: str | Path) -> Path:
         )
     if s["lab_notes"]:
         report.bullets(s["lab_notes"])
+
+
+def _html_drift(report: HtmlReport, s: dict[str, Any], store: Store, t0: float) -> None:
     report.heading("Drift")
     _drift_figures(report, s, store, t0)
     report.table(
@@ -453,6 +498,9 @@ def write_html(s: dict[str, Any], store: Store, path: str | Path) -> Path:
         caption="per feature across the fleet",
         flag=None,
     )
+
+
+def _html_alerts(report: HtmlReport, s: dict[str, Any], t0: float) -> None:
     report.heading("Alerts and deployments")
     _timeline_figure(report, s, t0)
     if s["alerts"]:
@@ -473,6 +521,9 @@ def write_html(s: dict[str, Any], store: Store, path: str | Path) -> Path:
             [{**a, "t": _clock(a["t"]), "ok": bool(a["ok"])} for a in s["actions"]],
             caption="alert actions run",
         )
+
+
+def _html_deployments(report: HtmlReport, s: dict[str, Any]) -> None:
     if s["deployments"]:
         report.table(
             [
@@ -498,11 +549,6 @@ def write_html(s: dict[str, Any], store: Store, path: str | Path) -> Path:
         )
     if s["gaps"]:
         report.table(s["gaps"], caption="sequence gaps (lost messages)")
-    return report.write(path)
-
-
-def to_json(s: dict[str, Any]) -> str:
-    return fastjson.dumps(s)
 
 
 __all__ = ["FLEET", "print_summary", "write_html"]

@@ -111,16 +111,6 @@ def message(
     return msg
 
 
-def metrics_payload(
-    thing: str, seq: int, rng: np.random.Generator, reference: dict[str, list[float]], **kw: Any
-) -> tuple[str, bytes]:
-    """(topic, encoded payload) of one metrics message."""
-    end = kw.pop("end", time.time())
-    body = metrics_body(rng, reference=reference, **kw)
-    msg = message("metrics", thing, seq, body, window=(end - 1.0, end))
-    return telemetry.data_topic(thing, "metrics"), telemetry.encode(msg)
-
-
 def hello_body(target: str | None = None, variant: str = "fp32", name: str = "demo") -> dict:
     return {
         "hardware": {"cpu": {"model": "synthetic"}, "platform": {"os": "linux"}},

@@ -441,13 +441,11 @@ def _platform_artifacts(
 def package(
     request: PackageRequest, progress: Callable[[str], None] | None = None
 ) -> PackageResult:
+    """Check, preflight, build the artifacts and the recipe beside their final place, and
+    move them in only once the recipe validates."""
     say = progress or (lambda _msg: None)
     name, version = _checked_request(request)
-    signer = None
-    if request.sign_key is not None:
-        signer = signing.load_private_key(request.sign_key)
-        key = signing.public_pem(signer.public_key())
-        request = replace(request, settings=replace(request.settings, verify_key=key))
+    request, signer = _with_signer(request)
     bundle = Bundle.open(request.bundle_dir)
     plans = plan_platforms(bundle, request)
     bench_extra = bench_variants(bundle, request.bench_variants)
@@ -467,55 +465,10 @@ def package(
         _removed_if_empty_on_failure(made),
         atomic.staging_dir(final_artifacts, replace=request.overwrite) as stage,
     ):
-        real = [p.platform for p in plans if p.platform is not None]
-        requirements = agent_artifact.requirements_text(
-            real or [Platform("linux", "amd64")],
-            request.python_version,
-            agent_extras(request.settings, signer is not None),
+        text, report, digests = _build_staged(
+            stage, request, bundle, plans, signer, name, version, recipe_path.name, bench_extra, say
         )
-        say("agent archive")
-        agent_zip = agent_artifact.build_agent_archive(stage, requirements)
-        digests: dict[str, str] = {agent_zip.name: sha256_b64_file(agent_zip)}
-        manifest_plans: list[ManifestPlan] = []
-        wheel_digests: dict[str, str] = {}
-        for plan in plans:
-            manifest_plans.append(
-                _platform_artifacts(
-                    plan,
-                    request,
-                    bundle,
-                    stage,
-                    signer,
-                    requirements,
-                    agent_zip.name,
-                    digests,
-                    wheel_digests,
-                    say,
-                    bench_extra,
-                )
-            )
-        marker = _install_marker(request.python_version, requirements, wheel_digests)
-        recipe = build_recipe(
-            name=name,
-            version=version,
-            description=request.description
-            or f"edgekit model {bundle.manifest['name']} ({bundle.task}) served by edge_agent",
-            publisher=request.publisher,
-            plans=manifest_plans,
-            settings=request.settings,
-            install_marker=marker,
-        )
-        text = recipe_io.dumps(recipe, request.fmt)
-        staged_recipe = stage / recipe_path.name
-        staged_recipe.write_text(text, "utf-8")
-        report = _validated(staged_recipe, stage)
-        say("writing")
-        staged_recipe.unlink()
-    atomic.write_text(recipe_path, text)
-    for other in recipe_io.FORMATS:
-        stale = recipe_path.with_suffix(f".{other}")
-        if other != request.fmt and stale.exists():
-            stale.unlink()
+    _write_recipe(recipe_path, text, request.fmt)
 
     report.path = str(recipe_path)
     report.artifacts_dir = str(final_artifacts)
@@ -532,6 +485,87 @@ def package(
         },
     )
     return result
+
+
+def _with_signer(request: PackageRequest) -> tuple[PackageRequest, Any]:
+    """With --sign-key: the private key, and the request with its public key set as the
+    agent's verify key (the device checks the bundle it is given)."""
+    if request.sign_key is None:
+        return request, None
+    signer = signing.load_private_key(request.sign_key)
+    key = signing.public_pem(signer.public_key())
+    return replace(request, settings=replace(request.settings, verify_key=key)), signer
+
+
+def _build_staged(
+    stage: Path,
+    request: PackageRequest,
+    bundle: Bundle,
+    plans: list[PlatformPlan],
+    signer: Any,
+    name: str,
+    version: str,
+    recipe_name: str,
+    bench_extra: list[str],
+    say: Callable[[str], None],
+) -> tuple[str, validate.Report, dict[str, str]]:
+    """The agent archive and each platform's artifacts in `stage`, and the recipe text,
+    validated against them; returns the text, the validation report and the digests."""
+    real = [p.platform for p in plans if p.platform is not None]
+    requirements = agent_artifact.requirements_text(
+        real or [Platform("linux", "amd64")],
+        request.python_version,
+        agent_extras(request.settings, signer is not None),
+    )
+    say("agent archive")
+    agent_zip = agent_artifact.build_agent_archive(stage, requirements)
+    digests: dict[str, str] = {agent_zip.name: sha256_b64_file(agent_zip)}
+    manifest_plans: list[ManifestPlan] = []
+    wheel_digests: dict[str, str] = {}
+    for plan in plans:
+        manifest_plans.append(
+            _platform_artifacts(
+                plan,
+                request,
+                bundle,
+                stage,
+                signer,
+                requirements,
+                agent_zip.name,
+                digests,
+                wheel_digests,
+                say,
+                bench_extra,
+            )
+        )
+    marker = _install_marker(request.python_version, requirements, wheel_digests)
+    recipe = build_recipe(
+        name=name,
+        version=version,
+        description=request.description
+        or f"edgekit model {bundle.manifest['name']} ({bundle.task}) served by edge_agent",
+        publisher=request.publisher,
+        plans=manifest_plans,
+        settings=request.settings,
+        install_marker=marker,
+    )
+    text = recipe_io.dumps(recipe, request.fmt)
+    staged_recipe = stage / recipe_name
+    staged_recipe.write_text(text, "utf-8")
+    report = _validated(staged_recipe, stage)
+    say("writing")
+    staged_recipe.unlink()
+    return text, report, digests
+
+
+def _write_recipe(recipe_path: Path, text: str, fmt: str) -> None:
+    """Write the recipe, and remove this version's recipe in the other format (a repackage
+    from YAML to JSON leaves one recipe, not two)."""
+    atomic.write_text(recipe_path, text)
+    for other in recipe_io.FORMATS:
+        stale = recipe_path.with_suffix(f".{other}")
+        if other != fmt and stale.exists():
+            stale.unlink()
 
 
 BUILD_ENTRIES = {"recipes", "artifacts", owned.MARKER}

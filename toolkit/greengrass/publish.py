@@ -108,85 +108,21 @@ def rewrite_uris(recipe: dict[str, Any], bucket: str, name: str, version: str) -
 def publish(
     request: PublishRequest, clients: Clients, progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
+    """Validate, upload the artifacts and create the component version, waiting until it is
+    deployable; a dry run lists the calls it would make and makes none that change anything."""
     say = progress or (lambda _m: None)
     check_bucket_name(request.bucket)
-    recipe_path = find_recipe(request.build_dir, request.recipe)
-    recipe, _raw = recipe_io.read(recipe_path)
-    name = get_ci(recipe, "ComponentName")[1]
-    version = get_ci(recipe, "ComponentVersion")[1]
-    artifacts_dir = Path(request.build_dir) / "artifacts" / str(name) / str(version)
-    report = validate.validate_file(recipe_path, artifacts_dir=artifacts_dir)
-    if not report.ok:
-        raise CheckFailedError(
-            f"{recipe_path} does not validate ({len(report.errors)} error(s)):\n"
-            + "\n".join(f"  {p.path}: {p.message}" for p in report.errors),
-            hint=f"run `edgekit recipe validate {recipe_path}` and fix the recipe",
-        )
-    files = s3_artifacts(recipe)
-    for file in files:
-        if not (artifacts_dir / file).is_file():
-            raise BadInputError(f"artifact {file} is missing from {artifacts_dir}")
+    recipe, name, version, artifacts_dir, files = _checked_recipe(request)
     published = rewrite_uris(recipe, request.bucket, name, version)
     inline = json.dumps(published, indent=2).encode("utf-8")
-
     if request.dry_run:
-        region = _dry_region(clients)
-        arn = component_arn(region, "<account-id>", name, version)
-        calls = [
-            Call("sts", "GetCallerIdentity", {}),
-            Call("greengrassv2", "DescribeComponent", {"arn": arn}),
-            Call("s3", "HeadBucket", {"Bucket": request.bucket}),
-            *[
-                Call(
-                    "s3",
-                    "PutObject",
-                    {
-                        "Bucket": request.bucket,
-                        "Key": f"{name}/{version}/{file}",
-                        "Body": f"<{artifacts_dir / file}, {(artifacts_dir / file).stat().st_size} bytes>",
-                        "ChecksumSHA256": sha256_b64_file(artifacts_dir / file),
-                    },
-                )
-                for file in files
-            ],
-            Call("greengrassv2", "CreateComponentVersion", {"inlineRecipe": published}),
-            Call("greengrassv2", "DescribeComponent", {"arn": arn}),
-        ]
-        return {
-            "ok": True,
-            "dry_run": True,
-            "component": name,
-            "version": version,
-            "arn": arn,
-            "calls": [c.to_dict() for c in calls],
-        }
+        return _dry_run(request, clients, name, version, artifacts_dir, files, published)
 
     say("checking the account and the component version")
-    region, arn, existing = describe_version(clients, name, version)
-    if existing is not None:
-        state = (existing.get("status") or {}).get("componentState", "?")
-        raise BadInputError(
-            f"component {name} {version} already exists in {region} ({state}); published "
-            "component versions are immutable",
-            hint="bump the version (edgekit package --version X.Y.Z) and package again",
-        )
+    region, arn = _new_version(clients, name, version)
     found = clients.call("s3", "head_bucket", Bucket=request.bucket)
     check_bucket_region(found, request.bucket, region)
-    uploaded = []
-    for file in files:
-        say(f"uploading {file}")
-        path = artifacts_dir / file
-        key = f"{name}/{version}/{file}"
-        with open(path, "rb") as body:
-            clients.call(
-                "s3",
-                "put_object",
-                Bucket=request.bucket,
-                Key=key,
-                Body=body,
-                ChecksumSHA256=sha256_b64_file(path),
-            )
-        uploaded.append(f"s3://{request.bucket}/{key}")
+    uploaded = _upload(request, clients, name, version, artifacts_dir, files, say)
     say("creating the component version")
     created = clients.call("greengrassv2", "create_component_version", inlineRecipe=inline)
     arn = created.get("arn", arn)
@@ -206,6 +142,112 @@ def publish(
         {**{k: v for k, v in result.items() if k != "calls"}, "recipe": published},
     )
     return result
+
+
+def _checked_recipe(request: PublishRequest) -> tuple[dict[str, Any], Any, Any, Path, list[str]]:
+    """The recipe (validated against its artifacts), its name and version, the artifacts
+    folder and the S3 artifacts it names, each present there."""
+    recipe_path = find_recipe(request.build_dir, request.recipe)
+    recipe, _raw = recipe_io.read(recipe_path)
+    name = get_ci(recipe, "ComponentName")[1]
+    version = get_ci(recipe, "ComponentVersion")[1]
+    artifacts_dir = Path(request.build_dir) / "artifacts" / str(name) / str(version)
+    report = validate.validate_file(recipe_path, artifacts_dir=artifacts_dir)
+    if not report.ok:
+        raise CheckFailedError(
+            f"{recipe_path} does not validate ({len(report.errors)} error(s)):\n"
+            + "\n".join(f"  {p.path}: {p.message}" for p in report.errors),
+            hint=f"run `edgekit recipe validate {recipe_path}` and fix the recipe",
+        )
+    files = s3_artifacts(recipe)
+    for file in files:
+        if not (artifacts_dir / file).is_file():
+            raise BadInputError(f"artifact {file} is missing from {artifacts_dir}")
+    return recipe, name, version, artifacts_dir, files
+
+
+def _dry_run(
+    request: PublishRequest,
+    clients: Clients,
+    name: Any,
+    version: Any,
+    artifacts_dir: Path,
+    files: list[str],
+    published: dict[str, Any],
+) -> dict[str, Any]:
+    """The calls publish would make, in order, with what each would send."""
+    region = _dry_region(clients)
+    arn = component_arn(region, "<account-id>", name, version)
+    calls = [
+        Call("sts", "GetCallerIdentity", {}),
+        Call("greengrassv2", "DescribeComponent", {"arn": arn}),
+        Call("s3", "HeadBucket", {"Bucket": request.bucket}),
+        *[
+            Call(
+                "s3",
+                "PutObject",
+                {
+                    "Bucket": request.bucket,
+                    "Key": f"{name}/{version}/{file}",
+                    "Body": f"<{artifacts_dir / file}, {(artifacts_dir / file).stat().st_size} bytes>",
+                    "ChecksumSHA256": sha256_b64_file(artifacts_dir / file),
+                },
+            )
+            for file in files
+        ],
+        Call("greengrassv2", "CreateComponentVersion", {"inlineRecipe": published}),
+        Call("greengrassv2", "DescribeComponent", {"arn": arn}),
+    ]
+    return {
+        "ok": True,
+        "dry_run": True,
+        "component": name,
+        "version": version,
+        "arn": arn,
+        "calls": [c.to_dict() for c in calls],
+    }
+
+
+def _new_version(clients: Clients, name: Any, version: Any) -> tuple[str, str]:
+    """The account's region and the version's ARN; refused when the version exists already
+    (published component versions are immutable)."""
+    region, arn, existing = describe_version(clients, name, version)
+    if existing is not None:
+        state = (existing.get("status") or {}).get("componentState", "?")
+        raise BadInputError(
+            f"component {name} {version} already exists in {region} ({state}); published "
+            "component versions are immutable",
+            hint="bump the version (edgekit package --version X.Y.Z) and package again",
+        )
+    return region, arn
+
+
+def _upload(
+    request: PublishRequest,
+    clients: Clients,
+    name: Any,
+    version: Any,
+    artifacts_dir: Path,
+    files: list[str],
+    say: Callable[[str], None],
+) -> list[str]:
+    """Upload each artifact with its SHA-256 checksum; the S3 URIs written."""
+    uploaded = []
+    for file in files:
+        say(f"uploading {file}")
+        path = artifacts_dir / file
+        key = f"{name}/{version}/{file}"
+        with open(path, "rb") as body:
+            clients.call(
+                "s3",
+                "put_object",
+                Bucket=request.bucket,
+                Key=key,
+                Body=body,
+                ChecksumSHA256=sha256_b64_file(path),
+            )
+        uploaded.append(f"s3://{request.bucket}/{key}")
+    return uploaded
 
 
 def wait_deployable(

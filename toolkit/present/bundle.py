@@ -33,7 +33,17 @@ def _parity_cell(parity: dict[str, Any] | None) -> str:
 
 
 def summary_tables(bundle: Bundle, problems: list) -> list[Table]:
+    """The bundle in tables: signature, variants, files, lineage and (when chosen) the
+    selection per target; `problems` (from the bundle's check) mark the files they name."""
     m = bundle.manifest
+    bad = {p.file: p.problem for p in problems}
+    tables = [_signature_table(m), _variants_table(m, bad), _files_table(m, bad), _lineage_table(m)]
+    if m.get("selection"):
+        tables.append(_selection_table(m))
+    return tables
+
+
+def _signature_table(m: dict[str, Any]) -> Table:
     sig = Table(title=f"{m['name']} — {m['task']} ({m['signature']['input_kind']})")
     sig.add_column("io")
     name_column(sig, "name")
@@ -48,8 +58,10 @@ def summary_tables(bundle: Bundle, problems: list) -> list[Table]:
                 Text(fmt_shape(t["shape"])),  # `[batch, 8]` is not markup
                 t.get("role", "-"),
             )
+    return sig
 
-    bad = {p.file: p.problem for p in problems}
+
+def _variants_table(m: dict[str, Any], bad: dict[str, str]) -> Table:
     var = compact_table("variants")  # seven columns: borders would cost 22 of 80
     name_column(var, "variant")
     var.add_column("precision", min_width=9)
@@ -77,7 +89,10 @@ def summary_tables(bundle: Bundle, problems: list) -> list[Table]:
             _parity_cell(v.get("parity")),
             status,
         )
+    return var
 
+
+def _files_table(m: dict[str, Any], bad: dict[str, str]) -> Table:
     files = Table(title="files")
     name_column(files, "file")
     files.add_column("size", no_wrap=True)
@@ -90,7 +105,10 @@ def summary_tables(bundle: Bundle, problems: list) -> list[Table]:
             e["sha256"][:12],
             f"[red]{bad[name]}[/]" if name in bad else "[green]ok[/]",
         )
+    return files
 
+
+def _lineage_table(m: dict[str, Any]) -> Table:
     lin = Table(title="lineage", show_header=False)
     lin.add_column("key")
     lin.add_column("value")
@@ -112,19 +130,20 @@ def summary_tables(bundle: Bundle, problems: list) -> list[Table]:
     versions = ", ".join(f"{k} {v}" for k, v in lineage["versions"].items() if v)
     lin.add_row("versions", versions)
     lin.add_row("command", lineage["command"])
-    tables = [sig, var, files, lin]
-    if m.get("selection"):
-        sel = Table(title="selection per target")
-        name_column(sel, "target")
-        name_column(sel, "variant")
-        for col in ("session options", "reason"):
-            sel.add_column(col)
-        for target, s in m["selection"].items():
-            sel.add_row(
-                shorten_middle(target),
-                shorten_middle(s["variant"]),
-                fmt_mapping(s.get("session_options")),
-                s.get("reason", ""),
-            )
-        tables.append(sel)
-    return tables
+    return lin
+
+
+def _selection_table(m: dict[str, Any]) -> Table:
+    sel = Table(title="selection per target")
+    name_column(sel, "target")
+    name_column(sel, "variant")
+    for col in ("session options", "reason"):
+        sel.add_column(col)
+    for target, s in m["selection"].items():
+        sel.add_row(
+            shorten_middle(target),
+            shorten_middle(s["variant"]),
+            fmt_mapping(s.get("session_options")),
+            s.get("reason", ""),
+        )
+    return sel

@@ -115,7 +115,7 @@ def reader_for(signature: dict[str, Any], feeds: dict[str, np.ndarray]) -> Feeds
 
 
 class FeedsReader(CalibrationDataReader):
-    """Hands out the calibration rows batch by batch; `rewind` lets a second pass reuse it."""
+    """Hands out the calibration rows batch by batch."""
 
     def __init__(
         self, feeds: dict[str, np.ndarray], batch: int = BATCH_ROWS, *, fixed: bool = False
@@ -135,6 +135,3 @@ class FeedsReader(CalibrationDataReader):
         batch = take(self.feeds, self._next, self._next + self.batch)
         self._next += self.batch
         return batch
-
-    def rewind(self) -> None:
-        self._next = 0

@@ -242,6 +242,10 @@ def _maybe_fuse(
     return source, record
 
 
+Made = tuple[Candidate, Path, Any, dict[str, Any], dict[str, Any]]
+Smoothed = dict[float, tuple[Path, dict[str, Any]]]
+
+
 def run(
     *,
     bundle: Any,
@@ -260,40 +264,97 @@ def run(
     """Try the candidates; `context(source, output)` makes a MethodContext. Options the user
     set (`user`) hold in every candidate."""
     judge = Judge(bundle, fp32, max_drop)
-    quantize = None
-    if method.name == "dynamic":  # the fusion is judged on the graph the variant will be
-
-        def quantize(src: Path, out: Path) -> None:
-            m = registry.get("dynamic")
-            m.run(
-                registry.build_config(m, {**options, "per_channel": True, **user}),
-                context(src, out),
-            )
-
+    quantize = _fusion_quantizer(method, options, user, context)
     source, fused = _maybe_fuse(info, source, work, judge.feeds, measure, quantize)
-    ranked: list[str] = []
-    sens: dict[str, Any] = {}
     mask_name = (bundle.signature.get("embedding") or {}).get("mask")
     mask = judge.feeds.get(mask_name) if mask_name else None
-    if method.name == "dynamic":
-        try:
-            errors = sensitivity.rank(
-                source,
-                judge.feeds,
-                per_channel=True,
-                reduce_range=bool(options.get("reduce_range")),
-                mask=mask,
-            )
-            ranked = [n for n, _ in errors]
-            sens = {"worst": [[n, round(e, 5)] for n, e in errors[:8]], "nodes": len(errors)}
-        except Exception as exc:  # best effort: without it the other candidates still run
-            sens = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    ranked, sens = _sensitivity(method, source, judge, options, mask)
+    cands = _with_user(candidates(method.name, options, info, source, ranked, hw), user)
+    tried, smoothed, made = _try_candidates(cands, source, work, judge, mask, measure, context)
+    chosen, why = _choose(made, tried, judge, max_drop, measure)
+    cand, path, config, details, _ = chosen
+    record = {
+        "gate": {
+            "metric": judge.metric,
+            "max_drop": max_drop,
+            "rows": judge.rows,
+            "read_from": judge.read_from,
+        },
+        "graph_fusion": fused,
+        "sensitivity": sens,
+        "tried": tried,
+        "chosen": cand.label,
+        "why": why,
+        "latency": "median single-thread ms for one row, on this machine"
+        if measure
+        else "not measured: the target is not this machine",
+    }
+    if fused.get("applied"):
+        details = {**details, "graph_fusion": fused.get("fused")}
+    if cand.smooth is not None:
+        details = {**details, "smoothing": smoothed[cand.smooth][1]}
+    return Outcome(registry.get(cand.method), config, path, details, record)
+
+
+def _fusion_quantizer(
+    method: registry.Method, options: dict[str, Any], user: dict[str, Any], context: Any
+) -> Any:
+    """For dynamic quantization, the quantizer the fusion is judged with (the graph the
+    variant will be); None otherwise (the fusion is judged on FP32)."""
+    if method.name != "dynamic":
+        return None
+
+    def quantize(src: Path, out: Path) -> None:
+        m = registry.get("dynamic")
+        m.run(
+            registry.build_config(m, {**options, "per_channel": True, **user}),
+            context(src, out),
+        )
+
+    return quantize
+
+
+def _sensitivity(
+    method: registry.Method,
+    source: Path,
+    judge: Judge,
+    options: dict[str, Any],
+    mask: np.ndarray | None,
+) -> tuple[list[str], dict[str, Any]]:
+    """The MatMuls ranked by how much they lose when quantized (dynamic only), and the
+    record of it; best effort: without it the other candidates still run."""
+    if method.name != "dynamic":
+        return [], {}
+    try:
+        errors = sensitivity.rank(
+            source,
+            judge.feeds,
+            per_channel=True,
+            reduce_range=bool(options.get("reduce_range")),
+            mask=mask,
+        )
+    except Exception as exc:  # best effort: without it the other candidates still run
+        return [], {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    ranked = [n for n, _ in errors]
+    return ranked, {"worst": [[n, round(e, 5)] for n, e in errors[:8]], "nodes": len(errors)}
+
+
+def _try_candidates(
+    cands: list[Candidate],
+    source: Path,
+    work: Path,
+    judge: Judge,
+    mask: np.ndarray | None,
+    measure: bool,
+    context: Any,
+) -> tuple[list[dict[str, Any]], Smoothed, list[Made]]:
+    """Quantize and judge each candidate in order, stopping at the first that passes (the
+    rest keep more in float: not faster). Returns every try's record, the smoothed sources
+    made on the way and the candidates that produced a graph."""
     tried: list[dict[str, Any]] = []
-    smoothed: dict[float, tuple[Path, dict[str, Any]]] = {}
-    made: list[tuple[Candidate, Path, Any, dict[str, Any], dict[str, Any]]] = []
-    for i, cand in enumerate(
-        _with_user(candidates(method.name, options, info, source, ranked, hw), user)
-    ):
+    smoothed: Smoothed = {}
+    made: list[Made] = []
+    for i, cand in enumerate(cands):
         entry: dict[str, Any] = {"label": cand.label, "method": cand.method}
         tried.append(entry)
         out = work / f"auto-{i}.onnx"
@@ -324,6 +385,13 @@ def run(
         made.append((cand, out, config, details, entry))
         if verdict["passed"]:
             break  # the rest keep more in float: not faster
+    return tried, smoothed, made
+
+
+def _choose(
+    made: list[Made], tried: list[dict[str, Any]], judge: Judge, max_drop: float, measure: bool
+) -> tuple[Made, str]:
+    """The fastest candidate that passes the gate, else the most accurate, and why."""
     if not made:
         raise BadInputError(
             "every candidate of --method auto failed: "
@@ -345,25 +413,4 @@ def run(
             f"accurate, {chosen[0].label} ({chosen[4][judge.metric]}): `edgekit evaluate` "
             "will reject it unless --max-drop allows it"
         )
-    cand, path, config, details, _ = chosen
-    record = {
-        "gate": {
-            "metric": judge.metric,
-            "max_drop": max_drop,
-            "rows": judge.rows,
-            "read_from": judge.read_from,
-        },
-        "graph_fusion": fused,
-        "sensitivity": sens,
-        "tried": tried,
-        "chosen": cand.label,
-        "why": why,
-        "latency": "median single-thread ms for one row, on this machine"
-        if measure
-        else "not measured: the target is not this machine",
-    }
-    if fused.get("applied"):
-        details = {**details, "graph_fusion": fused.get("fused")}
-    if cand.smooth is not None:
-        details = {**details, "smoothing": smoothed[cand.smooth][1]}
-    return Outcome(registry.get(cand.method), config, path, details, record)
+    return chosen, why

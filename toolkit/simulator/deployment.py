@@ -175,53 +175,23 @@ async def _wait_settled(device: Device, names: list[str], timeout: float) -> tup
         await asyncio.sleep(0.05)
 
 
+Prepared = dict[str, tuple[dict, bool]]
+Snapshot = dict[str, tuple[InstalledComponent | None, dict]]
+
+
 async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> DeploymentResult:
+    """Resolve and prepare, let subscribers defer, merge and wait, and roll back on failure
+    (the nucleus's order: nothing running is touched until every artifact is verified)."""
     started = time.time()
     t0 = time.monotonic()
-
     deferred = 0
 
     def result(status: str, detailed: str, reason: str) -> DeploymentResult:
-        res = DeploymentResult(
-            deployment.deployment_id,
-            device.thing_name,
-            status,
-            detailed,
-            reason,
-            device.states(),
-            device.versions(),
-            started,
-            round(time.monotonic() - t0, 3),
-            deferred,
-        )
-        device.log(f"deployment {deployment.deployment_id} {status} {detailed} {reason}".rstrip())
-        write_json(
-            device.root.path / "deployments" / f"{deployment.deployment_id}.json",
-            {"deployment": deployment.to_dict(), "result": res.to_dict()},
-        )
-        return res
+        return _record_result(device, deployment, started, t0, deferred, status, detailed, reason)
 
-    updates = {u.name: u for u in deployment.components}
     # 1-2: resolve and prepare; nothing running is touched yet
     try:
-        targets = _resolve(device, catalog, deployment.components)
-        order = _order(targets)
-        prepared: dict[str, tuple[dict, bool]] = {}
-        for name in order:
-            entry = targets[name]
-            installed = device.components.get(name)
-            new_version = installed is None or installed.version != entry.recipe.version
-
-            manifest = select_manifest(entry.recipe, device.platform)
-            if new_version:
-                install_artifacts(
-                    device.root,
-                    name,
-                    entry.recipe.version,
-                    list(manifest.get("Artifacts") or []),
-                    entry.source,
-                )
-            prepared[name] = (manifest, new_version)
+        targets, order, prepared = _prepare(device, catalog, deployment)
     except EdgekitError as exc:
         return result("FAILED", "FAILED_NO_STATE_CHANGE", exc.message)
 
@@ -234,39 +204,12 @@ async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> De
 
     # 3: merge
     removing = _removable(device, deployment.remove, targets)
-    snapshot: dict[str, tuple[InstalledComponent | None, dict]] = {
+    snapshot: Snapshot = {
         n: (device.components.get(n), device.services.config.snapshot(n))
         for n in [*order, *removing]
     }
-    versions = {**device.versions(), **{n: e.recipe.version for n, e in targets.items()}}
     try:
-        for name in order:
-            entry = targets[name]
-            manifest, new_version = prepared[name]
-            installed, current = snapshot[name]
-            default = entry.recipe.default_configuration
-            u = updates.get(name)
-            cfg = apply_configuration_update(
-                current if installed is not None else {},
-                default,
-                u.reset if u else None,
-                u.merge if u else None,
-            )
-            device.services.config.replace(name, cfg)
-            _, lifecycle = device.resolve_lifecycle(entry, versions)
-            restart = (
-                new_version
-                or installed is None
-                or installed.lifecycle != lifecycle
-                or device.state(name) == BROKEN
-                or installed.service is None
-            )
-            if restart:
-                await device.stop_component(name)
-                device.install_component(entry, manifest, lifecycle)
-                # Install starts at once; the lifecycle waits for HARD dependencies before
-                # STARTING, and not at all for SOFT ones (GreengrassService.dependencyReady)
-                device.start_component(name)
+        await _merge(device, deployment, targets, order, prepared, snapshot)
         for name in removing:  # dependants were checked: nothing left needs it
             await device.stop_component(name)  # STOPPING: its Shutdown runs, then FINISHED
             device.forget_component(name)
@@ -282,6 +225,118 @@ async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> De
         return result("FAILED", "FAILED_ROLLBACK_NOT_REQUESTED", reason)
 
     # 5: rollback, dependants first
+    back, why = await _rollback(device, deployment, order, removing, snapshot)
+    if back:
+        return result("FAILED", "FAILED_ROLLBACK_COMPLETE", reason)
+    return result("FAILED", "FAILED_UNABLE_TO_ROLLBACK", f"{reason}; rollback: {why}")
+
+
+def _record_result(
+    device: Device,
+    deployment: Deployment,
+    started: float,
+    t0: float,
+    deferred: int,
+    status: str,
+    detailed: str,
+    reason: str,
+) -> DeploymentResult:
+    """The result, logged and written beside the deployment under deployments/."""
+    res = DeploymentResult(
+        deployment.deployment_id,
+        device.thing_name,
+        status,
+        detailed,
+        reason,
+        device.states(),
+        device.versions(),
+        started,
+        round(time.monotonic() - t0, 3),
+        deferred,
+    )
+    device.log(f"deployment {deployment.deployment_id} {status} {detailed} {reason}".rstrip())
+    write_json(
+        device.root.path / "deployments" / f"{deployment.deployment_id}.json",
+        {"deployment": deployment.to_dict(), "result": res.to_dict()},
+    )
+    return res
+
+
+def _prepare(
+    device: Device, catalog: Catalog, deployment: Deployment
+) -> tuple[dict[str, CatalogEntry], list[str], Prepared]:
+    """Resolve the versions, select each manifest and install (and verify) new artifacts;
+    raises EdgekitError before anything running is touched."""
+    targets = _resolve(device, catalog, deployment.components)
+    order = _order(targets)
+    prepared: Prepared = {}
+    for name in order:
+        entry = targets[name]
+        installed = device.components.get(name)
+        new_version = installed is None or installed.version != entry.recipe.version
+
+        manifest = select_manifest(entry.recipe, device.platform)
+        if new_version:
+            install_artifacts(
+                device.root,
+                name,
+                entry.recipe.version,
+                list(manifest.get("Artifacts") or []),
+                entry.source,
+            )
+        prepared[name] = (manifest, new_version)
+    return targets, order, prepared
+
+
+async def _merge(
+    device: Device,
+    deployment: Deployment,
+    targets: dict[str, CatalogEntry],
+    order: list[str],
+    prepared: Prepared,
+    snapshot: Snapshot,
+) -> None:
+    """Merge each component's configuration; (re)install and restart only what changed."""
+    updates = {u.name: u for u in deployment.components}
+    versions = {**device.versions(), **{n: e.recipe.version for n, e in targets.items()}}
+    for name in order:
+        entry = targets[name]
+        manifest, new_version = prepared[name]
+        installed, current = snapshot[name]
+        default = entry.recipe.default_configuration
+        u = updates.get(name)
+        cfg = apply_configuration_update(
+            current if installed is not None else {},
+            default,
+            u.reset if u else None,
+            u.merge if u else None,
+        )
+        device.services.config.replace(name, cfg)
+        _, lifecycle = device.resolve_lifecycle(entry, versions)
+        restart = (
+            new_version
+            or installed is None
+            or installed.lifecycle != lifecycle
+            or device.state(name) == BROKEN
+            or installed.service is None
+        )
+        if restart:
+            await device.stop_component(name)
+            device.install_component(entry, manifest, lifecycle)
+            # Install starts at once; the lifecycle waits for HARD dependencies before
+            # STARTING, and not at all for SOFT ones (GreengrassService.dependencyReady)
+            device.start_component(name)
+
+
+async def _rollback(
+    device: Device,
+    deployment: Deployment,
+    order: list[str],
+    removing: list[str],
+    snapshot: Snapshot,
+) -> tuple[bool, str]:
+    """Restore every touched component's previous version and configuration, dependants
+    stopped first; whether they settled again, and why not."""
     for name in reversed(order):
         await device.stop_component(name)
     for name in [*order, *removing]:
@@ -298,6 +353,4 @@ async def deploy(device: Device, catalog: Catalog, deployment: Deployment) -> De
     restored = [n for n in [*order, *removing] if snapshot[n][0] is not None]
     back, why = await _wait_settled(device, restored, deployment.timeout_s)
     device.save_effective_config()
-    if back:
-        return result("FAILED", "FAILED_ROLLBACK_COMPLETE", reason)
-    return result("FAILED", "FAILED_UNABLE_TO_ROLLBACK", f"{reason}; rollback: {why}")
+    return back, why

@@ -23,7 +23,7 @@ from toolkit.simulator.catalog import Catalog
 from toolkit.simulator.cloud import InProcessCloud, Listener
 from toolkit.simulator.deployment import ComponentUpdate, Deployment
 from toolkit.simulator.faults import Fault, FaultContext, run_fault
-from toolkit.simulator.fleet import SimFleet
+from toolkit.simulator.fleet import RolloutResult, SimFleet
 from toolkit.simulator.lifecycle import Timeouts
 from toolkit.simulator.load import Dataset, DeviceLoad, drive, find_dataset, load_dataset
 from toolkit.simulator.profiles import DeviceProfile, get_profile
@@ -231,15 +231,13 @@ def _drift_summary(
 async def _simulate(
     opts: SimulateOptions, on_tick: Callable[[dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
+    """Start the devices, roll the component out, drive load and faults, and summarise; the
+    devices stop before the cloud's counts are read (their last windows flush on Shutdown)."""
     catalog = Catalog()
     catalog.add_build_dir(opts.component_dir)
     component = pick_component(catalog, opts.component)
     cloud, tap, collector = _cloud(opts)
-    device_env: dict[str, str] = {}
-    wheels: dict[str, Any] | None = None
-    if opts.offline:
-        cache_dir, wheels = prepare_wheel_cache(opts.component_dir, component, opts.wheel_cache)
-        device_env = wheelcache.pip_env(cache_dir) if cache_dir else {}
+    device_env, wheels = _offline_env(opts, component)
     fleet = SimFleet(opts.run_dir, cloud, catalog, opts.timeouts)
     things = [f"sim-{i + 1:03d}" for i in range(opts.devices)]
     base = opts.base_port or ports_mod.free_block(len(things))
@@ -250,55 +248,14 @@ async def _simulate(
             await fleet.add_device(t, opts.profiles[i % len(opts.profiles)], extra_env=device_env)
         if not isinstance(cloud, InProcessCloud):
             _tap_broker(fleet, tap)
-
-        declared = catalog.latest(component).recipe.default_configuration
-        if opts.qps > 0 and PORT_KEY not in declared:
-            raise BadInputError(
-                f"{component} declares no {PORT_KEY!r} in its DefaultConfiguration, so the load "
-                "generator has no port to reach it on",
-                hint="declare the port the component serves on, or run without `load`",
-            )
-
-        def make(thing: str) -> Deployment:
-            merge = port_merge(declared, ports[thing], device_merge(opts.extra_merge, thing))
-            return Deployment(
-                [ComponentUpdate(component, merge=merge)],
-                timeout_s=opts.timeouts.install + opts.timeouts.startup + 30,
-            )
-
-        rollout = await fleet.rollout(make, opts.waves, opts.abort_threshold)
+        rollout = await _rollout(opts, fleet, catalog, component, ports)
         ready = [t for t in things if t in rollout.results and rollout.results[t].ok]
         data = _load_data(opts, fleet, ready)
         loads = [DeviceLoad(t, ports[t]) for t in ready]
         drift_things = set(ready[: opts.drift_devices]) if opts.drift_devices else None
-        t0 = time.monotonic()
-        ctx = FaultContext(fleet, component, opts.run_dir)
-        fault_tasks = [asyncio.ensure_future(run_fault(ctx, f, t0)) for f in opts.faults]
-        bench_results: dict[str, Any] = {}
-        if opts.bench is not None and ready:
-            bench_results = await send_bench(cloud, tap, ready, opts.bench)
-
-        async def ticker() -> None:
-            while True:
-                if on_tick:
-                    on_tick(_snapshot(fleet, component, loads, tap, time.monotonic() - t0))
-                await asyncio.sleep(1.0)
-
-        tick = asyncio.ensure_future(ticker())
-        try:
-            if data is not None:
-                await drive(
-                    loads, data, opts.qps, opts.duration_s, opts.drift_after_s, drift_things
-                )
-            else:
-                await asyncio.sleep(opts.duration_s)
-            if fault_tasks:
-                await asyncio.wait(fault_tasks, timeout=max(5.0, opts.timeouts.startup))
-        finally:
-            tick.cancel()
-        final = _snapshot(fleet, component, loads, tap, time.monotonic() - t0)
-        if on_tick:
-            on_tick(final)
+        final, bench_results = await _drive_run(
+            opts, fleet, cloud, tap, component, ready, loads, data, drift_things, on_tick
+        )
         summary = {
             "component": component,
             "run_dir": str(opts.run_dir),
@@ -330,6 +287,86 @@ async def _simulate(
         summary["fleet"] = finish_collector(collector, opts.run_dir)
     write_json(opts.run_dir / "summary.json", summary)
     return summary
+
+
+def _offline_env(
+    opts: SimulateOptions, component: str
+) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """With --offline, the shared wheel cache filled once and the pip environment that points
+    every device at it; otherwise nothing."""
+    if not opts.offline:
+        return {}, None
+    cache_dir, wheels = prepare_wheel_cache(opts.component_dir, component, opts.wheel_cache)
+    return (wheelcache.pip_env(cache_dir) if cache_dir else {}), wheels
+
+
+async def _rollout(
+    opts: SimulateOptions,
+    fleet: SimFleet,
+    catalog: Catalog,
+    component: str,
+    ports: dict[str, int],
+) -> RolloutResult:
+    """Deploy the component to every device in waves, each on its own port."""
+    declared = catalog.latest(component).recipe.default_configuration
+    if opts.qps > 0 and PORT_KEY not in declared:
+        raise BadInputError(
+            f"{component} declares no {PORT_KEY!r} in its DefaultConfiguration, so the load "
+            "generator has no port to reach it on",
+            hint="declare the port the component serves on, or run without `load`",
+        )
+
+    def make(thing: str) -> Deployment:
+        merge = port_merge(declared, ports[thing], device_merge(opts.extra_merge, thing))
+        return Deployment(
+            [ComponentUpdate(component, merge=merge)],
+            timeout_s=opts.timeouts.install + opts.timeouts.startup + 30,
+        )
+
+    return await fleet.rollout(make, opts.waves, opts.abort_threshold)
+
+
+async def _drive_run(
+    opts: SimulateOptions,
+    fleet: SimFleet,
+    cloud: Any,
+    tap: CloudTap,
+    component: str,
+    ready: list[str],
+    loads: list[DeviceLoad],
+    data: Dataset | None,
+    drift_things: set[str] | None,
+    on_tick: Callable[[dict[str, Any]], None] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run itself: faults on their schedule, the bench command, load (or a wait) for the
+    duration, a snapshot every second; returns the final snapshot and the bench replies."""
+    t0 = time.monotonic()
+    ctx = FaultContext(fleet, component, opts.run_dir)
+    fault_tasks = [asyncio.ensure_future(run_fault(ctx, f, t0)) for f in opts.faults]
+    bench_results: dict[str, Any] = {}
+    if opts.bench is not None and ready:
+        bench_results = await send_bench(cloud, tap, ready, opts.bench)
+
+    async def ticker() -> None:
+        while True:
+            if on_tick:
+                on_tick(_snapshot(fleet, component, loads, tap, time.monotonic() - t0))
+            await asyncio.sleep(1.0)
+
+    tick = asyncio.ensure_future(ticker())
+    try:
+        if data is not None:
+            await drive(loads, data, opts.qps, opts.duration_s, opts.drift_after_s, drift_things)
+        else:
+            await asyncio.sleep(opts.duration_s)
+        if fault_tasks:
+            await asyncio.wait(fault_tasks, timeout=max(5.0, opts.timeouts.startup))
+    finally:
+        tick.cancel()
+    final = _snapshot(fleet, component, loads, tap, time.monotonic() - t0)
+    if on_tick:
+        on_tick(final)
+    return final, bench_results
 
 
 def prepare_wheel_cache(

@@ -133,10 +133,28 @@ def measured_reason(
     where: str,
     unmeasured: str = "not measured (search budget)",
 ) -> str:
+    """Why the selected point won, from what was measured: against fp32, what threads bought,
+    the latency bound, then one clause per other variant."""
     best = _best_per_variant(points, objective, budget)
     ref = best.get("fp32")
     sel = selected
     head = f"{sel.info.label}, {sel.candidate.options.short()}"
+    parts = _selected_parts(sel, ref, points, objective, budget, where)
+    lines = [f"{head}: " + "; ".join(parts)]
+    lines += _other_variants(sel, best, ref, points, infos, objective, budget, where, unmeasured)
+    return "; ".join(lines)
+
+
+def _selected_parts(
+    sel: Point,
+    ref: Point | None,
+    points: list[Point],
+    objective: str,
+    budget: LatencyBudget | None,
+    where: str,
+) -> list[str]:
+    """The selected point against fp32 (or why fp32 itself), its threads against one thread,
+    and whether it meets the latency bound."""
     parts = []
     if sel.candidate.variant != "fp32" and ref is not None:
         ratio = _speed(sel, objective, budget) / _speed(ref, objective, budget)
@@ -173,8 +191,23 @@ def measured_reason(
         value = float(sel.metrics["latency_ms"][budget.percentile])
         verdict = "meets" if value <= budget.limit_ms else "misses"
         parts.append(f"{verdict} {budget} ({budget.percentile} {value:.3g} ms)")
-    lines = [f"{head}: " + "; ".join(parts)]
+    return parts
 
+
+def _other_variants(
+    sel: Point,
+    best: dict[str, Point],
+    ref: Point | None,
+    points: list[Point],
+    infos: dict[str, VariantInfo],
+    objective: str,
+    budget: LatencyBudget | None,
+    where: str,
+    unmeasured: str,
+) -> list[str]:
+    """One clause per variant not chosen: rejected, not measured, no speed-up, slower than
+    the chosen one, or (fp32) larger or as fast."""
+    lines: list[str] = []
     for name, info in infos.items():
         if name == sel.candidate.variant:
             continue
@@ -206,7 +239,7 @@ def measured_reason(
                 lines.append(f"fp32: {info.bytes / max(sel.info.bytes, 1):.1f}× larger")
             elif r < 1 + SAME and sel.candidate.variant != "fp32":
                 lines.append("fp32: as fast; the chosen variant wins on the tie-break")
-    return "; ".join(lines)
+    return lines
 
 
 def profile_reason(

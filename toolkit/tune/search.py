@@ -95,6 +95,35 @@ def schedule_trials(n: int, eta: int = ETA) -> int:
     return sum(size for size, _ in halving_schedule(n, eta))
 
 
+def _schedule(
+    candidates: Sequence[Candidate], budget: Budget, exhaustive: bool, eta: int
+) -> tuple[list[Candidate], list[tuple[int, float]]]:
+    """The candidates to measure and the rounds (size, effort): every candidate once at full
+    effort, or successive halving over as many of the first candidates as the trial budget
+    allows."""
+    pool = list(candidates)
+    if exhaustive:
+        return pool, [(len(pool), 1.0)]
+    if budget.max_trials is not None:
+        while len(pool) > 1 and schedule_trials(len(pool), eta) > budget.max_trials:
+            pool.pop()  # drop the lowest-prior candidate
+    return pool, halving_schedule(len(pool), eta)
+
+
+def _over_budget(
+    budget: Budget, n_trials: int, elapsed_s: float, effort: float, per_effort_s: list[float]
+) -> str | None:
+    """Why the next trial (at `effort`) would break the budget, or None: the trial count, or
+    the time so far plus what the slowest trial per unit effort predicts."""
+    if budget.max_trials is not None and n_trials >= budget.max_trials:
+        return f"trial budget of {budget.max_trials} reached"
+    if budget.time_budget_s is not None:
+        expected = effort * (max(per_effort_s) if per_effort_s else 0.0)
+        if elapsed_s + expected > budget.time_budget_s:
+            return f"time budget of {budget.time_budget_s:g} s reached"
+    return None
+
+
 def search(
     candidates: Sequence[Candidate],
     measure: MeasureFn,
@@ -119,15 +148,7 @@ def search(
     if n == 0:
         return result
 
-    if exhaustive:
-        schedule = [(n, 1.0)]
-        pool = list(candidates)
-    else:
-        pool = list(candidates)
-        if budget.max_trials is not None:
-            while len(pool) > 1 and schedule_trials(len(pool), eta) > budget.max_trials:
-                pool.pop()  # drop the lowest-prior candidate
-        schedule = halving_schedule(len(pool), eta)
+    pool, schedule = _schedule(candidates, budget, exhaustive, eta)
     planned = sum(size for size, _ in schedule)
     per_effort_s: list[float] = []  # seconds per unit effort, from trials so far
 
@@ -136,14 +157,11 @@ def search(
             pool = pool[:size]
             round_trials: list[Trial] = []
             for cand in pool:
-                if budget.max_trials is not None and result.n_trials >= budget.max_trials:
-                    result.stopped = f"trial budget of {budget.max_trials} reached"
+                result.stopped = _over_budget(
+                    budget, result.n_trials, clock() - start, effort, per_effort_s
+                )
+                if result.stopped:
                     break
-                if budget.time_budget_s is not None:
-                    expected = effort * (max(per_effort_s) if per_effort_s else 0.0)
-                    if clock() - start + expected > budget.time_budget_s:
-                        result.stopped = f"time budget of {budget.time_budget_s:g} s reached"
-                        break
                 t0 = clock()
                 metrics = measure(cand, effort)
                 wall = clock() - t0

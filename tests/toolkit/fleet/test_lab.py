@@ -9,12 +9,13 @@ import copy
 import pytest
 
 from edge_agent.benchmark import TimingConfig, run_single_stream
+from edge_agent.contracts.bench import stored_records
 from edge_agent.contracts.bundle import Bundle
 from tests.toolkit.fleet.fleet_helpers import encoded
 from toolkit.fleet import synthetic as syn
 from toolkit.fleet.collector import Collector
 from toolkit.fleet.ingest import Received
-from toolkit.fleet.lab import BundleIndex, compare, match_lab
+from toolkit.fleet.lab import BundleIndex, compare, lab_records, match_lab
 from toolkit.fleet.rules import RulesConfig
 from toolkit.fleet.summary import fleet_summary
 
@@ -165,3 +166,17 @@ def test_report_marks_the_lab_alarm_in_the_terminal_like_the_live_rule(lab_bundl
     text = " ".join(res.stdout.split())  # rich wraps long lines
     assert "⚠ lab_regression" in text and " ".join(raised[0].split()) in text
     assert "healthy: fp32" not in text
+
+
+def test_lab_reads_the_bench_entry_through_the_one_reader(lab_bundle):
+    """lab_records is edge_agent.contracts.bench.stored_records on the variant's target entry:
+    each record comes with the entry's environment, as tune's device figures read it."""
+    path, record = lab_bundle
+    bundle = Bundle.open(path)
+    bundle.variants["fp32"]["benchmarks"][TARGET]["environment"] = {"lab": "here"}
+    entry = bundle.variants["fp32"]["benchmarks"][TARGET]
+    got = lab_records(bundle, "fp32", TARGET)
+    assert got == stored_records(entry)
+    assert [r["environment"] for r in got] == [{"lab": "here"}]
+    assert got[0]["latency_ms"] == record["latency_ms"]
+    assert lab_records(bundle, "fp32", "rpi4") == []

@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_agent.atomic import write_json
+from tests.helpers.fleet import start_collector
 from tests.toolkit.fleet.fleet_helpers import encoded, metrics
 from toolkit.cli import app
 from toolkit.fleet import synthetic as syn
@@ -165,29 +163,8 @@ def test_report_bad_input_exits_2(tmp_path):
 @pytest.mark.broker
 def test_collect_command_stores_from_the_broker(mosquitto_broker, tmp_path):
     db = tmp_path / "collected.db"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from toolkit.cli import main; main()",
-            "fleet",
-            "collect",
-            "--broker",
-            mosquitto_broker.url,
-            "--db",
-            str(db),
-            "--group",
-            "cli",
-            "--client-id",
-            "cli-test",
-            "--duration",
-            "8",
-            "--json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
+    proc = start_collector(
+        mosquitto_broker.url, str(db), "cli-test", store_option="--db", group="cli", duration_s=8
     )
     device = syn.SyntheticDevice("cli-dev", mosquitto_broker.url, str(tmp_path / "ob.sqlite"))
     try:

@@ -7,20 +7,16 @@ nothing is stored twice (the (thing, seq) key drops the redelivered copies)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.helpers.fleet import start_collector
 from toolkit.fleet import synthetic as syn
 from toolkit.fleet.stores import open_fleet_store
 
 pytestmark = [pytest.mark.broker]
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def _wait(predicate, timeout: float) -> bool:
@@ -32,38 +28,15 @@ def _wait(predicate, timeout: float) -> bool:
     return predicate()
 
 
-def _collect(broker_url: str, store: str, client_id: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from toolkit.cli import main; main()",
-            "fleet",
-            "collect",
-            "--broker",
-            broker_url,
-            "--store",
-            store,
-            "--group",
-            "edgekit",
-            "--client-id",
-            client_id,
-            "--json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
 def test_three_collectors_share_the_fleet_and_a_killed_one_loses_nothing(
     mosquitto_broker, postgres_url, tmp_path
 ):
     store = open_fleet_store(postgres_url)  # migrated once, before the collectors race
     count = lambda: store.scalar("SELECT COUNT(*) FROM messages")  # noqa: E731
     ids = ["col-a", "col-b", "col-c"]
-    procs = {cid: _collect(mosquitto_broker.url, postgres_url, cid, tmp_path) for cid in ids}
+    procs = {
+        cid: start_collector(mosquitto_broker.url, postgres_url, cid, cwd=tmp_path) for cid in ids
+    }
     devices = [
         syn.SyntheticDevice(f"dev-{i}", mosquitto_broker.url, str(tmp_path / f"ob-{i}.sqlite"))
         for i in range(6)
@@ -88,7 +61,9 @@ def test_three_collectors_share_the_fleet_and_a_killed_one_loses_nothing(
                 procs["col-b"].send_signal(signal.SIGKILL)  # mid-run, batches in flight
                 procs["col-b"].wait(10)
             if r == 2 * rounds // 3:  # its supervisor starts it again, same client id
-                procs["col-b"] = _collect(mosquitto_broker.url, postgres_url, "col-b", tmp_path)
+                procs["col-b"] = start_collector(
+                    mosquitto_broker.url, postgres_url, "col-b", cwd=tmp_path
+                )
             time.sleep(0.02)
         total = 6 * (rounds + 1)
         for d in devices:
