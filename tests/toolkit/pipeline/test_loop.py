@@ -1,4 +1,4 @@
-"""The whole loop on the simulated fleet (the demo's stage 80 in quick mode): the pipeline
+"""The whole loop on the simulated fleet (the demo's `pipeline` step in quick mode): the pipeline
 deploys v1 to a simulated core device running the real packaged agent, shifted traffic raises a
 drift alert, the collector's `pipeline` action re-trains on the captured and labelled requests,
 the new version beats the deployed one on the shifted data and is rolled out, and the drift
@@ -12,16 +12,17 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from toolkit.demo import DemoContext
-from toolkit.demo.pipeline_stage import pipeline_demo
+from toolkit.demo import LOOP_AS, LOOP_FILE, materialise, prepare
+from toolkit.demo.loop import closed_loop
 from toolkit.pipeline.store import RunStore
 
 
 @pytest.mark.slow
 def test_drift_alert_to_new_deployment(tmp_path: Path) -> None:
-    ctx = DemoContext(out=tmp_path, console=Console(file=io.StringIO()), quick=True)
-    pipeline_demo(ctx)
-    r = ctx.results["pipeline"]
+    prepare(tmp_path)  # the demo's pre-step: its data (and release key)
+    pipe = materialise(tmp_path, LOOP_FILE, LOOP_AS)
+    r, failure = closed_loop(tmp_path, pipe, Console(file=io.StringIO()), quick=True)
+    assert failure is None, (failure, r)
     assert r["second_run"]["ran"] == [] and len(r["second_run"]["cached"]) == 7
     assert r["v1"] == "1.0.0" and r["v2"] == "1.0.1"
     assert [d["ok"] for d in r["deployments"]] == [True, True], r["deployments"]
