@@ -58,7 +58,7 @@ LOOP_AS = "pipeline.yaml"
 
 def shipped(name: str) -> str:
     """The text of a pipeline file that ships with the package."""
-    return resources.files("toolkit.demo").joinpath("pipelines", name).read_text("utf-8")
+    return resources.files("toolkit.demo").joinpath("pipelines").joinpath(name).read_text("utf-8")
 
 
 @dataclass

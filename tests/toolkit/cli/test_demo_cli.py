@@ -158,7 +158,7 @@ def test_a_failed_stage_fails_the_demo_and_is_named(monkeypatch, tmp_path: Path)
     assert status["train"] == status["export"] == ("passed", None)
     assert status["evaluate"][0] == "failed" and "below the minimum 1.01" in status["evaluate"][1]
     assert status["bench"] == ("skipped", "stage evaluate failed before it")
-    assert "nowhere.csv does not exist" in status["broken.yaml"][1]
+    assert "broken.yaml:1: model: say where the model comes from" in status["broken.yaml"][1]
     assert doc["train"]["tabular_accuracy"] > 0.9  # what ran is reported
     assert Path(doc["export"]["tabular"]["bundle"]).is_dir() and doc["bench"] == {}
     assert "stage evaluate failed: gate: accuracy of the model" in result.stderr
