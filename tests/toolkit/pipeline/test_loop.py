@@ -14,6 +14,8 @@ from rich.console import Console
 
 from toolkit.demo import LOOP_AS, LOOP_FILE, materialise, prepare
 from toolkit.demo.loop import closed_loop
+from toolkit.pipeline import spec as spec_mod
+from toolkit.pipeline.runner import run_pipeline
 from toolkit.pipeline.store import RunStore
 
 
@@ -40,3 +42,9 @@ def test_drift_alert_to_new_deployment(tmp_path: Path) -> None:
     verdict = next(s for s in run["stages"] if s["name"] == "evaluate")["result"]["deployed"]
     assert verdict["new"] > verdict["deployed"]  # the retrained model handles the shifted data
     assert next(s for s in run["stages"] if s["name"] == "deploy")["status"] == "ran"
+
+    # the demo again in the same folder (its run store remembers the first fleet's versions): the
+    # loop's file runs as before for the new fleet, all cached. Before, its evaluate compared v1
+    # with the re-trained v2 of a fleet that no longer exists, and the gate refused it (exit 1)
+    again = run_pipeline(spec_mod.load(pipe))
+    assert again.status == "ok" and again.ran == [] and len(again.cached) == 7
