@@ -1,4 +1,5 @@
-"""`edgekit demo`: train two small models and take them down the whole path."""
+"""`edgekit demo`: train two small models and take them down the whole path: a thin wrapper that
+runs the pipeline files shipped in toolkit/demo/pipelines on the pipeline runner."""
 
 from __future__ import annotations
 
@@ -22,32 +23,24 @@ def demo_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run the whole path on a scikit-learn pipeline and a PyTorch CNN, offline."""
-    from toolkit.demo import FAILED, DemoContext, run_stages
+    from toolkit.demo import FAILED, run_demo
     from toolkit.demo import output as demo_output
+    from toolkit.demo.results import demo_json
 
     console = err if as_json else out
     # absolute here, where it is decided: stages hand paths under it to processes (the agents
     # on the simulated devices) that run in folders of their own
     output = output.expanduser().absolute()
     demo_output.claim(output)  # a folder of the user's files: exit 2 before anything runs
-    ctx = DemoContext(out=output, console=console, quick=quick)
     try:
-        statuses = run_stages(ctx, lambda name: console.rule(f"[bold]{name}"))
+        demo = run_demo(output, console, quick=quick)
     finally:
         demo_output.seal(output)
+    statuses = demo.statuses()
     failed = [s for s in statuses if s.status == FAILED]
     seconds = sum(s.seconds for s in statuses)
     if as_json:
-        print_json(
-            {
-                "ok": not failed,
-                "output": str(output),
-                "failed": [s.name for s in failed],
-                "stages": {s.name: s.to_dict() for s in statuses},
-                "timings_s": {s.name: s.seconds for s in statuses},
-                **ctx.results,
-            }
-        )
+        print_json(demo_json(demo, output))
     elif failed:
         console.print(f"[red]✗ demo failed[/] in {seconds:.0f} s; everything is under {output}")
     else:

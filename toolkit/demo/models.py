@@ -61,29 +61,50 @@ def tabular_pipeline(seed: int = SEED):
     )
 
 
-def train_tabular(out_dir: Path, seed: int = SEED) -> dict[str, Any]:
-    """Fit the pipeline, save it with skops and write train/test CSVs."""
-    import skops.io as sio
+def write_tabular_data(out_dir: Path, seed: int = SEED) -> dict[str, Path]:
+    """The demo's pre-step for the tabular model: breast_cancer split into train/test CSVs."""
     from sklearn.model_selection import train_test_split
 
     frame = breast_cancer_frame(seed)
     train, test = train_test_split(
         frame, test_size=0.35, random_state=seed, stratify=frame[TABULAR_TARGET]
     )
-    model = tabular_pipeline(seed)
-    model.fit(train.drop(columns=[TABULAR_TARGET]), train[TABULAR_TARGET])
-    accuracy = float(model.score(test.drop(columns=[TABULAR_TARGET]), test[TABULAR_TARGET]))
     out_dir.mkdir(parents=True, exist_ok=True)
-    model_path = out_dir / "breast_cancer_mlp.skops"
-    sio.dump(model, model_path)
-    train.to_csv(out_dir / "breast_cancer_train.csv", index=False)
-    test.to_csv(out_dir / "breast_cancer_test.csv", index=False)
-    return {
-        "model": model_path,
+    paths = {
         "train": out_dir / "breast_cancer_train.csv",
         "test": out_dir / "breast_cancer_test.csv",
-        "accuracy": accuracy,
     }
+    train.to_csv(paths["train"], index=False)
+    test.to_csv(paths["test"], index=False)
+    return paths
+
+
+def fit_tabular(data: Path, output: Path, evaluation: str | None = None, seed: int = SEED):
+    """The tabular model's train step (a pipeline `train` function): fit on `data`, save with
+    skops to `output`; `evaluation` (a CSV beside `data`) gives the held-out accuracy."""
+    import pandas as pd
+    import skops.io as sio
+
+    frame = pd.read_csv(data)
+    x, y = frame.drop(columns=[TABULAR_TARGET]), frame[TABULAR_TARGET]
+    model = tabular_pipeline(seed)
+    model.fit(x, y)
+    sio.dump(model, output)
+    metrics = {"train_accuracy": float(model.score(x, y)), "rows": float(len(frame))}
+    if evaluation:
+        test = pd.read_csv(Path(data).parent / evaluation)
+        metrics["test_accuracy"] = float(
+            model.score(test.drop(columns=[TABULAR_TARGET]), test[TABULAR_TARGET])
+        )
+    return metrics
+
+
+def train_tabular(out_dir: Path, seed: int = SEED) -> dict[str, Any]:
+    """Write the CSVs and fit the pipeline in one call (benchmarks and tests)."""
+    paths = write_tabular_data(out_dir, seed)
+    model_path = out_dir / "breast_cancer_mlp.skops"
+    metrics = fit_tabular(paths["train"], model_path, paths["test"].name, seed)
+    return {**paths, "model": model_path, "accuracy": metrics["test_accuracy"]}
 
 
 def digits_cnn():
@@ -116,20 +137,40 @@ def digits_arrays(seed: int = SEED):
     )
 
 
-def train_digits(out_dir: Path, epochs: int = 15, seed: int = SEED) -> dict[str, Any]:
-    """Train the CNN, save its state dict and the test set as NPY/NPZ."""
+def write_digits_data(out_dir: Path, seed: int = SEED) -> dict[str, Path]:
+    """The demo's pre-step for the CNN: digits split into train/test NPZ (input, target)."""
+    x_train, x_test, y_train, y_test = digits_arrays(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "test_npy": out_dir / "digits_test.npy",
+        "test": out_dir / "digits_test.npz",
+        "train": out_dir / "digits_train.npz",
+    }
+    np.save(paths["test_npy"], x_test)
+    np.savez(paths["test"], input=x_test, target=y_test)
+    np.savez(paths["train"], input=x_train, target=y_train)
+    return paths
+
+
+def fit_digits(
+    data: Path, output: Path, evaluation: str | None = None, epochs: int = 15, seed: int = SEED
+) -> dict[str, float]:
+    """The CNN's train step (a pipeline `train` function): fit `digits_cnn` on `data` (NPZ with
+    input and target), save its state dict to `output`; `evaluation` (an NPZ beside `data`)
+    gives the held-out accuracy."""
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
-    x_train, x_test, y_train, y_test = digits_arrays(seed)
+    with np.load(data) as npz:
+        x_train, y_train = npz["input"], npz["target"]
     model = digits_cnn()
     optimiser = torch.optim.Adam(model.parameters(), lr=2e-3)
     loss_fn = nn.CrossEntropyLoss()
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
     generator = torch.Generator().manual_seed(seed)
     model.train()
-    for _ in range(epochs):
+    for _ in range(int(epochs)):
         order = torch.randperm(len(xt), generator=generator)
         for start in range(0, len(xt), 64):
             idx = order[start : start + 64]
@@ -137,19 +178,25 @@ def train_digits(out_dir: Path, epochs: int = 15, seed: int = SEED) -> dict[str,
             loss_fn(model(xt[idx]), yt[idx]).backward()
             optimiser.step()
     model.eval()
-    with torch.inference_mode():
-        accuracy = float((model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean())
-    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), output)
+    metrics = {"epochs": float(epochs), "rows": float(len(x_train))}
+    if evaluation:
+        with np.load(Path(data).parent / evaluation) as npz:
+            x_test, y_test = npz["input"], npz["target"]
+        with torch.inference_mode():
+            predicted = model(torch.from_numpy(x_test)).argmax(1).numpy()
+        metrics["test_accuracy"] = float((predicted == y_test).mean())
+    return metrics
+
+
+def train_digits(out_dir: Path, epochs: int = 15, seed: int = SEED) -> dict[str, Any]:
+    """Write the NPZ files and train the CNN in one call (benchmarks and tests)."""
+    paths = write_digits_data(out_dir, seed)
     weights = out_dir / "digits_cnn.pt"
-    torch.save(model.state_dict(), weights)
-    np.save(out_dir / "digits_test.npy", x_test)
-    np.savez(out_dir / "digits_test.npz", input=x_test, target=y_test)
-    np.savez(out_dir / "digits_train.npz", input=x_train, target=y_train)
+    metrics = fit_digits(paths["train"], weights, paths["test"].name, epochs, seed)
     return {
+        **paths,
         "weights": weights,
         "factory": "toolkit.demo.models:digits_cnn",
-        "test_npy": out_dir / "digits_test.npy",
-        "test": out_dir / "digits_test.npz",
-        "train": out_dir / "digits_train.npz",
-        "accuracy": accuracy,
+        "accuracy": metrics["test_accuracy"],
     }

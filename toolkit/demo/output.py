@@ -15,8 +15,8 @@ DEMO_KIND = "demo"
 # What the stages make at the top of -o; the marker lists them before they exist, so a demo
 # stopped half-way still leaves a folder the next demo may reuse.
 MADE = (
-    ".edgekit", "build", "bundles", "data", "fleet", "greengrass-build", "keys",
-    "pipeline.yaml", "reports", "simulate",
+    ".edgekit", "breast-cancer.yaml", "build", "bundles", "data", "digits-cnn.yaml", "fleet",
+    "greengrass-build", "keys", "pipeline.yaml", "reports", "simulate",
 )  # fmt: skip
 
 

@@ -191,10 +191,11 @@ def _publish_outputs(spec: PipelineSpec, outputs: dict[str, dict]) -> dict[str, 
         src = ctx.latest(key)
         if not src:
             continue
-        replacing = _check_publish(spec.output / name, key)
-        with staging_dir(spec.output / name, replace=replacing) as stage:
+        target = spec.published(name)
+        replacing = _check_publish(target, key)
+        with staging_dir(target, replace=replacing) as stage:
             shutil.copytree(src, stage, dirs_exist_ok=True)
-        published[name] = str(spec.output / name)
+        published[name] = str(target)
     return published
 
 
@@ -218,7 +219,7 @@ def run_pipeline(
     try:
         stages = make_plan(spec, runtime, force)
         for key, name in PUBLISHED:  # before any stage runs: fail in a second, touch nothing
-            _check_publish(spec.output / name, key)
+            _check_publish(spec.published(name), key)
         run_id = store.begin(
             pipeline=str(spec.path),
             digest=spec.digest,

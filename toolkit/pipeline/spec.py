@@ -144,6 +144,12 @@ class PipelineSpec:
     def output(self) -> Path:
         return self.resolve(self.doc.get("output", DEFAULT_OUTPUT))  # type: ignore[return-value]
 
+    def published(self, name: str) -> Path:
+        """Where the final `bundle` or `greengrass-build` is copied: `outputs.<name>` when the
+        file says, else `<output>/<name>`."""
+        given = (self.doc.get("outputs") or {}).get(name)
+        return self.resolve(given) if given else self.output / name  # type: ignore[return-value]
+
     @property
     def store(self) -> Path:
         if "store" in self.doc:
@@ -236,6 +242,9 @@ def _semantic_checks(spec: PipelineSpec) -> None:
             (("stages", "train", "sources", i), spec.resolve(s))
             for i, s in enumerate(train.get("sources") or [])
         ]
+    sign_key = (stages.get("package") or {}).get("sign_key")
+    if sign_key:
+        checks.append((("stages", "package", "sign_key"), spec.resolve(sign_key)))
     for path, p in checks:
         if p is not None and not p.exists():
             raise spec.fail(path, f"{p} does not exist")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from rich.table import Table
@@ -100,25 +101,30 @@ def debug_table(name: str, debug: dict[str, Any]) -> Table:
 
 def print_report(console: Any, report: dict[str, Any]) -> None:
     """The results and metrics tables, the qdq_loss_debug tables, retries and rejections
-    (shared by the command and the demo)."""
-    console.print(results_table(report))
+    (shared by the command and the pipeline's evaluate stage)."""
+    for item in report_renderables(report):
+        console.print(item)
+
+
+def report_renderables(report: dict[str, Any]) -> Iterator[Any]:
+    yield results_table(report)
     table = metrics_table(report)
     if table is not None:
-        console.print(table)
+        yield table
     for name, r in report["variants"].items():
         debug = r.get("debug") or {}
         if "worst_tensors" in debug:
-            console.print(debug_table(name, debug))
+            yield debug_table(name, debug)
             worst = ", ".join(n["node"] for n in debug["worst_nodes"][:5])
-            console.print(f"  worst nodes: {worst}  (retry with --auto-exclude K)")
+            yield f"  worst nodes: {worst}  (retry with --auto-exclude K)"
         if "error" in debug:
-            console.print(f"  {name}: qdq_loss_debug could not run: {debug['error']}")
+            yield f"  {name}: qdq_loss_debug could not run: {debug['error']}"
         if r.get("auto_exclude"):
             a = r["auto_exclude"]
-            console.print(
+            yield (
                 f"  {name}: {a['from']} re-quantized leaving {', '.join(a['excluded_nodes'])} "
                 "in float"
             )
     for name, r in report["variants"].items():
         if not r["gate"].get("passed"):
-            console.print(f"[red]✗[/] {name}: {r['gate']['reason']}")
+            yield f"[red]✗[/] {name}: {r['gate']['reason']}"

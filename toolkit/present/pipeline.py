@@ -8,6 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from toolkit.present.format import shorten_middle
+from toolkit.present.stages import stage_view
 
 MARKS = {"run": "[cyan]run[/]", "cached": "[green]cached[/]", "stop": "[yellow]stop[/]"}
 
@@ -22,8 +23,9 @@ def plan_table(plan: list[Any], title: str) -> Table:
     return table
 
 
-def progress_printer(console: Any) -> tuple[Any, Any]:
-    """Stage events as lines (with a spinner while a stage runs) and stage messages dimmed."""
+def progress_printer(console: Any, views: bool = True) -> tuple[Any, Any]:
+    """Stage events as lines (with a spinner while a stage runs) and stage messages dimmed; a
+    stage that ran shows its own tables (`toolkit.present.stages`) unless `views` is off."""
     status: dict[str, Any] = {}
 
     def on_event(kind: str, p: Any, info: dict[str, Any]) -> None:
@@ -38,6 +40,9 @@ def progress_printer(console: Any) -> tuple[Any, Any]:
         if kind == "cached":
             console.print(f"[green]↺ {p.name}[/] cached [dim]{p.key[:12]}[/]")
         elif kind == "done":
+            if views:
+                for item in stage_view(p.name, info):
+                    console.print(item, highlight=False)
             console.print(f"[green]✓ {p.name}[/] {info['seconds']:.2f} s")
         elif kind == "failed":
             console.print(f"[red]✗ {p.name}[/] after {info['seconds']:.2f} s: {info['error']}")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.contracts.bundle import Bundle
+from toolkit.pipeline.store import RunStore
 
 EDGEKIT = Path(sys.executable).parent / "edgekit"
 
@@ -35,6 +36,25 @@ def test_demo_quick_json(tmp_path: Path):
         stages, "passed"
     )
     _closed_loop_closed(doc["pipeline"], out)
+    # the demo is the pipeline files it ships, run by the pipeline runner: each is in -o, and
+    # each run is in the run store as `edgekit runs list` shows it
+    store = RunStore(out / ".edgekit" / "runs.db")
+    try:
+        runs = store.list(50)
+    finally:
+        store.close()
+    for name in ("breast-cancer.yaml", "digits-cnn.yaml", "pipeline.yaml"):
+        assert (out / name).is_file()
+        assert any(r["pipeline"] == str(out / name) and r["status"] == "ok" for r in runs), name
+    assert doc["outputs"]["tabular"]["greengrass-build"] == str(out / "greengrass-build")
+    assert Path(doc["package"]["recipe"]).parent == out / "greengrass-build" / "recipes"
+    assert (
+        Path(doc["bench"]["tabular"]["report"]) == out / "reports/bench-breast-cancer/report.html"
+    )
+    assert Path(doc["bench"]["cnn"]["report"]).is_file()
+    assert "native:" in " ".join(doc["bench"]["cnn"]["p50_ms"])  # the PyTorch baseline
+    assert set(doc["tune"]["tabular"]) == {"local", "rpi4"}
+    assert doc["simulate"]["report"] == str(out / "reports" / "fleet-report.html")
     assert doc["train"]["tabular_accuracy"] > 0.9 and doc["train"]["cnn_accuracy"] > 0.8
 
     tabular, cnn = doc["export"]["tabular"], doc["export"]["cnn"]
@@ -89,43 +109,68 @@ def _closed_loop_closed(loop: dict, out: Path) -> None:
     assert retrained["deployed"]["version"] == loop["v2"]
 
 
-def _stage(outcome: str):
-    def run(ctx) -> None:
-        ctx.results[ctx.current] = {"ran": True}
-        if outcome == "fail":
-            ctx.fail("the check did not hold")
-        elif outcome == "raise":
-            raise RuntimeError("boom")
-
-    return run
+GATED = """\
+version: 1
+name: gated
+data:
+  sample: data/breast_cancer_test.csv
+  evaluation: data/breast_cancer_test.csv
+  target_column: target
+stages:
+  train:
+    function: toolkit.demo.models:fit_tabular
+    data: data/breast_cancer_train.csv
+    output: model.skops
+    params: {evaluation: breast_cancer_test.csv}
+  export:
+  evaluate:
+    min_value: 1.01   # no model reaches it: the gate fails
+  bench:
+    duration_s: 0.05
+"""
+BROKEN = "version: 1\nname: broken\ndata: {sample: nowhere.csv}\nstages: {export:}\n"
 
 
 def test_a_failed_stage_fails_the_demo_and_is_named(monkeypatch, tmp_path: Path):
-    """A stage whose check fails: the demo goes on, then exits 1 naming it; a stage that raises
-    stops the demo (later stages need its output) and the rest are reported skipped."""
+    """The demo's pipelines on the runner: a stage whose check fails stops its own pipeline (the
+    stages after it are reported skipped), the other pipelines still run, and the demo exits 1
+    naming the stage and the reason; a pipeline file that does not load is named too."""
     from typer.testing import CliRunner
 
     import toolkit.demo as demo
     from toolkit.cli import app
 
-    plan = [(10, "one", "ok"), (20, "two", "fail"), (30, "three", "raise"), (40, "four", "ok")]
-    monkeypatch.setattr(demo, "stages", lambda: [(o, n, _stage(x)) for o, n, x in plan])
+    texts = {"gated.yaml": GATED, "broken.yaml": BROKEN}
+    monkeypatch.setattr(demo, "shipped", lambda name: texts[name])
+    monkeypatch.setattr(
+        demo,
+        "PIPELINES",
+        [demo.DemoPipeline("tabular", "gated.yaml"), demo.DemoPipeline("other", "broken.yaml")],
+    )
+    monkeypatch.setattr(demo, "run_loop", lambda *_args: None)  # the loop has its own test
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["demo", "-o", "out", "--json"])
     assert result.exit_code == 1, result.output
     doc = json.loads(result.stdout)
-    assert doc["ok"] is False and doc["failed"] == ["two", "three"]
+    assert doc["ok"] is False and doc["failed"] == ["evaluate", "broken.yaml"]
     assert doc["output"] == str(tmp_path / "out")
     status = {name: (s["status"], s["reason"]) for name, s in doc["stages"].items()}
-    assert status == {
-        "one": ("passed", None),
-        "two": ("failed", "the check did not hold"),
-        "three": ("failed", "RuntimeError: boom"),
-        "four": ("skipped", "stage three failed before it"),
-    }
-    assert "one" in doc and "four" not in doc
-    assert "stage two failed: the check did not hold" in result.stderr
+    assert status["train"] == status["export"] == ("passed", None)
+    assert status["evaluate"][0] == "failed" and "below the minimum 1.01" in status["evaluate"][1]
+    assert status["bench"] == ("skipped", "stage evaluate failed before it")
+    assert "broken.yaml:1: model: say where the model comes from" in status["broken.yaml"][1]
+    assert doc["train"]["tabular_accuracy"] > 0.9  # what ran is reported
+    assert Path(doc["export"]["tabular"]["bundle"]).is_dir() and doc["bench"] == {}
+    assert "stage evaluate failed: gate: accuracy of the model" in result.stderr
+    # the runs are in the run store, as `edgekit runs list` shows them
+    store = RunStore(tmp_path / "out" / ".edgekit" / "runs.db")
+    try:
+        runs = store.list(5)
+    finally:
+        store.close()
+    assert [(r["name"], r["status"]) for r in runs] == [("gated", "failed")]
 
     plain = CliRunner().invoke(app, ["demo", "-o", "out"])
     assert plain.exit_code == 1
     assert "✗ demo failed" in plain.output and "demo finished" not in plain.output
+    assert "↺ train" in plain.output  # the second time, from the cache

@@ -1,4 +1,4 @@
-"""The whole loop on the simulated fleet (the demo's stage 80 in quick mode): the pipeline
+"""The whole loop on the simulated fleet (the demo's `pipeline` step in quick mode): the pipeline
 deploys v1 to a simulated core device running the real packaged agent, shifted traffic raises a
 drift alert, the collector's `pipeline` action re-trains on the captured and labelled requests,
 the new version beats the deployed one on the shifted data and is rolled out, and the drift
@@ -12,16 +12,19 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from toolkit.demo import DemoContext
-from toolkit.demo.pipeline_stage import pipeline_demo
+from toolkit.demo import LOOP_AS, LOOP_FILE, materialise, prepare
+from toolkit.demo.loop import closed_loop
+from toolkit.pipeline import spec as spec_mod
+from toolkit.pipeline.runner import run_pipeline
 from toolkit.pipeline.store import RunStore
 
 
 @pytest.mark.slow
 def test_drift_alert_to_new_deployment(tmp_path: Path) -> None:
-    ctx = DemoContext(out=tmp_path, console=Console(file=io.StringIO()), quick=True)
-    pipeline_demo(ctx)
-    r = ctx.results["pipeline"]
+    prepare(tmp_path)  # the demo's pre-step: its data (and release key)
+    pipe = materialise(tmp_path, LOOP_FILE, LOOP_AS)
+    r, failure = closed_loop(tmp_path, pipe, Console(file=io.StringIO()), quick=True)
+    assert failure is None, (failure, r)
     assert r["second_run"]["ran"] == [] and len(r["second_run"]["cached"]) == 7
     assert r["v1"] == "1.0.0" and r["v2"] == "1.0.1"
     assert [d["ok"] for d in r["deployments"]] == [True, True], r["deployments"]
@@ -39,3 +42,9 @@ def test_drift_alert_to_new_deployment(tmp_path: Path) -> None:
     verdict = next(s for s in run["stages"] if s["name"] == "evaluate")["result"]["deployed"]
     assert verdict["new"] > verdict["deployed"]  # the retrained model handles the shifted data
     assert next(s for s in run["stages"] if s["name"] == "deploy")["status"] == "ran"
+
+    # the demo again in the same folder (its run store remembers the first fleet's versions): the
+    # loop's file runs as before for the new fleet, all cached. Before, its evaluate compared v1
+    # with the re-trained v2 of a fleet that no longer exists, and the gate refused it (exit 1)
+    again = run_pipeline(spec_mod.load(pipe))
+    assert again.status == "ok" and again.ran == [] and len(again.cached) == 7

@@ -220,8 +220,17 @@ class Export(Stage):
         fp32 = bundle.variant("fp32")
         return {
             "bundle": bundle.path,
+            "name": bundle.manifest["name"],
             "task": bundle.task,
+            "inputs": {t["name"]: t["shape"] for t in bundle.signature["inputs"]},
+            "outputs": {t["name"]: t["shape"] for t in bundle.signature["outputs"]},
+            "labels": bundle.labels,
             "parity_passed": report["passed"],
+            "parity_rows": report["rows"],
+            "parity": {
+                name: r.get("label_agreement", r.get("max_abs_diff"))
+                for name, r in report["outputs"].items()
+            },
             "bytes": fp32["bytes"],
             "sha256": fp32["sha256"],
         }

@@ -66,6 +66,10 @@ class Quantize(Stage):
                 "method": result["method"],
                 "size_ratio": result["size_ratio"],
                 "label_agreement": result["parity"].get("label_agreement"),
+                "min_cosine": result["parity"].get("min_cosine"),
+                "reasons": ((result.get("quantization") or {}).get("auto") or {}).get(
+                    "reasons", []
+                ),
             }
         return {"bundle": ctx.bundle, "variants": made, "refused": refused}
 
@@ -134,6 +138,7 @@ class Evaluate(Stage):
             "passed": report["passed"],
             "rejected": [n for n in report["quantized"] if n not in report["passed"]],
             "deployed": None,
+            "report": report,  # what `edgekit evaluate --json` prints: the tables draw from it
         }
         if c.min_value is not None and (
             value is None or (value > c.min_value if lower else value < c.min_value)
@@ -206,6 +211,9 @@ class BenchConfig:
     duration_s: float = 0.5
     batches: list[int] = field(default_factory=lambda: [1])
     target: str = "local"
+    native: bool = False  # also time the source model in its own framework (the baseline)
+    trust_code: bool = False  # the native baseline may import the model's factory module
+    report: str | None = None  # a folder (beside the pipeline file) for report.html and results
 
 
 @register("bench", 40)
@@ -215,25 +223,41 @@ class Bench(Stage):
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from edge_agent.benchmark import TimingConfig
+        from edge_agent.contracts.bundle import Bundle
         from toolkit.bench.engine import BenchPlan, run_bench
-        from toolkit.bench.store import save_to_manifest
+        from toolkit.bench.store import save_to_manifest, write_results
 
         c: BenchConfig = self.cfg
         plan = BenchPlan(
             variants=None,
             batches=c.batches,
             timing=TimingConfig(duration_s=c.duration_s, warmup_iterations=5),
-            native=False,
+            native=c.native,
+            trust_code=c.trust_code,
         )
         run = run_bench(ctx.bundle, plan)
         saved = save_to_manifest(run, c.target, command=_command(ctx, "bench"))
         p50 = {
-            f"{r['variant']}/b{r['batch']}": r["latency_ms"]["p50"]
+            f"{r['variant'] if r['system'] == 'onnxruntime' else r['system']}/b{r['batch']}": r[
+                "latency_ms"
+            ]["p50"]
             for r in run.records
-            if r["system"] == "onnxruntime"
         }
         ctx.say(", ".join(f"{k} p50 {v:.3f} ms" for k, v in p50.items()))
-        return {"bundle": ctx.bundle, "target": c.target, "variants": saved, "p50_ms": p50}
+        out: dict[str, Any] = {
+            "bundle": ctx.bundle,
+            "target": c.target,
+            "variants": saved,
+            "p50_ms": p50,
+            "configurations": len(run.records),
+            "skipped": list(run.skipped),
+            "run": run.to_dict(),  # what `edgekit bench --json` prints: the table draws from it
+        }
+        if c.report:
+            # outside the cache entry, like `edgekit bench -o`: the user's report folder
+            paths = write_results(run, ctx.spec.resolve(c.report), Bundle.open(ctx.bundle).manifest)
+            out.update(report=str(paths["html"]), results=str(paths["json"]))
+        return out
 
 
 @dataclass
@@ -251,6 +275,7 @@ class Tune(Stage):
     changes_bundle = True
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
+        from toolkit.present.tune import front_doc
         from toolkit.tune.tuner import TuneRequest, tune
 
         c: TuneConfig = self.cfg
@@ -271,8 +296,13 @@ class Tune(Stage):
             selection[target] = {
                 "variant": sel.variant,
                 "provider": sel.provider,
+                "session_options": sel.options.to_manifest(),
                 "mode": result.mode,
+                "measured_on": result.measured_on,
                 "reason": result.reason,
+                "notes": list(result.notes),
+                "trials": result.search.n_trials if result.search else 0,
+                "front": front_doc(result),  # the table `edgekit tune` prints
             }
             ctx.say(f"{target}: {sel.variant} ({result.mode})")
         return {"bundle": ctx.bundle, "selection": selection}

@@ -11,6 +11,7 @@ from typing import Any
 from edge_agent.errors import BadInputError, CheckFailedError
 from toolkit.greengrass import versions
 from toolkit.pipeline import fleets
+from toolkit.pipeline.keys import file_digest
 from toolkit.pipeline.spec import PipelineSpec
 from toolkit.pipeline.stages import Runtime, Stage, StageContext, register
 
@@ -26,12 +27,18 @@ class PackageConfig:
     version: str = "auto"  # auto: the patch after the last version this store packaged
     platforms: list[str] = field(default_factory=lambda: ["linux/amd64"])
     settings: dict[str, Any] = field(default_factory=dict)  # recipe DefaultConfiguration values
+    sign_key: str | None = None  # Ed25519 private key (`edgekit keygen`): sign the model artifacts
 
 
 @register("package", 60)
 class Package(Stage):
     Config = PackageConfig
     path_keys = ("build_dir", "recipe")
+
+    def inputs(self, spec: PipelineSpec, runtime: Runtime) -> dict[str, Any]:
+        key = spec.resolve(self.cfg.sign_key)
+        # a new key makes a new release (the signatures differ), so it belongs in the key
+        return {"options": asdict(self.cfg), "sign_key": file_digest(key) if key else None}
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from toolkit.greengrass.package import PackageRequest, package
@@ -42,6 +49,7 @@ class Package(Stage):
         if version == "auto":
             last = ctx.runtime.store.last_version(c.component) if ctx.runtime.store else None
             version = next_version(last)
+        sign_key = ctx.spec.resolve(c.sign_key)
         try:
             settings = Settings(**c.settings)
         except TypeError as exc:
@@ -55,6 +63,7 @@ class Package(Stage):
                 output=ctx.work / "greengrass-build",
                 overwrite=True,
                 settings=settings,
+                sign_key=sign_key,
             ),
             progress=ctx.say,
         )
@@ -70,8 +79,21 @@ class Package(Stage):
             "build_dir": ctx.work / "greengrass-build",
             "recipe": result.recipe_path,
             "platforms": {p.label: p.variant for p in result.plans},
+            "plans": [p.to_dict() for p in result.plans],
             "artifacts": result.artifacts,
+            "validation": result.validation.to_dict(),
+            "lite_notes": sum(1 for p in result.validation.problems if p.lite),
+            "signed_by": _key_id(sign_key),
         }
+
+
+def _key_id(private: Path | None) -> str | None:
+    """The fingerprint the devices see in their logs (`bundle signature verified (key …)`)."""
+    if private is None:
+        return None
+    from edge_agent import signing
+
+    return signing.key_id(signing.load_private_key(private).public_key())
 
 
 @dataclass
@@ -80,34 +102,55 @@ class SimulateConfig:
     duration_s: float = 10.0
     load: float = 5.0
     drift_after_s: float | None = None
+    drift_devices: int | None = None  # the first N devices drift (None: all of them)
+    expect_drift_alert: bool = False  # fail unless each drifted device's drift alert arrives
     merge: dict[str, Any] = field(default_factory=dict)
+    # beside the pipeline file instead of inside the cache entry: the run folder (device roots,
+    # logs, cloud.jsonl, fleet.db) and the fleet report (HTML)
+    run_dir: str | None = None
+    report: str | None = None
 
 
 @register("simulate", 65)
 class Simulate(Stage):
     """deploy-local: roll the component out to simulated core devices (the unmodified agent in the
-    local Greengrass emulator), drive load, and fail when the rollout does."""
+    local Greengrass emulator), drive load, and fail when the rollout does (or, when asked, when
+    a drifted device's drift alert never reaches the cloud)."""
 
     Config = SimulateConfig
     path_keys = ("run_dir",)
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
+        import time
+
+        from toolkit.pipeline.fleetcheck import fired_alerts, fleet_report
         from toolkit.simulator.runner import SimulateOptions, simulate
 
         c: SimulateConfig = self.cfg
         opts = SimulateOptions(
             component_dir=Path(ctx.latest("build_dir")),
-            run_dir=ctx.work / "simulation",
+            run_dir=ctx.spec.resolve(c.run_dir) if c.run_dir else ctx.work / "simulation",
             devices=c.devices,
             duration_s=c.duration_s,
             qps=c.load,
             drift_after_s=c.drift_after_s,
+            drift_devices=c.drift_devices,
             base_port=fleets.free_port_block(c.devices),
             component=ctx.latest("component"),
             extra_merge=dict(c.merge),
         )
-        ctx.say(f"{c.devices} simulated devices, {c.duration_s:g} s at {c.load:g} req/s each")
+        drift = (
+            f"; the first {c.drift_devices or c.devices} drift after {c.drift_after_s:g} s"
+            if c.drift_after_s is not None
+            else ""
+        )
+        ctx.say(
+            f"{c.devices} simulated devices, canary first; {c.duration_s:g} s at "
+            f"{c.load:g} req/s each{drift}"
+        )
+        started = time.perf_counter()
         summary = asyncio.run(simulate(opts))
+        wall = time.perf_counter() - started
         rollout = summary["rollout"]
         failed = [t for t, r in rollout["results"].items() if r["status"] != "SUCCEEDED"]
         if rollout["aborted"] or failed:
@@ -115,14 +158,38 @@ class Simulate(Stage):
                 f"the component failed on the simulated devices {failed}: {rollout['reason']}",
                 hint=f"see {opts.run_dir}/devices/*/logs",
             )
+        fired = fired_alerts(opts.run_dir)
+        report = fleet_report(opts.run_dir, ctx.spec.resolve(c.report)) if c.report else None
+        drifted = list(summary["drift"]["devices"])
         load = summary.get("load") or {}
-        return {
+        result = {
             "run_dir": opts.run_dir,
             "devices": {t: d["state"] for t, d in summary["devices"].items()},
             "requests": sum(x.get("ok", 0) for x in load.values()),
             "errors": sum(x.get("errors", 0) for x in load.values()),
             "alerts": sum(d.get("alerts", 0) for d in summary["devices"].values()),
+            "wall_s": round(wall, 1),
+            "deployment_s": {t: r["duration_s"] for t, r in rollout["results"].items()},
+            "rollout": {
+                t: {k: r.get(k) for k in ("status", "detailed_status", "duration_s", "reason")}
+                for t, r in rollout["results"].items()
+            },
+            "drifted": drifted,
+            "drift_after_s": c.drift_after_s,
+            "alerts_fired": fired,
+            "messages": summary["messages"],
+            "load": load,
+            "fleet": summary.get("fleet") or {},
+            "report": str(report) if report else None,
         }
+        silent = [t for t in drifted if "drift" not in fired.get(t, [])]
+        if c.expect_drift_alert and silent:
+            raise CheckFailedError(
+                f"no drift alert reached the cloud from the drifted device(s) {', '.join(silent)}",
+                hint=f"see {opts.run_dir}/cloud.jsonl and devices/*/logs",
+                details={"simulate": {k: v for k, v in result.items() if k != "run_dir"}},
+            )
+        return result
 
 
 @dataclass

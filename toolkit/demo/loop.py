@@ -1,12 +1,12 @@
-"""Demo stage: the demo as a pipeline file run by `edgekit run`'s runner (a second run shows every
-stage taken from the cache), then the closed loop on a simulated fleet: the pipeline deploys
-v1 canary first, the world drifts, the devices raise drift alerts, the collector's `pipeline`
-action re-trains on the captured (and labelled) traffic, checks the new version against the gate
-and against the deployed one, and rolls it out; the drift alerts stop."""
+"""The demo's closed loop, on the pipeline runner: the loop's pipeline file runs (and again, every
+stage from the cache), then deploys v1 to a live simulated fleet canary first; the world drifts,
+the devices raise drift alerts, the collector's `pipeline` action re-trains on the captured (and
+labelled) traffic, checks the new version against the gate and against the deployed one, and rolls
+it out; the drift alerts stop. Every run in it is `run_pipeline`; what is left here is the fleet
+that lives across those runs and the watching."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -14,27 +14,10 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from toolkit.demo import DemoContext, stage
 from toolkit.demo.models import TABULAR_TARGET
 
-PIPELINE = Path(__file__).with_name("pipeline.yaml")
 FLEET = "demo-fleet"
 _TRUTH: dict[str, Path] = {}  # the table the simulated traffic was drawn from (ground truth)
-
-
-def train(data: Path, output: Path, seed: int = 0) -> dict[str, float]:
-    """The demo's training step: the tabular pipeline of toolkit.demo.models fitted on `data`."""
-    import pandas as pd
-    import skops.io as sio
-
-    from toolkit.demo.models import tabular_pipeline
-
-    frame = pd.read_csv(data)
-    x, y = frame.drop(columns=[TABULAR_TARGET]), frame[TABULAR_TARGET]
-    model = tabular_pipeline(seed)
-    model.fit(x, y)
-    sio.dump(model, output)
-    return {"train_accuracy": float(model.score(x, y)), "rows": float(len(frame))}
 
 
 def ground_truth(frame: Any) -> np.ndarray:
@@ -52,66 +35,64 @@ def ground_truth(frame: Any) -> np.ndarray:
     return np.asarray(labels)
 
 
-def _run(spec: Any, ctx: DemoContext, overrides: dict | None = None) -> Any:
+def _run(spec: Any, console: Any, overrides: dict | None = None) -> Any:
     from toolkit.pipeline import spec as spec_mod
     from toolkit.pipeline.runner import run_pipeline
     from toolkit.present.pipeline import progress_printer
 
-    on_event, _say = progress_printer(ctx.console)
-    return run_pipeline(spec_mod.load(spec, overrides or {}), on_event=on_event)
+    on_event, say = progress_printer(console, views=False)
+    return run_pipeline(spec_mod.load(spec, overrides or {}), on_event=on_event, say=say)
 
 
-@stage(80, "pipeline")
-def pipeline_demo(ctx: DemoContext) -> None:
+def closed_loop(
+    out: Path, pipe: Path, console: Any, quick: bool
+) -> tuple[dict[str, Any], str | None]:
+    """Run the loop in `out` (the demo's folder) from the pipeline file `pipe`; returns what
+    happened (the demo's `pipeline` entry) and why the loop did not close (None when it did)."""
     from toolkit.fleet.rules import RulesConfig
     from toolkit.pipeline import fleets
     from toolkit.pipeline.livefleet import LiveFleet
     from toolkit.pipeline.store import RunStore
 
     t_start = time.perf_counter()
-    pipe = ctx.out / "pipeline.yaml"
-    shutil.copyfile(PIPELINE, pipe)
-    if not (ctx.out / "data" / "breast_cancer_train.csv").is_file():
-        from toolkit.demo.models import train_tabular
-
-        train_tabular(ctx.out / "data")
-    _TRUTH["table"] = ctx.out / "data" / "breast_cancer_test.csv"
-    ctx.console.print(f"[bold]edgekit run {pipe}[/]")
-    first = _run(pipe, ctx)
-    ctx.console.print("[bold]again, nothing changed:[/]")
-    second = _run(pipe, ctx)
+    _TRUTH["table"] = out / "data" / "breast_cancer_test.csv"
+    console.print(f"[bold]edgekit run {pipe}[/]")
+    first = _run(pipe, console)
+    console.print("[bold]again, nothing changed:[/]")
+    second = _run(pipe, console)
 
     merge = {"window_s": "2", "drift_min_samples": "30", "alert_m": "2", "alert_n": "2"}
     rules = RulesConfig.from_dict(
         {
             "fleet_drift": {"every_s": 3600},
             "routes": [
-                {"match": {"rule": "drift", "source": "device"}, "actions": [_action(ctx, pipe)]},
+                {"match": {"rule": "drift", "source": "device"}, "actions": [_action(out, pipe)]},
             ],
         }
     )
     # quick: one device (each new version reinstalls the agent's venv, ~10 s a device)
-    fleet = LiveFleet(ctx.out / "fleet", devices=1 if ctx.quick else 2, merge=merge, rules=rules)
+    fleet = LiveFleet(out / "fleet", devices=1 if quick else 2, merge=merge, rules=rules)
     fleets.register_fleet(FLEET, fleet)
     result: dict[str, Any] = {}
+    failure: str | None = None
     try:
-        ctx.console.print("[bold]deploy to the simulated fleet[/] (only the deploy stage is new):")
+        console.print("[bold]deploy to the simulated fleet[/] (only the deploy stage is new):")
         deploy = {"stages.deploy": {"to": "fleet", "fleet": FLEET, "canary": 1}}
-        third = _run(pipe, ctx, deploy)
+        third = _run(pipe, console, deploy)
         v1 = third.summary["component"]["version"]
         fleet.start_load(30.0, drifted=True)
         drift_at = time.time()
-        ctx.console.print(
+        console.print(
             f"  {v1} runs on {', '.join(fleet.things)}; the inputs {fleet.data.drifted_inputs[:3]}… "
             "now arrive shifted by 3 σ"
         )
         result = {"v1": v1}
         if not fleet.wait_for(lambda: fleet.firing("drift", v1), 40):
-            ctx.fail(f"no drift alert from {v1} within 40 s of the drift")
-            return
-        ctx.console.print(f"  drift alert from {v1}: {len(fleet.firing('drift', v1))} device(s)")
+            failure = f"no drift alert from {v1} within 40 s of the drift"
+            return result, failure
+        console.print(f"  drift alert from {v1}: {len(fleet.firing('drift', v1))} device(s)")
         loop_started = time.time()
-        store = RunStore(ctx.out / ".edgekit" / "runs.db")
+        store = RunStore(out / ".edgekit" / "runs.db")
         try:
             fleet.wait_for(lambda: len(fleet.deployments) >= 2 or _loop_failed(store), 120, 0.5)
             fleet.collector.router.drain()
@@ -122,24 +103,25 @@ def pipeline_demo(ctx: DemoContext) -> None:
         new = fleet.deployments[-1] if len(fleet.deployments) >= 2 else None
         v2 = new["version"] if new else None
         watch_from = time.time()
-        time.sleep(4 if ctx.quick else 6)  # an observation window: no drift alert from v2 in it
+        time.sleep(4 if quick else 6)  # an observation window: no drift alert from v2 in it
         after = fleet.firing("drift", v2, since=watch_from) if v2 else []
-        result = _report(ctx, triggered, new, v1, v2, after, fleet, drift_at, loop_started)
+        result = _report(console, triggered, new, v1, v2, after, fleet, drift_at, loop_started)
         result["retrained"] = retrained
         if not result["loop_ok"]:
-            ctx.fail(_loop_failure(triggered, new, v2, after))
+            failure = _loop_failure(triggered, new, v2, after)
     finally:
         summary = fleet.stop()
         fleets.unregister_fleet(FLEET)
-        ctx.results["pipeline"] = {
-            "first_run": {"ran": first.ran, "cached": first.cached},
-            "second_run": {"ran": second.ran, "cached": second.cached},
-            **result,
-            "fleet_messages": summary.get("stored"),
-            "seconds": round(time.perf_counter() - t_start, 1),
-        }
-    if second.ran:
-        ctx.fail(f"the second run of an unchanged pipeline ran {', '.join(second.ran)} again")
+        # updated in place: an early return above hands back this very dict
+        result.update(
+            first_run={"ran": first.ran, "cached": first.cached},
+            second_run={"ran": second.ran, "cached": second.cached},
+            fleet_messages=summary.get("stored"),
+            seconds=round(time.perf_counter() - t_start, 1),
+        )
+    if failure is None and second.ran:
+        failure = f"the second run of an unchanged pipeline ran {', '.join(second.ran)} again"
+    return result, failure
 
 
 def _loop_failed(store: Any) -> bool:
@@ -183,19 +165,21 @@ def _loop_failure(triggered: list[dict[str, Any]], new: Any, v2: Any, after: lis
     return f"{len(after)} drift alert(s) from {v2} after it was rolled out"
 
 
-def _action(ctx: DemoContext, pipe: Path) -> dict[str, Any]:
+def _action(out: Path, pipe: Path) -> dict[str, Any]:
     return {
         "kind": "pipeline",
         "pipeline": str(pipe),
-        "captures": [str(ctx.out / "fleet" / "captures")],
-        "labels": "toolkit.demo.pipeline_stage:ground_truth",
+        "captures": [str(out / "fleet" / "captures")],
+        "labels": "toolkit.demo.loop:ground_truth",
         "min_interval_s": 300,
         "min_rows": 40,
         "deploy": {"to": "fleet", "fleet": FLEET, "canary": 1},
     }
 
 
-def _report(ctx, triggered, new, v1, v2, after, fleet, drift_at, loop_started) -> dict[str, Any]:
+def _report(
+    console, triggered, new, v1, v2, after, fleet, drift_at, loop_started
+) -> dict[str, Any]:
     table = Table(title="the closed loop (runs linked to the alerts)")
     for col in ("run", "alert", "status", "what happened"):
         table.add_column(col)
@@ -207,15 +191,15 @@ def _report(ctx, triggered, new, v1, v2, after, fleet, drift_at, loop_started) -
             r["status"],
             (r.get("error") or f"{r.get('component')} {r.get('version')}")[:70],
         )
-    ctx.console.print(table)
+    console.print(table)
     ok = new is not None and new["ok"] and not after
     if new:
-        ctx.console.print(
+        console.print(
             f"  rolled {new['component']} {v1} → {v2} out in waves {new['waves']} "
             f"({new['seconds']:.1f} s); drift alerts from {v2} since: {len(after)}"
         )
     mark = "[green]✓[/]" if ok else "[red]✗[/]"
-    ctx.console.print(f"{mark} drift → alert → re-train → gate → canary → fleet on {v2 or '-'}")
+    console.print(f"{mark} drift → alert → re-train → gate → canary → fleet on {v2 or '-'}")
     return {
         "v1": v1,
         "v2": v2,

@@ -1,0 +1,100 @@
+"""What the runner gained so that `edgekit demo` is a pipeline file it runs: published outputs
+where the file says (`outputs:`), a bench report beside the file, a signed package, and each
+stage's tables (toolkit.present.stages) printed by `edgekit run` as by the demo."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from edge_agent import signing
+from edge_agent.errors import BadInputError
+from tests.toolkit.pipeline.pipeline_helpers import pipeline_doc, write_pipeline
+from toolkit.cli import app
+from toolkit.pipeline import spec as spec_mod
+from toolkit.pipeline.runner import run_pipeline
+from toolkit.present.stages import VIEWS, stage_view
+
+
+def _demo_like(project: Path) -> dict:
+    doc = pipeline_doc(
+        bench={"duration_s": 0.05, "report": "reports/bench-wine"},
+        tune={"targets": ["local", "rpi4"], "quick": True, "max_trials": 4},
+        package={
+            "component": "com.example.Wine",
+            "version": "1.0.0",
+            "sign_key": "keys/release.pem",
+        },
+    )
+    doc["outputs"] = {"bundle": "bundles/wine", "greengrass-build": "greengrass-build"}
+    return doc
+
+
+def test_outputs_report_and_signature_where_the_file_says(project: Path) -> None:
+    (project / "keys").mkdir()
+    key_id = signing.generate_keypair(
+        project / "keys" / "release.pem", project / "keys" / "release.pub.pem"
+    )
+    write_pipeline(project, _demo_like(project))
+    report = run_pipeline(spec_mod.load(project / "pipeline.yaml"))
+    assert report.outputs == {
+        "bundle": str(project / "bundles" / "wine"),
+        "greengrass-build": str(project / "greengrass-build"),
+    }
+    assert (project / "bundles" / "wine" / "manifest.json").is_file()
+    assert not (project / "build").exists()  # nothing at the default places
+    bench = report.results["bench"]
+    assert Path(bench["report"]) == project / "reports" / "bench-wine" / "report.html"
+    assert Path(bench["report"]).is_file() and bench["configurations"] >= 2
+    pkg = report.results["package"]
+    assert pkg["signed_by"] == key_id and pkg["validation"]["ok"]
+    assert {p["platform"] for p in pkg["plans"]} == {"linux/amd64"}
+    # the model artifact carries the signature of its manifest by that key
+    archives = list((project / "greengrass-build" / "artifacts").rglob("*.zip"))
+    signed = []
+    for archive in archives:
+        with zipfile.ZipFile(archive) as z:
+            signed += [n for n in z.namelist() if n.endswith(signing.SIGNATURE_FILE)]
+    assert signed, archives
+    tune = report.results["tune"]["selection"]
+    assert tune["local"]["mode"] == "measured" and tune["rpi4"]["mode"] == "profile"
+    assert tune["local"]["front"]["rows"] and tune["local"]["trials"] > 0
+
+    # a new release key is a new release: package reruns, everything before it is cached
+    signing.generate_keypair(
+        project / "keys" / "release.pem", project / "keys" / "release.pub.pem", overwrite=True
+    )
+    again = run_pipeline(spec_mod.load(project / "pipeline.yaml"))
+    assert again.ran == ["package"]
+
+    # every stage that has a view draws its tables from the stored result
+    console = Console(file=io.StringIO(), width=120)
+    for name, result in again.results.items():
+        for item in stage_view(name, result):
+            console.print(item)
+    text = console.file.getvalue()
+    for title in ("quantized variants", "evaluation on", "Pareto front for local",
+                  "ranking for rpi4", "Greengrass component com.example.Wine 1.0.0",
+                  "signed with Ed25519 key"):  # fmt: skip
+        assert title in text, title
+    assert set(VIEWS) >= {"export", "quantize", "evaluate", "bench", "tune", "package", "simulate"}
+
+
+def test_edgekit_run_prints_the_stage_tables(project: Path) -> None:
+    result = CliRunner().invoke(app, ["run", str(project / "pipeline.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "quantized variants" in result.output and "evaluation on" in result.output
+    assert "variants" in result.output  # the exported bundle's summary (inspect's tables)
+
+
+def test_a_missing_sign_key_is_named_with_its_line(project: Path) -> None:
+    write_pipeline(project, _demo_like(project))
+    with pytest.raises(BadInputError) as info:
+        spec_mod.load(project / "pipeline.yaml")
+    assert "stages.package.sign_key" in info.value.message
+    assert "release.pem does not exist" in info.value.message
