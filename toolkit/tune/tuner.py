@@ -19,10 +19,11 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from edge_agent.contracts import manifest as manifest_io
 from edge_agent.contracts.bundle import Bundle
+from edge_agent.contracts.selection import SessionOptionsRecord, TuneDecision
 from edge_agent.errors import BadInputError, CheckFailedError
 from toolkit.fleet import lab
 from toolkit.scoring.pareto import pareto_front
@@ -100,13 +101,13 @@ class TuneResult:
         is not recorded in the manifest."""
         return bool(self.search and self.search.interrupted)
 
-    def selection_record(self) -> dict[str, Any]:
+    def selection_record(self) -> TuneDecision:
         """What goes into manifest["selection"][target]; the agent reads the first five keys."""
         c = self.selected.candidate
-        return {
+        rec: TuneDecision = {
             "variant": c.variant,
             "provider": c.provider,
-            "session_options": c.options.to_manifest(),
+            "session_options": cast(SessionOptionsRecord, c.options.to_manifest()),
             "reason": self.reason,
             "measured_on": self.measured_on,
             "mode": self.mode,
@@ -118,9 +119,11 @@ class TuneResult:
             "front": [p.to_dict(self.budget) for p in self.front],
             "search": self.search_summary(),
             "notes": self.notes,
-            **({"groups": self.groups} if self.groups else {}),
-            "tuned_at": manifest_io.utc_now(),
         }
+        if self.groups:
+            rec["groups"] = self.groups
+        rec["tuned_at"] = manifest_io.utc_now()
+        return rec
 
     def search_summary(self) -> dict[str, Any] | None:
         s = self.search
