@@ -16,7 +16,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from edge_agent import hardware, telemetry
 from edge_agent.config import AgentConfig, outbox_path
@@ -29,6 +29,9 @@ from edge_agent.signals import StopFlag
 from edge_agent.telemetry import transports as transport_registry
 from edge_agent.telemetry.outbox import Outbox, Publisher
 from edge_agent.telemetry.transports.base import Transport
+
+if TYPE_CHECKING:
+    from edge_agent.telemetry.transports.greengrass import GreengrassTransport
 
 log = logging.getLogger("edge_agent")
 # How long a stop waits for the broker to take what is still queued (Greengrass allows 15 s).
@@ -64,6 +67,7 @@ def grpc_server(engine: Engine, cfg: AgentConfig) -> Any:
     from edge_agent.serving.grpc_server import GrpcServer
 
     opts = rest_options(cfg)
+    assert cfg.grpc_port is not None, "called only when a gRPC port is configured"
     return GrpcServer(
         engine,
         cfg.host,
@@ -98,6 +102,33 @@ class Agent:
         self._swaps: list[dict[str, Any]] = []
         self._commands = threading.Semaphore(1)
         self.greengrass = False
+
+    # -- what start() sets (None before it, and where a start failed part way) ----------------
+    @property
+    def _engine(self) -> Engine:
+        assert self.engine is not None, "the agent is not started"
+        return self.engine
+
+    @property
+    def _outbox(self) -> Outbox:
+        assert self.outbox is not None, "the agent is not started"
+        return self.outbox
+
+    @property
+    def _live_transport(self) -> Transport:
+        assert self.transport is not None, "the agent is not started"
+        return self.transport
+
+    @property
+    def _publisher(self) -> Publisher:
+        assert self.publisher is not None, "the agent is not started"
+        return self.publisher
+
+    @property
+    def _greengrass(self) -> GreengrassTransport:
+        """The transport under a nucleus (``self.greengrass``): only it has local pub/sub,
+        the component configuration and UpdateState."""
+        return cast("GreengrassTransport", self._live_transport)
 
     # -- start-up -----------------------------------------------------------------------------
     def start(self) -> Agent:
@@ -169,7 +200,7 @@ class Agent:
         return self
 
     def _hello_body(self) -> dict[str, Any]:
-        model = self.engine.model
+        model = self._engine.model
         bundle = model.bundle
         import onnxruntime
 
@@ -216,12 +247,12 @@ class Agent:
             message_type,
             thing=cfg.thing,
             component_version=cfg.component_version,
-            model=model or self.engine.model.describe(),
+            model=model or self._engine.model.describe(),
             window=window,
             body=body,
         )
         try:
-            return self.outbox.enqueue(telemetry.data_topic(cfg.thing, message_type), message)
+            return self._outbox.enqueue(telemetry.data_topic(cfg.thing, message_type), message)
         except Exception:  # a telemetry fault must never reach the caller (serving goes on)
             log.exception("a %s message could not be queued", message_type)
             return []
@@ -232,13 +263,13 @@ class Agent:
     def close_window(self, active: Active | None = None) -> dict[str, Any]:
         """Close the current window: metrics message, then any alerts it triggers."""
         with self._window_lock:
-            active = active or self.engine.active
+            active = active or self._engine.active
             start, end, body = active.monitor.close_window()
-            body["outbox"] = self.outbox.report()
+            body["outbox"] = self._outbox.report()
             body["swaps"], self._swaps = self._swaps, []
             model = active.model.describe()
             if self._enqueue("metrics", (start, end), body, model):
-                self.outbox.reported(body["outbox"])
+                self._outbox.reported(body["outbox"])
             fired = self.alerts.evaluate(body, end)
             if fired:
                 self._enqueue("alerts", (start, end), {"alerts": fired}, model)
@@ -273,7 +304,7 @@ class Agent:
     # -- model swap ----------------------------------------------------------------------------
     def swap(self, bundle: str | None = None, variant: str | None = None) -> dict[str, Any]:
         try:
-            result = self.engine.swap(bundle, variant)
+            result = self._engine.swap(bundle, variant)
         except EdgekitError as exc:
             alert = self.alerts.immediate(
                 "swap_failed", f"model swap refused, still serving the old model: {exc.message}"
@@ -317,7 +348,7 @@ class Agent:
 
     def _cmd_feedback(self, body: dict[str, Any]) -> None:
         try:
-            self.engine.feedback(body)
+            self._engine.feedback(body)
         except RequestError as exc:
             log.error("feedback command refused: %s", exc.message)
 
@@ -337,7 +368,7 @@ class Agent:
         from edge_agent.benchmark.command import run_bench
 
         start = time.time()
-        model = self.engine.model
+        model = self._engine.model
         result = run_bench(model.bundle, body, model.choice.session_options)
         self._enqueue("bench", (start, time.time()), result)
         return result
@@ -349,18 +380,18 @@ class Agent:
         new = old.updated(changes, live_only=True)
         self.config = new
         self.alerts.config = new
-        self.engine.apply_config(new)
-        if new.variant and new.variant != self.engine.model.variant:
+        self._engine.apply_config(new)
+        if new.variant and new.variant != self._engine.model.variant:
             try:
                 self.swap(None, new.variant)
             except EdgekitError:
-                self.config = new.updated({"variant": self.engine.model.variant})
+                self.config = new.updated({"variant": self._engine.model.variant})
         return self.config
 
     # -- Greengrass ----------------------------------------------------------------------------
     def _load_greengrass_config(self) -> None:
         try:
-            values = self.transport.get_configuration()
+            values = self._greengrass.get_configuration()
         except Exception as exc:
             log.warning("GetConfiguration failed, using defaults and flags: %s", exc)
             return
@@ -369,14 +400,14 @@ class Agent:
 
     def _on_configuration_update(self, key_path: list[str]) -> None:
         try:
-            values = self.transport.get_configuration()
+            values = self._greengrass.get_configuration()
             self.apply_config(values)
             log.info("configuration update %s applied", key_path)
         except Exception:
             log.exception("applying the configuration update failed")
 
     def _start_greengrass_local(self) -> None:
-        gg = self.transport
+        gg = self._greengrass
         topic = self.config.greengrass_local_topic or f"edgekit/{self.config.thing}/infer"
         gg.subscribe_local(topic, self._on_local_request)
         gg.subscribe_configuration(
@@ -393,9 +424,9 @@ class Agent:
         request_id = message.get("id") if isinstance(message, dict) else None
         try:
             if isinstance(message, dict) and "feedback" in message:
-                response: dict[str, Any] = self.engine.feedback(message["feedback"])
+                response: dict[str, Any] = self._engine.feedback(message["feedback"])
             else:
-                response = self.engine.infer_json(message)
+                response = self._engine.infer_json(message)
             status = 200
         except RequestError as exc:
             response, status = {"error": exc.message}, 400
@@ -403,13 +434,13 @@ class Agent:
             response, status = {"error": str(exc)}, 500
         response.update(status=status, request_id=request_id)
         try:
-            self.transport.publish_local(reply, response)
+            self._greengrass.publish_local(reply, response)
         except Exception as exc:
             log.error("could not publish the local response on %s: %s", reply, exc)
 
     def _update_state(self, state: str) -> None:
         try:
-            self.transport.update_state(state)
+            self._greengrass.update_state(state)
         except Exception as exc:
             log.error("UpdateState %s failed: %s", state, exc)
 
@@ -464,18 +495,18 @@ class Agent:
 
     def _flush(self, timeout: float) -> None:
         if self.transport is None or self.transport.name == "none":
-            self.publisher.stop(join_timeout=1.0)  # nothing can be sent: nothing to wait for
+            self._publisher.stop(join_timeout=1.0)  # nothing can be sent: nothing to wait for
             return
-        if self.publisher.flush(timeout):
+        if self._publisher.flush(timeout):
             return
-        pending = self.outbox.stats()["pending"]
+        pending = self._outbox.stats()["pending"]
         if not pending:
             return
-        if self.outbox.durable:
+        if self._outbox.durable:
             log.warning(
                 "%d message(s) stay in the outbox %s for the next start",
                 pending,
-                self.outbox.path,
+                self._outbox.path,
             )
         else:
             log.warning("%d message(s) could not be sent (the outbox was in memory)", pending)

@@ -191,13 +191,16 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
 def resolve_token(args: argparse.Namespace, config: Any, env: Any) -> str | None:
     """--token, else --token-file, else $EDGE_AGENT_TOKEN, else the config's token/token_file."""
     if getattr(args, "token", None):
-        return args.token
+        flag: str = args.token
+        return flag
     if getattr(args, "token_file", None):
         return _read_token(args.token_file)
     if env.get(TOKEN_ENV):
-        return env[TOKEN_ENV].strip()
+        from_env: str = env[TOKEN_ENV].strip()
+        return from_env
     if config.token:
-        return config.token
+        configured: str = config.token
+        return configured
     return _read_token(config.token_file) if config.token_file else None
 
 

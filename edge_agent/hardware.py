@@ -81,7 +81,8 @@ def physical_cores() -> int | None:
     try:
         import psutil
 
-        return psutil.cpu_count(logical=False)
+        cores: int | None = psutil.cpu_count(logical=False)
+        return cores
     except ImportError:
         pass
     try:

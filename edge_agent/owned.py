@@ -127,7 +127,7 @@ def _listed(names: list[str]) -> str:
 
 
 def check_location(
-    target: str | Path, inputs: Iterable[str | Path] = (), option: str = "-o"
+    target: str | Path, inputs: Iterable[str | Path | None] = (), option: str = "-o"
 ) -> None:
     """Refuse an output that is the current folder, a folder above it, or one that is or holds an
     input of the command (replacing it would delete the input)."""
@@ -157,7 +157,7 @@ def check_location(
 def check_replace(
     target: str | Path,
     kinds: Iterable[str],
-    inputs: Iterable[str | Path] = (),
+    inputs: Iterable[str | Path | None] = (),
     *,
     option: str = "-o",
     flag: str | None = None,
@@ -205,7 +205,7 @@ def check_file(
     target: str | Path,
     is_ours: Callable[[Path], bool],
     what: str,
-    inputs: Iterable[str | Path] = (),
+    inputs: Iterable[str | Path | None] = (),
     option: str = "-o",
 ) -> None:
     """A single output file: it may replace only a file that edgekit wrote (`is_ours` says), and

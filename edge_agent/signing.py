@@ -107,9 +107,10 @@ def key_id(public_key: Any) -> str:
 
 def public_pem(public_key: Any) -> str:
     serialization = _serialization()
-    return public_key.public_bytes(
+    pem: bytes = public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode("ascii")
+    )
+    return pem.decode("ascii")
 
 
 def generate_keypair(private_path: Path, public_path: Path, *, overwrite: bool = False) -> str:

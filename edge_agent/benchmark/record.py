@@ -30,7 +30,7 @@ HEADLINE = {
 }
 
 # The schema is edge_agent/schemas/bench_record.schema.json; the typed record beside it is
-# edge_agent.contracts.bench.BenchRecord (tests/edge_agent/test_contracts.py keeps them equal).
+# edge_agent.contracts.bench.BenchRecord (tests/edge_agent/contracts/test_contracts.py keeps them equal).
 RECORD_SCHEMA: dict[str, Any] = load_schema("bench_record")
 
 

@@ -116,7 +116,8 @@ class Bundle:
 
     @property
     def variants(self) -> dict[str, dict[str, Any]]:
-        return self.manifest["variants"]
+        variants: dict[str, dict[str, Any]] = self.manifest["variants"]
+        return variants
 
     def variant(self, name: str) -> dict[str, Any]:
         if name not in self.variants:
@@ -129,11 +130,13 @@ class Bundle:
 
     @property
     def signature(self) -> dict[str, Any]:
-        return self.manifest["signature"]
+        signature: dict[str, Any] = self.manifest["signature"]
+        return signature
 
     @property
     def task(self) -> str:
-        return self.manifest["task"]
+        task: str = self.manifest["task"]
+        return task
 
     @property
     def labels(self) -> list[Any] | None:
@@ -268,7 +271,8 @@ class Bundle:
         if not name:
             raise BundleError(f"bundle {self.path} has no drift baseline")
         self.verify(only=[name])
-        return json.loads(self.file_path(name).read_text("utf-8"))
+        baseline: dict[str, Any] = json.loads(self.file_path(name).read_text("utf-8"))
+        return baseline
 
 
 def _verify_signature(path: Path, manifest_bytes: bytes, verify_key: Any) -> str:

@@ -1,6 +1,6 @@
 """The list of contracts: each names its typed record and the JSON Schema that describes it.
 
-tests/edge_agent/test_contracts.py checks every entry (the record's fields are the schema's
+tests/edge_agent/contracts/test_contracts.py checks every entry (the record's fields are the schema's
 properties, the required ones alike) and fails when a schema file has no entry here.
 """
 

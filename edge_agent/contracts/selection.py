@@ -34,6 +34,7 @@ class TuneDecision(_DecisionRequired, total=False):
     front: list[dict[str, Any]]
     search: dict[str, Any] | None
     notes: list[str]
+    groups: list[dict[str, Any]]  # --from-fleet: each hardware group's own choice
     tuned_at: str
 
 

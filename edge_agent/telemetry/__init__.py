@@ -349,7 +349,7 @@ def encode(message: Mapping[str, Any]) -> bytes:
 def decode(payload: bytes | str) -> dict[str, Any]:
     """Parse and structurally check one message; raises ValueError naming what is wrong."""
     try:
-        message = json.loads(payload)
+        message: dict[str, Any] = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"telemetry payload is not JSON: {exc}") from exc
     problems = check(message)
@@ -464,7 +464,7 @@ def join(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     count = ordered[0]["part"]["count"]
     if [p["part"]["index"] for p in ordered] != list(range(count)):
         raise ValueError(f"parts are incomplete: have {[p['part']['index'] for p in ordered]}")
-    out = json.loads(encode(ordered[0]))
+    out: dict[str, Any] = json.loads(encode(ordered[0]))
     for part in ordered[1:]:
         for path in SPLITTABLE.get(out["type"], ()):
             holder = _get(part["body"], path)

@@ -220,7 +220,7 @@ class Outbox:
             self._fall_back_to_memory(f"cannot start a new outbox at {self.path}: {_text(exc)}")
             self._events[-1]["moved_to"] = str(moved)
             return
-        self._db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (self._next_seq,))
+        self._conn.execute("UPDATE meta SET value=? WHERE key='next_seq'", (self._next_seq,))
         self._event("damaged", reason, moved_to=str(moved))
 
     @staticmethod
@@ -277,8 +277,16 @@ class Outbox:
             self._events_missed += 1
 
     # -- the queue ----------------------------------------------------------------------------
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """The open database: the constructor always leaves one (a file, or memory), and only
+        ``_recover`` clears it, for as long as it takes to open the next."""
+        db = self._db
+        assert db is not None, "the outbox has no open database"
+        return db
+
     def _meta(self, key: str) -> int:
-        return int(self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0])
+        return int(self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0])
 
     def enqueue(self, topic: str, message: dict[str, Any]) -> list[int]:
         """Split if needed, give each part the next seq, commit; returns the seqs stored.
@@ -321,7 +329,7 @@ class Outbox:
         return list(range(first, first + len(payloads)))
 
     def _store(self, topic: str, first: int, payloads: list[bytes]) -> None:
-        db = self._db
+        db = self._conn
         self._check_free_space(sum(len(p) for p in payloads))
         self._write_seq_file(self._next_seq)
         db.execute("BEGIN IMMEDIATE")
@@ -379,14 +387,14 @@ class Outbox:
         with contextlib.suppress(sqlite3.Error):
             self._vacuum()
         with contextlib.suppress(sqlite3.Error):
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _vacuum(self, min_pages: int = 16) -> None:
         """Return free pages to the file system (files made with auto_vacuum=INCREMENTAL).
 
         Python's sqlite3 steps a PRAGMA that returns no rows only once, and each step of
         ``incremental_vacuum`` frees one page, so it is stepped here, in one transaction."""
-        db = self._db
+        db = self._conn
         free = int(db.execute("PRAGMA freelist_count").fetchone()[0])
         if free < min_pages or int(db.execute("PRAGMA auto_vacuum").fetchone()[0]) != 2:
             return
@@ -401,15 +409,15 @@ class Outbox:
             raise
 
     def _trim(self) -> int:
-        count, total = self._db.execute(
+        count, total = self._conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM messages"
         ).fetchone()
         dropped = 0
         while count > self.max_messages or (total > self.max_bytes and count > 1):
-            seq, size = self._db.execute(
+            seq, size = self._conn.execute(
                 "SELECT seq, bytes FROM messages ORDER BY seq LIMIT 1"
             ).fetchone()
-            self._db.execute("DELETE FROM messages WHERE seq=?", (seq,))
+            self._conn.execute("DELETE FROM messages WHERE seq=?", (seq,))
             count, total, dropped = count - 1, total - size, dropped + 1
         return dropped
 
@@ -431,7 +439,7 @@ class Outbox:
         with self._lock:
             rows = self._guarded(
                 "read",
-                lambda: self._db.execute(
+                lambda: self._conn.execute(
                     "SELECT seq, topic, payload FROM messages ORDER BY seq LIMIT ?", (limit,)
                 ).fetchall(),
                 [],
@@ -442,8 +450,8 @@ class Outbox:
         """The broker acknowledged ``seq``: forget it (and give space back once empty)."""
 
         def delete() -> None:
-            self._db.execute("DELETE FROM messages WHERE seq=?", (seq,))
-            if self._db.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is None:
+            self._conn.execute("DELETE FROM messages WHERE seq=?", (seq,))
+            if self._conn.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is None:
                 self._checkpoint()
 
         with self._lock:
@@ -464,7 +472,7 @@ class Outbox:
         with self._lock:
 
             def read() -> dict[str, int]:
-                pending, size = self._db.execute(
+                pending, size = self._conn.execute(
                     "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM messages"
                 ).fetchone()
                 return {

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.benchmark import TimingConfig
+from edge_agent.benchmark.measures import SessionTiming
 from edge_agent.benchmark.record import build_record
 from edge_agent.benchmark.resources import ResourceMeter
-from edge_agent.benchmark.runner import SessionTiming
 from edge_agent.clock import utc_now
 from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError, BundleError, EdgekitError
@@ -184,8 +184,9 @@ def select_variants(
 ) -> tuple[list[str], list[Skipped]]:
     """The variants to measure, in manifest order; rejected ones skipped unless asked for
     (--include-rejected, or named in --variant)."""
-    named = bool(names) and not (len(names) == 1 and names[0] == "all")
+    named = names is not None and len(names) > 0 and not (len(names) == 1 and names[0] == "all")
     if named:
+        assert names is not None  # named implies names
         unknown = [n for n in names if n not in bundle.variants]
         if unknown:
             raise BadInputError(
@@ -220,6 +221,7 @@ def _server(plan: BenchPlan, sut: Any, queries: Any, batch: int, progress: Any) 
             sut.run, queries, batch, plan.timing, plan.latency_bound,
             workers=workers, start_qps=plan.qps, seed=plan.seed, progress=progress,
         )  # fmt: skip
+    assert plan.qps is not None  # BenchPlan.check: the server scenario has a qps or a bound
     return loadgen.server(
         sut.run, queries, batch, plan.timing, plan.qps, workers=workers, seed=plan.seed,
         progress=progress,
@@ -379,11 +381,11 @@ def _measure_all(
     progress.start(len(configs))
     current = "the first configuration"
     try:
-        for label, make, batch in configs:
+        for label, make_sut, batch in configs:
             current = label
             progress.begin(label)
             try:
-                record = _measure_config(plan, make, batch, progress)
+                record = _measure_config(plan, make_sut, batch, progress)
             except EdgekitError:
                 raise
             except Exception as exc:  # a configuration that cannot run is skipped, not fatal

@@ -130,9 +130,10 @@ def poisson_arrivals(
     rng = np.random.default_rng(seed)
     if count is not None:
         return np.cumsum(rng.exponential(1.0 / rate, size=count))
+    assert duration_s is not None  # exactly one of the two is given
     chunks, total, last = [], 0, 0.0
     expected = int(rate * duration_s) + 16
-    while last < duration_s:  # type: ignore[operator]
+    while last < duration_s:
         gaps = rng.exponential(1.0 / rate, size=max(expected, 16))
         times = last + np.cumsum(gaps)
         chunks.append(times)

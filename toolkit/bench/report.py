@@ -148,6 +148,7 @@ def _accuracy_vs_latency(
             "note",
         )
         return []
+    assert metric_name is not None  # set with the first point
     front = set(accuracy_front(points, higher))
     fig, ax = new_figure(6.5, 4.0)
     for name, lat, value in points:

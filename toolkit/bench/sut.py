@@ -140,7 +140,7 @@ class IOBindingSUT(OnnxSUT):
             t0 = time.perf_counter()
             binding.copy_outputs_to_cpu()
             d2h.append(time.perf_counter() - t0)
-        first = sets.feeds[0].host_feed  # type: ignore[union-attr]
+        first = sets.feeds[0].host_feed  # type: ignore[attr-defined]
         return {
             "host_to_device_ms": latency_stats(h2d),
             "device_to_host_ms": latency_stats(d2h),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -29,6 +29,9 @@ from toolkit.cli.common import (
     split_csv,
 )
 from toolkit.present.bench import cost_table, results_table
+
+if TYPE_CHECKING:  # the engine is imported when a command runs, not at start-up
+    from toolkit.bench.engine import Progress
 
 
 class DefaultRunGroup(TyperGroup):
@@ -224,7 +227,7 @@ def _measure(bundle_dir: Path, plan: Any, out_dir: Path, existed: bool) -> Any:
     progress: RichProgress | None = None
     try:
         progress = RichProgress()
-        run = run_bench(bundle_dir, plan, progress)
+        run = run_bench(bundle_dir, plan, cast("Progress", progress))  # drawn the same way
     except KeyboardInterrupt:  # before the first configuration: nothing to keep
         if progress is not None:
             progress.stop()

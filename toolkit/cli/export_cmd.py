@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 from rich.table import Table
@@ -215,7 +215,7 @@ def export_command(
             bundle, report = export_bundle(request)
     except ParityError as exc:
         if not as_json:
-            out.print(parity_table(exc.details))
+            out.print(parity_table(cast("dict[str, Any]", exc.details)))  # the parity report
         report_error(exc, as_json)
         raise typer.Exit(exc.exit_code) from None
     variant = bundle.variant("fp32")

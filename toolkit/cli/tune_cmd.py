@@ -197,6 +197,7 @@ def _print_result(result: TuneResult, written: bool, bundle_dir: Path, target: s
         out.print(f"[bold]group[/] {g['reason']}", highlight=False)
     if result.search:
         s = result.search_summary()
+        assert s is not None  # there is a search
         out.print(
             f"search: {s['strategy']}, {s['trials']} trial(s) over a space of {s['space']}, "
             f"{s['elapsed_s']:.1f} s" + (f" — stopped: {s['stopped']}" if s["stopped"] else "")

@@ -46,10 +46,12 @@ def _score(
     pred = P.read(bundle.signature, bundle.task, outputs, feeds)
     metrics: dict[str, Any] = {}
     if target is not None and bundle.task == "classification":
+        assert pred.proba is not None and pred.classes is not None  # read() gives a classifier both
         labels = bundle.labels or list(range(pred.proba.shape[1]))
         y_true = P.target_indices(target, labels)
         metrics = M.classification(y_true, pred.classes, pred.proba, labels)
     elif target is not None and bundle.task == "regression":
+        assert pred.values is not None  # read() gives a regressor its values
         metrics = M.regression(np.asarray(target, dtype=np.float64), pred.values)
     return metrics, pred
 
@@ -57,6 +59,7 @@ def _score(
 def _compare(pred: P.Predictions, ref: P.Predictions) -> dict[str, Any]:
     agreement = M.versus_reference(ref.scores, pred.scores)
     if pred.classes is not None:
+        assert ref.classes is not None  # the same task's reference has classes too
         agreement["label_agreement"] = M.label_agreement(ref.classes, pred.classes)
     return agreement
 

@@ -62,7 +62,8 @@ def merged_latency(histograms: Iterable[str | Mapping[str, Any] | None]) -> dict
 
 
 def drift_entries(store: Store, since: float | None = None) -> list[dict[str, Any]]:
-    sql, params = "SELECT * FROM drift", ()
+    sql = "SELECT * FROM drift"
+    params: tuple[float, ...] = ()
     if since is not None:
         sql, params = sql + " WHERE window_end >= ?", (since,)
     return [r for row in store.query(sql, params) for r in expand_drift(row)]

@@ -291,7 +291,7 @@ def resolve_target(request: DeployRequest, clients: Clients) -> str:
 # -- preflight against the service ---------------------------------------------------------------
 
 
-def _platform_matches(platform: dict[str, Any], os_name: str, arch: str) -> bool:
+def _platform_matches(platform: dict[str, Any], os_name: str | None, arch: str | None) -> bool:
     for key, want in (("os", os_name), ("architecture", arch)):
         value = get_ci(platform, key)[1]
         if value in (None, "*"):

@@ -62,7 +62,7 @@ def compare(
     *,
     rows: int,
 ) -> dict[str, Any]:
-    outputs = {}
+    outputs: dict[str, dict[str, Any]] = {}
     for spec in signature["outputs"]:
         name = spec["name"]
         if name not in variant:

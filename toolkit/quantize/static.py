@@ -126,6 +126,7 @@ def _typed(model: Any, ctx: MethodContext) -> Any:
     untyped = [o for n in graph.node for o in n.output if o and o not in known]
     if not untyped or model.ByteSize() > 1_500_000_000:
         return ctx.source
+    assert ctx.calibration is not None  # static INT8 always calibrates (checked by its run)
     first = ctx.calibration().get_next()
     if first is None:
         return ctx.source

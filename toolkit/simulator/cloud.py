@@ -204,7 +204,7 @@ class MqttProxy:
             self.spool_bytes -= len(payload)
             self.published += 1
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, float]:
         return {
             "published": self.published,
             "spooled": len(self.spool),

@@ -134,7 +134,9 @@ async def slow(ctx: FaultContext, f: Fault) -> None:
 
 
 def _bump(version: str) -> str:
-    major, minor, patch = (int(x) for x in re.match(r"(\d+)\.(\d+)\.(\d+)", version).groups())
+    match = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
+    assert match is not None, f"not a semantic version: {version!r}"
+    major, minor, patch = (int(x) for x in match.groups())
     return f"{major}.{minor}.{patch + 1}"
 
 

@@ -89,7 +89,7 @@ def _canon(node: Any, parent: str | None = None) -> Any:
         return dict(node)
     out: dict[str, Any] = {}
     for k, v in node.items():
-        key = _CANON.get(str(k).lower(), k)
+        key: Any = _CANON.get(str(k).lower(), k)  # a recipe's keys may be any YAML scalar
         out[key] = _canon(v, key)
     return out
 

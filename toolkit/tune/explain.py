@@ -27,6 +27,12 @@ class Point:
     def measured(self) -> bool:
         return self.metrics is not None
 
+    @property
+    def figures(self) -> dict[str, Any]:
+        """The metrics of a point known to be measured (the type checker cannot tell)."""
+        assert self.metrics is not None, f"{self.candidate.describe()} was not measured"
+        return self.metrics
+
     def axes(self, budget: LatencyBudget | None = None) -> dict[str, float]:
         return {
             "accuracy": -(self.info.drop or 0.0),
@@ -60,11 +66,11 @@ def _best_per_variant(
     top: dict[str, float] = {}
     for p in points:
         if p.measured:
-            e = p.metrics.get("effort", 1.0)
+            e = p.figures.get("effort", 1.0)
             top[p.candidate.variant] = max(e, top.get(p.candidate.variant, 0.0))
     best: dict[str, Point] = {}
     for p in points:
-        if not p.measured or p.metrics.get("effort", 1.0) < top[p.candidate.variant] - 1e-9:
+        if not p.measured or p.figures.get("effort", 1.0) < top[p.candidate.variant] - 1e-9:
             continue
         cur = best.get(p.candidate.variant)
         if cur is None or _speed(p, objective, budget) > _speed(cur, objective, budget):
@@ -82,8 +88,8 @@ def _best_per_threads(
             groups.setdefault(p.candidate.options.intra_op_num_threads, []).append(p)
     out = {}
     for n, group in groups.items():
-        top = max(p.metrics.get("effort", 1.0) for p in group)
-        at_top = [p for p in group if p.metrics.get("effort", 1.0) >= top - 1e-9]
+        top = max(p.figures.get("effort", 1.0) for p in group)
+        at_top = [p for p in group if p.figures.get("effort", 1.0) >= top - 1e-9]
         out[n] = max(at_top, key=lambda p: _speed(p, objective, budget))
     return out
 
@@ -107,8 +113,8 @@ def _wins_at_thread_counts(
 def _speed(p: Point, objective: str, budget: LatencyBudget | None) -> float:
     """Higher is faster: samples/s for throughput, 1/latency otherwise."""
     if objective == "throughput":
-        return float(p.metrics["samples_per_s"])
-    return 1.0 / max(latency_of(p.metrics, budget), 1e-9)
+        return float(p.figures["samples_per_s"])
+    return 1.0 / max(latency_of(p.figures, budget), 1e-9)
 
 
 def fmt_ratio(r: float) -> str:
@@ -179,7 +185,7 @@ def _selected_parts(
         and p.candidate.variant == sel.candidate.variant
         and p.candidate.provider == sel.candidate.provider
         and p.candidate.options.intra_op_num_threads == 1
-        and p.metrics.get("effort", 1.0) == sel.metrics.get("effort", 1.0)
+        and p.figures.get("effort", 1.0) == sel.figures.get("effort", 1.0)
     ]
     if sel.candidate.options.intra_op_num_threads > 1 and same:
         one = max(same, key=lambda p: _speed(p, objective, budget))
@@ -188,7 +194,7 @@ def _selected_parts(
             f"{sel.candidate.options.intra_op_num_threads} threads {fmt_ratio(gain)}× 1 thread"
         )
     if budget is not None:
-        value = float(sel.metrics["latency_ms"][budget.percentile])
+        value = float(sel.figures["latency_ms"][budget.percentile])
         verdict = "meets" if value <= budget.limit_ms else "misses"
         parts.append(f"{verdict} {budget} ({budget.percentile} {value:.3g} ms)")
     return parts

@@ -84,6 +84,7 @@ def apply_gate(
         metric, value, drop = evaluation_summary(v)
         if v.get("precision") == "fp32" and drop is None and value is not None:
             drop = 0.0  # the reference
+        memory_bytes = estimate_memory(int(v["bytes"]))
         info = VariantInfo(
             name=name,
             kind=variant_kind(name, v),
@@ -92,7 +93,7 @@ def apply_gate(
             metric=metric,
             value=value,
             drop=drop,
-            memory_bytes=estimate_memory(int(v["bytes"])),
+            memory_bytes=memory_bytes,
         )
         if v.get("rejected"):
             info.pruned = f"rejected by evaluate: {v.get('reject_reason') or 'no reason given'}"
@@ -100,7 +101,7 @@ def apply_gate(
             info.pruned = f"{metric} drop {_fmt_drop(drop, metric)} > --max-drop {max_drop:g}"
         elif max_drop is not None and drop is None and info.kind != "fp32":
             info.pruned = "not evaluated: its accuracy is unknown (run `edgekit evaluate`)"
-        elif memory_budget is not None and info.memory_bytes > memory_budget:
+        elif memory_budget is not None and memory_bytes > memory_budget:
             info.pruned = _memory_reason(info, memory_budget)
         infos[name] = info
     return infos
@@ -112,6 +113,7 @@ def _fmt_drop(drop: float, metric: str | None) -> str:
 
 def _memory_reason(info: VariantInfo, budget: int) -> str:
     mib = 1024 * 1024
+    assert info.memory_bytes is not None  # set by apply_gate, raised by the measured figure
     return (
         f"needs {info.memory_bytes / mib:.0f} MiB ({info.memory_source}) but the target allows "
         f"{budget / mib:.0f} MiB for the model"

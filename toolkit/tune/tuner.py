@@ -19,10 +19,11 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from edge_agent.contracts import manifest as manifest_io
 from edge_agent.contracts.bundle import Bundle
+from edge_agent.contracts.selection import SessionOptionsRecord, TuneDecision
 from edge_agent.errors import BadInputError, CheckFailedError
 from toolkit.fleet import lab
 from toolkit.scoring.pareto import pareto_front
@@ -65,7 +66,7 @@ class TuneRequest:
     max_trials: int | None = None
     time_budget_s: float | None = None
     targets_dir: Path | None = None
-    from_fleet: Path | None = None
+    from_fleet: Path | str | None = None  # a fleet SQLite file or a postgresql:// URL
     create_missing: bool = True
     quick: bool = False
     graph_levels: tuple[str, ...] | None = None
@@ -100,13 +101,13 @@ class TuneResult:
         is not recorded in the manifest."""
         return bool(self.search and self.search.interrupted)
 
-    def selection_record(self) -> dict[str, Any]:
+    def selection_record(self) -> TuneDecision:
         """What goes into manifest["selection"][target]; the agent reads the first five keys."""
         c = self.selected.candidate
-        return {
+        rec: TuneDecision = {
             "variant": c.variant,
             "provider": c.provider,
-            "session_options": c.options.to_manifest(),
+            "session_options": cast(SessionOptionsRecord, c.options.to_manifest()),
             "reason": self.reason,
             "measured_on": self.measured_on,
             "mode": self.mode,
@@ -118,9 +119,11 @@ class TuneResult:
             "front": [p.to_dict(self.budget) for p in self.front],
             "search": self.search_summary(),
             "notes": self.notes,
-            **({"groups": self.groups} if self.groups else {}),
-            "tuned_at": manifest_io.utc_now(),
         }
+        if self.groups:
+            rec["groups"] = self.groups
+        rec["tuned_at"] = manifest_io.utc_now()
+        return rec
 
     def search_summary(self) -> dict[str, Any] | None:
         s = self.search
@@ -213,8 +216,8 @@ def _top_effort(points: list[Point]) -> list[Point]:
     measured = [p for p in points if p.measured]
     if not measured:
         return []
-    top = max(p.metrics.get("effort", 1.0) for p in measured)
-    return [p for p in measured if p.metrics.get("effort", 1.0) >= top - 1e-9]
+    top = max(p.figures.get("effort", 1.0) for p in measured)
+    return [p for p in measured if p.figures.get("effort", 1.0) >= top - 1e-9]
 
 
 def choose(
@@ -228,12 +231,12 @@ def choose(
     without FP16 arithmetic is noise), then fewer CPUs, then the smaller file.
     Returns (point, budget met?)."""
     measured = [p for p in _top_effort(points) if p.info.passed]
-    ranked = sorted(measured, key=lambda p: score(objective, p.metrics, p.info.bytes, budget))
+    ranked = sorted(measured, key=lambda p: score(objective, p.figures, p.info.bytes, budget))
     best = ranked[0]
-    best_score = score(objective, best.metrics, best.info.bytes, budget)
+    best_score = score(objective, best.figures, best.info.bytes, budget)
 
     def close(p: Point) -> bool:
-        s = score(objective, p.metrics, p.info.bytes, budget)
+        s = score(objective, p.figures, p.info.bytes, budget)
         if s[0] != best_score[0] or (objective == "size" and s[1] != best_score[1]):
             return False
         a, b = abs(s[-1]), abs(best_score[-1])
@@ -247,10 +250,10 @@ def choose(
             p.info.kind in avoid,
             p.candidate.options.cpus_needed,
             p.info.bytes,
-            score(objective, p.metrics, p.info.bytes, budget),
+            score(objective, p.figures, p.info.bytes, budget),
         ),
     )
-    return pick, (meets_budget(pick.metrics, budget) if budget else None)
+    return pick, (meets_budget(pick.figures, budget) if budget else None)
 
 
 def tune(
@@ -310,7 +313,7 @@ def _tune(
             reason = _primary_reason(fleet, primary, notes)
         else:
             reason = measured_reason(selected, alive, infos, objective, budget, where)
-        if selected.metrics.get("settings") == "extrapolated":
+        if selected.figures.get("settings") == "extrapolated":
             notes.append(
                 f"the device records do not say how many threads they ran: "
                 f"{selected.candidate.options.intra_op_num_threads} thread(s) is the "
@@ -341,10 +344,11 @@ def _tune(
         )
         return result
     if budget_met is False:
+        assert budget is not None  # only a budget can be missed
         raise CheckFailedError(
             f"no candidate meets `latency_budget` {budget} on {target.name}: the best, "
             f"{selected.candidate.describe()}, has {budget.percentile} "
-            f"{selected.metrics['latency_ms'][budget.percentile]:.3g} ms",
+            f"{selected.figures['latency_ms'][budget.percentile]:.3g} ms",
             hint="relax the budget, allow a larger `max_drop`, or choose a faster target",
             details={"result": result.to_dict()},
         )
@@ -452,9 +456,9 @@ def _recheck_memory(
             for p in points
             if p.metrics and p.candidate.variant == name
         ]
-        mems = [m for m in mems if m]
-        if mems:
-            recheck_memory(info, max(mems), target.model_memory_budget)
+        found = [m for m in mems if m]
+        if found:
+            recheck_memory(info, max(found), target.model_memory_budget)
 
 
 def _select_by_profile(
@@ -538,7 +542,12 @@ def _choose_per_group(
     chosen = [g for g in fleet if g.selected is not None]
     if not chosen:
         return None
-    return max(chosen, key=lambda g: (len(g.devices), latency_of(g.selected.metrics, budget)))
+
+    def rank(g: fleet_groups.DeviceGroup) -> tuple[int, float]:
+        assert g.selected is not None  # only the groups that chose are ranked
+        return len(g.devices), latency_of(g.selected.figures, budget)
+
+    return max(chosen, key=rank)
 
 
 def _primary_reason(
@@ -550,6 +559,7 @@ def _primary_reason(
     others = [g for g in fleet if g is not primary]
     for g in others:
         if g.selected is not None:
+            assert primary.selected is not None  # the recorded group is one that chose
             same = g.selected.candidate.key == primary.selected.candidate.key
             notes.append(
                 f"group {g.label} ({', '.join(g.devices)}) would choose "
@@ -591,7 +601,7 @@ def _compact_front(front: list[Point], budget: LatencyBudget | None) -> list[Poi
         key = (p.candidate.variant, p.candidate.provider)
         cur = best.get(key)
         if cur is None or (
-            p.measured and latency_of(p.metrics, budget) < latency_of(cur.metrics, budget)
+            p.measured and latency_of(p.figures, budget) < latency_of(cur.figures, budget)
         ):
             best[key] = p
     return sorted(best.values(), key=lambda p: p.axes(budget)["latency_ms"])

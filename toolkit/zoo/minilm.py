@@ -100,5 +100,6 @@ def tokens(n: int, seq: int = 128, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def token_data(path: Path, n: int, seq: int = 128, seed: int = 0) -> Path:
-    np.savez(path, **tokens(n, seq, seed))
+    arrays: dict[str, Any] = tokens(n, seq, seed)
+    np.savez(path, **arrays)
     return path

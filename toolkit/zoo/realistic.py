@@ -37,7 +37,7 @@ def image_cnn(seed: int = SEED):
     """ResNet-style CNN: stem + three residual stages (64, 128, 256 channels), BN, GAP, linear."""
     torch, nn = _nn()
 
-    class Block(nn.Module):
+    class Block(nn.Module):  # type: ignore[name-defined]  # torch is imported late (_nn)
         def __init__(self, cin: int, cout: int, stride: int) -> None:
             super().__init__()
             self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
@@ -54,7 +54,7 @@ def image_cnn(seed: int = SEED):
             y = self.bn2(self.conv2(y))
             return self.act(y + self.skip(x))
 
-    class ImageCNN(nn.Module):
+    class ImageCNN(nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.stem = nn.Sequential(
@@ -92,7 +92,7 @@ def text_encoder(seed: int = SEED):
     """BERT-style encoder classifier taking token ids and a 0/1 padding mask."""
     torch, nn = _nn()
 
-    class Layer(nn.Module):
+    class Layer(nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.q = nn.Linear(TEXT_HIDDEN, TEXT_HIDDEN)
@@ -118,7 +118,7 @@ def text_encoder(seed: int = SEED):
             x = self.ln1(x + self.o(ctx))
             return self.ln2(x + self.ff2(self.act(self.ff1(x))))
 
-    class TextEncoder(nn.Module):
+    class TextEncoder(nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.tokens = nn.Embedding(TEXT_VOCAB, TEXT_HIDDEN)

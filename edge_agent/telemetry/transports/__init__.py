@@ -34,7 +34,8 @@ def under_greengrass(env: dict[str, str] | None = None) -> bool:
 def choose(config: Any, env: dict[str, str] | None = None) -> str:
     """The transport name for this configuration: explicit, else Greengrass, MQTT or none."""
     if config.transport:
-        return config.transport
+        name: str = config.transport
+        return name
     if under_greengrass(env):
         return "greengrass"
     if config.mqtt:

@@ -41,11 +41,11 @@ class _QuietExecutor(concurrent.futures.ThreadPoolExecutor):
     ignore it (its test is inverted), which lands on stderr at every clean stop. A callback
     for a client being closed has nothing left to do, so it is dropped here."""
 
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
         try:
             return super().submit(fn, *args, **kwargs)
         except RuntimeError:
-            future: concurrent.futures.Future = concurrent.futures.Future()
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
             future.cancel()
             return future
 
@@ -127,7 +127,7 @@ class GreengrassTransport(Transport):
         with contextlib.suppress(Exception):  # already gone
             client.close(executor_wait=False)
 
-    def _call(self, fn: Callable[[Any], concurrent.futures.Future], timeout: float) -> Any:
+    def _call(self, fn: Callable[[Any], concurrent.futures.Future[Any]], timeout: float) -> Any:
         """Run one async IPC call with a timeout; a dead connection is dropped for a new one."""
         from awsiot.greengrasscoreipc import model
 

@@ -43,7 +43,9 @@ class Core(Protocol):
     authorizer: Authorizer
     bus: LocalBus
     config: ConfigStore
-    mqtt: MqttProxy
+
+    @property
+    def mqtt(self) -> MqttProxy: ...
 
     def report_state(self, component: str, state: str) -> None: ...
 

@@ -327,7 +327,7 @@ def test_a_file_size_limit_is_a_full_disk_too(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

@@ -34,7 +34,7 @@ from edge_agent.serving import model as model_mod
 from edge_agent.serving.engine import Engine
 from edge_agent.serving.rest import RestServer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class Served:

@@ -28,7 +28,7 @@ import tritonclient.http as thttp
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "grpc-s3cret"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 
