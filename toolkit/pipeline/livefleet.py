@@ -11,6 +11,7 @@ by an alert (on the collector's action thread) can deploy while load keeps flowi
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import threading
@@ -59,7 +60,7 @@ class LiveFleet:
         self._thread.start()
         self._fleet: Any = None
         self._ports: dict[str, int] = {}
-        self._load_task: asyncio.Future | None = None
+        self._load_task: concurrent.futures.Future[None] | None = None
         self.drifted = False
         self.qps = 0.0
         self.loads: list[Any] = []

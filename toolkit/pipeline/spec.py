@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import yaml
 
@@ -130,7 +130,14 @@ class PipelineSpec:
         extra = json.dumps(self.overrides, sort_keys=True, default=str) if self.overrides else ""
         return sha256_bytes(self.text.encode() + extra.encode())
 
+    @overload
+    def resolve(self, value: str) -> Path: ...
+    @overload
+    def resolve(self, value: None) -> None: ...
+    @overload
+    def resolve(self, value: str | None) -> Path | None: ...
     def resolve(self, value: str | None) -> Path | None:
+        """`value` against the file's folder (None stays None: an optional path left out)."""
         if value is None:
             return None
         p = Path(value).expanduser()
@@ -138,26 +145,33 @@ class PipelineSpec:
 
     @property
     def workdir(self) -> Path:
-        return self.resolve(self.doc.get("workdir", DEFAULT_WORKDIR))  # type: ignore[return-value]
+        return self.resolve(self.doc.get("workdir", DEFAULT_WORKDIR))
 
     @property
     def output(self) -> Path:
-        return self.resolve(self.doc.get("output", DEFAULT_OUTPUT))  # type: ignore[return-value]
+        return self.resolve(self.doc.get("output", DEFAULT_OUTPUT))
 
     def published(self, name: str) -> Path:
         """Where the final `bundle` or `greengrass-build` is copied: `outputs.<name>` when the
         file says, else `<output>/<name>`."""
         given = (self.doc.get("outputs") or {}).get(name)
-        return self.resolve(given) if given else self.output / name  # type: ignore[return-value]
+        return self.resolve(given) if given else self.output / name
 
     @property
     def store(self) -> Path:
         if "store" in self.doc:
-            return self.resolve(self.doc["store"])  # type: ignore[return-value]
+            return self.resolve(self.doc["store"])
         return self.workdir / "runs.db"
 
     def data(self, kind: str) -> Path | None:
         return self.resolve((self.doc.get("data") or {}).get(kind))
+
+    def required_data(self, kind: str) -> Path:
+        """A data file the checks already required: data.sample (the schema) or
+        data.evaluation when an evaluate stage runs (validate)."""
+        p = self.data(kind)
+        assert p is not None, f"data.{kind} is required before a stage reads it"
+        return p
 
     @property
     def target_column(self) -> str | None:
@@ -234,6 +248,7 @@ def _semantic_checks(spec: PipelineSpec) -> None:
             ("model",),
             "say where the model comes from: model.file, model.factory, or a stages.train step",
         )
+    checks: list[tuple[tuple[str | int, ...], Path | None]]
     checks = [(("data", k), spec.data(k)) for k in ("sample", "calibration", "evaluation")]
     checks += [(("model", k), spec.resolve(model.get(k))) for k in ("file", "weights")]
     if train is not None:

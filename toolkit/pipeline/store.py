@@ -5,6 +5,7 @@ and the alert that triggered it. It is the experiment log and the model registry
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 import sqlite3
@@ -207,5 +208,6 @@ class RunStore:
         )
         return rows[0] if rows else None
 
-    def for_alert(self, alert_id: int) -> list[dict[str, Any]]:
+    def for_alert(self, alert_id: int) -> builtins.list[dict[str, Any]]:
+        # `list` here is the method above, so the builtin is named in full
         return self._rows("SELECT * FROM runs WHERE alert_id = ? ORDER BY started", (alert_id,))

@@ -27,7 +27,7 @@ As a fleet alert action (toolkit.fleet.actions registry)::
 from __future__ import annotations
 
 import contextlib
-import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -53,7 +53,7 @@ def try_lock_file(fh: Any) -> bool:
     """An exclusive, non-blocking lock on an open file, held until unlock_file or close:
     flock on POSIX, msvcrt's byte-range lock on Windows (fcntl does not exist there)."""
     try:
-        if os.name == "nt":
+        if sys.platform == "win32":  # the spelling mypy narrows on
             import msvcrt
 
             fh.seek(0)
@@ -68,7 +68,7 @@ def try_lock_file(fh: Any) -> bool:
 
 
 def unlock_file(fh: Any) -> None:
-    if os.name == "nt":
+    if sys.platform == "win32":
         import msvcrt
 
         fh.seek(0)

@@ -182,7 +182,7 @@ class Export(Stage):
             if model.get("weights")
             else None,
             "trust_pickle": bool(model.get("trust_pickle")),
-            "sample": file_digest(spec.data("sample")),
+            "sample": file_digest(spec.required_data("sample")),
             "target_column": spec.target_column,
         }
 
@@ -201,7 +201,7 @@ class Export(Stage):
             source = str(trained or spec.resolve(model["file"]))
         request = ExportRequest(
             source=source,
-            data=spec.data("sample"),
+            data=spec.required_data("sample"),
             output=ctx.work / "bundle",
             trust_pickle=bool(model.get("trust_pickle")),
             target_column=spec.target_column,

@@ -105,7 +105,7 @@ class Evaluate(Stage):
         deployed = deployed_bundle(spec, runtime) if self.cfg.compare_deployed else None
         return {
             "options": asdict(self.cfg),
-            "evaluation": file_digest(spec.data("evaluation")),
+            "evaluation": file_digest(spec.required_data("evaluation")),
             "target_column": spec.target_column,
             "deployed": file_digest(deployed / "manifest.json")
             if deployed and deployed.is_dir()
@@ -117,7 +117,7 @@ class Evaluate(Stage):
         from toolkit.scoring.metrics import LOWER_IS_BETTER
 
         c: EvaluateConfig = self.cfg
-        data = ctx.spec.data("evaluation")
+        data = ctx.spec.required_data("evaluation")
         request = EvaluateRequest(
             data=data,
             target_column=ctx.spec.target_column,

@@ -220,6 +220,14 @@ class Publish(Stage):
         return {"published": result}
 
 
+def _fleet_deployer(runtime: Runtime, name: str | None) -> Any:
+    """The in-process fleet `name`: the runtime's own first, then the registered ones (None when
+    there is none, or no name: validate asks for `fleet: NAME`)."""
+    if name is None:
+        return None
+    return runtime.deployers.get(name) or fleets.FLEETS.get(name)
+
+
 @dataclass
 class DeployConfig:
     to: str
@@ -243,7 +251,7 @@ class Deploy(Stage):
     def inputs(self, spec: PipelineSpec, runtime: Runtime) -> dict[str, Any]:
         inputs: dict[str, Any] = {"options": asdict(self.cfg)}
         if self.cfg.to == "fleet":
-            deployer = runtime.deployers.get(self.cfg.fleet) or fleets.FLEETS.get(self.cfg.fleet)
+            deployer = _fleet_deployer(runtime, self.cfg.fleet)
             inputs["fleet"] = getattr(deployer, "identity", None)
         return inputs
 
@@ -252,7 +260,7 @@ class Deploy(Stage):
         component, version = ctx.latest("component"), ctx.latest("version")
         build_dir = Path(ctx.latest("build_dir"))
         if c.to == "fleet":
-            deployer = ctx.runtime.deployers.get(c.fleet) or fleets.FLEETS.get(c.fleet)
+            deployer = _fleet_deployer(ctx.runtime, c.fleet)
             if deployer is None:
                 raise BadInputError(
                     f"no fleet named {c.fleet!r} is running in this process",
