@@ -215,88 +215,145 @@ def run_pipeline(
     if own_store:
         runtime.store = RunStore(spec.store)
     store: RunStore = runtime.store
-    emit = on_event or (lambda *_a: None)
     try:
         stages = make_plan(spec, runtime, force)
         for key, name in PUBLISHED:  # before any stage runs: fail in a second, touch nothing
             _check_publish(spec.published(name), key)
-        run_id = store.begin(
-            pipeline=str(spec.path),
-            digest=spec.digest,
-            name=spec.name,
-            inputs={**_inputs_record(spec, stages), **_new_data(runtime)},
-            versions=keys.versions(),
-            overrides=spec.overrides,
-            alert=alert,
-            dry_run=bool(runtime.stop_before),
-            forced=sorted(check_force(force)),
-        )
-        runtime.run_id = run_id
-        report = RunReport(run_id, OK, stages)
-        outputs: dict[str, dict[str, Any]] = {}
+        run_id = _begin(spec, runtime, store, stages, alert, force)
+        run = _Run(spec, runtime, store, run_id, stages, on_event, say)
         for idx, p in enumerate(stages):
-            started = time.time()
             if p.stop:
-                report.status = STOPPED
-                would = _would_deploy(p, outputs)
-                report.results[p.name] = {"stopped": True, "would_deploy": would}
-                store.stage(
-                    run_id, idx, p.name, p.key, "stopped", started, 0.0, {"would_deploy": would}
-                )
-                emit("stopped", p, {"would_deploy": would})
+                run.stop(idx, p)
                 break
             if p.action == "cached":
-                result = _from_json(json.loads((p.entry / RESULT_FILE).read_text()), p.entry)
-                outputs[p.name] = report.results[p.name] = result
-                report.timings[p.name] = 0.0
-                store.stage(run_id, idx, p.name, p.key, "cached", started, 0.0, result)
-                emit("cached", p, result)
-                continue
-            emit("started", p, {})
-            t0 = time.perf_counter()
-            try:
-                result = _run_stage(
-                    p, spec, outputs, runtime, lambda m, n=p.name: (say or _quiet)(n, m)
-                )
-            except BaseException as exc:
-                seconds = round(time.perf_counter() - t0, 3)
-                message = (
-                    exc.message if isinstance(exc, EdgekitError) else f"{type(exc).__name__}: {exc}"
-                )
-                details = (
-                    {"traceback": traceback.format_exc(limit=8)}
-                    if not isinstance(exc, EdgekitError)
-                    else getattr(exc, "details", None)
-                )
-                store.stage(
-                    run_id, idx, p.name, p.key, "failed", started, seconds, details, message
-                )
-                report.status, report.error = FAILED, f"stage {p.name} failed: {message}"
-                report.timings[p.name] = seconds
-                store.finish(run_id, FAILED, error=report.error, summary=_safe_summary(outputs))
-                emit("failed", p, {"error": message, "seconds": seconds})
-                raise
-            seconds = round(time.perf_counter() - t0, 3)
-            outputs[p.name] = report.results[p.name] = result
-            report.timings[p.name] = seconds
-            store.stage(run_id, idx, p.name, p.key, "ran", started, seconds, result)
-            emit("done", p, {"seconds": seconds, **result})
-        ctx = StageContext(spec, spec.workdir, outputs, runtime)
-        report.outputs = _publish_outputs(spec, outputs) if report.status == OK else {}
+                run.take_cached(idx, p)
+            else:
+                run.run(idx, p)
+        run.finish()
+        return run.report
+    finally:
+        if own_store:
+            store.close()
+            runtime.store = None
+
+
+def _begin(
+    spec: PipelineSpec,
+    runtime: Runtime,
+    store: RunStore,
+    stages: list[StagePlan],
+    alert: dict[str, Any] | None,
+    force: Iterable[str],
+) -> str:
+    """The run's row in the store (what went in, the versions, why it ran); its id is also the
+    runtime's."""
+    run_id = store.begin(
+        pipeline=str(spec.path),
+        digest=spec.digest,
+        name=spec.name,
+        inputs={**_inputs_record(spec, stages), **_new_data(runtime)},
+        versions=keys.versions(),
+        overrides=spec.overrides,
+        alert=alert,
+        dry_run=bool(runtime.stop_before),
+        forced=sorted(check_force(force)),
+    )
+    runtime.run_id = run_id
+    return run_id
+
+
+class _Run:
+    """One run while its stages go by: each stage's row in the store, its event, and its result
+    in the report and in the outputs the later stages read."""
+
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        runtime: Runtime,
+        store: RunStore,
+        run_id: str,
+        stages: list[StagePlan],
+        on_event: Event | None,
+        say: Callable[[str, str], None] | None,
+    ) -> None:
+        self.spec, self.runtime, self.store, self.run_id = spec, runtime, store, run_id
+        self.report = RunReport(run_id, OK, stages)
+        self.emit: Event = on_event or (lambda *_a: None)
+        self.say = say
+        self.outputs: dict[str, dict[str, Any]] = {}
+
+    def stop(self, idx: int, p: StagePlan) -> None:
+        """A dry run ends before its deploying stage, recording what it would have deployed."""
+        started = time.time()
+        self.report.status = STOPPED
+        would = _would_deploy(p, self.outputs)
+        self.report.results[p.name] = {"stopped": True, "would_deploy": would}
+        self.store.stage(
+            self.run_id, idx, p.name, p.key, "stopped", started, 0.0, {"would_deploy": would}
+        )
+        self.emit("stopped", p, {"would_deploy": would})
+
+    def take_cached(self, idx: int, p: StagePlan) -> None:
+        started = time.time()
+        result = _from_json(json.loads((p.entry / RESULT_FILE).read_text()), p.entry)
+        self.outputs[p.name] = self.report.results[p.name] = result
+        self.report.timings[p.name] = 0.0
+        self.store.stage(self.run_id, idx, p.name, p.key, "cached", started, 0.0, result)
+        self.emit("cached", p, result)
+
+    def run(self, idx: int, p: StagePlan) -> None:
+        started = time.time()
+        self.emit("started", p, {})
+        t0 = time.perf_counter()
+        say = self.say
+        try:
+            result = _run_stage(
+                p, self.spec, self.outputs, self.runtime, lambda m, n=p.name: (say or _quiet)(n, m)
+            )
+        except BaseException as exc:
+            self._failed(idx, p, started, round(time.perf_counter() - t0, 3), exc)
+            raise
+        seconds = round(time.perf_counter() - t0, 3)
+        self.outputs[p.name] = self.report.results[p.name] = result
+        self.report.timings[p.name] = seconds
+        self.store.stage(self.run_id, idx, p.name, p.key, "ran", started, seconds, result)
+        self.emit("done", p, {"seconds": seconds, **result})
+
+    def _failed(
+        self, idx: int, p: StagePlan, started: float, seconds: float, exc: BaseException
+    ) -> None:
+        """The failed stage and the run closed in the store (called while `exc` is handled, so
+        the traceback is still there), before the error goes on up."""
+        message = exc.message if isinstance(exc, EdgekitError) else f"{type(exc).__name__}: {exc}"
+        details = (
+            {"traceback": traceback.format_exc(limit=8)}
+            if not isinstance(exc, EdgekitError)
+            else getattr(exc, "details", None)
+        )
+        self.store.stage(
+            self.run_id, idx, p.name, p.key, "failed", started, seconds, details, message
+        )
+        self.report.status, self.report.error = FAILED, f"stage {p.name} failed: {message}"
+        self.report.timings[p.name] = seconds
+        self.store.finish(
+            self.run_id, FAILED, error=self.report.error, summary=_safe_summary(self.outputs)
+        )
+        self.emit("failed", p, {"error": message, "seconds": seconds})
+
+    def finish(self) -> None:
+        """Publish the outputs of a run that went through, and close it in the store."""
+        report, outputs = self.report, self.outputs
+        ctx = StageContext(self.spec, self.spec.workdir, outputs, self.runtime)
+        report.outputs = _publish_outputs(self.spec, outputs) if report.status == OK else {}
         report.summary = _safe_summary(outputs)
-        store.finish(
-            run_id,
+        self.store.finish(
+            self.run_id,
             report.status,
             bundle=ctx.latest("bundle"),
             component=ctx.latest("component"),
             version=ctx.latest("version"),
             summary=report.summary,
         )
-        return report
-    finally:
-        if own_store:
-            store.close()
-            runtime.store = None
 
 
 def _quiet(_stage: str, _message: str) -> None:
