@@ -487,10 +487,11 @@ def _flatten(data: list[Any], cap: int, name: str) -> list[Any]:
 # the public one where numpy does not expose the implementation.
 _VDOT = getattr(np.vdot, "_implementation", np.vdot)
 # Up to this many values a float32/float64 feed is checked for NaN/inf by its bytes instead of
-# vdot: right after a session run, numpy's call machinery is cold and vdot cost a 16 µs model
-# ~1.5 µs of CPU (docs/benchmarks.md, "Agent performance"); the byte scan about half that.
-# Above it, vdot reads the values once, where the scan copies them first.
-BYTE_SCAN_VALUES = 4096
+# vdot: right after a session run numpy's call path is cold, and on a 256-value row vdot cost
+# ~1.5 µs of CPU, the byte scan ~0.4 µs less (paired rounds, docs/benchmarks.md "Agent
+# performance"). The scan's stride copy grows by ~1 ns a value where vdot barely grows, so
+# larger feeds keep vdot.
+BYTE_SCAN_VALUES = 512
 
 
 def _byte_scan_layout(dtype: np.dtype) -> tuple[int, int] | None:
