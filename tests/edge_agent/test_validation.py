@@ -257,7 +257,7 @@ def test_small_float_feeds_are_decided_by_their_bytes(dtype):
             with pytest.raises(RequestError):  # and past the byte-scan size, vdot decides
                 validator.check({"x": np.concatenate([y, x])})
     strided = np.asfortranarray(x)
-    strided[3, 3] = np.nan
+    strided[rows - 1, 3] = np.nan
     with pytest.raises(RequestError):  # a non-contiguous feed is scanned in C order too
         validator.check({"x": strided})
 
