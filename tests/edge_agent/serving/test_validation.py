@@ -190,7 +190,7 @@ _arrays = st.builds(
     st.integers(0, 10),
     st.sampled_from([np.float32, np.float64, np.float16, np.int64, np.bool_]),
     st.sampled_from([(1, 8, 8), (1, 8, 9), (8, 8), (1, 1, 8, 8)]),
-    st.sampled_from([0.5, 3e19, 1e300, -7.0]),
+    st.sampled_from([0.5, 3e19, 1e300, -7.0, 3e38, -1.7e308]),
     st.sampled_from([None, np.nan, np.inf, -np.inf]),
 )
 
@@ -219,6 +219,47 @@ def test_fast_check_agrees_with_full_check(cnn_engine, arr, name):
         except RequestError as exc:
             outcomes.append(("refused", exc.message))
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_float_feeds_are_decided_by_their_bytes(dtype):
+    """NaN/inf in a small float32/float64 feed is found by its bytes, without the full path;
+    finite values whose top byte looks like a non-finite one (huge magnitudes) go to the full
+    path and are accepted there, NaN and inf anywhere are refused."""
+    from edge_agent.serving.validation import (
+        BYTE_SCAN_VALUES,
+        Limits,
+        TensorSpec,
+        Validator,
+    )
+
+    datatype = "FP32" if dtype is np.float32 else "FP64"
+    spec = TensorSpec("x", datatype, np.dtype(dtype), (None, 256))
+    validator = Validator([spec], [], Limits(max_batch=64, reject_nan=True, reject_inf=True))
+    full_calls = []
+    full = validator.check_feeds
+    validator.check_feeds = lambda feeds: full_calls.append(1) or full(feeds)
+    validator.limits = validator.limits  # recompile the closure around the counting full path
+    rows = BYTE_SCAN_VALUES // 256
+    x = np.random.default_rng(0).standard_normal((rows, 256)).astype(dtype)
+    assert validator.check({"x": x}) == ({"x": x}, rows)
+    assert not full_calls, "a small finite feed is decided on the fast path"
+    huge = x.copy()
+    huge[0, 5] = np.finfo(dtype).max  # finite, top byte 0x7F
+    feeds, got = validator.check({"x": huge})
+    assert got == rows and feeds["x"] is huge and full_calls == [1]
+    for bad in (np.nan, np.inf, -np.inf):
+        for row, col in ((0, 0), (rows - 1, 255), (rows // 2, 77)):
+            y = x.copy()
+            y[row, col] = bad
+            with pytest.raises(RequestError):
+                validator.check({"x": y})
+            with pytest.raises(RequestError):  # and past the byte-scan size, vdot decides
+                validator.check({"x": np.concatenate([y, x])})
+    strided = np.asfortranarray(x)
+    strided[rows - 1, 3] = np.nan
+    with pytest.raises(RequestError):  # a non-contiguous feed is scanned in C order too
+        validator.check({"x": strided})
 
 
 def test_live_limits_reach_the_fast_check(cnn_bundle, tmp_path):

@@ -1,0 +1,78 @@
+"""Predictions kept for label joins: the monitor's drain keeps each batch's predictions as a
+block and indexes them by inference id only when labels arrive, with the same eviction as
+the per-drain dict it replaced (the newest ``feedback_keep`` stay, a quarter of slack), for
+single-row and multi-row requests, and with labels joined exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_agent.monitoring.monitor import Monitor
+
+LABELS = ["a", "b", "c"]
+
+
+def _monitor(keep: int) -> Monitor:
+    return Monitor(None, "classification", LABELS, {"probs": "probabilities"}, feedback_keep=keep)
+
+
+def _feed(monitor: Monitor, iid: str, probs: np.ndarray) -> None:
+    monitor.record(0.0, 0.0, 0.0, len(probs), iid, np.zeros((len(probs), 2)), probs, ("probs",))
+
+
+def test_drains_keep_blocks_and_labels_index_them():
+    monitor = _monitor(1000)
+    rng = np.random.default_rng(0)
+    want = {}
+    for block in range(5):
+        for i in range(40):
+            rows = 1 + (i % 3 == 0) * 2  # every third request has three rows
+            probs = rng.random((rows, 3))
+            iid = f"r{block}-{i}"
+            _feed(monitor, iid, probs)
+            picked = [LABELS[j] for j in probs.argmax(axis=1)]
+            want[iid] = picked
+        monitor.drain()
+    assert monitor._kept == {}, "a drain does no per-id work"
+    assert len(monitor._blocks) == 5
+    # a batch with a multi-row request keeps every request's rows as a list (one row: one item)
+    got = {k: ([v] if isinstance(v, str) else list(v)) for k, v in monitor._predictions.items()}
+    assert got == want and list(got) == list(want), "same values, oldest first"
+    result = monitor.feedback(
+        [
+            {"inference_id": "r0-1", "label": want["r0-1"][0]},
+            {"inference_id": "r4-3", "labels": want["r4-3"]},
+            {"inference_id": "r2-0", "labels": ["a"]},  # three rows, one label
+            {"inference_id": "nope", "label": "a"},
+        ]
+    )
+    assert result["joined"] == 2 and result["unknown"] == ["nope"]
+    assert len(result["problems"]) == 1
+    _, _, body = monitor.close_window()
+    assert body["quality"]["labels"] == 4
+    assert body["quality"]["scores"]["accuracy"] == 1.0
+
+
+def test_eviction_keeps_the_newest_across_blocks_and_partial_blocks():
+    keep = 50
+    monitor = _monitor(keep)
+    order = []
+    for block, size in enumerate([30, 25, 7, 40, 3, 60, 11]):
+        for i in range(size):
+            iid = f"b{block}-{i}"
+            rows = 2 if i % 4 == 1 else 1
+            _feed(monitor, iid, np.eye(3)[[i % 3] * rows])
+            order.append(iid)
+        monitor.drain()
+        held = len(monitor._kept) + monitor._block_count
+        assert held <= keep + keep // 4, "bounded by feedback_keep (+ a quarter)"
+        if block == 3:  # labels arrive between drains: indexed ones are evicted first later
+            assert monitor.feedback([{"inference_id": order[-1], "label": "b"}])["joined"] == 1
+    kept = monitor._predictions
+    assert keep <= len(kept) <= keep + keep // 4
+    assert list(kept) == order[-len(kept) :], "exactly the newest, oldest first"
+    for iid in list(kept)[:5]:  # the oldest kept ones have their own values after slicing
+        i = int(iid.split("-")[1])
+        value = kept[iid]
+        rows = [value] if isinstance(value, str) else list(value)
+        assert rows == [LABELS[i % 3]] * (2 if i % 4 == 1 else 1)
