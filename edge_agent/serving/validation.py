@@ -161,8 +161,8 @@ class Validator:
         self.columns = {onnx: user for user, onnx in self.aliases.items()}
         self._expected = ", ".join(self.columns.get(n, n) for n in self._order)
         # Fast path for the common request: right names, exact dtype, fixed trailing dims.
-        self._fast = [
-            (s.name, s.dtype, len(s.shape), tuple(s.shape[1:]), s.dtype.kind == "f")
+        self._fast: list[tuple[str, Any, int, tuple[int, ...], bool]] = [
+            (s.name, s.dtype, len(s.shape), _fixed(s.shape[1:]), bool(s.dtype.kind == "f"))
             for s in inputs
             if s.shape and s.shape[0] is None and None not in s.shape[1:]
         ]
@@ -503,6 +503,11 @@ def _byte_scan_layout(dtype: np.dtype) -> tuple[int, int] | None:
     if dtype.byteorder not in ("=", "<", "|"):
         return None
     return dtype.itemsize - 1, dtype.itemsize
+
+
+def _fixed(dims: Any) -> tuple[int, ...]:
+    """Trailing dims already known to hold no None (the fast path's precondition)."""
+    return tuple(int(d) for d in dims)
 
 
 def _compile_check(
