@@ -78,11 +78,17 @@ def test_qps_search_converges_below_a_known_capacity() -> None:
     )
     found = out.scenario_result["max_qps_within_bound"]
     assert found is not None
-    assert 0.4 * capacity <= found <= 1.1 * capacity
+    # never above the capacity, on any machine. No floor: on a loaded machine a worker woken
+    # 40 ms late breaks the p99 bound at any rate (found 4.7-63 of 250 queries/s under load,
+    # 6 runs of 6), so how low it lands is the machine's; the search's own logic is checked
+    # below: it converged, next to a rate that failed
+    assert found <= 1.1 * capacity
     assert out.scenario_result["converged"]
     curve = out.scenario_result["curve"]
     assert any(not c["passed"] for c in curve) and any(c["passed"] for c in curve)
     assert all(c["target_qps"] <= found for c in curve if c["passed"])
+    failed_above = [c["target_qps"] for c in curve if not c["passed"] and c["target_qps"] > found]
+    assert failed_above and min(failed_above) <= found * 1.05 + 1e-9
     assert out.headline and out.headline["value"] == found and out.headline["better"] == "higher"
 
 
