@@ -1,5 +1,5 @@
 """The agent's first contact and its stop, as real processes (issues 13, 18, 19): no outbox file
-without a transport and never one in the current folder, SIGTERM within a second when idle,
+without a transport and never one in the current folder, SIGTERM fast when idle (no flush),
 a bounded flush with the broker down that keeps what it could not send, and a damaged outbox
 that no longer takes the model offline."""
 
@@ -73,8 +73,10 @@ def test_without_a_transport_there_is_no_outbox_and_sigterm_is_fast(cnn_bundle, 
         assert rc == 0, stderr
         times.append(elapsed)
         assert "Traceback" not in stderr and "outbox" not in stderr, stderr
-    # before: 5-7 s (a 5 s flush for messages no transport could ever take)
-    assert min(times) < 1.0, f"SIGTERM to exit took {times} s while idle"
+    # before: 5-7 s (a 5 s flush for messages no transport could ever take). The agent's own
+    # stop takes milliseconds; the rest is the interpreter's teardown (onnxruntime's included),
+    # 0.3 s on a quiet machine but over 1 s on a loaded 2-core one: 3 s still fails that flush.
+    assert min(times) < 3.0, f"SIGTERM to exit took {times} s while idle"
     assert list(served.cwd.iterdir()) == [], "nothing written to the current folder"
     assert not served.state_home.exists(), "no outbox file without a transport"
 

@@ -292,13 +292,15 @@ class MqttCollector:
     """Subscribe with awscrt's MQTT 5 client and keep every message (for assertions)."""
 
     def __init__(self, broker: Broker, topic_filter: str, client_id: str = "edgekit-collector"):
-        """A persistent session (fixed client id, 1 h expiry): across a broker restart the
-        broker keeps queuing QoS 1 messages for it until it is back."""
+        """A fixed client id and a clean session: after a broker restart it reconnects and
+        subscribes again (``wait_subscribed`` says when); what was published before that is
+        not queued for it."""
         from awscrt import io, mqtt5
 
         self.messages: list[Message] = []
         self._lock = threading.Condition()
         self._connected = threading.Event()
+        self.subscriptions = 0  # SUBACKs received, one per connection
         tls_ctx = None
         if broker.tls:
             opts = io.TlsContextOptions.create_client_with_mtls_from_path(
@@ -330,7 +332,26 @@ class MqttCollector:
         # Subscribe on every connection too (harmless when the session already has it).
         self.client.subscribe(
             mqtt5.SubscribePacket([mqtt5.Subscription(self._filter, mqtt5.QoS.AT_LEAST_ONCE)])
-        ).add_done_callback(lambda _f: self._connected.set())
+        ).add_done_callback(self._on_subscribed)
+
+    def _on_subscribed(self, _future) -> None:
+        with self._lock:
+            self.subscriptions += 1
+            self._lock.notify_all()
+        self._connected.set()
+
+    def wait_subscribed(self, count: int, timeout: float) -> bool:
+        """Wait until the ``count``-th subscription (one per connection) was acknowledged: after
+        a broker restart, ``subscriptions + 1`` is the reconnection. A fixed sleep instead lost
+        messages on a loaded machine, where reconnecting can take longer than the sleep."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self.subscriptions < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(min(left, 0.2))
+            return True
 
     def _on_publish(self, data) -> None:
         packet = data.publish_packet

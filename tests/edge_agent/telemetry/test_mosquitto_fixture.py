@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from awscrt import io, mqtt5
@@ -42,10 +41,12 @@ def test_plain_broker_round_trip_and_restart(mosquitto_broker):
     with MqttCollector(mosquitto_broker, "t/#") as collector:
         _publish(mosquitto_broker, "t/1", b"one")
         assert collector.wait_for(lambda m: len(m) == 1, 10)
+        subscribed = collector.subscriptions
         mosquitto_broker.stop()
-        time.sleep(0.3)
         mosquitto_broker.start()
-        time.sleep(1.0)  # the collector reconnects and resubscribes
+        # the collector reconnects and subscribes again (no fixed sleep: "two" went to nobody
+        # when that took longer than the sleep on a loaded machine)
+        assert collector.wait_subscribed(subscribed + 1, 30), mosquitto_broker.log()
         _publish(mosquitto_broker, "t/2", b"two")
         assert collector.wait_for(lambda m: len(m) == 2, 10)
     assert [m.payload for m in collector.messages] == [b"one", b"two"]

@@ -52,10 +52,12 @@ class FakeSUT:
 
 def test_server_issues_poisson_load_and_measures_from_arrival() -> None:
     sut = FakeSUT(0.0005)
-    timing = TimingConfig(duration_s=0.6, warmup_iterations=0)
-    out = server(sut.run, [None], 1, timing, qps=400, workers=2, seed=5)
+    # 100/s, not 400/s: a 0.5 ms sleep takes several ms on a loaded machine, and at 400/s the
+    # queue fell over a second behind and queries were abandoned (50 of 248 once, under load)
+    timing = TimingConfig(duration_s=1.2, warmup_iterations=0)
+    out = server(sut.run, [None], 1, timing, qps=100, workers=2, seed=5)
     issued = out.scenario_result["issued"]
-    assert abs(issued - 240) < 6 * np.sqrt(240)
+    assert abs(issued - 120) < 6 * np.sqrt(120)
     assert sut.calls == issued and out.scenario_result["abandoned"] == 0
     assert out.measurement.latencies_s.min() >= 0.0005 * 0.9  # at least the service time
 
@@ -78,11 +80,17 @@ def test_qps_search_converges_below_a_known_capacity() -> None:
     )
     found = out.scenario_result["max_qps_within_bound"]
     assert found is not None
-    assert 0.4 * capacity <= found <= 1.1 * capacity
+    # never above the capacity, on any machine. No floor: on a loaded machine a worker woken
+    # 40 ms late breaks the p99 bound at any rate (found 4.7-63 of 250 queries/s under load,
+    # 6 runs of 6), so how low it lands is the machine's; the search's own logic is checked
+    # below: it converged, next to a rate that failed
+    assert found <= 1.1 * capacity
     assert out.scenario_result["converged"]
     curve = out.scenario_result["curve"]
     assert any(not c["passed"] for c in curve) and any(c["passed"] for c in curve)
     assert all(c["target_qps"] <= found for c in curve if c["passed"])
+    failed_above = [c["target_qps"] for c in curve if not c["passed"] and c["target_qps"] > found]
+    assert failed_above and min(failed_above) <= found * 1.05 + 1e-9
     assert out.headline and out.headline["value"] == found and out.headline["better"] == "higher"
 
 

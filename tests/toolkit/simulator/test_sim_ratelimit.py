@@ -55,8 +55,13 @@ from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 ipc = GreengrassCoreIPCClientV2()
 ipc.update_state(state="RUNNING")
 t0 = time.monotonic()
-for i in range(250):
-    ipc.publish_to_iot_core(topic_name="dt/flood/x", qos="0", payload=b"%d" % i)
+# all 250 requests at once, then wait for the replies: the demand is far above 100/s however
+# slowly this process runs (one synchronous call at a time fell below 100/s on a loaded
+# machine, and then rightly nothing was throttled)
+sent = [ipc.publish_to_iot_core_async(topic_name="dt/flood/x", qos="0", payload=b"%d" % i)
+        for i in range(250)]
+for reply in sent:
+    reply.result(60)
 open("elapsed", "w").write(str(time.monotonic() - t0))
 time.sleep(60)
 """
@@ -113,7 +118,9 @@ def test_a_component_publishing_flat_out_is_slowed_to_100_per_second(short_dir):
     # and the component's own calls waited for them
     assert span >= 1.4, span
     assert elapsed >= 1.4, elapsed
-    assert stats["throttled_s"] > 1.0
+    # the spooler's sleeps: ~1.5 s on a quiet machine, but each publish's own handling is cut
+    # from them (0.7 s seen with the machine loaded), so only "it slept, within the span"
+    assert 0 < stats["throttled_s"] <= span, (stats, span)
     # the token bucket's bound: by time x after the first, at most 100 stored + 100 x (+1)
     for i, t in enumerate(arrivals):
         assert i + 1 <= 101 + 100 * (t - arrivals[0]) + 1e-6, (i, t - arrivals[0])

@@ -124,8 +124,13 @@ def test_selection_recorded_in_manifest(cnn_bundle, copy_bundle):
     assert lab["threads"] == opts["intra_op_num_threads"] and lab["latency_ms"]["mean"] > 0
     # nothing else in the manifest changed (fp32 alone needs no evaluation)
     assert manifest["variants"] == before["variants"]
-    # the chosen candidate is the fastest measured one (ties within 2 % aside)
-    best = min(p.metrics["latency_ms"]["p99"] for p in result.points)
+    # the chosen candidate is the fastest of those compared head to head (ties within 2 %
+    # aside): after a race only its entrants are, the others' figures are from one search trial
+    # at another moment of a shared machine, possibly a quieter one
+    measured = [p for p in result.points if p.measured]
+    top = max(p.metrics.get("effort", 1.0) for p in measured)
+    compared = [p for p in measured if p.metrics.get("effort", 1.0) >= top - 1e-9]
+    best = min(p.metrics["latency_ms"]["p99"] for p in compared)
     assert result.selected.metrics["latency_ms"]["p99"] <= best * 1.02 + 1e-9
 
 
