@@ -87,8 +87,9 @@ def closed_loop(
             "now arrive shifted by 3 σ"
         )
         result = {"v1": v1}
-        if not fleet.wait_for(lambda: fleet.firing("drift", v1), 40):
-            failure = f"no drift alert from {v1} within 40 s of the drift"
+        # generous: on a loaded machine the devices' windows close late (returns on the alert)
+        if not fleet.wait_for(lambda: fleet.firing("drift", v1), 90):
+            failure = f"no drift alert from {v1} within 90 s of the drift"
             return result, failure
         console.print(f"  drift alert from {v1}: {len(fleet.firing('drift', v1))} device(s)")
         loop_started = time.time()

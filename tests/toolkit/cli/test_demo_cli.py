@@ -16,6 +16,7 @@ EDGEKIT = Path(sys.executable).parent / "edgekit"
 
 
 @pytest.mark.slow  # every stage of the path runs, the closed loop included: minutes on 2 cores
+@pytest.mark.timeout(1200)  # ~3.5 min quiet, ~6 min seen on a loaded 2-core machine
 def test_demo_quick_json(tmp_path: Path):
     """As the README runs it: a relative -o, from the user's own folder (the agents on the
     simulated devices run in folders of their own, so every path they get must be absolute)."""
@@ -25,7 +26,7 @@ def test_demo_quick_json(tmp_path: Path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=590,
+        timeout=1150,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     doc = json.loads(done.stdout)  # stdout holds the JSON only; summaries went to stderr
