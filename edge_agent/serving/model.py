@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -110,7 +110,8 @@ class LoadedModel:
 
     @property
     def name(self) -> str:
-        return cast(str, self.bundle.manifest["name"])
+        name: str = self.bundle.manifest["name"]
+        return name
 
     @property
     def variant(self) -> str:
@@ -120,7 +121,7 @@ class LoadedModel:
         return {"name": self.name, "variant": self.variant, "sha256": self.sha256}
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        outputs: list[np.ndarray] = self.session.run(self.output_names, feeds)  # typed, no cost
+        outputs: list[np.ndarray] = self.session.run(self.output_names, feeds)
         return outputs
 
 
