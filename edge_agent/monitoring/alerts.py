@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 # rule name -> (check(body, config, state) -> (holds, value, threshold, subject), severity)
-Check = Callable[
-    [dict[str, Any], Any, dict[str, Any]], tuple[bool, float | None, float | None, str | None]
-]
+Verdict = tuple[bool, float | None, float | None, str | None]
+Check = Callable[[dict[str, Any], Any, dict[str, Any]], Verdict]
 RULES: dict[str, tuple[Check, str]] = {}
 
 
@@ -29,7 +28,7 @@ def _drifted(entries: dict[str, Any]) -> list[tuple[str, float]]:
     return [(n, e.get("psi") or 0.0) for n, e in entries.items() if e.get("status") == "drift"]
 
 
-def _drift_verdict(body, config, part: str):
+def _drift_verdict(body: dict[str, Any], config: Any, part: str) -> Verdict:
     hits = _drifted(body.get("drift", {}).get(part, {}))
     worst = max((p for _, p in hits), default=None)
     return (
@@ -41,17 +40,17 @@ def _drift_verdict(body, config, part: str):
 
 
 @rule("drift")
-def _feature_drift(body, config, state):
+def _feature_drift(body: dict[str, Any], config: Any, state: dict[str, Any]) -> Verdict:
     return _drift_verdict(body, config, "features")
 
 
 @rule("prediction_drift")
-def _prediction_drift(body, config, state):
+def _prediction_drift(body: dict[str, Any], config: Any, state: dict[str, Any]) -> Verdict:
     return _drift_verdict(body, config, "predictions")
 
 
 @rule("data_quality")
-def _data_quality(body, config, state):
+def _data_quality(body: dict[str, Any], config: Any, state: dict[str, Any]) -> Verdict:
     dq = body.get("data_quality", {})
     cells = dq.get("rows", 0) * max(body.get("monitor", {}).get("features", 1), 1)
     if not cells:
@@ -63,7 +62,7 @@ def _data_quality(body, config, state):
 
 
 @rule("latency")
-def _latency(body, config, state):
+def _latency(body: dict[str, Any], config: Any, state: dict[str, Any]) -> Verdict:
     p99 = body.get("latency_ms", {}).get("p99")
     budget = config.latency_budget_ms
     if budget is None or p99 is None:
@@ -72,7 +71,7 @@ def _latency(body, config, state):
 
 
 @rule("error_rate", "critical")
-def _error_rate(body, config, state):
+def _error_rate(body: dict[str, Any], config: Any, state: dict[str, Any]) -> Verdict:
     req = body.get("requests", {})
     count = req.get("count", 0)
     if not count:
@@ -82,7 +81,7 @@ def _error_rate(body, config, state):
 
 
 @rule("quality_drop", "critical")
-def _quality_drop(body, config, state):
+def _quality_drop(body: dict[str, Any], config: Any, state: dict[str, Any]) -> Verdict:
     quality = body.get("quality") or {}
     scores = quality.get("scores") or {}
     if quality.get("labels", 0) < config.drift_min_samples:
@@ -103,7 +102,7 @@ def _quality_drop(body, config, state):
 
 @dataclass
 class _History:
-    windows: collections.deque
+    windows: collections.deque[bool]
     firing: bool = False
 
 
@@ -117,7 +116,7 @@ class AlertEngine:
     def evaluate(self, body: dict[str, Any], window_end: float) -> list[dict[str, Any]]:
         """Alerts that start firing or resolve with this window."""
         cfg = self.config
-        out = []
+        out: list[dict[str, Any]] = []
         for name, (check, severity) in RULES.items():
             holds, value, threshold, subject = check(body, cfg, self._state)
             hist = self._history.setdefault(name, _History(collections.deque(maxlen=cfg.alert_n)))
@@ -159,7 +158,17 @@ class AlertEngine:
             "hook": self.config.alert_hook,
         }
 
-    def _alert(self, name, state, severity, value, threshold, subject, hits, window_end):
+    def _alert(
+        self,
+        name: str,
+        state: str,
+        severity: str,
+        value: float | None,
+        threshold: float | None,
+        subject: str | None,
+        hits: int,
+        window_end: float,
+    ) -> dict[str, Any]:
         self._count += 1
         cfg = self.config
         what = f"{name} on {subject}" if subject else name

@@ -13,6 +13,10 @@ from typing import Any
 
 import numpy as np
 
+# A captured request, as the monitor expands it (``Monitor._expanded``): (received, started,
+# finished, rows, inference id, feeds by name, outputs in ``names`` order, names)
+Captured = tuple[float, float, float, int, str, dict[str, np.ndarray], list[np.ndarray], list[str]]
+
 
 class Capture:
     def __init__(
@@ -35,7 +39,7 @@ class Capture:
     def current(self) -> Path:
         return self.folder / "capture-0.jsonl"
 
-    def maybe_write(self, batch: list[tuple]) -> None:
+    def maybe_write(self, batch: list[Captured]) -> None:
         lines = []
         for _received, _s, _f, _rows, iid, feeds, outputs, names in batch:
             if self._rng.random() >= self.fraction:

@@ -83,15 +83,17 @@ def values_for(spec: FeatureSpec, arrays: dict[str, np.ndarray]) -> np.ndarray:
     arr = np.asarray(arrays[spec.tensor])
     rows = arr.shape[0] if arr.ndim else 1
     if spec.summary == ARGMAX:  # predicted class index, as text like any category
-        return np.argmax(arr.reshape(rows, -1), axis=1).astype(str)
+        classes: np.ndarray = np.argmax(arr.reshape(rows, -1), axis=1)
+        return classes.astype(str)
     if spec.kind == "categorical":
         return np.asarray(arr).reshape(rows, -1)[:, 0].astype(str)
     flat = arr.reshape(rows, -1).astype(np.float64, copy=False)
     if spec.summary is not None:
         with np.errstate(invalid="ignore"):
-            return (
+            summary: np.ndarray = (
                 getattr(np, f"nan{spec.summary}")(flat, axis=1)
                 if flat.shape[1]
                 else np.full(rows, np.nan)
             )
+            return summary
     return flat[:, spec.index if spec.index is not None else 0]

@@ -15,7 +15,7 @@ import operator
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from edge_agent.monitoring import drift
 from edge_agent.monitoring.baseline import OTHER
 from edge_agent.monitoring.features import ARGMAX, SUMMARIES, FeatureSpec, values_for
 from edge_agent.process_stats import ProcessStats
+
+if TYPE_CHECKING:
+    from edge_agent.monitoring.capture import Captured
 
 # Above this many queued requests the serving thread stops handing over feeds (timings still go),
 # so a monitor that falls behind costs bounded memory; the skip is counted and reported.
@@ -49,8 +52,14 @@ _NDARRAY, _NONE = np.ndarray, type(None)
 _F64 = np.dtype(np.float64)
 _SHAPE, _DTYPE = operator.attrgetter("shape"), operator.attrgetter("dtype")
 
+# One queued request (see ``Monitor.pending``): (received, started, finished, rows, inference
+# id, feeds, outputs, names); feeds, outputs and names are None once the queue is too long.
+Item = tuple[float, float, float, int, str, Any, Any, Any]
+# A kept block of predictions: (ids, rows per request or None when all are 1, one value a row)
+_Block = tuple[tuple[str, ...], tuple[int, ...] | None, np.ndarray]
 
-class _Rows(list):
+
+class _Rows(list[Any]):
     """The predictions of a request with several rows (one value per row)."""
 
 
@@ -139,15 +148,15 @@ class Window:
     requests: int = 0
     ok: int = 0
     rows: int = 0
-    errors: collections.Counter = field(default_factory=collections.Counter)
+    errors: collections.Counter[str] = field(default_factory=collections.Counter)
     latency: _Hist = field(default_factory=_Hist)
     queue: _Hist = field(default_factory=_Hist)
     compute: _Hist = field(default_factory=_Hist)
-    quality: collections.Counter = field(default_factory=collections.Counter)
-    quality_by_feature: dict[str, collections.Counter] = field(default_factory=dict)
+    quality: collections.Counter[str] = field(default_factory=collections.Counter)
+    quality_by_feature: dict[str, collections.Counter[str]] = field(default_factory=dict)
     quality_rows: int = 0
     labels: int = 0
-    confusion: collections.Counter = field(default_factory=collections.Counter)
+    confusion: collections.Counter[str] = field(default_factory=collections.Counter)
     abs_error_sum: float = 0.0
     sq_error_sum: float = 0.0
     monitor_skipped: int = 0
@@ -253,13 +262,13 @@ class Monitor:
             if sample_rows and features
             else None
         )
-        self._pending: collections.deque = collections.deque()
+        self._pending: collections.deque[Item] = collections.deque()
         self._lock = threading.Lock()
         self._window = Window(time.time())
         # predictions by inference id for label joins: drained blocks are kept as they came
         # (ids, rows, values) and indexed by id only when labels arrive (``_predictions``)
         self._kept: dict[str, Any] = {}
-        self._blocks: list[tuple[tuple, tuple | None, np.ndarray]] = []
+        self._blocks: list[_Block] = []
         self._block_count = 0
         self._feedback_keep = feedback_keep
         self._wake = threading.Event()
@@ -282,7 +291,7 @@ class Monitor:
     # survived into the collector's older generations, and collecting those cost a 16 µs
     # model about 1 µs a request.
     @property
-    def pending(self) -> collections.deque:
+    def pending(self) -> collections.deque[Item]:
         return self._pending
 
     def record(
@@ -343,7 +352,7 @@ class Monitor:
             with self._lock:
                 self._process(self._window, batch)
 
-    def _process(self, w: Window, batch: list[tuple]) -> None:
+    def _process(self, w: Window, batch: list[Item]) -> None:
         # Columns at once (one C-level zip) instead of a Python loop per request: the monitor
         # holds the GIL while it runs Python code, and every microsecond it holds it per request
         # is a microsecond the serving thread waits after session.run.
@@ -386,11 +395,11 @@ class Monitor:
     def _add_to_sample(
         self,
         w: Window,
-        items: list[tuple],
-        feeds: tuple,
+        items: list[Item],
+        feeds: tuple[Any, ...],
         kinds: list[type],
-        outputs: tuple,
-        names: tuple,
+        outputs: tuple[Any, ...],
+        names: tuple[Any, ...],
         output_arrays: dict[str, np.ndarray],
     ) -> None:
         """Feature values of the batch's rows that can still enter the window's sample."""
@@ -444,7 +453,7 @@ class Monitor:
         ):
             self._bin(feature, values)
 
-    def _inputs(self, feeds: tuple, kinds: list[type]) -> dict[str, np.ndarray]:
+    def _inputs(self, feeds: tuple[Any, ...], kinds: list[type]) -> dict[str, np.ndarray]:
         """The batch's inputs by name, whether requests queued dicts or bare arrays."""
         if kinds.count(_NDARRAY) == len(kinds):
             return {self.single_input: _join_rows(feeds)}  # type: ignore[dict-item]
@@ -453,7 +462,7 @@ class Monitor:
             feeds = tuple({name: f} if type(f) is _NDARRAY else f for f in feeds)
         return _concat(list(feeds))
 
-    def _expanded(self, item: tuple) -> tuple:
+    def _expanded(self, item: Item) -> Captured:
         """An item with dict feeds and list outputs (what capture writes from)."""
         received, started, finished, rows, iid, feeds, outputs, names = item
         if type(feeds) is _NDARRAY:
@@ -539,9 +548,12 @@ class Monitor:
                     return np.asarray(outputs[name]).reshape(-1)
             for name, role in roles.items():
                 if role in ("probabilities", "logits") and name in outputs:
-                    idx = np.asarray(outputs[name]).reshape(len(outputs[name]), -1).argmax(axis=1)
+                    idx: np.ndarray = (
+                        np.asarray(outputs[name]).reshape(len(outputs[name]), -1).argmax(axis=1)
+                    )
                     if self._labels_array is not None:
-                        return self._labels_array[idx]
+                        labels: np.ndarray = self._labels_array[idx]
+                        return labels
                     return idx
             first = next(iter(outputs.values()))
             return np.asarray(first).reshape(len(first), -1)[:, 0]
@@ -654,7 +666,13 @@ class Monitor:
                 f.counts[:] = 0
         return w.start, end, self._body(w, end, feature_counts, prediction_counts)
 
-    def _body(self, w: Window, end: float, features, predictions) -> dict[str, Any]:
+    def _body(
+        self,
+        w: Window,
+        end: float,
+        features: list[tuple[_Feature, np.ndarray]],
+        predictions: list[tuple[_Feature, np.ndarray]],
+    ) -> dict[str, Any]:
         span = max(end - w.start, 1e-9)
         errors = {k: int(v) for k, v in w.errors.items()}
         body: dict[str, Any] = {
@@ -688,8 +706,8 @@ class Monitor:
         }
         return body
 
-    def _drift(self, pairs) -> dict[str, Any]:
-        out = {}
+    def _drift(self, pairs: list[tuple[_Feature, np.ndarray]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for feature, counts in pairs:
             entry = drift.assess(counts.tolist(), feature.shares, self.policy)
             out[feature.spec.name] = {"kind": feature.baseline["kind"], **entry}
@@ -726,7 +744,9 @@ def _concat(dicts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: _join_rows([d[k] for d in dicts if k in d]) for k in keys}
 
 
-def _concat_outputs(outputs: tuple, names_column: tuple) -> dict[str, np.ndarray]:
+def _concat_outputs(
+    outputs: tuple[Any, ...], names_column: tuple[Any, ...]
+) -> dict[str, np.ndarray]:
     """Outputs of the batch's requests by name; one join per output when every request
     asked for the same outputs (the common case), else per-request dicts."""
     names = names_column[0]
@@ -751,7 +771,7 @@ def _join_rows(arrays: Any) -> np.ndarray:
     a third of the cost for a thousand one-row arrays (numpy's per-array overhead). Anything
     else (mixed shapes or dtypes, non-contiguous arrays, objects) goes to ``np.concatenate``.
     The result is read-only; the monitor only reads it."""
-    first = arrays[0]
+    first: np.ndarray = arrays[0]
     n = len(arrays)
     if n == 1:
         return first

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -70,7 +70,10 @@ class Active:
         self.check = self.validator.check
 
 
-def session_runner(session: Any) -> Callable[[list[str], dict[str, Any], Any], list[Any]]:
+Runner = Callable[[list[str], dict[str, Any], Any], list[Any]]
+
+
+def session_runner(session: Any) -> Runner:
     """``run(output_names, feeds, run_options)`` for the request path.
 
     For a CPU-only ``InferenceSession`` this is the compiled binding that
@@ -85,7 +88,7 @@ def session_runner(session: Any) -> Callable[[list[str], dict[str, Any], Any], l
         cpu_only = list(session.get_providers()) == ["CPUExecutionProvider"]
     except Exception:  # not an onnxruntime session
         cpu_only = False
-    return run if (cpu_only and callable(run)) else session.run
+    return cast(Runner, run if (cpu_only and callable(run)) else session.run)
 
 
 def limits_from(config: AgentConfig) -> Limits:

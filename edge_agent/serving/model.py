@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BundleError, CheckFailedError, IntegrityError
 from edge_agent.hashing import sha256_bytes
 from edge_agent.onnx_refs import external_data_locations
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 EXPECTED_PREFIX = "__expected__/"
 SELF_TEST_ROWS = 32
@@ -75,7 +78,7 @@ def choose(bundle: Bundle, variant: str | None = None, target: str | None = None
     return Choice(variant, target, provider, options, reason)
 
 
-def session_options(options: dict[str, Any]):
+def session_options(options: dict[str, Any]) -> onnxruntime.SessionOptions:
     """onnxruntime.SessionOptions from the manifest's tuned settings."""
     import onnxruntime as ort
 
@@ -107,7 +110,8 @@ class LoadedModel:
 
     @property
     def name(self) -> str:
-        return self.bundle.manifest["name"]
+        name: str = self.bundle.manifest["name"]
+        return name
 
     @property
     def variant(self) -> str:
@@ -117,7 +121,8 @@ class LoadedModel:
         return {"name": self.name, "variant": self.variant, "sha256": self.sha256}
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return self.session.run(self.output_names, feeds)
+        outputs: list[np.ndarray] = self.session.run(self.output_names, feeds)
+        return outputs
 
 
 def _verified_bytes(bundle: Bundle, variant: str) -> tuple[Path, bytes, str]:
