@@ -162,7 +162,7 @@ def fit_digits(
     from torch import nn
 
     torch.manual_seed(seed)
-    with np.load(data) as npz:
+    with np.load(data, allow_pickle=False) as npz:
         x_train, y_train = npz["input"], npz["target"]
     model = digits_cnn()
     optimiser = torch.optim.Adam(model.parameters(), lr=2e-3)
@@ -181,7 +181,7 @@ def fit_digits(
     torch.save(model.state_dict(), output)
     metrics = {"epochs": float(epochs), "rows": float(len(x_train))}
     if evaluation:
-        with np.load(Path(data).parent / evaluation) as npz:
+        with np.load(Path(data).parent / evaluation, allow_pickle=False) as npz:
             x_test, y_test = npz["input"], npz["target"]
         with torch.inference_mode():
             predicted = model(torch.from_numpy(x_test)).argmax(1).numpy()
