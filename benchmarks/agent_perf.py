@@ -40,8 +40,8 @@ TARGET_RATIO = 0.95
 def _export(folder: Path, model, inputs: np.ndarray, name: str) -> Path:
     import onnx
 
-    from export.builder import ExportRequest, export_bundle
-    from export.exporters import ExportOptions
+    from edgekit.export.builder import ExportRequest, export_bundle
+    from edgekit.export.exporters import ExportOptions
 
     src = folder / f"{name}.onnx"
     onnx.save(model, src)

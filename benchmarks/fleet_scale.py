@@ -40,10 +40,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge_agent import telemetry  # noqa: E402
+from edgekit.toolkit.fleet import synthetic as syn  # noqa: E402
+from edgekit.toolkit.fleet.collector import Collector  # noqa: E402
+from edgekit.toolkit.fleet.mqtt_source import MqttSource  # noqa: E402
 from tests.helpers.mosquitto import Broker, free_port, mosquitto_binary  # noqa: E402
-from toolkit.fleet import synthetic as syn  # noqa: E402
-from toolkit.fleet.collector import Collector  # noqa: E402
-from toolkit.fleet.mqtt_source import MqttSource  # noqa: E402
 
 
 class PersistentBroker(Broker):

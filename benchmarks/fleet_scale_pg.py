@@ -35,7 +35,7 @@ LIGHT_BODY_SEED = 7
 
 def light_body() -> dict[str, Any]:
     """A small metrics window (counts, throughput, latency histogram; no drift block)."""
-    from toolkit.fleet import synthetic as syn
+    from edgekit.toolkit.fleet import synthetic as syn
 
     body = syn.metrics_body(np.random.default_rng(LIGHT_BODY_SEED), requests=20, reference={})
     body.pop("drift", None)
@@ -62,7 +62,7 @@ def _publisher(
 
     from edge_agent import telemetry
     from edge_agent.telemetry.transports.mqtt import parse_url
-    from toolkit.fleet import synthetic as syn
+    from edgekit.toolkit.fleet import synthetic as syn
 
     _, host, port = parse_url(url, "--broker", "mqtt://host:port")
     clients = []
@@ -168,7 +168,7 @@ def fleet_through_broker(
     burst_devices: int,
     burst_n: int,
 ) -> dict[str, Any]:
-    from toolkit.fleet.stores import open_fleet_store
+    from edgekit.toolkit.fleet.stores import open_fleet_store
 
     store = open_fleet_store(store_url)
     count = lambda: int(store.scalar("SELECT COUNT(*) FROM messages"))  # noqa: E731
@@ -298,8 +298,8 @@ def fleet_through_broker(
 
 def _ingest_worker(store_url: str, lo: int, hi: int, things: int, barrier, out) -> None:
     from edge_agent import telemetry
-    from toolkit.fleet import synthetic as syn
-    from toolkit.fleet.collector import Collector
+    from edgekit.toolkit.fleet import synthetic as syn
+    from edgekit.toolkit.fleet.collector import Collector
 
     body = light_body()
     now = time.time()
@@ -323,7 +323,7 @@ def _ingest_worker(store_url: str, lo: int, hi: int, things: int, barrier, out) 
 
 
 def ingest_rate(store_url: str, n: int, processes: int = 3, things: int = 10000) -> dict[str, Any]:
-    from toolkit.fleet.stores import open_fleet_store
+    from edgekit.toolkit.fleet.stores import open_fleet_store
 
     open_fleet_store(store_url).close()
     ctx = mp.get_context("spawn")
@@ -366,8 +366,8 @@ def generate_rows(store_url: str, rows: int, things: int = 10000) -> float:
     import psycopg
 
     from edge_agent import telemetry
-    from toolkit.fleet.ingest import _wire
-    from toolkit.fleet.stores import open_fleet_store
+    from edgekit.toolkit.fleet.ingest import _wire
+    from edgekit.toolkit.fleet.stores import open_fleet_store
 
     open_fleet_store(store_url).close()
     hist = json.dumps(_wire(light_body()["latency_ms"]))
@@ -396,7 +396,7 @@ def generate_rows(store_url: str, rows: int, things: int = 10000) -> float:
             "component_version, bundle) SELECT DISTINCT thing, 1.7e9, 1.8e9, 'fp32', "
             "'1.0.0', 'demo' FROM messages ON CONFLICT DO NOTHING"
         )
-        # the rollups ingest keeps (toolkit.fleet.rollup): every window here has the same
+        # the rollups ingest keeps (edgekit.toolkit.fleet.rollup): every window here has the same
         # histogram, so a device's merged histogram is that one with its counts times `per`
         conn.execute(
             "INSERT INTO thing_stats SELECT thing, type, COUNT(*), MIN(seq), MAX(seq), "
@@ -426,7 +426,7 @@ def report_time(store_url: str) -> dict[str, Any]:
         [
             sys.executable,
             "-c",
-            "from toolkit.cli import main; main()",
+            "from edgekit.toolkit.cli import main; main()",
             "fleet",
             "report",
             "--store",

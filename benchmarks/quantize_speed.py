@@ -1,6 +1,6 @@
 """Quantization speed: FP32 vs each INT8 variant, single thread, batch 1 and 32.
 
-Builds two models of realistic size with seeded weights (toolkit/zoo/realistic.py: a ResNet-style
+Builds two models of realistic size with seeded weights (edgekit/toolkit/zoo/realistic.py: a ResNet-style
 CNN of 1.2 M parameters and a 4-layer BERT-style encoder, hidden 256) and a tiny MLP, exports them
 with edgekit's own export path, quantizes them with edgekit's quantize stage (auto and explicit
 methods), judges quality with edgekit's evaluate stage on held-out inputs (agreement with FP32:
@@ -32,11 +32,11 @@ from rich.console import Console
 from rich.table import Table
 
 from edge_agent.hardware import probe
-from export.builder import ExportRequest, export_bundle
-from export.exporters import ExportOptions
-from toolkit.evaluate import EvaluateRequest, evaluate_bundle
-from toolkit.quantize import QuantizeRequest, quantize_bundle
-from toolkit.zoo import realistic as zoo
+from edgekit.export.builder import ExportRequest, export_bundle
+from edgekit.export.exporters import ExportOptions
+from edgekit.toolkit.evaluate import EvaluateRequest, evaluate_bundle
+from edgekit.toolkit.quantize import QuantizeRequest, quantize_bundle
+from edgekit.toolkit.zoo import realistic as zoo
 
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 130)
 
@@ -53,7 +53,7 @@ class ModelPlan:
 PLANS = [
     ModelPlan(
         "cnn",
-        "toolkit.zoo.realistic:image_cnn",
+        "edgekit.toolkit.zoo.realistic:image_cnn",
         zoo.image_inputs,
         True,
         [
@@ -64,7 +64,7 @@ PLANS = [
     ),
     ModelPlan(
         "transformer",
-        "toolkit.zoo.realistic:text_encoder",
+        "edgekit.toolkit.zoo.realistic:text_encoder",
         zoo.text_inputs,
         True,
         [
@@ -74,7 +74,7 @@ PLANS = [
     ),
     ModelPlan(
         "tiny-mlp",
-        "toolkit.zoo.realistic:tiny_mlp",
+        "edgekit.toolkit.zoo.realistic:tiny_mlp",
         zoo.tiny_inputs,
         False,
         [("dynamic", "dynamic", {}), ("static", "static", {})],

@@ -27,16 +27,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def fitted_pipeline():
     """The demo's tabular pipeline (breast_cancer), fitted: the factory the export loads."""
-    from toolkit.demo.models import TABULAR_TARGET, breast_cancer_frame, tabular_pipeline
+    from edgekit.toolkit.demo.models import TABULAR_TARGET, breast_cancer_frame, tabular_pipeline
 
     frame = breast_cancer_frame()
     return tabular_pipeline().fit(frame.drop(columns=[TABULAR_TARGET]), frame[TABULAR_TARGET])
 
 
 def build_component(folder: Path) -> Path:
-    from export.builder import ExportRequest, export_bundle
-    from toolkit.demo.models import TABULAR_TARGET, breast_cancer_frame
-    from toolkit.greengrass.package import PackageRequest, package
+    from edgekit.export.builder import ExportRequest, export_bundle
+    from edgekit.toolkit.demo.models import TABULAR_TARGET, breast_cancer_frame
+    from edgekit.toolkit.greengrass.package import PackageRequest, package
 
     data = folder / "data.csv"
     breast_cancer_frame().to_csv(data, index=False)
@@ -63,7 +63,7 @@ def build_component(folder: Path) -> Path:
 
 
 def fill_times(build: Path, cache: Path) -> dict[str, float]:
-    from toolkit.simulator.runner import prepare_wheel_cache
+    from edgekit.toolkit.simulator.runner import prepare_wheel_cache
 
     t0 = time.perf_counter()
     prepare_wheel_cache(build, "com.edgekit.bench.Rollout", cache)
@@ -74,7 +74,7 @@ def fill_times(build: Path, cache: Path) -> dict[str, float]:
 
 
 def rollout(build: Path, cache: Path, devices: int, waves: list) -> dict:
-    from toolkit.simulator.runner import SimulateOptions, simulate
+    from edgekit.toolkit.simulator.runner import SimulateOptions, simulate
 
     run = Path(tempfile.mkdtemp(prefix="ekr-", dir="/tmp"))  # short: Unix socket paths
     try:

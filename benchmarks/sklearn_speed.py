@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.hardware import probe
-from export.builder import ExportRequest, export_bundle
+from edgekit.export.builder import ExportRequest, export_bundle
 
 GOAL = 5.0
 

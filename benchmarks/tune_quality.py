@@ -2,7 +2,7 @@
 search over the same space finds, while meeting the accuracy gate?
 
 For the two demo models (breast_cancer MLP pipeline, digits CNN) and the two realistic models
-of the quantize issue (toolkit.zoo.realistic: a ~1.2 M-parameter ResNet-style CNN and a 4-layer
+of the quantize issue (edgekit.toolkit.zoo.realistic: a ~1.2 M-parameter ResNet-style CNN and a 4-layer
 hidden-256 text encoder), on this machine:
 
   1. build the bundle (export) and let tune create and evaluate the variants `local` prefers;
@@ -42,10 +42,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from export.builder import ExportRequest, export_bundle  # noqa: E402
-from export.exporters import ExportOptions  # noqa: E402
-from toolkit.tune.race import race  # noqa: E402
-from toolkit.tune.tuner import TuneRequest, plan_here, tune  # noqa: E402
+from edgekit.export.builder import ExportRequest, export_bundle  # noqa: E402
+from edgekit.export.exporters import ExportOptions  # noqa: E402
+from edgekit.toolkit.tune.race import race  # noqa: E402
+from edgekit.toolkit.tune.tuner import TuneRequest, plan_here, tune  # noqa: E402
 
 TOLERANCE = 1.05
 # The same candidates measured by tune's race and by the reference must agree this well, or
@@ -58,7 +58,7 @@ MODELS = ("tabular", "cnn", "image", "text")
 
 
 def build_tabular(work: Path) -> Path:
-    from toolkit.demo.models import TABULAR_TARGET, train_tabular
+    from edgekit.toolkit.demo.models import TABULAR_TARGET, train_tabular
 
     tab = train_tabular(work / "data")
     out = work / "tabular"
@@ -71,7 +71,7 @@ def build_tabular(work: Path) -> Path:
 
 
 def build_cnn(work: Path) -> Path:
-    from toolkit.demo.models import train_digits
+    from edgekit.toolkit.demo.models import train_digits
 
     cnn = train_digits(work / "data", epochs=5)
     out = work / "cnn"
@@ -98,15 +98,19 @@ def _zoo(work: Path, name: str, factory: str, arrays: dict[str, np.ndarray]) -> 
 
 
 def build_image(work: Path) -> Path:
-    from toolkit.zoo import realistic
+    from edgekit.toolkit.zoo import realistic
 
-    return _zoo(work, "image", "toolkit.zoo.realistic:image_cnn", realistic.image_inputs(128))
+    return _zoo(
+        work, "image", "edgekit.toolkit.zoo.realistic:image_cnn", realistic.image_inputs(128)
+    )
 
 
 def build_text(work: Path) -> Path:
-    from toolkit.zoo import realistic
+    from edgekit.toolkit.zoo import realistic
 
-    return _zoo(work, "text", "toolkit.zoo.realistic:text_encoder", realistic.text_inputs(128))
+    return _zoo(
+        work, "text", "edgekit.toolkit.zoo.realistic:text_encoder", realistic.text_inputs(128)
+    )
 
 
 BUILDERS = {"tabular": build_tabular, "cnn": build_cnn, "image": build_image, "text": build_text}

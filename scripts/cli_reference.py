@@ -86,8 +86,8 @@ def _agent(out: list[str]) -> None:
 def render() -> str:
     import typer
 
-    from toolkit.cli import app
-    from toolkit.cli.options import EXIT_CODES
+    from edgekit.toolkit.cli import app
+    from edgekit.toolkit.cli.options import EXIT_CODES
 
     root = typer.main.get_command(app)
     out = [

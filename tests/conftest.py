@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.builder import ExportRequest, export_bundle
-from export.exporters import ExportOptions
+from edgekit.export.builder import ExportRequest, export_bundle
+from edgekit.export.exporters import ExportOptions
 
 FACTORIES = Path(__file__).parent / "factories.py"
 
@@ -25,7 +25,7 @@ def bundles_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tabular_data(bundles_root: Path) -> Path:
     """breast_cancer-like table with a text column and missing values, label in `target`."""
-    from toolkit.demo.models import breast_cancer_frame
+    from edgekit.toolkit.demo.models import breast_cancer_frame
 
     path = bundles_root / "tabular.csv"
     breast_cancer_frame().to_csv(path, index=False)

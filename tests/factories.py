@@ -6,8 +6,8 @@ import numpy as np
 
 
 def tabular_pipeline():
-    from toolkit.demo.models import TABULAR_TARGET, breast_cancer_frame
-    from toolkit.demo.models import tabular_pipeline as make
+    from edgekit.toolkit.demo.models import TABULAR_TARGET, breast_cancer_frame
+    from edgekit.toolkit.demo.models import tabular_pipeline as make
 
     frame = breast_cancer_frame()
     model = make()
@@ -28,7 +28,7 @@ def trained_digits_cnn():
     from sklearn.datasets import load_digits
     from torch import nn
 
-    from toolkit.demo.models import digits_cnn
+    from edgekit.toolkit.demo.models import digits_cnn
 
     torch.manual_seed(0)
     digits = load_digits()

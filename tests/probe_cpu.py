@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from edge_agent.hardware import PROBE_CPU_ENV, probe
-from toolkit.quantize import auto
+from edgekit.toolkit.quantize import auto
 
 CPU_CASES = ("vnni", "avx2")
 

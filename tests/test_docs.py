@@ -112,7 +112,7 @@ def test_every_readme_command_parses_with_todays_options(line):
 
     import typer
 
-    from toolkit.cli import app
+    from edgekit.toolkit.cli import app
 
     root = typer.main.get_command(app)
     cmd, ctx = root, root.make_context("edgekit", shlex.split(line)[1:])

@@ -1,6 +1,6 @@
 """Nothing in the code base unpickles data by accident: every np.load passes
 allow_pickle=False, every torch.load weights_only=True, and joblib/pickle loading exists only
-behind the consent check in export/sources.py. Generated scripts (strings) count too."""
+behind the consent check in edgekit/export/sources.py. Generated scripts (strings) count too."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("edge_agent", "export", "toolkit", "benchmarks")
-CONSENTED = {"export/sources.py"}  # joblib.load only after trust_code/trust_pickle
+PACKAGES = ("edge_agent", "edgekit", "benchmarks")
+CONSENTED = {"edgekit/export/sources.py"}  # joblib.load only after trust_code/trust_pickle
 
 
 def _sources() -> list[Path]:

@@ -1,6 +1,6 @@
 """The evaluation record: what `edgekit evaluate` stores in variant["evaluation"].
 
-Written once (`evaluation_record`, by toolkit/evaluate/runner.py) and read once
+Written once (`evaluation_record`, by edgekit/toolkit/evaluate/runner.py) and read once
 (`read_evaluation`, by tune's gate and the bench report), so nobody guesses its keys.
 """
 

@@ -1,7 +1,7 @@
 """The layers are enforced, not hoped: import-linter's contracts (pyproject.toml) hold, and each
 contract would catch the import it exists for.
 
-edge_agent <- export <- toolkit; toolkit.cli is reached only through the entry point; no module
+edge_agent <- export <- toolkit; edgekit.toolkit.cli is reached only through the entry point; no module
 imports a sibling that imports it back.
 """
 
@@ -45,15 +45,19 @@ def test_the_contracts_cover_layers_device_cli_and_circles() -> None:
     ("module", "line", "broken"),
     [
         # the demo printing through a CLI module: what the presentation package replaced
-        ("toolkit/demo/_probe.py", "from toolkit.cli.bench_cmd import bench_run", "CLI modules"),
+        (
+            "edgekit/toolkit/demo/_probe.py",
+            "from edgekit.toolkit.cli.bench_cmd import bench_run",
+            "CLI modules",
+        ),
         # the device package reaching up into the workstation side
-        ("edge_agent/_probe.py", "import toolkit.fleet", "device package"),
+        ("edge_agent/_probe.py", "import edgekit.toolkit.fleet", "device package"),
         # export reaching up into toolkit
-        ("export/_probe.py", "import toolkit.quantize", "higher layer"),
+        ("edgekit/export/_probe.py", "import edgekit.toolkit.quantize", "higher layer"),
         # a circle: registry importing a method that imports the registry
         (
-            "toolkit/quantize/_probe.py",
-            "from toolkit.quantize import registry",
+            "edgekit/toolkit/quantize/_probe.py",
+            "from edgekit.toolkit.quantize import registry",
             "no import circles",
         ),
     ],
@@ -62,14 +66,14 @@ def test_a_violation_breaks_its_contract(
     tmp_path: Path, module: str, line: str, broken: str
 ) -> None:
     """A copy of the packages with one bad import added: the linter must name the contract."""
-    for pkg in ("edge_agent", "export", "toolkit"):
+    for pkg in ("edge_agent", "edgekit"):
         shutil.copytree(
             ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.onnx")
         )
     (tmp_path / module).write_text(line + "\n")
     if broken == "no import circles":  # make the registry import the probe back
-        reg = tmp_path / "toolkit/quantize/registry.py"
-        reg.write_text(reg.read_text() + "\nfrom toolkit.quantize import _probe  # noqa\n")
+        reg = tmp_path / "edgekit/toolkit/quantize/registry.py"
+        reg.write_text(reg.read_text() + "\nfrom edgekit.toolkit.quantize import _probe  # noqa\n")
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     done = subprocess.run(
         [LINT, "--no-cache", "--no-logo"],
@@ -86,7 +90,7 @@ def test_a_violation_breaks_its_contract(
 
 @pytest.mark.slow
 def test_types_check(tmp_path: Path) -> None:
-    """mypy with the project's configuration (strict on export/ and edge_agent/, less the rooms
+    """mypy with the project's configuration (strict on edgekit/export/ and edge_agent/, less the rooms
     pyproject names; basic elsewhere) finds nothing."""
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "cache")],

@@ -25,7 +25,7 @@ def _sources(*folders: str) -> dict[str, str]:
 def test_only_edge_agent_signals_installs_signal_handlers() -> None:
     found = [
         path
-        for path, text in _sources("edge_agent", "export", "toolkit").items()
+        for path, text in _sources("edge_agent", "edgekit").items()
         if re.search(r"\bsignal\.signal\(", text) and path != "edge_agent/signals.py"
     ]
     assert found == []

@@ -304,8 +304,8 @@ def run_member(member: Member, workdir: Path | None = None) -> dict[str, Any]:
     import skops.io as sio
 
     from edge_agent.errors import EdgekitError
-    from export.builder import ExportRequest, export_bundle
-    from toolkit.evaluate.runner import EvaluateRequest, evaluate_bundle
+    from edgekit.export.builder import ExportRequest, export_bundle
+    from edgekit.toolkit.evaluate.runner import EvaluateRequest, evaluate_bundle
 
     frame = _datasets()[member.dataset]
     x, y = frame.drop(columns="target"), frame["target"]

@@ -12,12 +12,12 @@ import pytest
 
 from edge_agent.benchmark import TimingConfig
 from edge_agent.contracts.bundle import Bundle
-from export.builder import ExportRequest, export_bundle
-from export.exporters import ExportOptions
-from toolkit.bench.engine import BenchPlan, run_bench
-from toolkit.evaluate import EvaluateRequest, evaluate_bundle
-from toolkit.quantize import QuantizeRequest, quantize_bundle
-from toolkit.zoo import minilm
+from edgekit.export.builder import ExportRequest, export_bundle
+from edgekit.export.exporters import ExportOptions
+from edgekit.toolkit.bench.engine import BenchPlan, run_bench
+from edgekit.toolkit.evaluate import EvaluateRequest, evaluate_bundle
+from edgekit.toolkit.quantize import QuantizeRequest, quantize_bundle
+from edgekit.toolkit.zoo import minilm
 
 pytestmark = pytest.mark.slow
 NETS = Path(__file__).parent / "torch_nets.py"
@@ -87,7 +87,7 @@ def test_small_lstm(tmp_path: Path):
 def test_minilm_sentence_encoder(tmp_path: Path):
     minilm.token_data(tmp_path / "data.npz", 48, seq=64, seed=0)
     minilm.token_data(tmp_path / "held.npz", 48, seq=64, seed=1)
-    out = _through("toolkit.zoo.minilm:minilm", tmp_path / "data.npz", tmp_path / "held.npz",
+    out = _through("edgekit.toolkit.zoo.minilm:minilm", tmp_path / "data.npz", tmp_path / "held.npz",
                    tmp_path / "b")  # fmt: skip
     bundle = Bundle.open(tmp_path / "b")
     assert [i["name"] for i in bundle.signature["inputs"]] == [
@@ -124,7 +124,9 @@ def test_minilm_auto_reaches_0995_with_every_matmul_in_int8(tmp_path: Path):
     minilm.token_data(tmp_path / "held.npz", 32, seq=128, seed=1)
     out = tmp_path / "b"
     export_bundle(
-        ExportRequest(source="toolkit.zoo.minilm:minilm", data=tmp_path / "data.npz", output=out)
+        ExportRequest(
+            source="edgekit.toolkit.zoo.minilm:minilm", data=tmp_path / "data.npz", output=out
+        )
     )
     made = quantize_bundle(out, QuantizeRequest(method="auto", max_drop=0.005))
     q = made.entry["quantization"]

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
 import sys, json, importlib, pkgutil
-BLOCKED = ("toolkit", "export", "torch", "sklearn", "pandas", "rich", "jsonschema", "onnx",
+BLOCKED = ("edgekit", "torch", "sklearn", "pandas", "rich", "jsonschema", "onnx",
            "skl2onnx", "typer", "yaml", "matplotlib", "scipy")
 class Block:
     def find_spec(self, name, path=None, target=None):

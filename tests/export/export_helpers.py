@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from edge_agent.contracts.bundle import Bundle
-from export.builder import ExportRequest, export_bundle
-from export.exporters import ExportOptions
+from edgekit.export.builder import ExportRequest, export_bundle
+from edgekit.export.exporters import ExportOptions
 
 
 def mixed_frame(rows: int = 300, seed: int = 0) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
 from edge_agent.monitoring import baseline as baseline_mod
 from edge_agent.schemas import validation_errors
-from export import builder
+from edgekit.export import builder
 
 FACTORIES = Path(__file__).parents[1] / "factories.py"
 

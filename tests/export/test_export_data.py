@@ -10,7 +10,7 @@ import pytest
 from export_helpers import mixed_frame
 
 from edge_agent.errors import BadInputError
-from export.data import load
+from edgekit.export.data import load
 
 
 def test_csv_and_parquet_give_the_same_frame_with_text_as_object_nan(tmp_path: Path):

@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from edge_agent.errors import BadInputError
-from export.sources import load_source
+from edgekit.export.sources import load_source
 
 FACTORIES = Path(__file__).parents[1] / "factories.py"
 
@@ -79,16 +79,16 @@ def test_factories():
     loaded = load_source(f"{FACTORIES}:diabetes_ridge")
     assert loaded.kind == "factory" and loaded.info["factory"].endswith(":diabetes_ridge")
     assert loaded.info["path"] == str(FACTORIES)
-    module = load_source("toolkit.demo.models:digits_cnn")
+    module = load_source("edgekit.toolkit.demo.models:digits_cnn")
     assert type(module.obj).__name__ == "Sequential"
-    assert module.info["path"].endswith("toolkit/demo/models.py")
+    assert module.info["path"].endswith("edgekit/toolkit/demo/models.py")
 
 
 @pytest.mark.parametrize(
     "source, message",
     [
         ("no_such_pkg.models:make", "cannot import module 'no_such_pkg.models'"),
-        ("toolkit.demo.models:no_such_function", "has no function 'no_such_function'"),
+        ("edgekit.toolkit.demo.models:no_such_function", "has no function 'no_such_function'"),
         ("missing/file.py:make", "factory file missing/file.py does not exist"),
         ("model.h5", "cannot tell what model 'model.h5' is"),
         ("missing.skops", "model file missing.skops does not exist"),

@@ -12,7 +12,7 @@ from export_helpers import run_export, run_onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edge_agent.errors import BadInputError
-from export.exporters import ExportOptions
+from edgekit.export.exporters import ExportOptions
 
 
 def _linear_model(weight_rows: int = 4, declared_in: int = 4) -> onnx.ModelProto:

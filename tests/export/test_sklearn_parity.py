@@ -18,8 +18,8 @@ from sklearn import ensemble, linear_model, neighbors, neural_network, svm, tree
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from export.exporters.sklearn_exporter import family_of, final_estimator
-from export.tolerances import for_family
+from edgekit.export.exporters.sklearn_exporter import family_of, final_estimator
+from edgekit.export.tolerances import for_family
 
 
 def scaled(model):

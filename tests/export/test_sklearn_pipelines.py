@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from edge_agent.errors import BadInputError
-from export.exporters.sklearn_exporter import MISSING_TEXT, adapt_missing_text
+from edgekit.export.exporters.sklearn_exporter import MISSING_TEXT, adapt_missing_text
 
 NUMERIC = ["age", "income"]
 TEXT = ["city", "plan"]

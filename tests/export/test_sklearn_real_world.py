@@ -30,8 +30,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from edge_agent.errors import CheckFailedError
-from export import parity
-from export.tolerances import Tolerance
+from edgekit.export import parity
+from edgekit.export.tolerances import Tolerance
 
 SLASHED = "od280/od315_of_diluted_wines"
 
@@ -70,8 +70,8 @@ def test_column_names_that_onnx_renames_are_mapped(tmp_path: Path):
     assert features[SLASHED]["source"]["tensor"] == "od280_od315_of_diluted_wines"
 
     # the readers: evaluate (and quantize's calibration) from the CSV, bench's native model
-    from toolkit.bench.native import load_native
-    from toolkit.evaluate.runner import EvaluateRequest, evaluate_bundle
+    from edgekit.toolkit.bench.native import load_native
+    from edgekit.toolkit.evaluate.runner import EvaluateRequest, evaluate_bundle
 
     result = evaluate_bundle(bundle.path, EvaluateRequest(data=data, target_column="target"))
     assert result["variants"]["fp32"]["metrics"]["accuracy"] == float(

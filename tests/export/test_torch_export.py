@@ -14,7 +14,7 @@ import torch
 from export_helpers import run_export, run_onnx
 
 from edge_agent.errors import BadInputError, CheckFailedError
-from export.exporters import ExportOptions
+from edgekit.export.exporters import ExportOptions
 
 MODELS = Path(__file__).parent / "torch_models.py"
 

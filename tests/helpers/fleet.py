@@ -32,7 +32,7 @@ def start_collector(
         [
             sys.executable,
             "-c",
-            "from toolkit.cli import main; main()",
+            "from edgekit.toolkit.cli import main; main()",
             "fleet",
             "collect",
             "--broker",

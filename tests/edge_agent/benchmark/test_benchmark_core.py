@@ -160,7 +160,7 @@ def test_the_core_imports_nothing_from_the_workstation() -> None:
 
     code = (
         "import sys, edge_agent.benchmark as b, edge_agent.benchmark.runner;"
-        "bad=[m for m in sys.modules if m.split('.')[0] in ('toolkit','export','pandas','torch','sklearn')];"
+        "bad=[m for m in sys.modules if m.split('.')[0] in ('edgekit','pandas','torch','sklearn')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

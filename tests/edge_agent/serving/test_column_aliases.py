@@ -27,7 +27,7 @@ from edge_agent.serving.validation import (
     Validator,
     input_aliases,
 )
-from export.builder import ExportRequest, export_bundle
+from edgekit.export.builder import ExportRequest, export_bundle
 
 SLASHED = "od280/od315_of_diluted_wines"
 ONNX_NAME = "od280_od315_of_diluted_wines"

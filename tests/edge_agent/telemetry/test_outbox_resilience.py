@@ -259,8 +259,8 @@ def test_agent_on_a_full_disk_keeps_serving_and_the_fleet_sees_the_gap(
 
     from edge_agent.agent import Agent
     from edge_agent.telemetry.transports.inprocess import Bus, InProcessTransport
-    from toolkit.fleet.ingest import Received, parse
-    from toolkit.fleet.store import SqliteStore
+    from edgekit.toolkit.fleet.ingest import Received, parse
+    from edgekit.toolkit.fleet.store import SqliteStore
 
     bus = Bus()
     bus.online = False  # everything stays in the outbox on the tiny disk

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_agent.contracts.bundle import Bundle
-from toolkit.cli import app
+from edgekit.toolkit.cli import app
 
 runner = CliRunner()
 
@@ -142,7 +142,7 @@ def test_bench_bad_paths_exit_2(copy_bundle, regression_bundle, tmp_path: Path) 
 def test_table_fits_80_columns_and_shows_costs(regression_bundle, tmp_path: Path) -> None:
     from rich.console import Console
 
-    from toolkit.present.bench import cost_table, results_table
+    from edgekit.toolkit.present.bench import cost_table, results_table
 
     res = _bench([str(regression_bundle), "--scenario", "offline", "--batch", "1,4",
                   "--iterations", "60", "--no-save", "--price-per-hour", "0.1",

@@ -10,8 +10,14 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_agent.errors import BadInputError
-from toolkit.bench.cost import HOURS_PER_MONTH, Price, choose_price, cost_figures, load_prices
-from toolkit.cli import app
+from edgekit.toolkit.bench.cost import (
+    HOURS_PER_MONTH,
+    Price,
+    choose_price,
+    cost_figures,
+    load_prices,
+)
+from edgekit.toolkit.cli import app
 
 
 def test_cost_per_million_and_per_user_month() -> None:

@@ -8,10 +8,10 @@ import pytest
 from edge_agent.benchmark import TimingConfig, record_problems
 from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError
-from toolkit.bench import providers
-from toolkit.bench.engine import BenchPlan, run_bench
-from toolkit.bench.store import csv_text, save_to_manifest
-from toolkit.bench.sut import IOBindingSUT, OnnxSUT, onnx_sut
+from edgekit.toolkit.bench import providers
+from edgekit.toolkit.bench.engine import BenchPlan, run_bench
+from edgekit.toolkit.bench.store import csv_text, save_to_manifest
+from edgekit.toolkit.bench.sut import IOBindingSUT, OnnxSUT, onnx_sut
 
 FAST = TimingConfig(duration_s=0.09, warmup_iterations=3)
 

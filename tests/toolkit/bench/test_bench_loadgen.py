@@ -11,8 +11,8 @@ import pytest
 
 from edge_agent.benchmark import StabilityConfig, TimingConfig
 from edge_agent.errors import BadInputError
-from toolkit.bench import loadgen
-from toolkit.bench.loadgen import LatencyBound, poisson_arrivals, search_qps, server
+from edgekit.toolkit.bench import loadgen
+from edgekit.toolkit.bench.loadgen import LatencyBound, poisson_arrivals, search_qps, server
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -104,6 +104,6 @@ def test_latency_bound_parsing() -> None:
 
 
 def test_every_scenario_has_a_runner() -> None:
-    from toolkit.bench.engine import RUNNERS
+    from edgekit.toolkit.bench.engine import RUNNERS
 
     assert set(RUNNERS) == set(loadgen.SCENARIOS)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from edge_agent.benchmark import TimingConfig
-from toolkit.bench.engine import BenchPlan, run_bench
-from toolkit.bench.pareto import accuracy_front, main_metric
-from toolkit.bench.report import build_report
+from edgekit.toolkit.bench.engine import BenchPlan, run_bench
+from edgekit.toolkit.bench.pareto import accuracy_front, main_metric
+from edgekit.toolkit.bench.report import build_report
 
 
 class _Page(HTMLParser):
@@ -132,7 +132,7 @@ def test_server_report_draws_latency_against_qps(single_stream_doc) -> None:
 
 
 def test_report_file_is_written_and_opens(single_stream_doc, tmp_path: Path) -> None:
-    from toolkit.bench.report import write_report
+    from edgekit.toolkit.bench.report import write_report
 
     path = write_report(single_stream_doc, None, tmp_path / "r" / "report.html")
     page = _page(path.read_text("utf-8"))

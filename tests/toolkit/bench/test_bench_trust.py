@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.hashing import sha256_file
-from export.sources import NotTrusted, load_recorded
+from edgekit.export.sources import NotTrusted, load_recorded
 
 EDGEKIT = str(Path(sys.executable).parent / "edgekit")
 

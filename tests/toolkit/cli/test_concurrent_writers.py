@@ -77,7 +77,7 @@ def test_inspect_reports_files_the_manifest_does_not_list(
 ):
     from typer.testing import CliRunner
 
-    from toolkit.cli import app
+    from edgekit.toolkit.cli import app
 
     bundle = copy_bundle(regression_bundle, "b")
     (bundle / "int8.onnx").write_bytes(b"left by a lost update")

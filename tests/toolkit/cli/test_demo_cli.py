@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.contracts.bundle import Bundle
-from toolkit.pipeline.store import RunStore
+from edgekit.toolkit.pipeline.store import RunStore
 
 EDGEKIT = Path(sys.executable).parent / "edgekit"
 
@@ -119,7 +119,7 @@ data:
   target_column: target
 stages:
   train:
-    function: toolkit.demo.models:fit_tabular
+    function: edgekit.toolkit.demo.models:fit_tabular
     data: data/breast_cancer_train.csv
     output: model.skops
     params: {evaluation: breast_cancer_test.csv}
@@ -138,8 +138,8 @@ def test_a_failed_stage_fails_the_demo_and_is_named(monkeypatch, tmp_path: Path)
     naming the stage and the reason; a pipeline file that does not load is named too."""
     from typer.testing import CliRunner
 
-    import toolkit.demo as demo
-    from toolkit.cli import app
+    import edgekit.toolkit.demo as demo
+    from edgekit.toolkit.cli import app
 
     texts = {"gated.yaml": GATED, "broken.yaml": BROKEN}
     monkeypatch.setattr(demo, "shipped", lambda name: texts[name])

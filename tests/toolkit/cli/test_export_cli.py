@@ -22,7 +22,7 @@ from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from typer.testing import CliRunner
 
-from toolkit.cli import app
+from edgekit.toolkit.cli import app
 
 ROOT = Path(__file__).parents[3]
 EDGEKIT = Path(sys.executable).parent / "edgekit"
@@ -134,7 +134,7 @@ def test_columns_that_do_not_match(wine, tmp_path: Path):
     "source, message",
     [
         ("no_such_package.models:build", "cannot import module 'no_such_package.models'"),
-        ("toolkit.demo.models:no_such_function", "has no function 'no_such_function'"),
+        ("edgekit.toolkit.demo.models:no_such_function", "has no function 'no_such_function'"),
         ("nowhere/models.py:build", "factory file nowhere/models.py does not exist"),
     ],
 )

@@ -7,7 +7,7 @@ import re
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from toolkit.cli import HELP_ORDER, app
+from edgekit.toolkit.cli import HELP_ORDER, app
 
 
 def test_help_lists_every_command_in_path_order():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from toolkit.cli import app
+from edgekit.toolkit.cli import app
 
 runner = CliRunner()
 

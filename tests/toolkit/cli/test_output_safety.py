@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from edge_agent import atomic, owned
 from edge_agent.contracts.bundle import Bundle
-from toolkit.cli import app
+from edgekit.toolkit.cli import app
 
 EDGEKIT = Path(sys.executable).parent / "edgekit"
 ROOT = Path(__file__).parents[3]
@@ -299,7 +299,7 @@ def test_simulate_refuses_a_run_folder_it_did_not_write(tmp_path, monkeypatch, t
 
 def test_simulate_run_folder_is_marked_and_replaced(tmp_path):
     """A run folder simulate made is replaced by the next run; the marker says it is ours."""
-    from toolkit.simulator.runner import RUN_KIND, SimulateOptions, claim_run_dir
+    from edgekit.toolkit.simulator.runner import RUN_KIND, SimulateOptions, claim_run_dir
 
     run = tmp_path / "run"
     run.mkdir()
@@ -327,7 +327,7 @@ def test_fleet_collect_refuses_a_database_it_did_not_make(tmp_path, monkeypatch)
 
 
 def test_fleet_report_html_replaces_only_its_own(tmp_path, monkeypatch):
-    from toolkit.fleet.store import SqliteStore
+    from edgekit.toolkit.fleet.store import SqliteStore
 
     SqliteStore(tmp_path / "fleet.db").close()
     mine = plant(tmp_path, "index.html")
@@ -375,8 +375,8 @@ def test_run_refuses_to_publish_over_the_users_folder_before_any_stage(tmp_path,
 # -- demo --------------------------------------------------------------------------------------
 def test_demo_does_not_replace_a_foreign_bundle_folder(tmp_path):
     """The export stage replaces DIR/bundles/<name> only when it is a bundle edgekit wrote."""
-    from export.builder import ExportRequest, export_bundle
-    from toolkit.demo.models import breast_cancer_frame
+    from edgekit.export.builder import ExportRequest, export_bundle
+    from edgekit.toolkit.demo.models import breast_cancer_frame
 
     data = tmp_path / "data.csv"
     breast_cancer_frame().head(60).to_csv(data, index=False)
@@ -407,7 +407,7 @@ def test_demo_refuses_a_folder_it_did_not_make_before_any_stage(tmp_path, monkey
 
 
 def test_demo_folder_is_claimed_and_reusable(tmp_path):
-    from toolkit.demo import output as demo_output
+    from edgekit.toolkit.demo import output as demo_output
 
     demo_output.claim(tmp_path / "demo")
     (tmp_path / "demo" / "bundles").mkdir()

@@ -13,9 +13,9 @@ import typer
 from typer.models import OptionInfo
 from typer.testing import CliRunner
 
-from toolkit.cli import app
-from toolkit.cli.flagmap import flags_of, to_flags
-from toolkit.cli.options import (
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.cli.flagmap import flags_of, to_flags
+from edgekit.toolkit.cli.options import (
     DURATION_PARAMS,
     EXIT_CODES,
     RATE_PARAMS,
@@ -131,7 +131,7 @@ def test_load_given_as_a_time_is_refused_with_exit_2(tmp_path):
 
 
 def test_version_and_short_help_from_another_folder(tmp_path):
-    exe = [sys.executable, "-c", "from toolkit.cli import main; main()"]
+    exe = [sys.executable, "-c", "from edgekit.toolkit.cli import main; main()"]
     res = subprocess.run([*exe, "--version"], cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.startswith("edgekit ")
     res = subprocess.run([*exe, "-h"], cwd=tmp_path, capture_output=True, text=True)
@@ -157,7 +157,7 @@ def test_renamed_options_still_work_hidden():
 
 
 def test_library_parameter_names_become_this_commands_flags():
-    from toolkit.cli.quantize_cmd import quantize_command
+    from edgekit.toolkit.cli.quantize_cmd import quantize_command
 
     flags = flags_of(quantize_command.__wrapped__)
     text = "choose another `name` or pass `replace`; e.g. `max_drop` 0.01, drop `format` x"
@@ -170,47 +170,47 @@ def test_library_parameter_names_become_this_commands_flags():
 
 # Library modules whose errors name parameters (`max_drop`) instead of flags.
 PARAMETER_NAMING = [
-    "toolkit/quantize/pipeline.py",
-    "toolkit/quantize/search.py",
-    "toolkit/quantize/calibration.py",
-    "toolkit/quantize/feeds.py",
-    "toolkit/tune/tuner.py",
-    "toolkit/tune/objective.py",
-    "toolkit/tune/device.py",
-    "toolkit/evaluate/runner.py",
-    "toolkit/bench/engine.py",
-    "toolkit/bench/cost.py",
-    "toolkit/greengrass/package.py",
-    "toolkit/greengrass/targets.py",
-    "toolkit/greengrass/wheelhouse.py",
-    "toolkit/greengrass/deploy.py",
-    "toolkit/greengrass/publish.py",
-    "toolkit/simulator/runner.py",
-    "toolkit/tune/search.py",
-    "toolkit/targets/loader.py",
-    "toolkit/greengrass/aws.py",
-    "toolkit/evaluate/gate.py",
-    "toolkit/simulator/mqtt_bridge.py",
-    "toolkit/simulator/load.py",
-    "toolkit/simulator/bench.py",
-    "toolkit/pipeline/starter.py",
-    "toolkit/pipeline/store.py",
-    "toolkit/greengrass/recipe_io.py",
-    "toolkit/scoring/predictions.py",
-    "toolkit/fleet/rules.py",
-    "toolkit/fleet/mqtt_source.py",
-    "toolkit/fleet/sqs_source.py",
-    "toolkit/fleet/pg_store.py",
-    "toolkit/fleet/store.py",
-    "toolkit/fleet/aws_rule.py",
-    "toolkit/bench/compare.py",
-    "toolkit/bench/loadgen.py",
-    "export/builder.py",
-    "export/data.py",
-    "export/sources.py",
-    "export/exporters/torch_io.py",
-    "export/exporters/sklearn_exporter.py",
-    "export/exporters/torch_exporter.py",
+    "edgekit/toolkit/quantize/pipeline.py",
+    "edgekit/toolkit/quantize/search.py",
+    "edgekit/toolkit/quantize/calibration.py",
+    "edgekit/toolkit/quantize/feeds.py",
+    "edgekit/toolkit/tune/tuner.py",
+    "edgekit/toolkit/tune/objective.py",
+    "edgekit/toolkit/tune/device.py",
+    "edgekit/toolkit/evaluate/runner.py",
+    "edgekit/toolkit/bench/engine.py",
+    "edgekit/toolkit/bench/cost.py",
+    "edgekit/toolkit/greengrass/package.py",
+    "edgekit/toolkit/greengrass/targets.py",
+    "edgekit/toolkit/greengrass/wheelhouse.py",
+    "edgekit/toolkit/greengrass/deploy.py",
+    "edgekit/toolkit/greengrass/publish.py",
+    "edgekit/toolkit/simulator/runner.py",
+    "edgekit/toolkit/tune/search.py",
+    "edgekit/toolkit/targets/loader.py",
+    "edgekit/toolkit/greengrass/aws.py",
+    "edgekit/toolkit/evaluate/gate.py",
+    "edgekit/toolkit/simulator/mqtt_bridge.py",
+    "edgekit/toolkit/simulator/load.py",
+    "edgekit/toolkit/simulator/bench.py",
+    "edgekit/toolkit/pipeline/starter.py",
+    "edgekit/toolkit/pipeline/store.py",
+    "edgekit/toolkit/greengrass/recipe_io.py",
+    "edgekit/toolkit/scoring/predictions.py",
+    "edgekit/toolkit/fleet/rules.py",
+    "edgekit/toolkit/fleet/mqtt_source.py",
+    "edgekit/toolkit/fleet/sqs_source.py",
+    "edgekit/toolkit/fleet/pg_store.py",
+    "edgekit/toolkit/fleet/store.py",
+    "edgekit/toolkit/fleet/aws_rule.py",
+    "edgekit/toolkit/bench/compare.py",
+    "edgekit/toolkit/bench/loadgen.py",
+    "edgekit/export/builder.py",
+    "edgekit/export/data.py",
+    "edgekit/export/sources.py",
+    "edgekit/export/exporters/torch_io.py",
+    "edgekit/export/exporters/sklearn_exporter.py",
+    "edgekit/export/exporters/torch_exporter.py",
     # the agent: edge_agent/cli.py maps these to its own flags
     "edge_agent/telemetry/transports/mqtt.py",
     "edge_agent/config.py",
@@ -224,7 +224,7 @@ def test_every_parameter_a_library_error_names_is_some_commands_flag():
     import re
     from pathlib import Path
 
-    from toolkit.cli.flagmap import LIBRARY_NAMES
+    from edgekit.toolkit.cli.flagmap import LIBRARY_NAMES
 
     known: set[str] = set()
     for func in _functions(app):
@@ -246,7 +246,7 @@ def test_every_parameter_a_library_error_names_is_some_commands_flag():
 
 
 def test_an_old_spelling_is_taken_when_the_new_one_stays_at_its_default():
-    from toolkit.cli.options import merged
+    from edgekit.toolkit.cli.options import merged
 
     assert merged("all", "fp32", "--variants", "--variant", "all") == "fp32"
     assert merged("int8", None, "--variants", "--variant", "all") == "int8"
@@ -266,10 +266,10 @@ def test_no_other_library_error_backticks_a_name_the_cli_would_turn_into_a_flag(
         known |= {n for n in flags_of(func) if not n.startswith("--")}
     root = Path(__file__).resolve().parents[3]
     clashes = []
-    for package in ("toolkit", "export", "edge_agent"):
+    for package in ("edgekit/toolkit", "edgekit/export", "edge_agent"):
         for path in sorted((root / package).rglob("*.py")):
             rel = path.relative_to(root).as_posix()
-            if rel.startswith("toolkit/cli/") or rel in PARAMETER_NAMING:
+            if rel.startswith("edgekit/toolkit/cli/") or rel in PARAMETER_NAMING:
                 continue
             for number, line in enumerate(path.read_text().splitlines(), 1):
                 if "Error(" in line or "hint=" in line:
@@ -285,7 +285,7 @@ def test_fleet_and_export_errors_reach_the_user_as_flags(tmp_path, monkeypatch):
     """fleet, export and pipeline modules name parameters (`rules`, `data`); the CLI shows the
     flags the user typed."""
     from edge_agent.errors import BadInputError
-    from toolkit.fleet.rules import RulesConfig
+    from edgekit.toolkit.fleet.rules import RulesConfig
 
     with pytest.raises(BadInputError) as info:
         RulesConfig.load(tmp_path / "nope.yaml")

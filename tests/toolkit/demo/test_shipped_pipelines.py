@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import toolkit.demo as demo
-from toolkit.pipeline import spec as spec_mod
-from toolkit.pipeline.runner import make_plan
-from toolkit.pipeline.stages import Runtime
+import edgekit.toolkit.demo as demo
+from edgekit.toolkit.pipeline import spec as spec_mod
+from edgekit.toolkit.pipeline.runner import make_plan
+from edgekit.toolkit.pipeline.stages import Runtime
 
 ROOT = Path(__file__).resolve().parents[3]
 PATH = ["train", "export", "quantize", "evaluate", "bench", "tune", "package", "simulate"]

@@ -8,9 +8,9 @@ import onnxruntime as ort
 import pytest
 
 from edge_agent.contracts.bundle import Bundle
-from toolkit.evaluate import EvaluateRequest, evaluate_bundle
-from toolkit.quantize import QuantizeRequest, quantize_bundle
-from toolkit.scoring import pooling
+from edgekit.toolkit.evaluate import EvaluateRequest, evaluate_bundle
+from edgekit.toolkit.quantize import QuantizeRequest, quantize_bundle
+from edgekit.toolkit.scoring import pooling
 
 
 def test_masked_mean_ignores_padding():

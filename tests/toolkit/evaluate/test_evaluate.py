@@ -14,9 +14,9 @@ from sklearn import metrics as skm
 from typer.testing import CliRunner
 
 from edge_agent.contracts.bundle import Bundle
-from toolkit.cli import app
-from toolkit.quantize import QuantizeRequest, quantize_bundle
-from toolkit.quantize.runtime import CHUNK_ROWS
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.quantize import QuantizeRequest, quantize_bundle
+from edgekit.toolkit.quantize.runtime import CHUNK_ROWS
 
 runner = CliRunner()
 

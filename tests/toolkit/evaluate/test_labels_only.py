@@ -13,8 +13,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from typer.testing import CliRunner
 
-from export.builder import ExportRequest, export_bundle
-from toolkit.cli import app
+from edgekit.export.builder import ExportRequest, export_bundle
+from edgekit.toolkit.cli import app
 
 
 def test_classifier_without_scores_is_scored_on_its_labels(tmp_path: Path):

@@ -8,9 +8,9 @@ import pytest
 from sklearn import metrics as skm
 
 from edge_agent.errors import BadInputError
-from toolkit.evaluate import gate
-from toolkit.scoring import metrics as M
-from toolkit.scoring import predictions as P
+from edgekit.toolkit.evaluate import gate
+from edgekit.toolkit.scoring import metrics as M
+from edgekit.toolkit.scoring import predictions as P
 
 
 def test_binary_metrics_match_sklearn():

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent import telemetry
-from toolkit.fleet import synthetic as syn
+from edgekit.toolkit.fleet import synthetic as syn
 
 
 def encoded(

@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from edge_agent.errors import BadInputError
+from edgekit.toolkit.fleet.actions import ActionContext, AlertRouter, parse_routes
+from edgekit.toolkit.fleet.collector import Collector
+from edgekit.toolkit.fleet.rules import RulesConfig
 from tests.toolkit.fleet.fleet_helpers import encoded
-from toolkit.fleet.actions import ActionContext, AlertRouter, parse_routes
-from toolkit.fleet.collector import Collector
-from toolkit.fleet.rules import RulesConfig
 
 WRITER = (
     "import json, sys, os; alert = json.load(sys.stdin); "

@@ -15,17 +15,17 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from edge_agent.errors import BadInputError
-from tests.toolkit.fleet.fleet_helpers import metrics
-from toolkit.cli import app
-from toolkit.fleet.aws_rule import (
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.fleet.aws_rule import (
     RULE_SQL,
     decode_forwarded,
     ensure_forwarding_rule,
     forwarded,
 )
-from toolkit.fleet.collector import Collector
-from toolkit.fleet.sqs_source import SqsSource
-from toolkit.greengrass.aws import Clients
+from edgekit.toolkit.fleet.collector import Collector
+from edgekit.toolkit.fleet.sqs_source import SqsSource
+from edgekit.toolkit.greengrass.aws import Clients
+from tests.toolkit.fleet.fleet_helpers import metrics
 
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/edgekit-iot-to-sqs"

@@ -7,11 +7,11 @@ import asyncio
 import json
 
 from edge_agent import telemetry
+from edgekit.toolkit.fleet import synthetic as syn
+from edgekit.toolkit.fleet.collector import Collector
+from edgekit.toolkit.fleet.ingest import Received
+from edgekit.toolkit.fleet.store import Gap
 from tests.toolkit.fleet.fleet_helpers import encoded, metrics
-from toolkit.fleet import synthetic as syn
-from toolkit.fleet.collector import Collector
-from toolkit.fleet.ingest import Received
-from toolkit.fleet.store import Gap
 
 
 def _feed(collector: Collector, items) -> None:
@@ -62,7 +62,7 @@ def test_split_message_parts_all_count(tmp_path, store_at):
     topic = telemetry.data_topic("big", "metrics")
     _feed(c, [(topic, telemetry.encode(p)) for p in reversed(parts)])
     assert c.store.scalar("SELECT COUNT(*) FROM metrics") == 1  # one window
-    from toolkit.fleet.summary import drift_entries
+    from edgekit.toolkit.fleet.summary import drift_entries
 
     names = {e["name"] for e in drift_entries(c.store)}
     assert names == set(ref)  # every feature, from whichever part carried it
@@ -123,7 +123,7 @@ def test_hello_sets_device_target_and_device_alerts_stored(tmp_path, store_at):
 
 
 def test_simulator_in_process_cloud_hands_messages_to_the_collector(tmp_path, store_at):
-    from toolkit.simulator.cloud import InProcessCloud
+    from edgekit.toolkit.simulator.cloud import InProcessCloud
 
     c = Collector.open(store_at).start()
     cloud = InProcessCloud()

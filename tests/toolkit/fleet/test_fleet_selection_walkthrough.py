@@ -45,7 +45,7 @@ def _ok(res: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 
 def test_fleet_selection_walkthrough(tmp_path):
-    from toolkit.demo.models import TABULAR_TARGET, train_tabular
+    from edgekit.toolkit.demo.models import TABULAR_TARGET, train_tabular
 
     work = tmp_path / "work"
     work.mkdir()

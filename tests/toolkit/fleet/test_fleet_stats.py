@@ -9,12 +9,12 @@ import pytest
 
 from edge_agent import telemetry
 from edge_agent.monitoring import drift as drift_stats
+from edgekit.toolkit.fleet import synthetic as syn
+from edgekit.toolkit.fleet.collector import Collector
+from edgekit.toolkit.fleet.drift import FLEET, aggregate
+from edgekit.toolkit.fleet.ingest import Received
+from edgekit.toolkit.fleet.summary import drift_entries, fleet_summary, merged_latency
 from tests.toolkit.fleet.fleet_helpers import metrics
-from toolkit.fleet import synthetic as syn
-from toolkit.fleet.collector import Collector
-from toolkit.fleet.drift import FLEET, aggregate
-from toolkit.fleet.ingest import Received
-from toolkit.fleet.summary import drift_entries, fleet_summary, merged_latency
 
 
 def test_fleet_percentiles_from_merged_histograms_within_bucket_error(tmp_path, store_at):
@@ -93,7 +93,7 @@ def test_drift_sums_across_devices_and_finds_what_no_single_window_can(tmp_path,
 
 
 def test_fleet_drift_rule_waits_for_enough_rows_then_fires_once(tmp_path, store_at):
-    from toolkit.fleet.rules import FLEET_MIN_SAMPLES, FleetRules, RulesConfig
+    from edgekit.toolkit.fleet.rules import FLEET_MIN_SAMPLES, FleetRules, RulesConfig
 
     ref = syn.feature_reference(2)
     rng = np.random.default_rng(5)

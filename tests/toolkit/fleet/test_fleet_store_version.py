@@ -9,7 +9,7 @@ import pytest
 
 from edge_agent.errors import BadInputError
 from edge_agent.sqlite_schema import user_version
-from toolkit.fleet.store import MIGRATIONS, SqliteStore
+from edgekit.toolkit.fleet.store import MIGRATIONS, SqliteStore
 
 
 def test_new_file_records_its_version(tmp_path):

@@ -11,13 +11,13 @@ import pytest
 from edge_agent.benchmark import TimingConfig, run_single_stream
 from edge_agent.contracts.bench import stored_records
 from edge_agent.contracts.bundle import Bundle
+from edgekit.toolkit.fleet import synthetic as syn
+from edgekit.toolkit.fleet.collector import Collector
+from edgekit.toolkit.fleet.ingest import Received
+from edgekit.toolkit.fleet.lab import BundleIndex, compare, lab_records, match_lab
+from edgekit.toolkit.fleet.rules import RulesConfig
+from edgekit.toolkit.fleet.summary import fleet_summary
 from tests.toolkit.fleet.fleet_helpers import encoded
-from toolkit.fleet import synthetic as syn
-from toolkit.fleet.collector import Collector
-from toolkit.fleet.ingest import Received
-from toolkit.fleet.lab import BundleIndex, compare, lab_records, match_lab
-from toolkit.fleet.rules import RulesConfig
-from toolkit.fleet.summary import fleet_summary
 
 TARGET = "x86-avx2-gateway"
 
@@ -110,9 +110,9 @@ def test_device_without_target_is_noted_not_guessed(lab_bundle, tmp_path, store_
 
 def test_tune_reads_device_bench_results_per_target(lab_bundle, tmp_path, store_at):
     """`edgekit tune --from-fleet DB`: tune's reader gets the latest device records per target."""
-    from toolkit.fleet.tune_source import bench_by_target, bench_records
-    from toolkit.targets import get_target
-    from toolkit.tune.device import fleet_records
+    from edgekit.toolkit.fleet.tune_source import bench_by_target, bench_records
+    from edgekit.toolkit.targets import get_target
+    from edgekit.toolkit.tune.device import fleet_records
 
     path, record = lab_bundle
     name = Bundle.open(path).manifest["name"]
@@ -142,7 +142,7 @@ def test_report_marks_the_lab_alarm_in_the_terminal_like_the_live_rule(lab_bundl
     the alert the live collector raised, word for word, not only a flag in JSON and HTML."""
     from typer.testing import CliRunner
 
-    from toolkit.cli import app
+    from edgekit.toolkit.cli import app
 
     path, record = lab_bundle
     name = Bundle.open(path).manifest["name"]

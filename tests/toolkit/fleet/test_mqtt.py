@@ -9,11 +9,11 @@ import time
 import pytest
 from helpers.mosquitto import MqttCollector
 
+from edgekit.toolkit.fleet.collector import Collector
+from edgekit.toolkit.fleet.mqtt_source import MqttSource, topic_filters
+from edgekit.toolkit.fleet.rules import RulesConfig
+from edgekit.toolkit.fleet.synthetic import SyntheticDevice
 from tests.toolkit.fleet.fleet_helpers import metrics
-from toolkit.fleet.collector import Collector
-from toolkit.fleet.mqtt_source import MqttSource, topic_filters
-from toolkit.fleet.rules import RulesConfig
-from toolkit.fleet.synthetic import SyntheticDevice
 
 pytestmark = [pytest.mark.broker]
 

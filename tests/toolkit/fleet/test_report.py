@@ -13,13 +13,13 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_agent.atomic import write_json
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.fleet import synthetic as syn
+from edgekit.toolkit.fleet.collector import Collector
+from edgekit.toolkit.fleet.ingest import Received
+from edgekit.toolkit.simulator.deployment import ComponentUpdate, Deployment, DeploymentResult
 from tests.helpers.fleet import start_collector
 from tests.toolkit.fleet.fleet_helpers import encoded, metrics
-from toolkit.cli import app
-from toolkit.fleet import synthetic as syn
-from toolkit.fleet.collector import Collector
-from toolkit.fleet.ingest import Received
-from toolkit.simulator.deployment import ComponentUpdate, Deployment, DeploymentResult
 
 runner = CliRunner()
 THINGS = [f"sim-{i:03d}" for i in range(1, 6)]
@@ -189,8 +189,8 @@ def test_collect_command_stores_from_the_broker(mosquitto_broker, tmp_path):
 
 def test_report_terminal_fits_80_columns(fleet_db):
     """#17: the fleet summary fits an 80-column terminal, with no raw dicts or `None`."""
+    from edgekit.toolkit.cli import common
     from tests.toolkit.present.test_tables_fit import check_fits
-    from toolkit.cli import common
 
     saved = common.out._width
     common.out.width = 80

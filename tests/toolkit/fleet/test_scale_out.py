@@ -12,9 +12,9 @@ import time
 
 import pytest
 
+from edgekit.toolkit.fleet import synthetic as syn
+from edgekit.toolkit.fleet.stores import open_fleet_store
 from tests.helpers.fleet import start_collector
-from toolkit.fleet import synthetic as syn
-from toolkit.fleet.stores import open_fleet_store
 
 pytestmark = [pytest.mark.broker]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.simulator.lifecycle import Timeouts
+from edgekit.toolkit.simulator.runner import SimulateOptions, simulate
 from tests.toolkit.simulator.sim_helpers import write_component
-from toolkit.cli import app
-from toolkit.simulator.lifecycle import Timeouts
-from toolkit.simulator.runner import SimulateOptions, simulate
 
 NAME = "com.edgekit.FleetProbe"
 AGENT = r"""
@@ -24,7 +24,7 @@ import os, time
 import numpy as np
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 from edge_agent import telemetry
-from toolkit.fleet import synthetic as syn
+from edgekit.toolkit.fleet import synthetic as syn
 thing = os.environ["AWS_IOT_THING_NAME"]
 ipc = GreengrassCoreIPCClientV2()
 ipc.update_state(state="RUNNING")

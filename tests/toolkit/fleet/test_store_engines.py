@@ -11,14 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_agent.errors import BadInputError
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.fleet import migrations
+from edgekit.toolkit.fleet.collector import Collector
+from edgekit.toolkit.fleet.ingest import Received, parse
+from edgekit.toolkit.fleet.pg_store import PostgresStore, redact
+from edgekit.toolkit.fleet.store import SqliteStore
+from edgekit.toolkit.fleet.stores import open_fleet_store
 from tests.toolkit.fleet.fleet_helpers import metrics
-from toolkit.cli import app
-from toolkit.fleet import migrations
-from toolkit.fleet.collector import Collector
-from toolkit.fleet.ingest import Received, parse
-from toolkit.fleet.pg_store import PostgresStore, redact
-from toolkit.fleet.store import SqliteStore
-from toolkit.fleet.stores import open_fleet_store
 
 runner = CliRunner()
 
@@ -184,7 +184,7 @@ def _downgrade_to_v1(store_at) -> None:
 
 
 def test_a_store_from_before_the_rollups_is_migrated_and_reports_the_same(store_at):
-    from toolkit.fleet.summary import fleet_summary
+    from edgekit.toolkit.fleet.summary import fleet_summary
 
     c = Collector.open(store_at)
     items = [

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from edgekit.toolkit.greengrass.package import PackageRequest, package
 from tests.toolkit.greengrass.gg_helpers import NAME, VERSION, add_variant
-from toolkit.greengrass.package import PackageRequest, package
 
 
 @pytest.fixture(scope="session")

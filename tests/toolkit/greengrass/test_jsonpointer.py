@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolkit.greengrass import jsonpointer
+from edgekit.toolkit.greengrass import jsonpointer
 
 DOC = {"a/b": {"m~n": 1}, "list": [10, 20], "": {"x": 2}, "~1": 3, "0": "key"}
 
@@ -40,8 +40,8 @@ def test_join_escapes_and_round_trips():
 
 
 def test_the_emulator_and_the_validator_share_it():
-    from toolkit.greengrass import validate
-    from toolkit.simulator import config, interpolate
+    from edgekit.toolkit.greengrass import validate
+    from edgekit.toolkit.simulator import config, interpolate
 
     assert config.resolve is jsonpointer.resolve
     assert interpolate.jsonpointer is jsonpointer and validate.jsonpointer is jsonpointer

@@ -14,13 +14,13 @@ from typer.testing import CliRunner
 
 from edge_agent.errors import BadInputError
 from edge_agent.hashing import sha256_b64_file
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.greengrass.casing import lower_keys
+from edgekit.toolkit.greengrass.names import Platform
+from edgekit.toolkit.greengrass.package import PackageRequest, package
+from edgekit.toolkit.greengrass.validate import schema
+from edgekit.toolkit.targets.loader import builtin_dir
 from tests.toolkit.greengrass.gg_helpers import NAME, VERSION, add_variant, load_recipe
-from toolkit.cli import app
-from toolkit.greengrass.casing import lower_keys
-from toolkit.greengrass.names import Platform
-from toolkit.greengrass.package import PackageRequest, package
-from toolkit.greengrass.validate import schema
-from toolkit.targets.loader import builtin_dir
 
 runner = CliRunner()
 
@@ -154,7 +154,7 @@ def test_agent_archive_has_the_package_and_pinned_requirements(packaged):
         requirements = zf.read("requirements.txt").decode()
     assert "edge_agent/__init__.py" in names and "edge_agent/schemas/manifest.schema.json" in names
     assert not [n for n in names if n.endswith(".pyc") or "__pycache__" in n]
-    assert not [n for n in names if n.startswith(("toolkit/", "export/"))]
+    assert not [n for n in names if n.startswith(("edgekit/toolkit/", "edgekit/export/"))]
     assert f"onnxruntime=={onnxruntime.__version__}" in requirements.splitlines()
     for pkg in ("numpy==", "awsiotsdk==", "awscrt=="):
         assert any(line.startswith(pkg) for line in requirements.splitlines())
@@ -351,7 +351,7 @@ def test_user_target_profile_from_targets_dir(tuned_bundle, tmp_path):
 
 
 def test_recipe_over_the_size_limit_is_a_clear_error(tabular_bundle, tmp_path, monkeypatch):
-    from toolkit.greengrass import validate
+    from edgekit.toolkit.greengrass import validate
 
     monkeypatch.setattr(validate, "MAX_RECIPE_BYTES", 4000)  # ours is about 8 KB
     out = tmp_path / "gb"

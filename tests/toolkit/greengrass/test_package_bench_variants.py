@@ -10,7 +10,7 @@ import zipfile
 
 from typer.testing import CliRunner
 
-from toolkit.cli import app
+from edgekit.toolkit.cli import app
 
 
 def _package(tuned_bundle, tmp_path, *extra):

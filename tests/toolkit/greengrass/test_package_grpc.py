@@ -20,9 +20,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from edge_agent.errors import BadInputError
+from edgekit.toolkit.greengrass.package import PackageRequest, package
+from edgekit.toolkit.greengrass.recipe import Settings
 from tests.toolkit.greengrass.gg_helpers import NAME, VERSION, load_recipe
-from toolkit.greengrass.package import PackageRequest, package
-from toolkit.greengrass.recipe import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -183,7 +183,7 @@ def test_cli_grpc_port_flag(tabular_bundle, tmp_path, monkeypatch):
     recipe turns the endpoint on; a port equal to the REST port is refused with exit 2."""
     from typer.testing import CliRunner
 
-    from toolkit.cli import app
+    from edgekit.toolkit.cli import app
 
     monkeypatch.chdir(tmp_path)
     bundle = Path(os.path.relpath(tabular_bundle, tmp_path))

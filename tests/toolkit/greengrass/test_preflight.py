@@ -12,9 +12,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edge_agent.contracts.bundle import Bundle
 from edge_agent.hashing import sha256_file
-from toolkit.greengrass.names import Platform
-from toolkit.greengrass.preflight import PreflightInput, run_preflight
-from toolkit.greengrass.targets import TargetFacts, choose_target, target_facts
+from edgekit.toolkit.greengrass.names import Platform
+from edgekit.toolkit.greengrass.preflight import PreflightInput, run_preflight
+from edgekit.toolkit.greengrass.targets import TargetFacts, choose_target, target_facts
 
 
 def save(tmp: Path, name: str, graph, opset: int = 17) -> Path:

@@ -16,11 +16,11 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from edge_agent.errors import BadInputError, CheckFailedError
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.greengrass.aws import Clients, component_arn
+from edgekit.toolkit.greengrass.deploy import DeployRequest, Rollout, deploy, status, status_failed
+from edgekit.toolkit.greengrass.publish import PublishRequest, publish
 from tests.toolkit.greengrass.gg_helpers import NAME, VERSION
-from toolkit.cli import app
-from toolkit.greengrass.aws import Clients, component_arn
-from toolkit.greengrass.deploy import DeployRequest, Rollout, deploy, status, status_failed
-from toolkit.greengrass.publish import PublishRequest, publish
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's account

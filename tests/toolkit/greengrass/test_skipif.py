@@ -1,4 +1,4 @@
-"""Skipif has one rule (toolkit/greengrass/skipif.py): the recipe check and the simulator read
+"""Skipif has one rule (edgekit/toolkit/greengrass/skipif.py): the recipe check and the simulator read
 it alike, `!` included (the simulator used to ignore it and run a negated step anyway)."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from toolkit.greengrass import skipif
-from toolkit.greengrass.validate import validate_recipe
+from edgekit.toolkit.greengrass import skipif
+from edgekit.toolkit.greengrass.validate import validate_recipe
 
 
 def test_parse_follows_the_nucleus() -> None:

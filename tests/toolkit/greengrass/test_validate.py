@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_agent.hashing import sha256_b64_file
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.greengrass.validate import validate_file, validate_recipe
 from tests.toolkit.greengrass.gg_helpers import NAME, VERSION
-from toolkit.cli import app
-from toolkit.greengrass.validate import validate_file, validate_recipe
 
 runner = CliRunner()
 DIGEST = "lb4azsp0uDeBl6sK/A4UlRDHbi/Zup6eqwIk81Dt35M="

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolkit.greengrass import versions
+from edgekit.toolkit.greengrass import versions
 
 # From node-semver test/fixtures/range-include.js (strict mode, no includePrerelease)
 INCLUDE = [

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from edge_agent.errors import CheckFailedError
+from edgekit.toolkit.greengrass import agent_artifact, wheelhouse
+from edgekit.toolkit.greengrass.names import Platform
+from edgekit.toolkit.greengrass.package import PackageRequest, package
 from tests.toolkit.greengrass.gg_helpers import NAME, VERSION, load_recipe
-from toolkit.greengrass import agent_artifact, wheelhouse
-from toolkit.greengrass.names import Platform
-from toolkit.greengrass.package import PackageRequest, package
 
 AARCH64 = Platform("linux", "aarch64")
 BINARY_TAGS = {

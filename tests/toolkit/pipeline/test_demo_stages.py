@@ -1,6 +1,6 @@
 """What the runner gained so that `edgekit demo` is a pipeline file it runs: published outputs
 where the file says (`outputs:`), a bench report beside the file, a signed package, and each
-stage's tables (toolkit.present.stages) printed by `edgekit run` as by the demo."""
+stage's tables (edgekit.toolkit.present.stages) printed by `edgekit run` as by the demo."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 
 from edge_agent import signing
 from edge_agent.errors import BadInputError
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.pipeline import spec as spec_mod
+from edgekit.toolkit.pipeline.runner import run_pipeline
+from edgekit.toolkit.present.stages import VIEWS, stage_view
 from tests.toolkit.pipeline.pipeline_helpers import pipeline_doc, write_pipeline
-from toolkit.cli import app
-from toolkit.pipeline import spec as spec_mod
-from toolkit.pipeline.runner import run_pipeline
-from toolkit.present.stages import VIEWS, stage_view
 
 
 def _demo_like(project: Path) -> dict:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.pipeline.livefleet import LiveFleet
-from toolkit.simulator.config import apply_configuration_update, deep_merge
+from edgekit.toolkit.pipeline.livefleet import LiveFleet
+from edgekit.toolkit.simulator.config import apply_configuration_update, deep_merge
 
 
 def _defaults(variant: str) -> dict:
-    """DefaultConfiguration in the recipe's layout (toolkit.greengrass.recipe), one platform."""
+    """DefaultConfiguration in the recipe's layout (edgekit.toolkit.greengrass.recipe), one platform."""
     return {
         "port": "8080",
         "capture_fraction": "0.0",
@@ -25,7 +25,7 @@ def _defaults(variant: str) -> dict:
 
 
 def _deployed(running: dict | None, defaults: dict, update) -> dict:
-    """The nucleus's step 3 (as toolkit.simulator.deployment does it): the new defaults under
+    """The nucleus's step 3 (as edgekit.toolkit.simulator.deployment does it): the new defaults under
     the running configuration, then the deployment's RESET, then its MERGE."""
     base = defaults if running is None else deep_merge(defaults, running)
     return apply_configuration_update(base, defaults, update.reset, update.merge)
@@ -58,7 +58,7 @@ def test_capture_folders_are_absolute(fleet: LiveFleet, tmp_path: Path) -> None:
 def test_a_greengrass_rollout_resets_the_platform_choice_too(tmp_path: Path) -> None:
     """The same rule for real devices: the deploy stage's CreateDeployment (dry run) resets
     /platforms before merging the stage's own configuration."""
-    from toolkit.pipeline.stages.ship import Deploy
+    from edgekit.toolkit.pipeline.stages.ship import Deploy
 
     stage = Deploy(None, {"to": "greengrass", "thing": "t1", "dry_run": True, "merge": {"a": 1}})
     result = stage._greengrass(None, "com.example.Wine", "1.0.1", tmp_path)

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from toolkit.demo import LOOP_AS, LOOP_FILE, materialise, prepare
-from toolkit.demo.loop import closed_loop
-from toolkit.pipeline import spec as spec_mod
-from toolkit.pipeline.runner import run_pipeline
-from toolkit.pipeline.store import RunStore
+from edgekit.toolkit.demo import LOOP_AS, LOOP_FILE, materialise, prepare
+from edgekit.toolkit.demo.loop import closed_loop
+from edgekit.toolkit.pipeline import spec as spec_mod
+from edgekit.toolkit.pipeline.runner import run_pipeline
+from edgekit.toolkit.pipeline.store import RunStore
 
 
 @pytest.mark.slow

@@ -12,13 +12,13 @@ from typer.testing import CliRunner
 
 from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import CheckFailedError, EdgekitError
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.pipeline import spec as spec_mod
+from edgekit.toolkit.pipeline.runner import make_plan, run_pipeline
+from edgekit.toolkit.pipeline.stages import Runtime
+from edgekit.toolkit.pipeline.store import RunStore
+from edgekit.toolkit.pipeline.summary import compare
 from tests.toolkit.pipeline.pipeline_helpers import pipeline_doc, write_pipeline
-from toolkit.cli import app
-from toolkit.pipeline import spec as spec_mod
-from toolkit.pipeline.runner import make_plan, run_pipeline
-from toolkit.pipeline.stages import Runtime
-from toolkit.pipeline.store import RunStore
-from toolkit.pipeline.summary import compare
 
 ALL = ["train", "export", "quantize", "evaluate", "bench", "package"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.errors import BadInputError
-from toolkit.pipeline import spec as spec_mod
+from edgekit.toolkit.pipeline import spec as spec_mod
 
 GOOD = """\
 version: 1
@@ -111,7 +111,7 @@ def test_overrides_are_applied_and_change_the_digest(folder: Path) -> None:
 def test_cli_reports_the_line_and_exit_code_2(folder: Path) -> None:
     from typer.testing import CliRunner
 
-    from toolkit.cli import app
+    from edgekit.toolkit.cli import app
 
     path = folder / "p.yaml"
     path.write_text(GOOD.replace("name: wine", "name: wine\nnmae: x"))

@@ -3,8 +3,8 @@ old tuple comparison put 1.0.0-rc.10 before 1.0.0-rc.2 and read 1.2.3.4 as a ver
 
 from __future__ import annotations
 
-from toolkit.pipeline.stages.ship import next_version
-from toolkit.pipeline.store import RunStore
+from edgekit.toolkit.pipeline.stages.ship import next_version
+from edgekit.toolkit.pipeline.store import RunStore
 
 
 def test_last_version_is_the_highest_by_semver(tmp_path):

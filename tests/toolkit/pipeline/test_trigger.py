@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from edge_agent.monitoring.capture import Capture
-from toolkit.fleet.actions import ActionContext, AlertRouter, parse_routes
-from toolkit.pipeline import fleets
-from toolkit.pipeline import spec as spec_mod
-from toolkit.pipeline.runner import run_pipeline
-from toolkit.pipeline.stages import Runtime
-from toolkit.pipeline.store import RunStore
-from toolkit.pipeline.trigger import PipelineTrigger, TriggerConfig
+from edgekit.toolkit.fleet.actions import ActionContext, AlertRouter, parse_routes
+from edgekit.toolkit.pipeline import fleets
+from edgekit.toolkit.pipeline import spec as spec_mod
+from edgekit.toolkit.pipeline.runner import run_pipeline
+from edgekit.toolkit.pipeline.stages import Runtime
+from edgekit.toolkit.pipeline.store import RunStore
+from edgekit.toolkit.pipeline.trigger import PipelineTrigger, TriggerConfig
 
 FLEET = {"to": "fleet", "fleet": "test-fleet", "canary": 1}
 
@@ -148,7 +148,7 @@ def _store_started(project: Path) -> float:
 
 HOLD_LOCK = """
 import sys
-from toolkit.pipeline.trigger import try_lock_file
+from edgekit.toolkit.pipeline.trigger import try_lock_file
 fh = open(sys.argv[1], "a+b")
 assert try_lock_file(fh)
 print("locked", flush=True)
@@ -158,7 +158,7 @@ sys.stdin.read()
 
 def test_trigger_imports_where_fcntl_does_not_exist() -> None:
     """Windows has no fcntl: the module imports, and the lock helpers choose msvcrt there."""
-    code = "import sys; sys.modules['fcntl'] = None; import toolkit.pipeline.trigger"
+    code = "import sys; sys.modules['fcntl'] = None; import edgekit.toolkit.pipeline.trigger"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 

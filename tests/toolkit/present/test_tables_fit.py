@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from typer.testing import CliRunner
 
-from toolkit.cli import app, common
-from toolkit.present.format import fmt_mapping, fmt_shape, name_column, shorten_middle
+from edgekit.toolkit.cli import app, common
+from edgekit.toolkit.present.format import fmt_mapping, fmt_shape, name_column, shorten_middle
 
 runner = CliRunner()
 RAW_DICT = re.compile(r"\{'[^']*': ")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from export.builder import ExportRequest, export_bundle
-from export.exporters import ExportOptions
+from edgekit.export.builder import ExportRequest, export_bundle
+from edgekit.export.exporters import ExportOptions
 
 MODELS = Path(__file__).parent / "models.py"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.builder import ExportRequest, export_bundle
+from edgekit.export.builder import ExportRequest, export_bundle
 
 ENCODER = Path(__file__).parents[2] / "export" / "torch_models.py"
 

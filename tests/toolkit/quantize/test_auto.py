@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError
 from edge_agent.hardware import probe
-from toolkit.quantize import QuantizeRequest, auto, graph, quantize_bundle
+from edgekit.toolkit.quantize import QuantizeRequest, auto, graph, quantize_bundle
 
 VNNI_X86 = {
     "platform": {"os": "linux", "architecture": "amd64"},

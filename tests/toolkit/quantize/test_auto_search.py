@@ -10,7 +10,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edge_agent.contracts.bundle import Bundle
-from toolkit.quantize import QuantizeRequest, quantize_bundle, sensitivity
+from edgekit.toolkit.quantize import QuantizeRequest, quantize_bundle, sensitivity
 
 NO_VNNI_X86 = {
     "platform": {"os": "linux", "architecture": "amd64"},

@@ -7,7 +7,7 @@ import onnx
 import onnxruntime as ort
 
 from edge_agent.contracts.bundle import Bundle
-from toolkit.quantize.gemm import gemm_to_matmul
+from edgekit.toolkit.quantize.gemm import gemm_to_matmul
 
 
 def test_rewrite_is_exact(mlp_bundle, tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.errors import BadInputError
-from toolkit.quantize import QuantizeRequest, quantize_bundle, registry
+from edgekit.toolkit.quantize import QuantizeRequest, quantize_bundle, registry
 
 
 @dataclasses.dataclass

@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 
 from edge_agent.contracts.bundle import Bundle
+from edgekit.toolkit.quantize import QuantizeRequest, quantize_bundle
 from tests.probe_cpu import hardware_defaults
-from toolkit.quantize import QuantizeRequest, quantize_bundle
 
 # the precision expected with full-range signed INT8; an explicit static run on an x86 CPU without
 # VNNI takes uint8 activations from the probe unless the case sets them (see _expected_precision)

@@ -11,10 +11,10 @@ from onnx import numpy_helper
 from typer.testing import CliRunner
 
 from edge_agent.contracts.bundle import Bundle
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.quantize import QuantizeRequest, calibration, quantize_bundle
 from tests.probe_cpu import hardware_defaults
 from tests.toolkit.quantize.test_auto import NO_VNNI_X86, VNNI_X86
-from toolkit.cli import app
-from toolkit.quantize import QuantizeRequest, calibration, quantize_bundle
 
 runner = CliRunner()
 
@@ -214,8 +214,8 @@ def test_too_few_complete_rows_is_refused():
 def test_a_quantizer_crash_names_the_node_and_what_to_try():
     from onnx import helper
 
-    from toolkit.quantize.failures import quantizer_failure
-    from toolkit.quantize.static import StaticConfig
+    from edgekit.toolkit.quantize.failures import quantizer_failure
+    from edgekit.toolkit.quantize.static import StaticConfig
 
     def quantize_op(node):  # stands for an onnxruntime.quantization operator class
         raise AttributeError("'NoneType' object has no attribute 'extend'")

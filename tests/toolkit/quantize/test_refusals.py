@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from edge_agent.contracts import manifest as manifest_io
 from edge_agent.contracts.bundle import Bundle
-from toolkit.cli import app
+from edgekit.toolkit.cli import app
 
 runner = CliRunner()
 

@@ -1,4 +1,4 @@
-"""Activation smoothing (toolkit.quantize.smoothing): a model whose MatMul input has one
+"""Activation smoothing (edgekit.toolkit.quantize.smoothing): a model whose MatMul input has one
 outlier feature loses its output under dynamic int8 (one per-tensor activation range), with
 per-tensor and per-channel weights alike; smoothing leaves FP32 unchanged, repairs the int8
 error, and `--method auto` finds it by measuring, recording what it did."""
@@ -14,9 +14,9 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from edge_agent.contracts.bundle import Bundle
-from export.builder import ExportRequest, export_bundle
-from export.exporters import ExportOptions
-from toolkit.quantize import QuantizeRequest, quantize_bundle, smoothing
+from edgekit.export.builder import ExportRequest, export_bundle
+from edgekit.export.exporters import ExportOptions
+from edgekit.toolkit.quantize import QuantizeRequest, quantize_bundle, smoothing
 
 
 def _outlier_model(path: Path) -> None:

@@ -18,9 +18,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from typer.testing import CliRunner
 
-from export.builder import ExportRequest, export_bundle
-from toolkit.cli import app
-from toolkit.quantize.graph import output_head
+from edgekit.export.builder import ExportRequest, export_bundle
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.quantize.graph import output_head
 
 runner = CliRunner()
 

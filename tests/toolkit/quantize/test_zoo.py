@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from toolkit.zoo import realistic as zoo
+from edgekit.toolkit.zoo import realistic as zoo
 
 
 def _params(model) -> dict[str, np.ndarray]:

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.fleet import synthetic as syn
+from edgekit.toolkit.fleet.collector import Collector
+from edgekit.toolkit.fleet.ingest import Received
+from edgekit.toolkit.fleet.report import fleet_rate
+from edgekit.toolkit.reports import new_figure, plain_log_ticks
 from tests.toolkit.fleet.fleet_helpers import encoded, metrics
-from toolkit.cli import app
-from toolkit.fleet import synthetic as syn
-from toolkit.fleet.collector import Collector
-from toolkit.fleet.ingest import Received
-from toolkit.fleet.report import fleet_rate
-from toolkit.reports import new_figure, plain_log_ticks
 
 
 def _labels(low: float, high: float) -> list[str]:

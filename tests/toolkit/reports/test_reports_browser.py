@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.fleet import synthetic as syn
+from edgekit.toolkit.fleet.collector import Collector
+from edgekit.toolkit.fleet.ingest import Received
 from tests.toolkit.fleet.fleet_helpers import encoded, metrics
-from toolkit.cli import app
-from toolkit.fleet import synthetic as syn
-from toolkit.fleet.collector import Collector
-from toolkit.fleet.ingest import Received
 
 VIEWPORTS = [(1280, 800), (390, 844)]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -146,7 +146,7 @@ def test_report_fits_the_window_and_every_chart_has_ink(browser, which, size, re
 
 def test_a_wide_unwrapped_table_would_fail(browser, tmp_path):
     """The check can fail: the same page without the scroll box overflows a phone."""
-    from toolkit.reports import HtmlReport
+    from edgekit.toolkit.reports import HtmlReport
 
     report = HtmlReport("wide")
     report.table([{f"column number {i}": 1234567.0 for i in range(25)}])

@@ -6,7 +6,7 @@ import base64
 from html.parser import HTMLParser
 from pathlib import Path
 
-from toolkit.reports import HtmlReport, new_figure
+from edgekit.toolkit.reports import HtmlReport, new_figure
 
 
 class _Collect(HTMLParser):

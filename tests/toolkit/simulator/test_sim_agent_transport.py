@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.simulator.ipc.server import IpcServer
-from toolkit.simulator.services import CoreServices
+from edgekit.toolkit.simulator.ipc.server import IpcServer
+from edgekit.toolkit.simulator.services import CoreServices
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPONENT = "com.edgekit.Agent"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.simulator.artifacts import ArtifactError, unzip
+from edgekit.toolkit.simulator.artifacts import ArtifactError, unzip
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> Path:

@@ -13,10 +13,10 @@ from sim_helpers import write_component
 from test_sim_fleet import ACL, FAST
 from typer.testing import CliRunner
 
-from toolkit.cli import app
-from toolkit.greengrass.package import PackageRequest, package
-from toolkit.simulator.bench import outcome
-from toolkit.simulator.runner import SimulateOptions, simulate
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.greengrass.package import PackageRequest, package
+from edgekit.toolkit.simulator.bench import outcome
+from edgekit.toolkit.simulator.runner import SimulateOptions, simulate
 
 
 def test_unknown_variant_is_refused_with_exit_2(tabular_bundle, short_dir):

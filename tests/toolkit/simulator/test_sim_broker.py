@@ -10,8 +10,8 @@ import pytest
 from helpers.mosquitto import MqttCollector
 from test_sim_fleet import FAST, _build
 
-from toolkit.simulator.faults import parse_faults
-from toolkit.simulator.runner import SimulateOptions, simulate
+from edgekit.toolkit.simulator.faults import parse_faults
+from edgekit.toolkit.simulator.runner import SimulateOptions, simulate
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

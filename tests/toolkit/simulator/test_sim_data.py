@@ -15,7 +15,7 @@ import pytest
 
 from edge_agent.errors import BadInputError, IntegrityError
 from edge_agent.hashing import sha256_file
-from toolkit.simulator.load import find_dataset, load_dataset
+from edgekit.toolkit.simulator.load import find_dataset, load_dataset
 
 
 class _Boom:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from sim_helpers import write_component
 
-from toolkit.simulator.catalog import Catalog
-from toolkit.simulator.cloud import InProcessCloud
-from toolkit.simulator.deployment import DO_NOTHING, ComponentUpdate, Deployment, deploy
-from toolkit.simulator.device import Device
-from toolkit.simulator.lifecycle import BROKEN, RUNNING, Timeouts
-from toolkit.simulator.profiles import DeviceProfile, host_platform
+from edgekit.toolkit.simulator.catalog import Catalog
+from edgekit.toolkit.simulator.cloud import InProcessCloud
+from edgekit.toolkit.simulator.deployment import DO_NOTHING, ComponentUpdate, Deployment, deploy
+from edgekit.toolkit.simulator.device import Device
+from edgekit.toolkit.simulator.lifecycle import BROKEN, RUNNING, Timeouts
+from edgekit.toolkit.simulator.profiles import DeviceProfile, host_platform
 
 FAST = Timeouts(install=2, startup=5, shutdown=1, recover=1, kill_grace_s=0.2)
 SVC = "com.test.Svc"

@@ -3,7 +3,7 @@ import zlib
 
 import pytest
 
-from toolkit.simulator.eventstream import (
+from edgekit.toolkit.simulator.eventstream import (
     Decoder,
     Frame,
     FrameError,

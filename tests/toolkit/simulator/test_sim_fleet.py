@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from edge_agent import owned
 from edge_agent.errors import BadInputError
-from toolkit.simulator.faults import parse_faults
-from toolkit.simulator.lifecycle import Timeouts
-from toolkit.simulator.runner import RUN_KIND, SimulateOptions, simulate
+from edgekit.toolkit.simulator.faults import parse_faults
+from edgekit.toolkit.simulator.lifecycle import Timeouts
+from edgekit.toolkit.simulator.runner import RUN_KIND, SimulateOptions, simulate
 
 NAME = "com.edgekit.TestAgent"
 AGENT = r"""
@@ -150,7 +150,7 @@ def test_canary_failure_aborts_the_rollout(short_dir):
     ],
 )
 def test_cli_bad_input_exits_2(short_dir, args, problem, tmp_path, monkeypatch):
-    from toolkit.cli import app
+    from edgekit.toolkit.cli import app
 
     build = _build(short_dir)
     work = tmp_path / "work"
@@ -168,7 +168,7 @@ def test_cli_bad_input_exits_2(short_dir, args, problem, tmp_path, monkeypatch):
 
 
 def test_cli_bench_json(short_dir):
-    from toolkit.cli import app
+    from edgekit.toolkit.cli import app
 
     build = _build(short_dir)
     res = CliRunner().invoke(
@@ -218,7 +218,7 @@ def test_simulate_gives_a_component_no_configuration_its_recipe_did_not_declare(
 
 
 def test_device_merge_sets_the_port_only_where_declared():
-    from toolkit.simulator.runner import port_merge
+    from edgekit.toolkit.simulator.runner import port_merge
 
     assert port_merge({"port": "8080", "x": 1}, 9001, {"window_s": "2"}) == {
         "port": "9001",

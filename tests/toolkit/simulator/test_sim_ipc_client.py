@@ -22,8 +22,8 @@ from awsiot.greengrasscoreipc.model import (
     UnauthorizedError,
 )
 
-from toolkit.simulator.ipc.server import IpcServer
-from toolkit.simulator.services import CoreServices
+from edgekit.toolkit.simulator.ipc.server import IpcServer
+from edgekit.toolkit.simulator.services import CoreServices
 
 A, B = "com.example.A", "com.example.B"
 THING = "dev-1"

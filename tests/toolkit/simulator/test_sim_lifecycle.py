@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.simulator.lifecycle import (
+from edgekit.toolkit.simulator.lifecycle import (
     BROKEN,
     ERRORED,
     FINISHED,

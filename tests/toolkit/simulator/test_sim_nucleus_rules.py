@@ -10,12 +10,12 @@ from pathlib import Path
 
 from sim_helpers import write_component
 
-from toolkit.simulator.catalog import Catalog
-from toolkit.simulator.cloud import InProcessCloud
-from toolkit.simulator.deployment import DO_NOTHING, ComponentUpdate, Deployment, deploy
-from toolkit.simulator.device import Device, wait_until
-from toolkit.simulator.lifecycle import BROKEN, FINISHED, INSTALLED, RUNNING, Timeouts
-from toolkit.simulator.profiles import DeviceProfile, host_platform
+from edgekit.toolkit.simulator.catalog import Catalog
+from edgekit.toolkit.simulator.cloud import InProcessCloud
+from edgekit.toolkit.simulator.deployment import DO_NOTHING, ComponentUpdate, Deployment, deploy
+from edgekit.toolkit.simulator.device import Device, wait_until
+from edgekit.toolkit.simulator.lifecycle import BROKEN, FINISHED, INSTALLED, RUNNING, Timeouts
+from edgekit.toolkit.simulator.profiles import DeviceProfile, host_platform
 
 FAST = Timeouts(install=10, startup=10, shutdown=5, recover=2, kill_grace_s=0.2)
 DEP, APP, SOFT = "com.test.Dep", "com.test.App", "com.test.SoftApp"

@@ -14,8 +14,8 @@ import pytest
 from helpers.mosquitto import MqttCollector
 from typer.testing import CliRunner
 
-from toolkit.greengrass.package import PackageRequest, package
-from toolkit.simulator.runner import SimulateOptions, simulate
+from edgekit.toolkit.greengrass.package import PackageRequest, package
+from edgekit.toolkit.simulator.runner import SimulateOptions, simulate
 
 pytestmark = pytest.mark.slow
 
@@ -154,7 +154,7 @@ def test_packaged_component_end_to_end(component, wheel_cache, short_dir):
 
 @pytest.mark.broker
 def test_packaged_component_through_mosquitto(component, wheel_cache, short_dir, mosquitto_broker):
-    from toolkit.cli import app
+    from edgekit.toolkit.cli import app
 
     with MqttCollector(mosquitto_broker, "dt/edgekit/#", client_id="sim-packaged-test") as col:
         res = CliRunner().invoke(

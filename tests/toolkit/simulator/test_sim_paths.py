@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.simulator.runner import SimulateOptions, device_merge
+from edgekit.toolkit.simulator.runner import SimulateOptions, device_merge
 
 
 def test_command_line_paths_are_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

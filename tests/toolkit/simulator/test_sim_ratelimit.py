@@ -9,13 +9,13 @@ import sys
 import pytest
 from sim_helpers import write_component
 
-from toolkit.simulator.catalog import Catalog
-from toolkit.simulator.cloud import InProcessCloud
-from toolkit.simulator.deployment import ComponentUpdate, Deployment, deploy
-from toolkit.simulator.device import Device, wait_until
-from toolkit.simulator.lifecycle import Timeouts
-from toolkit.simulator.profiles import DeviceProfile, host_platform
-from toolkit.simulator.ratelimit import PublishThrottle, RateLimiter
+from edgekit.toolkit.simulator.catalog import Catalog
+from edgekit.toolkit.simulator.cloud import InProcessCloud
+from edgekit.toolkit.simulator.deployment import ComponentUpdate, Deployment, deploy
+from edgekit.toolkit.simulator.device import Device, wait_until
+from edgekit.toolkit.simulator.lifecycle import Timeouts
+from edgekit.toolkit.simulator.profiles import DeviceProfile, host_platform
+from edgekit.toolkit.simulator.ratelimit import PublishThrottle, RateLimiter
 
 
 class Clock:

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.simulator.interpolate import Interpolator
-from toolkit.simulator.layout import GreengrassRoot
-from toolkit.simulator.platform import (
+from edgekit.toolkit.simulator.interpolate import Interpolator
+from edgekit.toolkit.simulator.layout import GreengrassRoot
+from edgekit.toolkit.simulator.platform import (
     NoMatchingManifest,
     manifest_lifecycle,
     platform_matches,
     select_manifest,
 )
-from toolkit.simulator.recipe import RecipeError, load_recipe, parse_recipe
+from edgekit.toolkit.simulator.recipe import RecipeError, load_recipe, parse_recipe
 
 YAML_RECIPE = """
 recipeformatversion: '2020-01-25'

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from toolkit.simulator.access import Authorizer, Unauthorized
-from toolkit.simulator.catalog import satisfies
-from toolkit.simulator.config import apply_configuration_update, changed_paths
-from toolkit.simulator.fleet import wave_sizes
-from toolkit.simulator.topics import filter_covers, iot_topic_problem, mqtt_match
+from edgekit.toolkit.simulator.access import Authorizer, Unauthorized
+from edgekit.toolkit.simulator.catalog import satisfies
+from edgekit.toolkit.simulator.config import apply_configuration_update, changed_paths
+from edgekit.toolkit.simulator.fleet import wave_sizes
+from edgekit.toolkit.simulator.topics import filter_covers, iot_topic_problem, mqtt_match
 
 
 def _auth(service, resources, ops=("*",)):

@@ -9,8 +9,8 @@ import asyncio
 import pytest
 
 from edge_agent import signing
-from toolkit.greengrass.package import PackageRequest, package
-from toolkit.simulator.runner import SimulateOptions, simulate
+from edgekit.toolkit.greengrass.package import PackageRequest, package
+from edgekit.toolkit.simulator.runner import SimulateOptions, simulate
 
 pytestmark = pytest.mark.slow
 

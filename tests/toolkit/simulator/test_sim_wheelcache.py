@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from toolkit.simulator import wheelcache as wc
+from edgekit.toolkit.simulator import wheelcache as wc
 
 
 def test_pins_follow_markers_and_skip_comments(tmp_path):

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edge_agent import hardware
-from toolkit.cli import app
-from toolkit.targets import local_profile
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.targets import local_profile
 
 CPUINFO = Path("/proc/cpuinfo")
 pytestmark = pytest.mark.skipif(not CPUINFO.is_file(), reason="needs Linux /proc/cpuinfo")

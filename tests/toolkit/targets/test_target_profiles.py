@@ -11,11 +11,11 @@ import yaml
 from typer.testing import CliRunner
 
 from edge_agent.errors import BadInputError
-from toolkit.cli import app
-from toolkit.targets import can_emulate, get_target, load_targets, local_profile
-from toolkit.targets.loader import builtin_dir, validation_problems
-from toolkit.targets.profile import TargetProfile
-from toolkit.targets.rules import derive_quantization
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.targets import can_emulate, get_target, load_targets, local_profile
+from edgekit.toolkit.targets.loader import builtin_dir, validation_problems
+from edgekit.toolkit.targets.profile import TargetProfile
+from edgekit.toolkit.targets.rules import derive_quantization
 
 REQUIRED = {
     "rpi4",

@@ -7,8 +7,8 @@ import onnxruntime as ort
 
 from edge_agent.contracts.bundle import Bundle
 from edge_agent.serving import model as agent_model
-from toolkit.tune.space import SessionOptions
-from toolkit.tune.tuner import TuneRequest, record, tune
+from edgekit.toolkit.tune.space import SessionOptions
+from edgekit.toolkit.tune.tuner import TuneRequest, record, tune
 
 FAST = {"graph_levels": ("all",), "base_duration_s": 0.03, "create_missing": False}
 LEVELS = {

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from edge_agent.contracts import manifest as manifest_io
 from edge_agent.contracts.bundle import Bundle
 from edge_agent.errors import BadInputError, CheckFailedError
-from toolkit.cli import app
-from toolkit.targets import local_profile
-from toolkit.tune import measure as measure_mod
-from toolkit.tune.tuner import TuneRequest, tune
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.targets import local_profile
+from edgekit.toolkit.tune import measure as measure_mod
+from edgekit.toolkit.tune.tuner import TuneRequest, tune
 
 FAST = {"graph_levels": ("all",), "base_duration_s": 0.03, "create_missing": False}
 
@@ -116,7 +116,7 @@ def test_selection_recorded_in_manifest(cnn_bundle, copy_bundle):
     assert sel["front"] and all("latency_ms" in p for p in sel["front"])
     assert manifest["history"][-1]["stage"] == "tune"
     # the lab figure of the selection, for the fleet's lab alarm: the harness's record with
-    # the selected settings (toolkit.fleet.lab reads it)
+    # the selected settings (edgekit.toolkit.fleet.lab reads it)
     chosen = manifest["variants"][sel["variant"]]
     (lab,) = chosen["benchmarks"].pop("local")["scenarios"]["single-stream"]
     if "benchmarks" not in before["variants"][sel["variant"]] and not chosen["benchmarks"]:

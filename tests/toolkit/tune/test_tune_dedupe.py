@@ -9,14 +9,14 @@ import shutil
 from typer.testing import CliRunner
 
 from edge_agent.contracts.bundle import Bundle
+from edgekit.toolkit.cli import app
+from edgekit.toolkit.quantize import QuantizeRequest, quantize_bundle
+from edgekit.toolkit.targets import get_target
+from edgekit.toolkit.tune import measure as measure_mod
+from edgekit.toolkit.tune import sources
+from edgekit.toolkit.tune.tuner import TuneRequest, tune
+from edgekit.toolkit.tune.variants import matches
 from tests.toolkit.quantize.bundles import mlp_bundle  # noqa: F401
-from toolkit.cli import app
-from toolkit.quantize import QuantizeRequest, quantize_bundle
-from toolkit.targets import get_target
-from toolkit.tune import measure as measure_mod
-from toolkit.tune import sources
-from toolkit.tune.tuner import TuneRequest, tune
-from toolkit.tune.variants import matches
 
 RR = {"per_channel": False, "reduce_range": True, "weight_type": "int8"}
 

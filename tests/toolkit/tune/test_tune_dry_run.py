@@ -9,7 +9,7 @@ import os
 
 from typer.testing import CliRunner
 
-from toolkit.cli import app
+from edgekit.toolkit.cli import app
 
 
 def _snapshot(folder):

@@ -14,12 +14,12 @@ import pytest
 
 from edge_agent.benchmark import TimingConfig, run_single_stream
 from edge_agent.contracts.bundle import Bundle
+from edgekit.toolkit.fleet import synthetic as syn
+from edgekit.toolkit.fleet.collector import Collector
+from edgekit.toolkit.fleet.ingest import Received
+from edgekit.toolkit.tune.tuner import TuneRequest, tune
 from tests.toolkit.fleet.fleet_helpers import encoded
 from tests.toolkit.tune.test_tune_bundles import FAST, _add_variant, _evaluated
-from toolkit.fleet import synthetic as syn
-from toolkit.fleet.collector import Collector
-from toolkit.fleet.ingest import Received
-from toolkit.tune.tuner import TuneRequest, tune
 
 GIB = 1024**3
 
@@ -149,7 +149,7 @@ def test_devices_without_a_target_are_matched_by_hardware(fleet_bundle, tmp_path
 def test_cli_prints_each_groups_choice(fleet_bundle, tmp_path):
     from typer.testing import CliRunner
 
-    from toolkit.cli import app
+    from edgekit.toolkit.cli import app
 
     path, name, rec = fleet_bundle
     db = tmp_path / "fleet.db"

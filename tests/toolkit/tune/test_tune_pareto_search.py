@@ -9,11 +9,16 @@ import random
 import pytest
 
 from edge_agent.errors import BadInputError
-from toolkit.scoring.pareto import dominates, pareto_front
-from toolkit.tune.objective import parse_latency_budget, score
-from toolkit.tune.race import RaceConfig
-from toolkit.tune.search import Budget, halving_schedule, search
-from toolkit.tune.space import Candidate, SessionOptions, candidate_space, session_option_space
+from edgekit.toolkit.scoring.pareto import dominates, pareto_front
+from edgekit.toolkit.tune.objective import parse_latency_budget, score
+from edgekit.toolkit.tune.race import RaceConfig
+from edgekit.toolkit.tune.search import Budget, halving_schedule, search
+from edgekit.toolkit.tune.space import (
+    Candidate,
+    SessionOptions,
+    candidate_space,
+    session_option_space,
+)
 
 
 def test_pareto_front_on_synthetic_points():

@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 
-from toolkit.tune.objective import score
-from toolkit.tune.race import RaceConfig, combine, race, round_order
-from toolkit.tune.search import Budget, race_entrants, search
-from toolkit.tune.space import Candidate, SessionOptions
+from edgekit.toolkit.tune.objective import score
+from edgekit.toolkit.tune.race import RaceConfig, combine, race, round_order
+from edgekit.toolkit.tune.search import Budget, race_entrants, search
+from edgekit.toolkit.tune.space import Candidate, SessionOptions
 
 
 def _cand(variant: str, threads: int, level: str = "all") -> Candidate:
@@ -168,8 +168,8 @@ def test_reason_names_the_options_compared_and_a_win_at_one_thread():
     """The image CNN's case: int8-static is 1.04x faster than fp32 at 1 thread, but fp32
     gains more from 2 threads, so int8-static's best loses to fp32's best. The reason says
     which options it compared and that int8-static wins at 1 thread."""
-    from toolkit.tune.explain import Point, measured_reason
-    from toolkit.tune.gate import VariantInfo
+    from edgekit.toolkit.tune.explain import Point, measured_reason
+    from edgekit.toolkit.tune.gate import VariantInfo
 
     infos = {
         "fp32": VariantInfo("fp32", "fp32", "fp32", 4000, "cosine_mean", 1.0, 0.0),

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from edge_agent.contracts import manifest as manifest_io
 from edge_agent.contracts.bundle import Bundle
-from toolkit.targets import get_target
-from toolkit.tune.explain import Point, fmt_ratio
-from toolkit.tune.gate import VariantInfo
-from toolkit.tune.space import Candidate, SessionOptions
-from toolkit.tune.tuner import TuneRequest, _rank_by_profile, choose, tune
+from edgekit.toolkit.targets import get_target
+from edgekit.toolkit.tune.explain import Point, fmt_ratio
+from edgekit.toolkit.tune.gate import VariantInfo
+from edgekit.toolkit.tune.space import Candidate, SessionOptions
+from edgekit.toolkit.tune.tuner import TuneRequest, _rank_by_profile, choose, tune
 
 CPU = "CPUExecutionProvider"
 
@@ -46,7 +46,7 @@ def _q(method: str, **config) -> dict:
 
 
 def _infos(bundle: _FakeBundle) -> dict[str, VariantInfo]:
-    from toolkit.tune.variants import variant_kind
+    from edgekit.toolkit.tune.variants import variant_kind
 
     return {
         n: VariantInfo(n, variant_kind(n, v), n, 100, "accuracy", 0.9, 0.0)
