@@ -26,7 +26,9 @@ def folder(tmp_path_factory) -> Path:
 def test_the_files_are_package_data() -> None:
     text = (ROOT / "pyproject.toml").read_text()  # no tomllib: python 3.10 is supported
     section = text.split("[tool.setuptools.package-data]", 1)[1].split("\n[", 1)[0]
-    toolkit_line = next(line for line in section.splitlines() if line.startswith("toolkit ="))
+    toolkit_line = next(
+        line for line in section.splitlines() if line.startswith('"edgekit.toolkit" =')
+    )
     assert '"**/*.yaml"' in toolkit_line
     for pipe in demo.PIPELINES:
         assert demo.shipped(pipe.file).startswith("#")
