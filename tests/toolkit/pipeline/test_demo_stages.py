@@ -98,3 +98,24 @@ def test_a_missing_sign_key_is_named_with_its_line(project: Path) -> None:
         spec_mod.load(project / "pipeline.yaml")
     assert "stages.package.sign_key" in info.value.message
     assert "release.pem does not exist" in info.value.message
+
+
+def test_the_fleet_report_replaces_only_a_report_edgekit_wrote(tmp_path: Path) -> None:
+    """The simulate stage's `report:` follows `fleet report -o`'s rule: a user's own file of
+    that name is refused and kept; a report edgekit wrote is replaced."""
+    from edgekit.toolkit.fleet.stores import open_fleet_store
+    from edgekit.toolkit.pipeline.fleetcheck import fleet_report
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    open_fleet_store(run_dir / "fleet.db").close()
+    mine = tmp_path / "notes.html"
+    mine.write_text("<p>my notes</p>")
+    with pytest.raises(BadInputError, match="stages.simulate.report"):
+        fleet_report(run_dir, mine)
+    assert mine.read_text() == "<p>my notes</p>"
+    with pytest.raises(BadInputError, match="inside this command's input"):
+        fleet_report(run_dir, run_dir / "report.html")
+    ours = tmp_path / "reports" / "fleet.html"
+    assert fleet_report(run_dir, ours) == ours
+    assert fleet_report(run_dir, ours) == ours  # its own report: replaced
