@@ -28,3 +28,11 @@ def test_cpu_cost_adds_up(mlp):
     assert got["added_cpu_us"] == pytest.approx(total - got["bare_cpu_us"])
     low, high = got["cpu_ratio_spread"]
     assert 0 < low <= high
+
+
+def test_wall_split_measures_both_agents(mlp):
+    got = agent_perf.wall_split(mlp, 0.05, 2)
+    for key in ("ratio", "request_path_ratio"):
+        assert 0 < got[key] < 10
+        low, high = got[f"{key}_spread"]
+        assert low <= got[key] <= high
