@@ -22,16 +22,23 @@ def fired_alerts(run_dir: Path) -> dict[str, list[str]]:
     return fired
 
 
-def fleet_report(run_dir: Path, out: Path) -> Path | None:
-    """`edgekit fleet report --db <run>/fleet.db -o <html>` as a library call, with the command's
-    rule for its output: it replaces only an HTML report edgekit wrote, never the run's files."""
-    db = run_dir / "fleet.db"
-    if not db.is_file():
-        return None
+def check_report(run_dir: Path, out: Path) -> None:
+    """`fleet report -o`'s rule for the report's path: it replaces only an HTML report edgekit
+    wrote, never a file in the run's folder. The stage checks it before simulating too, so a
+    refused path costs no simulation."""
     from edge_agent import owned
     from edgekit.toolkit.reports.html import is_edgekit_report
 
     owned.check_file(out, is_edgekit_report, "an HTML report", [run_dir], "stages.simulate.report")
+
+
+def fleet_report(run_dir: Path, out: Path) -> Path | None:
+    """`edgekit fleet report --db <run>/fleet.db -o <html>` as a library call, with the command's
+    rule for its output (``check_report``)."""
+    db = run_dir / "fleet.db"
+    if not db.is_file():
+        return None
+    check_report(run_dir, out)
     try:
         from edgekit.toolkit.fleet.lab import BundleIndex
         from edgekit.toolkit.fleet.report import write_html

@@ -119,3 +119,28 @@ def test_the_fleet_report_replaces_only_a_report_edgekit_wrote(tmp_path: Path) -
     ours = tmp_path / "reports" / "fleet.html"
     assert fleet_report(run_dir, ours) == ours
     assert fleet_report(run_dir, ours) == ours  # its own report: replaced
+
+
+def test_a_refused_report_path_stops_the_stage_before_it_simulates(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's own file named as `report:` is refused before the devices start, not after a
+    whole simulated rollout."""
+    from edgekit.toolkit.pipeline.stages import StageContext, registry
+    from edgekit.toolkit.simulator import runner as sim_runner
+
+    write_pipeline(project, pipeline_doc(simulate={"devices": 1, "report": "notes.html"}))
+    (project / "notes.html").write_text("<p>my notes</p>")
+    spec = spec_mod.load(project / "pipeline.yaml")
+    simulate = next(cls for cls in registry() if cls.name == "simulate")
+    stage = simulate(spec, spec.stage_options("simulate"))
+
+    def no_simulation(options):  # the stage must not get this far
+        raise AssertionError("simulated before checking the report's path")
+
+    monkeypatch.setattr(sim_runner, "simulate", no_simulation)
+    outputs = {"package": {"build_dir": str(project / "build"), "component": "com.example.Wine"}}
+    ctx = StageContext(spec, project / "work", outputs, runtime=None)
+    with pytest.raises(BadInputError, match="stages.simulate.report"):
+        stage.run(ctx)
+    assert (project / "notes.html").read_text() == "<p>my notes</p>"

@@ -123,7 +123,7 @@ class Simulate(Stage):
     def run(self, ctx: StageContext) -> dict[str, Any]:
         import time
 
-        from edgekit.toolkit.pipeline.fleetcheck import fired_alerts, fleet_report
+        from edgekit.toolkit.pipeline.fleetcheck import check_report, fired_alerts, fleet_report
         from edgekit.toolkit.simulator.runner import SimulateOptions, simulate
 
         c: SimulateConfig = self.cfg
@@ -139,6 +139,8 @@ class Simulate(Stage):
             component=ctx.latest("component"),
             extra_merge=dict(c.merge),
         )
+        if c.report:  # refused before the simulation, not after it
+            check_report(opts.run_dir, ctx.spec.resolve(c.report))
         drift = (
             f"; the first {c.drift_devices or c.devices} drift after {c.drift_after_s:g} s"
             if c.drift_after_s is not None
