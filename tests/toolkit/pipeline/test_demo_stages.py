@@ -144,3 +144,27 @@ def test_a_refused_report_path_stops_the_stage_before_it_simulates(
     with pytest.raises(BadInputError, match="stages.simulate.report"):
         stage.run(ctx)
     assert (project / "notes.html").read_text() == "<p>my notes</p>"
+
+
+def test_a_refused_bench_report_folder_stops_the_stage_before_it_measures(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgekit.toolkit.bench import engine as bench_engine
+    from edgekit.toolkit.pipeline.stages import StageContext, registry
+
+    write_pipeline(project, pipeline_doc(bench={"duration_s": 0.05, "report": "mine"}))
+    (project / "mine").mkdir()
+    (project / "mine" / "thesis.tex").write_text("years of work")
+    spec = spec_mod.load(project / "pipeline.yaml")
+    bench = next(cls for cls in registry() if cls.name == "bench")
+    stage = bench(spec, spec.stage_options("bench"))
+
+    def no_bench(*args, **kwargs):
+        raise AssertionError("measured before checking the report folder")
+
+    monkeypatch.setattr(bench_engine, "run_bench", no_bench)
+    outputs = {"export": {"bundle": str(project / "bundle")}}
+    ctx = StageContext(spec, project / "work", outputs, runtime=None)
+    with pytest.raises(BadInputError, match="stages.bench.report"):
+        stage.run(ctx)
+    assert (project / "mine" / "thesis.tex").read_text() == "years of work"

@@ -222,12 +222,20 @@ class Bench(Stage):
     changes_bundle = True
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
+        from edge_agent import owned
         from edge_agent.benchmark import TimingConfig
         from edge_agent.contracts.bundle import Bundle
         from edgekit.toolkit.bench.engine import BenchPlan, run_bench
-        from edgekit.toolkit.bench.store import save_to_manifest, write_results
+        from edgekit.toolkit.bench.store import REPORT_KIND, save_to_manifest, write_results
 
         c: BenchConfig = self.cfg
+        if c.report:  # a refused report folder stops the stage before it measures anything
+            owned.check_replace(
+                ctx.spec.resolve(c.report),
+                [REPORT_KIND],
+                [ctx.bundle],
+                option="stages.bench.report",
+            )
         plan = BenchPlan(
             variants=None,
             batches=c.batches,
