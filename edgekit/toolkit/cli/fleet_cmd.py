@@ -1,5 +1,6 @@
-"""`edgekit fleet collect` (device telemetry from an MQTT broker into SQLite or PostgreSQL) and
-`edgekit fleet report` (terminal summary, --json, self-contained HTML)."""
+"""`edgekit fleet collect` (device telemetry from an MQTT broker or an SQS queue into SQLite or
+PostgreSQL), `edgekit fleet report` (terminal summary, --json, self-contained HTML) and
+`edgekit fleet setup-aws` (the queue, role and topic rule of the AWS path)."""
 
 from __future__ import annotations
 
@@ -210,3 +211,45 @@ def report_command(
     print_summary(summary, out)
     if output is not None:
         out.print(f"report: {output}")
+
+
+@fleet_app.command("setup-aws")
+@handle_errors
+def setup_aws_command(
+    queue: str = typer.Option("edgekit-fleet", "--queue", help="SQS queue (made if absent)."),
+    rule: str = typer.Option(
+        "edgekit_fleet", "--rule", help="IoT Core topic rule (made, or replaced if it differs)."
+    ),
+    role: str = typer.Option(
+        "edgekit-iot-to-sqs",
+        "--role",
+        help="IAM role IoT Core assumes to send to the queue (made if absent).",
+    ),
+    role_arn: str = typer.Option(
+        None, "--role-arn", help="Use this existing role as it is (no role is made or changed)."
+    ),
+    region: str = typer.Option(None, "--region", help="AWS region (default: boto3 chain)."),
+    profile: str = typer.Option(None, "--profile", help="AWS profile name."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Make the AWS path: SQS queue, IAM role and the topic rule that forwards the fleet's
+    telemetry to the queue, for `fleet collect --sqs`. Safe to run again."""
+    from edgekit.toolkit.fleet.aws_setup import AwsPathRequest, setup_aws_path
+    from edgekit.toolkit.greengrass.aws import Clients
+
+    request = AwsPathRequest(queue=queue, rule=rule, role=role, role_arn=role_arn)
+    result = setup_aws_path(Clients(region=region, profile=profile), request)
+    if as_json:
+        print_json(result)
+        return
+    table = Table(title="edgekit fleet setup-aws")
+    for column in ("resource", "name", "action"):
+        table.add_column(column)
+    for step in result["steps"]:
+        table.add_row(step["resource"], step["name"], step["action"])
+    out.print(table)
+    region_flag = f" --region {result['region']}" if result["region"] else ""
+    out.print(
+        f"collect with: edgekit fleet collect --sqs {result['queue_url']}{region_flag} "
+        "--store fleet.db"
+    )

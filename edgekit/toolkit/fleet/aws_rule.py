@@ -36,6 +36,13 @@ def rule_payload(queue_url: str, role_arn: str, description: str = "") -> dict[s
     }
 
 
+def check_rule_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise BadInputError(
+            f"topic rule name {name!r} may hold only letters, digits and _ (at most 128)"
+        )
+
+
 def ensure_forwarding_rule(
     clients: Any, name: str, queue_url: str, role_arn: str
 ) -> dict[str, Any]:
@@ -43,10 +50,7 @@ def ensure_forwarding_rule(
 
     ``clients`` is edgekit.toolkit.greengrass.aws.Clients (errors come back as messages naming the fix).
     """
-    if not _NAME.fullmatch(name):
-        raise BadInputError(
-            f"topic rule name {name!r} may hold only letters, digits and _ (at most 128)"
-        )
+    check_rule_name(name)
     if not role_arn.startswith("arn:"):
         raise BadInputError(
             f"`role_arn` {role_arn!r} is not an ARN",
