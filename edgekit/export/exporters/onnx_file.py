@@ -14,6 +14,7 @@ from edgekit.export.data import SampleData
 from edgekit.export.exporters import ExportOptions, ExportResult, register
 from edgekit.export.onnx_types import numpy_dtype, tensor_spec
 from edgekit.export.versions import library_versions
+from edgekit.export.zipmap import Unzipped, remove_zipmaps
 
 
 def _feeds(inputs: list[dict[str, Any]], data: SampleData) -> dict[str, np.ndarray]:
@@ -79,6 +80,7 @@ class OnnxFileExporter:
                     "the ONNX model keeps weights in external data files",
                     hint="re-save it as one file: onnx.save(onnx.load(path), out, save_as_external_data=False)",
                 )
+        unzipped = remove_zipmaps(obj)  # skl2onnx's default classifier ending
         try:
             onnx.checker.check_model(obj, full_check=False)
             inferred = onnx.shape_inference.infer_shapes(obj, check_type=True, strict_mode=True)
@@ -105,8 +107,12 @@ class OnnxFileExporter:
             raise BadInputError(
                 f"onnxruntime cannot run the model on the data: {str(exc)[:800]}"
             ) from exc
-        task = options.task or "raw"
-        if task == "classification":
+        task = options.task or ("classification" if unzipped.changed else "raw")
+        labels = options.labels
+        if unzipped.changed:
+            labels = labels or unzipped.labels
+            _classifier_roles(outputs, unzipped)
+        elif task == "classification":
             for o in outputs:
                 o["role"] = "logits"
         opset = next((o.version for o in obj.opset_import if o.domain in ("", "ai.onnx")), None)
@@ -119,14 +125,33 @@ class OnnxFileExporter:
                 "inputs": inputs,
                 "outputs": outputs,
                 "input_kind": "tensor",
-                "labels": options.labels,
+                "labels": labels,
             },
             feeds=feeds,
             native_outputs={o["name"]: v for o, v in zip(outputs, values, strict=True)},
             versions=library_versions(),
             opset=opset,
-            notes=["parity reference: onnxruntime with graph optimisations disabled"],
+            notes=[
+                "parity reference: onnxruntime with graph optimisations disabled",
+                *(
+                    [
+                        f"ZipMap removed: {', '.join(unzipped.outputs)} now a float tensor "
+                        "[N, classes] of class probabilities"
+                    ]
+                    if unzipped.changed
+                    else []
+                ),
+            ],
         )
+
+
+def _classifier_roles(outputs: list[dict[str, Any]], unzipped: Unzipped) -> None:
+    """skl2onnx's classifier outputs: the label (one value a row) and the probabilities."""
+    for o in outputs:
+        if o["name"] in unzipped.outputs:
+            o["role"] = "probabilities"
+        elif len(o["shape"]) == 1 and o["dtype"] in ("int64", "string"):
+            o["role"] = "label"
 
 
 register(OnnxFileExporter())
