@@ -21,11 +21,19 @@ ONNX_TO_NAME = {
 
 def tensor_spec(value_info: Any) -> dict[str, Any]:
     """Manifest tensor entry from an ONNX ValueInfoProto."""
+    from edge_agent.errors import BadInputError
+
+    kind = value_info.type.WhichOneof("value")
+    if kind != "tensor_type":
+        what = {"sequence_type": "a sequence", "map_type": "a map"}.get(str(kind), str(kind))
+        raise BadInputError(
+            f"{value_info.name!r} is {what}, not a tensor: edgekit serves tensors only",
+            hint="end the graph in tensors (skl2onnx: options={'zipmap': False}; a ZipMap "
+            "output is converted on import)",
+        )
     ttype = value_info.type.tensor_type
     dtype = ONNX_TO_NAME.get(ttype.elem_type)
     if dtype is None:
-        from edge_agent.errors import BadInputError
-
         raise BadInputError(
             f"tensor {value_info.name!r} has an ONNX element type ({ttype.elem_type}) edgekit does not handle"
         )

@@ -69,3 +69,15 @@ def test_a_model_without_zipmap_is_left_alone():
     before = onx.SerializeToString()
     assert not remove_zipmaps(onx).changed
     assert onx.SerializeToString() == before
+
+
+def test_a_sequence_output_is_refused_by_name(tmp_path):
+    from onnx import TensorProto, helper
+
+    from edge_agent.errors import BadInputError
+    from edgekit.export.onnx_types import tensor_spec
+
+    seq = helper.make_tensor_sequence_value_info("rows", TensorProto.FLOAT, None)
+    with pytest.raises(BadInputError, match="'rows' is a sequence, not a tensor") as info:
+        tensor_spec(seq)
+    assert "zipmap" in (info.value.hint or "")
