@@ -119,3 +119,47 @@ def test_external_data_is_refused(data: Path, tmp_path: Path):
     )
     with pytest.raises(BadInputError, match="external data"):
         run_export(source, data, tmp_path / "b")
+
+
+def _fixed_batch_model(reshape_to_one: bool) -> onnx.ModelProto:
+    """x [1, 4] -> y [1, 3], as Keras/tf2onnx exports often fix the batch; with
+    ``reshape_to_one`` the graph also bakes the 1 into a Reshape (it cannot take more rows)."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "W")]
+    nodes = [helper.make_node("MatMul", ["input_1:0", "W"], ["xw"])]
+    if reshape_to_one:
+        inits.append(numpy_helper.from_array(np.array([1, 3], dtype=np.int64), "S"))
+        nodes.append(helper.make_node("Reshape", ["xw", "S"], ["y:0"]))
+    else:
+        nodes.append(helper.make_node("Relu", ["xw"], ["y:0"]))
+    graph = helper.make_graph(
+        nodes,
+        "fixed",
+        [helper.make_tensor_value_info("input_1:0", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y:0", TensorProto.FLOAT, [1, 3])],
+        initializer=inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def test_a_batch_fixed_at_one_is_made_symbolic_when_the_graph_allows(data: Path, tmp_path: Path):
+    source = tmp_path / "fixed.onnx"
+    onnx.save(_fixed_batch_model(reshape_to_one=False), source)
+    bundle, report = run_export(source, data, tmp_path / "b")
+    assert report["passed"] and report["rows"] == 250
+    assert bundle.signature["inputs"][0]["shape"] == ["batch", 4]
+    assert bundle.signature["outputs"][0]["shape"] == ["batch", 3]
+    assert any("batch dimension made symbolic" in n for n in bundle.manifest["lineage"]["notes"])
+    x = np.load(data)
+    got = run_onnx(bundle.path / "fp32.onnx", {"input_1:0": x})["y:0"]
+    assert got.shape == (250, 3)
+
+
+def test_a_batch_baked_into_the_graph_is_refused_with_the_reason(data: Path, tmp_path: Path):
+    source = tmp_path / "baked.onnx"
+    onnx.save(_fixed_batch_model(reshape_to_one=True), source)
+    with pytest.raises(BadInputError, match="batch dimension is fixed at 1") as info:
+        run_export(source, data, tmp_path / "b")
+    assert "cannot take more rows" in info.value.message
+    assert "dynamic" in (info.value.hint or "")
+    assert not (tmp_path / "b").exists()

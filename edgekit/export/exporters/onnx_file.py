@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent.errors import BadInputError
+from edgekit.export import fixed_batch
 from edgekit.export.data import SampleData
 from edgekit.export.exporters import ExportOptions, ExportResult, register
 from edgekit.export.onnx_types import numpy_dtype, tensor_spec
@@ -81,22 +82,13 @@ class OnnxFileExporter:
                     hint="re-save it as one file: onnx.save(onnx.load(path), out, save_as_external_data=False)",
                 )
         unzipped = remove_zipmaps(obj)  # skl2onnx's default classifier ending
-        try:
-            onnx.checker.check_model(obj, full_check=False)
-            inferred = onnx.shape_inference.infer_shapes(obj, check_type=True, strict_mode=True)
-        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-            raise BadInputError(f"the ONNX model is invalid: {str(exc)[:800]}") from exc
+        inputs, outputs = _signature(_checked(obj))
+        feeds = _feeds(inputs, data)
+        obj, batch_note = _free_fixed_batch(obj, feeds)
+        if batch_note:
+            inputs, outputs = _signature(_checked(obj))
         path = workdir / "model.onnx"
         onnx.save(obj, str(path))
-
-        initializers = {i.name for i in inferred.graph.initializer}
-        inputs = [
-            {**tensor_spec(i), "role": "features"}
-            for i in inferred.graph.input
-            if i.name not in initializers
-        ]
-        outputs = [{**tensor_spec(o), "role": "raw"} for o in inferred.graph.output]
-        feeds = _feeds(inputs, data)
 
         options_ref = ort.SessionOptions()
         options_ref.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -133,6 +125,7 @@ class OnnxFileExporter:
             opset=opset,
             notes=[
                 "parity reference: onnxruntime with graph optimisations disabled",
+                *([batch_note] if batch_note else []),
                 *(
                     [
                         f"ZipMap removed: {', '.join(unzipped.outputs)} now a float tensor "
@@ -143,6 +136,54 @@ class OnnxFileExporter:
                 ),
             ],
         )
+
+
+def _checked(model: Any) -> Any:
+    """onnx.checker and strict shape inference; the inferred model."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(model, full_check=False)
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise BadInputError(f"the ONNX model is invalid: {str(exc)[:800]}") from exc
+
+
+def _signature(inferred: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    initializers = {i.name for i in inferred.graph.initializer}
+    inputs = [
+        {**tensor_spec(i), "role": "features"}
+        for i in inferred.graph.input
+        if i.name not in initializers
+    ]
+    return inputs, [{**tensor_spec(o), "role": "raw"} for o in inferred.graph.output]
+
+
+def _free_fixed_batch(model: Any, feeds: dict[str, np.ndarray]) -> tuple[Any, str | None]:
+    """The model with a symbolic batch when its inputs fix it at 1 and the data has more rows
+    (``fixed_batch``); refused with the reason when the graph cannot take more rows."""
+    names = fixed_batch.fixed_inputs(model)
+    if not names or max(len(v) for v in feeds.values()) < 2:
+        return model, None
+    candidate = fixed_batch.freed(model)
+    try:
+        _checked(candidate)
+        why = fixed_batch.batch_mismatch(model, candidate, feeds)
+    except BadInputError as exc:
+        why = f"its shapes do not allow it ({exc.message[:300]})"
+    if why:
+        raise BadInputError(
+            f"the model's batch dimension is fixed at 1 (inputs {names}), and it cannot take "
+            f"more rows: {why}",
+            hint="export it again with a dynamic batch dimension (torch.onnx.export "
+            "dynamic_axes / dynamic_shapes, tf2onnx without a fixed batch in the input "
+            "signature)",
+        )
+    rows = min(fixed_batch.CHECK_ROWS, *(len(v) for v in feeds.values()))
+    return candidate, (
+        f"batch dimension made symbolic (the model fixed it at 1); checked on {rows} rows at "
+        "once against one at a time"
+    )
 
 
 def _classifier_roles(outputs: list[dict[str, Any]], unzipped: Unzipped) -> None:
