@@ -15,7 +15,13 @@ from edgekit.toolkit.greengrass.names import parse_assignments
 from edgekit.toolkit.greengrass.package import DEFAULT_PLATFORMS, PackageRequest, package
 from edgekit.toolkit.greengrass.preflight import Finding
 from edgekit.toolkit.greengrass.recipe import Settings
-from edgekit.toolkit.present.format import compact_table, fmt_mapping, name_column, shorten_middle
+from edgekit.toolkit.present.format import (
+    compact_table,
+    fmt_mapping,
+    name_column,
+    shorten_end,
+    shorten_middle,
+)
 
 
 def findings_table(findings: list[Finding]) -> Table:
@@ -144,7 +150,7 @@ def package_command(
             shorten_middle(p.variant),
             p.provider.replace("ExecutionProvider", ""),  # as tune shows it: CPU, CUDA
             fmt_mapping(p.session_options, sep="\n"),  # one setting a line
-            p.reason if len(p.reason) <= 90 else p.reason[:89] + "…",
+            shorten_end(p.reason),
         )
     out.print(plans)
     for p in result.plans:

@@ -41,6 +41,13 @@ def shorten_middle(text: str, width: int = 24) -> str:
     return f"{text[:head]}…{text[-tail:]}"
 
 
+def shorten_end(text: str, width: int = 90) -> str:
+    """Prose (a reason, a note) cut at its end: a cut in the middle, right for names, joins two
+    halves of a sentence into one that says something else."""
+    text = str(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def fmt_shape(shape: Any) -> str:
     """One notation for tensor shapes in every table: `[batch, 13]`, named dimensions bare,
     an unnamed dynamic leading dimension as `batch` and any other as `?` (never `None` or

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.table import Table
 
-from edgekit.toolkit.present.format import compact_table, fmt_num, shorten_middle
+from edgekit.toolkit.present.format import compact_table, fmt_num, shorten_end
 
 View = Callable[[dict[str, Any]], Iterator[Any]]
 VIEWS: dict[str, View] = {}
@@ -118,7 +118,7 @@ def _package(r: dict[str, Any]) -> Iterator[Any]:
     for p in r.get("plans") or []:
         issues = ", ".join(f"{f['severity']}: {f['check']}" for f in p["findings"]) or "ok"
         table.add_row(
-            p["platform"], p["target"] or "-", p["variant"], shorten_middle(p["reason"], 70), issues
+            p["platform"], p["target"] or "-", p["variant"], shorten_end(p["reason"]), issues
         )
     yield table
     v = r.get("validation") or {}

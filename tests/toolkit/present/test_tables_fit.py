@@ -12,7 +12,13 @@ from rich.table import Table
 from typer.testing import CliRunner
 
 from edgekit.toolkit.cli import app, common
-from edgekit.toolkit.present.format import fmt_mapping, fmt_shape, name_column, shorten_middle
+from edgekit.toolkit.present.format import (
+    fmt_mapping,
+    fmt_shape,
+    name_column,
+    shorten_end,
+    shorten_middle,
+)
 
 runner = CliRunner()
 RAW_DICT = re.compile(r"\{'[^']*': ")
@@ -56,6 +62,26 @@ def test_shorten_middle_keeps_names_apart():
     assert all(len(s) == 20 and "…" in s for s in short)
     assert len(set(short)) == len(names)  # an end cut would give one `int8-dynamic-per-ch…`
     assert shorten_middle("fp32") == "fp32"
+
+
+def test_a_package_reason_is_cut_at_its_end_not_in_its_middle():
+    """A middle cut joined two halves of tune's reason into a sentence that said fp32 was
+    slower than fp32 (`fp32, 1…n this CPU (1.3× slower than fp32)`)."""
+    from edgekit.toolkit.present.stages import stage_view
+
+    reason = (
+        "tune's selection for local: fp32, 1 thread: the fastest on this CPU; int8-dynamic "
+        "measured slower on this machine (1.3× slower than fp32)"
+    )
+    plan = {"platform": "linux/amd64", "target": "local", "variant": "fp32", "findings": []}
+    result = {"component": "c", "version": "1.0.0", "plans": [{**plan, "reason": reason}]}
+    console = Console(width=200, record=True)
+    for part in stage_view("package", result):
+        console.print(part)
+    text = console.export_text()
+    assert reason[:80] in text, text
+    assert shorten_end(reason, 30) == reason[:29] + "…"
+    assert shorten_end("short") == "short"
 
 
 def test_one_shape_notation():
