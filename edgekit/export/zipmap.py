@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgekit.export.onnx_edit import rename_tensor
+
 ML_DOMAIN = "ai.onnx.ml"
 
 
@@ -50,13 +52,7 @@ def remove_zipmaps(model: Any) -> Unzipped:
         source, name = node.input[0], node.output[0]
         labels = _labels(node)
         graph.node.remove(node)
-        for other in graph.node:
-            for i, value in enumerate(other.output):
-                if value == source:
-                    other.output[i] = name
-            for i, value in enumerate(other.input):
-                if value == source:
-                    other.input[i] = name
+        rename_tensor(model, source, name)  # its producer now writes the output's name
         classes = len(labels) if labels else None
         graph.output[outputs[name]].CopyFrom(
             helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, classes])

@@ -31,6 +31,7 @@ import numpy as np
 from edge_agent.errors import BadInputError
 from edgekit.export.data import SampleData, column_mismatch
 from edgekit.export.exporters import ExportOptions, ExportResult, register
+from edgekit.export.onnx_edit import rename_tensor
 from edgekit.export.onnx_types import tensor_spec
 from edgekit.export.versions import library_versions
 
@@ -233,19 +234,6 @@ def adapt_missing_text(model: Any) -> tuple[Any, list[str]]:
     return adapted, sorted(set(notes))
 
 
-def _rename_output(onnx_model: Any, old: str, new: str) -> None:
-    for node in onnx_model.graph.node:
-        for i, name in enumerate(node.output):
-            if name == old:
-                node.output[i] = new
-        for i, name in enumerate(node.input):
-            if name == old:
-                node.input[i] = new
-    for out in onnx_model.graph.output:
-        if out.name == old:
-            out.name = new
-
-
 def _unsupported_estimators(model: Any) -> list[str]:
     """Names of the estimators in `model` that skl2onnx has no converter for."""
     from skl2onnx._supported_operators import sklearn_operator_name_map
@@ -332,7 +320,7 @@ class SklearnExporter:
         scores = task == "classification" and not _has_predict_proba(obj)
         if scores and len(onnx_model.graph.output) > 1:
             # without predict_proba skl2onnx's second output holds decision scores
-            _rename_output(onnx_model, onnx_model.graph.output[1].name, "scores")
+            rename_tensor(onnx_model, onnx_model.graph.output[1].name, "scores")
         if task == "classification":
             _label_per_row(onnx_model)
         outputs = [tensor_spec(o) for o in onnx_model.graph.output]

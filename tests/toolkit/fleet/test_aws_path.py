@@ -11,7 +11,6 @@ import time
 
 import boto3
 import pytest
-from moto import mock_aws
 from typer.testing import CliRunner
 
 from edge_agent.errors import BadInputError
@@ -27,21 +26,8 @@ from edgekit.toolkit.fleet.sqs_source import SqsSource
 from edgekit.toolkit.greengrass.aws import Clients
 from tests.toolkit.fleet.fleet_helpers import metrics
 
-REGION = "eu-west-1"
+REGION = "eu-west-1"  # the aws fixture's (conftest.py)
 ROLE = "arn:aws:iam::123456789012:role/edgekit-iot-to-sqs"
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        yield
 
 
 def test_topic_rule_forwards_the_fleet_topics_to_the_queue(aws):

@@ -8,7 +8,6 @@ import json
 
 import boto3
 import pytest
-from moto import mock_aws
 from typer.testing import CliRunner
 
 from edge_agent.errors import BadInputError
@@ -23,20 +22,7 @@ from edgekit.toolkit.fleet.aws_setup import (
 )
 from edgekit.toolkit.greengrass.aws import AwsError, Clients
 
-REGION = "eu-west-1"
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        yield
+REGION = "eu-west-1"  # the aws fixture's (conftest.py)
 
 
 def _actions(result: dict) -> list[str]:
