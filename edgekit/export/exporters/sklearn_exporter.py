@@ -22,6 +22,7 @@ Binarizer gets the same: float64 up to the bins, float32 after them.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,18 @@ _CONVERTER_HINT = (
     "skl2onnx has no converter for it: register one with skl2onnx.update_registered_converter "
     "(shape calculator + converter), import that module in your factory, or use a supported estimator"
 )
+
+
+# Some converters (IsolationForest's) refuse the newest ai.onnx.ml opset skl2onnx picks on its
+# own and ask for 3, the one `--opset` already pins; the conversion is retried there.
+_ML_OPSET_TOO_NEW = re.compile(r"version \d+ of domain 'ai\.onnx\.ml' not supported")
+
+
+def _ml_opset_3() -> dict[str, int]:
+    """skl2onnx's default main opset with ai.onnx.ml at 3."""
+    from skl2onnx import get_latest_tested_opset_version
+
+    return {"": get_latest_tested_opset_version(), "ai.onnx.ml": 3}
 
 
 def final_estimator(model: Any) -> Any:
@@ -487,9 +500,22 @@ class SklearnExporter:
         target_opset = {"": options.opset, "ai.onnx.ml": 3} if options.opset else None
         conv_options = _conversion_options(model, task)
         try:
-            return convert_sklearn(
-                model, initial_types=initial_types, target_opset=target_opset, options=conv_options
-            )
+            try:
+                return convert_sklearn(
+                    model,
+                    initial_types=initial_types,
+                    target_opset=target_opset,
+                    options=conv_options,
+                )
+            except RuntimeError as exc:
+                if target_opset is not None or not _ML_OPSET_TOO_NEW.search(str(exc)):
+                    raise
+                return convert_sklearn(
+                    model,
+                    initial_types=initial_types,
+                    target_opset=_ml_opset_3(),
+                    options=conv_options,
+                )
         except (
             Exception
         ) as exc:  # skl2onnx raises RuntimeError, NotImplementedError and its own types
@@ -526,7 +552,11 @@ class SklearnExporter:
         for o in outputs:
             o["role"] = "value" if task == "regression" else "raw"
         pred = np.asarray(model.predict(x) if hasattr(model, "predict") else model.transform(x))
-        return {names[0]: pred.reshape(len(pred), -1)}
+        native = {names[0]: pred.reshape(len(pred), -1)}
+        if _is_outlier_detector(model) and len(names) > 1:
+            # skl2onnx's second output is decision_function (IsolationForest, OneClassSVM, ...)
+            native[names[1]] = np.asarray(model.decision_function(x)).reshape(len(pred), -1)
+        return native
 
 
 def _check_loads(onnx_model: Any) -> None:
@@ -650,6 +680,12 @@ def _declare_columns(onnx_model: Any, outputs: list[dict[str, Any]], name: str, 
         if out.name == name and len(dims) == 2 and dims[1].dim_value not in (0, cols):
             dims[1].dim_value = cols
             spec["shape"] = [spec["shape"][0], cols]
+
+
+def _is_outlier_detector(model: Any) -> bool:
+    from sklearn.base import is_outlier_detector
+
+    return bool(is_outlier_detector(model)) and hasattr(model, "decision_function")
 
 
 def _has_predict_proba(model: Any) -> bool:
