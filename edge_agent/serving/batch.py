@@ -192,6 +192,9 @@ def transform(
 def _write_npz(target: Path, arrays: dict[str, np.ndarray], ids: list[str]) -> None:
     import io
 
+    # onnxruntime returns text labels as object arrays, which np.savez pickles: the reader
+    # would need allow_pickle=True. Fixed-width unicode loads with numpy's safe default.
+    arrays = {k: v.astype(str) if v.dtype == object else v for k, v in arrays.items()}
     buf = io.BytesIO()
     np.savez(buf, **arrays, **{IDS_KEY: np.asarray(ids, dtype=str)})  # type: ignore[arg-type]  # numpy's stub
     atomic.write_bytes(target, buf.getvalue())
