@@ -49,6 +49,25 @@ class SampleData:
             target=None if self.target is None else self.target[:n],
         )
 
+    def with_text_columns(self, columns: list[str]) -> SampleData:
+        """The data with `columns` as text. A CSV reader turns a column of codes such as
+        06000, 75001 into numbers (6000: the leading zero is gone), so such columns are read
+        again from the file as written; other formats keep their types, and a text column
+        left numeric is the converter's to refuse."""
+        frame = self.frame
+        numeric = [
+            c for c in columns if frame is not None and c in frame and frame[c].dtype.kind in "fiub"
+        ]
+        if frame is None or not numeric or self.path.suffix.lower() != ".csv":
+            return self
+        import pandas as pd
+
+        raw = pd.read_csv(self.path, usecols=numeric, dtype=str).iloc[: len(frame)]
+        frame = frame.copy()
+        for col in numeric:
+            frame[col] = _text_as_object(raw[col]).to_numpy()
+        return SampleData(self.path, frame=frame, tensors=None, target=self.target)
+
     def fingerprint(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "path": str(self.path),

@@ -198,6 +198,36 @@ def _walk(est: Any) -> Iterator[Any]:
             yield from _walk(child)
 
 
+def _fitted_on_text(est: Any) -> bool:
+    """An encoder whose categories, or an imputer whose fill values, are strings: the step
+    was fitted on text columns, so it must be fed text even where the data reader saw numbers
+    (a postcode column of 06000, 75001, ... that pandas reads as integers)."""
+    for step in _walk(est):
+        found = list(getattr(step, "categories_", None) or [])
+        stats = getattr(step, "statistics_", None)
+        if stats is not None:
+            found.append(np.asarray(stats))
+        if any(c.dtype == object and any(isinstance(v, str) for v in c) for c in found):
+            return True
+    return False
+
+
+def text_columns(model: Any) -> list[str]:
+    """The data columns that a ColumnTransformer inside `model` hands to steps fitted on text."""
+    from sklearn.compose import ColumnTransformer
+
+    found: list[str] = []
+    for est in _walk(model):
+        names = getattr(est, "feature_names_in_", None)
+        indices = getattr(est, "_transformer_to_input_indices", None)
+        if not isinstance(est, ColumnTransformer) or names is None or indices is None:
+            continue
+        for name, step, _cols in est.transformers_:
+            if not isinstance(step, str) and _fitted_on_text(step):
+                found += [str(names[i]) for i in indices.get(name, [])]
+    return list(dict.fromkeys(found))
+
+
 def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and value != value
 
@@ -302,6 +332,9 @@ def _frame_columns(model: Any, data: SampleData) -> Any:
 
 class SklearnExporter:
     name = "sklearn"
+
+    def text_columns(self, obj: Any) -> list[str]:
+        return text_columns(obj)
 
     def accepts(self, obj: Any) -> bool:
         try:

@@ -163,3 +163,40 @@ def test_json_null_over_rest(churn, tmp_path):
         assert reply.json()["outputs"][0]["data"][0] in ("churn", "stay")
     finally:
         agent.stop(flush_timeout=1)
+
+
+def test_batch_csv_reads_cells_as_pandas_does(tmp_path, monkeypatch):
+    """True/False, pandas' missing markers (NA, null, ...) and codes such as 06000: the same
+    CSV that export and evaluate read gives the same predictions on the device. Before, a
+    bool column stopped the batch ("could not convert string to float: 'True'") and "NA"
+    was not a missing value."""
+    from tests.export.test_sklearn_text_codes import postcode_frame, postcode_model
+
+    train, test = postcode_frame(400, seed=0), postcode_frame(120, seed=2)
+    model = postcode_model(train)
+    sio.dump(model, tmp_path / "model.skops")
+    train.to_csv(tmp_path / "train.csv", index=False)
+    export_bundle(
+        ExportRequest(
+            source=str(tmp_path / "model.skops"),
+            data=tmp_path / "train.csv",
+            output=tmp_path / "b",
+            target_column="y",
+        )
+    )
+    test.loc[::7, "m2"] = np.nan
+    test.drop(columns="y").to_csv(tmp_path / "rows.csv", index=False, na_rep="NA")
+    monkeypatch.chdir(tmp_path)
+
+    assert (
+        cli.main(["batch", "--bundle", "b", "--input", "rows.csv", "-o", "p", "--no-progress"]) == 0
+    )
+
+    # sklearn on the file as written: codes as text, NA as missing
+    frame = pd.read_csv("rows.csv", dtype={"post code": str, "store id": str})
+    expected = model.predict(frame.fillna({"m2": 0.0}))  # LogisticRegression needs numbers
+    with np.load("p.npz") as out:
+        got = out["label"]
+    rows = frame["m2"].notna().to_numpy()
+    assert list(got[rows]) == list(expected[rows])
+    assert frame["has lift"].dtype == bool and frame["store id"].isna().any()
