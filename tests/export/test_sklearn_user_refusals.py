@@ -89,3 +89,24 @@ def test_data_the_model_cannot_predict_on_is_exit_2(tmp_path, monkeypatch):
     assert "KNeighborsRegressor fails to predict on gaps.csv" in text and "NaN" in text
     assert "Traceback" not in result.output
     assert not (tmp_path / "b").exists()
+
+
+def test_a_step_skl2onnx_refuses_is_named_with_a_way_out(tmp_path, monkeypatch):
+    """FunctionTransformer(np.log1p) before a Ridge: the message named only the Ridge and
+    gave no hint."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+
+    frame = load_diabetes(as_frame=True).frame.rename(columns={"target": "y"})
+    x = frame.drop(columns="y") - frame.drop(columns="y").min() + 0.1
+    model = make_pipeline(FunctionTransformer(np.log1p), Ridge()).fit(x, frame["y"])
+    sio.dump(model, tmp_path / "log.skops")
+    x.assign(y=frame["y"]).to_csv(tmp_path / "pos.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+
+    result = _export(tmp_path, "log.skops", "pos.csv")
+
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "Pipeline ending in Ridge" in text and "FunctionTransformer" in text
+    assert "hint: skl2onnx converts the estimator but not this configuration" in text

@@ -83,6 +83,21 @@ def _ml_opset_3() -> dict[str, int]:
     return {"": get_latest_tested_opset_version(), "ai.onnx.ml": 3}
 
 
+_STEP_HINT = (
+    "skl2onnx converts the estimator but not this configuration of a step (its message names "
+    "it): replace that step or option with one it converts (docs/sklearn_corpus.md lists what "
+    "passes), or register your own converter with skl2onnx.update_registered_converter in a "
+    "factory"
+)
+
+
+def _describe(model: Any) -> str:
+    """`Ridge`, or `Pipeline ending in Ridge`: the failing step may be any of a pipeline's."""
+    final = type(final_estimator(model)).__name__
+    outer = type(model).__name__
+    return final if outer == final else f"{outer} ending in {final}"
+
+
 def final_estimator(model: Any) -> Any:
     from sklearn.pipeline import Pipeline
 
@@ -577,13 +592,16 @@ class SklearnExporter:
         except (
             Exception
         ) as exc:  # skl2onnx raises RuntimeError, NotImplementedError and its own types
-            name = type(final_estimator(model)).__name__
-            if "converter" in str(exc).lower() or "shape calculator" in str(exc).lower():
+            from skl2onnx.common.exceptions import MissingConverter, MissingShapeCalculator
+
+            name = _describe(model)
+            if isinstance(exc, MissingConverter | MissingShapeCalculator):
                 raise BadInputError(
                     f"cannot convert {name} to ONNX: {exc}", hint=_CONVERTER_HINT
                 ) from exc
             raise BadInputError(
-                f"skl2onnx failed to convert {name}: {type(exc).__name__}: {exc}"
+                f"skl2onnx failed to convert {name}: {type(exc).__name__}: {exc}",
+                hint=_STEP_HINT,
             ) from exc
 
     def _native_outputs(
