@@ -150,6 +150,22 @@ def _split_npy_column(
     return np.delete(table, index, axis=1), table[:, index]
 
 
+def _refuse_other_separator(path: Path, frame: Any) -> None:
+    """A CSV written with ';' or tabs (Excel in many locales) reads as one column whose name
+    holds every header: say so, rather than list every column as missing."""
+    if path.suffix.lower() != ".csv" or frame.shape[1] != 1:
+        return
+    header = str(frame.columns[0])
+    sep = next((s for s in (";", "\t", "|") if s in header), None)
+    if sep is not None:
+        shown = "tab" if sep == "\t" else repr(sep)
+        raise BadInputError(
+            f"{path} is separated by {shown}, not commas: it reads as one column {header[:60]!r}",
+            hint="save it with commas (pandas' to_csv default, or 'CSV UTF-8 (comma delimited)' "
+            "in a spreadsheet), or as Parquet",
+        )
+
+
 def load(path: str | Path, target_column: str | None = None) -> SampleData:
     path = Path(path)
     if not path.is_file():
@@ -174,6 +190,7 @@ def load(path: str | Path, target_column: str | None = None) -> SampleData:
         if frame.empty:
             raise BadInputError(f"data file {path} has no rows")
         frame.columns = [str(c) for c in frame.columns]
+        _refuse_other_separator(path, frame)
         target = None
         if target_column is not None and target_column in frame.columns:
             target = _text_as_object(frame[target_column]).to_numpy()
