@@ -236,6 +236,8 @@ async def _simulate(
     catalog = Catalog()
     catalog.add_build_dir(opts.component_dir)
     component = pick_component(catalog, opts.component)
+    if opts.base_port:  # before the run folder: a taken port is bad input, nothing written
+        ports_mod.check_block(opts.base_port, opts.devices)
     cloud, tap, collector = _cloud(opts)
     device_env, wheels = _offline_env(opts, component)
     fleet = SimFleet(opts.run_dir, cloud, catalog, opts.timeouts)
