@@ -414,15 +414,7 @@ class SklearnExporter:
         if task == "classification":
             _label_per_row(onnx_model)
         outputs = [tensor_spec(o) for o in onnx_model.graph.output]
-        try:
-            native = self._native_outputs(obj, native_x, task, outputs)
-        except Exception as exc:  # the user's model on the user's data: any error it raises
-            raise BadInputError(
-                f"the {type(obj).__name__} fails to predict on {data.path.name}: "
-                f"{type(exc).__name__}: {str(exc)[:300]}",
-                hint="give data as the model was trained on (the same columns, each with the "
-                "same type), or check that the model predicts on it in scikit-learn",
-            ) from exc
+        native = self._predict(obj, native_x, task, outputs, data.path)
         if scores and "scores" in native:
             _declare_columns(onnx_model, outputs, "scores", native["scores"].shape[1])
         path = workdir / "model.onnx"
@@ -602,6 +594,20 @@ class SklearnExporter:
             raise BadInputError(
                 f"skl2onnx failed to convert {name}: {type(exc).__name__}: {exc}",
                 hint=_STEP_HINT,
+            ) from exc
+
+    def _predict(
+        self, model: Any, x: Any, task: str, outputs: list[dict[str, Any]], path: Path
+    ) -> dict[str, np.ndarray]:
+        """The native outputs, or bad input when the model cannot predict on the data."""
+        try:
+            return self._native_outputs(model, x, task, outputs)
+        except Exception as exc:  # the user's model on the user's data: any error it raises
+            raise BadInputError(
+                f"the {type(model).__name__} fails to predict on {path.name}: "
+                f"{type(exc).__name__}: {str(exc)[:300]}",
+                hint="give data as the model was trained on (the same columns, each with the "
+                "same type), or check that the model predicts on it in scikit-learn",
             ) from exc
 
     def _native_outputs(
