@@ -23,6 +23,9 @@ class SampleData:
     frame: Any | None = None  # pandas.DataFrame
     tensors: dict[str, np.ndarray] | None = None
     target: np.ndarray | None = None
+    # a `target_column` the table does not hold (export drops the label only if present): named
+    # when the columns then do not match the model's, since a typo there is the likely cause
+    absent_target: str | None = None
 
     @property
     def named(self) -> dict[str, np.ndarray]:
@@ -42,6 +45,7 @@ class SampleData:
                 self.path,
                 frame=self.frame.iloc[:n].reset_index(drop=True),
                 target=None if self.target is None else self.target[:n],
+                absent_target=self.absent_target,
             )
         return SampleData(
             self.path,
@@ -66,7 +70,9 @@ class SampleData:
         frame = frame.copy()
         for col in numeric:
             frame[col] = _text_as_object(raw[col]).to_numpy()
-        return SampleData(self.path, frame=frame, tensors=None, target=self.target)
+        return SampleData(
+            self.path, frame=frame, target=self.target, absent_target=self.absent_target
+        )
 
     def fingerprint(self) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -200,7 +206,8 @@ def load(path: str | Path, target_column: str | None = None) -> SampleData:
         for col in frame.columns:
             if frame[col].dtype.kind not in "fiub":
                 frame[col] = _text_as_object(frame[col])
-        return SampleData(path, frame=frame, target=target)
+        absent = target_column if target_column is not None and target is None else None
+        return SampleData(path, frame=frame, target=target, absent_target=absent)
     try:
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile) as exc:

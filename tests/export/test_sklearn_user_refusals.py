@@ -110,3 +110,20 @@ def test_a_step_skl2onnx_refuses_is_named_with_a_way_out(tmp_path, monkeypatch):
     text = " ".join(result.output.split())
     assert "Pipeline ending in Ridge" in text and "FunctionTransformer" in text
     assert "hint: skl2onnx converts the estimator but not this configuration" in text
+
+
+def test_a_target_column_the_data_lacks_is_named(tmp_path, monkeypatch):
+    """`--target-column Y` where the label is `y`: the error listed `y` as unexpected and
+    said to drop the label with --target-column, which the user had done."""
+    frame = load_diabetes(as_frame=True).frame.rename(columns={"target": "y"})
+    model = KNeighborsRegressor().fit(frame.drop(columns="y"), frame["y"])
+    sio.dump(model, tmp_path / "knn.skops")
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+
+    result = _export(tmp_path, "knn.skops", "train.csv", target="Y")
+
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "unexpected ['y']" in text
+    assert "--target-column 'Y' is not a column of train.csv" in text

@@ -347,10 +347,13 @@ def _frame_columns(model: Any, data: SampleData) -> Any:
         expected = [str(c) for c in expected]
         mismatch = column_mismatch(expected, columns)
         if mismatch:
-            raise BadInputError(
-                f"data columns do not match the model's: {mismatch}",
-                hint="give the columns the model was trained on; drop the label with `target_column`",
-            )
+            hint = "give the columns the model was trained on; drop the label with `target_column`"
+            if data.absent_target is not None:
+                hint = (
+                    f"`target_column` {data.absent_target!r} is not a column of "
+                    f"{data.path.name} (names are case-sensitive): give the label's column name"
+                )
+            raise BadInputError(f"data columns do not match the model's: {mismatch}", hint=hint)
         return frame[expected]
     n_expected = getattr(model, "n_features_in_", None)
     if n_expected is not None and n_expected != len(columns):
