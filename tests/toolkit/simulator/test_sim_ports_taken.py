@@ -1,7 +1,8 @@
-"""A fixed --base-port (18080 by default) already taken on this machine (trysk: another
-agent was serving on 18080): each device's agent exited 2 on start ("port in use", only in the
-device's log) and simulate said "COMPONENT_BROKEN ... Startup exited with 2", exit 1. The block
-is now checked first: exit 2 naming the ports and --base-port 0, and no run folder."""
+"""`edgekit simulate` with its --base-port block taken on this machine (trysk: another agent
+was serving on 18080, then the default): each device's agent exited 2 on start ("port in use",
+only in the device's log) and simulate said "COMPONENT_BROKEN ... Startup exited with 2", exit
+1. The default is now any free block, and a fixed block is checked first: exit 2 naming the
+ports and --base-port 0, and no run folder."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from sim_helpers import write_component
 from typer.testing import CliRunner
 
+from edge_agent.errors import BadInputError
 from edgekit.toolkit.cli import app
 from edgekit.toolkit.simulator import ports
 
@@ -26,7 +28,7 @@ def _taken() -> tuple[socket.socket, int]:
 def test_check_block_names_the_taken_ports():
     sock, port = _taken()
     with sock:
-        with pytest.raises(Exception, match=f"REST port\\(s\\) {port} of the devices' block"):
+        with pytest.raises(BadInputError, match=f"REST port\\(s\\) ([0-9]+, )*{port}\\b"):
             ports.check_block(port - 1, 3)
         ports.check_block(ports.free_block(2), 2)  # a free block passes
 
@@ -49,5 +51,5 @@ def test_simulate_refuses_a_taken_base_port(tmp_path: Path, monkeypatch: pytest.
         )  # fmt: skip
     assert result.exit_code == 2, result.output
     text = " ".join(result.output.split())
-    assert f"REST port(s) {port} " in text and "--base-port" in text and "0 for any free" in text
+    assert f"REST port(s) {port}" in text and "--base-port" in text and "0 for any free" in text
     assert not (tmp_path / "edgekit-sim-run").exists()
