@@ -270,10 +270,18 @@ def _batch(args: argparse.Namespace) -> int:
     else:
         drifted = [n for n, s in summary["drift"].items() if s == "drift"]
         print(
-            f"{summary['rows']} rows from {len(summary['files'])} file(s) → {args.output}; "
+            f"{summary['rows']} rows from {len(summary['files'])} file(s) → {_written(summary)}; "
             f"drift: {', '.join(drifted) or 'none'}"
         )
     return 0
+
+
+def _written(summary: dict[str, Any]) -> str:
+    """Where the outputs went: the one file (`-o preds` writes preds.npz), else the folder."""
+    files = summary["files"]
+    if len(files) == 1:
+        return str(files[0]["output"])
+    return str(Path(files[0]["output"]).parent) if files else "nothing"
 
 
 def main(argv: list[str] | None = None) -> int:

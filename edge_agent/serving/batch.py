@@ -90,10 +90,36 @@ def _read_csv(path: Path, validator: Validator) -> dict[str, np.ndarray]:
         key = validator.key_for(name, header)
         values = [r[key] for r in rows]
         if spec.is_string:
-            out[name] = np.asarray(values, dtype=str)
+            out[name] = np.asarray([_MISSING_TEXT if v in NA_VALUES else v for v in values], str)
         else:
-            out[name] = np.asarray([v if v != "" else "nan" for v in values], dtype=np.float64)
+            try:
+                out[name] = np.asarray([_number(v) for v in values], dtype=np.float64)
+            except ValueError as exc:
+                raise BadInputError(
+                    f"{path}: column {key!r} must hold numbers: {exc}",
+                    hint="give numbers, true/false, or leave the cell empty for a missing value",
+                ) from None
     return out
+
+
+# What pandas reads as missing in a CSV (read_csv's default na_values), so a file that export or
+# evaluate read gives the agent the same rows: NaN for a number, "" (the bundle's missing text)
+# for text. True/False are 1/0, as pandas' bool columns are to the model.
+NA_VALUES = frozenset(
+    {
+        "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+        "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+    }
+)  # fmt: skip
+_MISSING_TEXT = ""
+_BOOLS = {"true": 1.0, "false": 0.0}
+
+
+def _number(cell: str) -> float:
+    if cell in NA_VALUES:
+        return float("nan")
+    word = cell.strip().lower()
+    return _BOOLS[word] if word in _BOOLS else float(cell)
 
 
 def input_files(path: Path) -> list[Path]:
@@ -192,6 +218,9 @@ def transform(
 def _write_npz(target: Path, arrays: dict[str, np.ndarray], ids: list[str]) -> None:
     import io
 
+    # onnxruntime returns text labels as object arrays, which np.savez pickles: the reader
+    # would need allow_pickle=True. Fixed-width unicode loads with numpy's safe default.
+    arrays = {k: v.astype(str) if v.dtype == object else v for k, v in arrays.items()}
     buf = io.BytesIO()
     np.savez(buf, **arrays, **{IDS_KEY: np.asarray(ids, dtype=str)})  # type: ignore[arg-type]  # numpy's stub
     atomic.write_bytes(target, buf.getvalue())

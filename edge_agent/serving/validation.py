@@ -428,9 +428,7 @@ class Validator:
             arr = np.asarray(flat, dtype=str)
         else:
             if not all(type(v) in (int, float, bool) for v in flat):
-                raise RequestError(
-                    f"input {spec.name!r} ({datatype}) must hold numbers", wrong_type=True
-                )
+                flat = _nulls_as_nan(flat, want, spec.name, datatype)
             if datatype == "BOOL" and not all(type(v) is bool for v in flat):
                 raise RequestError(
                     f"input {spec.name!r} (BOOL) must hold true/false", wrong_type=True
@@ -462,6 +460,20 @@ class Validator:
                 )
             names.append(name)
         return names
+
+
+def _nulls_as_nan(flat: list[Any], want: np.dtype, name: str, datatype: str) -> list[Any]:
+    """JSON has no NaN: a float input's missing values come as null (what JSON.stringify and
+    Python's strict encoders, httpx's among them, send). They become NaN, which the imputers
+    of a tabular model read as missing and which `reject_nan` still refuses; anything else
+    that is not a number is refused."""
+    numbers = (int, float, bool)
+    if want.kind == "f" and all(v is None or type(v) in numbers for v in flat):
+        return [math.nan if v is None else v for v in flat]
+    hint = ""
+    if want.kind != "f" and any(v is None for v in flat):
+        hint = "; null (a missing value) is taken only by a float input"
+    raise RequestError(f"input {name!r} ({datatype}) must hold numbers{hint}", wrong_type=True)
 
 
 def _flatten(data: list[Any], cap: int, name: str) -> list[Any]:

@@ -100,6 +100,7 @@ def export_bundle(request: ExportRequest) -> tuple[Bundle, dict[str, Any]]:
     sample = data_io.load(request.data, request.target_column)
     loaded = load_source(request.source, trust_pickle=request.trust_pickle)
     exporter = exporter_for(loaded.obj)
+    sample = sample.with_text_columns(exporter.text_columns(loaded.obj))
 
     with tempfile.TemporaryDirectory(prefix="edgekit-export-") as work:
         result = exporter.export(

@@ -23,6 +23,9 @@ class SampleData:
     frame: Any | None = None  # pandas.DataFrame
     tensors: dict[str, np.ndarray] | None = None
     target: np.ndarray | None = None
+    # a `target_column` the table does not hold (export drops the label only if present): named
+    # when the columns then do not match the model's, since a typo there is the likely cause
+    absent_target: str | None = None
 
     @property
     def named(self) -> dict[str, np.ndarray]:
@@ -42,11 +45,33 @@ class SampleData:
                 self.path,
                 frame=self.frame.iloc[:n].reset_index(drop=True),
                 target=None if self.target is None else self.target[:n],
+                absent_target=self.absent_target,
             )
         return SampleData(
             self.path,
             tensors={k: v[:n] for k, v in self.named.items()},
             target=None if self.target is None else self.target[:n],
+        )
+
+    def with_text_columns(self, columns: list[str]) -> SampleData:
+        """The data with `columns` as text. A CSV reader turns a column of codes such as
+        06000, 75001 into numbers (6000: the leading zero is gone), so such columns are read
+        again from the file as written; other formats keep their types, and a text column
+        left numeric is the converter's to refuse."""
+        frame = self.frame
+        numeric = [
+            c for c in columns if frame is not None and c in frame and frame[c].dtype.kind in "fiub"
+        ]
+        if frame is None or not numeric or self.path.suffix.lower() != ".csv":
+            return self
+        import pandas as pd
+
+        raw = pd.read_csv(self.path, usecols=numeric, dtype=str).iloc[: len(frame)]
+        frame = frame.copy()
+        for col in numeric:
+            frame[col] = _text_as_object(raw[col]).to_numpy()
+        return SampleData(
+            self.path, frame=frame, target=self.target, absent_target=self.absent_target
         )
 
     def fingerprint(self) -> dict[str, Any]:
@@ -131,6 +156,22 @@ def _split_npy_column(
     return np.delete(table, index, axis=1), table[:, index]
 
 
+def _refuse_other_separator(path: Path, frame: Any) -> None:
+    """A CSV written with ';' or tabs (Excel in many locales) reads as one column whose name
+    holds every header: say so, rather than list every column as missing."""
+    if path.suffix.lower() != ".csv" or frame.shape[1] != 1:
+        return
+    header = str(frame.columns[0])
+    sep = next((s for s in (";", "\t", "|") if s in header), None)
+    if sep is not None:
+        shown = "tab" if sep == "\t" else repr(sep)
+        raise BadInputError(
+            f"{path} is separated by {shown}, not commas: it reads as one column {header[:60]!r}",
+            hint="save it with commas (pandas' to_csv default, or 'CSV UTF-8 (comma delimited)' "
+            "in a spreadsheet), or as Parquet",
+        )
+
+
 def load(path: str | Path, target_column: str | None = None) -> SampleData:
     path = Path(path)
     if not path.is_file():
@@ -155,6 +196,7 @@ def load(path: str | Path, target_column: str | None = None) -> SampleData:
         if frame.empty:
             raise BadInputError(f"data file {path} has no rows")
         frame.columns = [str(c) for c in frame.columns]
+        _refuse_other_separator(path, frame)
         target = None
         if target_column is not None and target_column in frame.columns:
             target = _text_as_object(frame[target_column]).to_numpy()
@@ -164,7 +206,8 @@ def load(path: str | Path, target_column: str | None = None) -> SampleData:
         for col in frame.columns:
             if frame[col].dtype.kind not in "fiub":
                 frame[col] = _text_as_object(frame[col])
-        return SampleData(path, frame=frame, target=target)
+        absent = target_column if target_column is not None and target is None else None
+        return SampleData(path, frame=frame, target=target, absent_target=absent)
     try:
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile) as exc:

@@ -29,6 +29,10 @@ PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 TRUST_FLAG = "--trust-code"
 CODE_KINDS = ("factory", "pickle", "pt2")  # what runs code when loaded
 TRUSTED_SKOPS_PREFIXES = ("sklearn.", "numpy.", "scipy.", "collections.")
+# functools.partial is a holder: skops lists the function it wraps as a type of its own (a
+# partial of posix.system lists posix.system, refused), so trusting the holder trusts nothing
+# more. scikit-learn stores one in HistGradientBoosting with categorical_features="from_dtype".
+TRUSTED_SKOPS_NAMES = frozenset({"functools.partial"})
 _FACTORY = re.compile(r"^(?P<module>[^:]+):(?P<func>[A-Za-z_][A-Za-z0-9_]*)$")
 
 
@@ -66,7 +70,7 @@ def load_source(source: str, *, trust_pickle: bool = False) -> LoadedSource:
 def _trusted_skops_type(name: str) -> bool:
     """scikit-learn, numpy and scipy names, and builtin *types* (never builtin functions
     such as eval or exec, which a FunctionTransformer could call)."""
-    if name.startswith(TRUSTED_SKOPS_PREFIXES):
+    if name.startswith(TRUSTED_SKOPS_PREFIXES) or name in TRUSTED_SKOPS_NAMES:
         return True
     module, _, attr = name.rpartition(".")
     if module == "builtins":

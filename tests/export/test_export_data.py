@@ -122,3 +122,14 @@ def test_object_arrays_are_refused_without_unpickling(tmp_path: Path):
     np.save(tmp_path / "o.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
     with pytest.raises(BadInputError, match="object arrays are refused|cannot read"):
         load(tmp_path / "o.npy")
+
+
+@pytest.mark.parametrize("sep, shown", [(";", "';'"), ("\t", "tab")])
+def test_a_csv_with_another_separator_is_named(tmp_path: Path, sep: str, shown: str):
+    """A ';'-separated CSV (Excel in many locales) read as one column, and the error listed
+    every model column as missing and that one as unexpected (trysk)."""
+    path = tmp_path / "data.csv"
+    pd.DataFrame({"a b": [1.5, 2.5], "c": [3, 4], "y": [0, 1]}).to_csv(path, sep=sep, index=False)
+    with pytest.raises(BadInputError, match=f"separated by {shown}, not commas") as info:
+        load(path, "y")
+    assert "save it with commas" in info.value.hint

@@ -48,6 +48,10 @@ class Exporter(Protocol):
 
     def accepts(self, obj: Any) -> bool: ...
 
+    def text_columns(self, obj: Any) -> list[str]:
+        """Data columns the model reads as text, whatever a CSV reader makes of them."""
+        ...
+
     def export(
         self, obj: Any, data: SampleData, options: ExportOptions, workdir: Path
     ) -> ExportResult: ...

@@ -22,6 +22,7 @@ Binarizer gets the same: float64 up to the bins, float32 after them.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,33 @@ _CONVERTER_HINT = (
     "skl2onnx has no converter for it: register one with skl2onnx.update_registered_converter "
     "(shape calculator + converter), import that module in your factory, or use a supported estimator"
 )
+
+
+# Some converters (IsolationForest's) refuse the newest ai.onnx.ml opset skl2onnx picks on its
+# own and ask for 3, the one `--opset` already pins; the conversion is retried there.
+_ML_OPSET_TOO_NEW = re.compile(r"version \d+ of domain 'ai\.onnx\.ml' not supported")
+
+
+def _ml_opset_3() -> dict[str, int]:
+    """skl2onnx's default main opset with ai.onnx.ml at 3."""
+    from skl2onnx import get_latest_tested_opset_version
+
+    return {"": get_latest_tested_opset_version(), "ai.onnx.ml": 3}
+
+
+_STEP_HINT = (
+    "skl2onnx converts the estimator but not this configuration of a step (its message names "
+    "it): replace that step or option with one it converts (docs/sklearn_corpus.md lists what "
+    "passes), or register your own converter with skl2onnx.update_registered_converter in a "
+    "factory"
+)
+
+
+def _describe(model: Any) -> str:
+    """`Ridge`, or `Pipeline ending in Ridge`: the failing step may be any of a pipeline's."""
+    final = type(final_estimator(model)).__name__
+    outer = type(model).__name__
+    return final if outer == final else f"{outer} ending in {final}"
 
 
 def final_estimator(model: Any) -> Any:
@@ -186,6 +214,52 @@ def _walk(est: Any) -> Iterator[Any]:
             yield from _walk(child)
 
 
+def _fitted_on_text(est: Any) -> bool:
+    """An encoder whose categories, or an imputer whose fill values, are strings: the step
+    was fitted on text columns, so it must be fed text even where the data reader saw numbers
+    (a postcode column of 06000, 75001, ... that pandas reads as integers)."""
+    for step in _walk(est):
+        found = list(getattr(step, "categories_", None) or [])
+        stats = getattr(step, "statistics_", None)
+        if stats is not None:
+            found.append(np.asarray(stats))
+        if any(c.dtype == object and any(isinstance(v, str) for v in c) for c in found):
+            return True
+    return False
+
+
+def text_columns(model: Any) -> list[str]:
+    """The data columns that a ColumnTransformer inside `model` hands to steps fitted on text."""
+    from sklearn.compose import ColumnTransformer
+
+    found: list[str] = []
+    for est in _walk(model):
+        names = getattr(est, "feature_names_in_", None)
+        indices = getattr(est, "_transformer_to_input_indices", None)
+        if not isinstance(est, ColumnTransformer) or names is None or indices is None:
+            continue
+        for name, step, _cols in est.transformers_:
+            if not isinstance(step, str) and _fitted_on_text(step):
+                found += [str(names[i]) for i in indices.get(name, [])]
+    return list(dict.fromkeys(found))
+
+
+def _refuse_categorical_splits(model: Any) -> None:
+    """HistGradientBoosting's native categorical splits (`categorical_features`): skl2onnx
+    converts them as numeric thresholds, so the ONNX model disagrees with scikit-learn on
+    most rows (label agreement 0.57 on a 4-category column). Refused before converting."""
+    for est in _walk(model):
+        categorical = getattr(est, "is_categorical_", None)
+        if categorical is not None and np.any(categorical):
+            raise BadInputError(
+                f"cannot convert {type(est).__name__} with categorical_features to ONNX: "
+                "skl2onnx converts its categorical splits as numeric thresholds, so the ONNX "
+                "model would give other answers",
+                hint="encode those columns in a ColumnTransformer (OrdinalEncoder or "
+                "OneHotEncoder) before the model and train it with categorical_features=None",
+            )
+
+
 def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and value != value
 
@@ -261,10 +335,13 @@ def _frame_columns(model: Any, data: SampleData) -> Any:
         expected = [str(c) for c in expected]
         mismatch = column_mismatch(expected, columns)
         if mismatch:
-            raise BadInputError(
-                f"data columns do not match the model's: {mismatch}",
-                hint="give the columns the model was trained on; drop the label with `target_column`",
-            )
+            hint = "give the columns the model was trained on; drop the label with `target_column`"
+            if data.absent_target is not None:
+                hint = (
+                    f"`target_column` {data.absent_target!r} is not a column of "
+                    f"{data.path.name} (names are case-sensitive): give the label's column name"
+                )
+            raise BadInputError(f"data columns do not match the model's: {mismatch}", hint=hint)
         return frame[expected]
     n_expected = getattr(model, "n_features_in_", None)
     if n_expected is not None and n_expected != len(columns):
@@ -277,6 +354,9 @@ def _frame_columns(model: Any, data: SampleData) -> Any:
 
 class SklearnExporter:
     name = "sklearn"
+
+    def text_columns(self, obj: Any) -> list[str]:
+        return text_columns(obj)
 
     def accepts(self, obj: Any) -> bool:
         try:
@@ -304,6 +384,7 @@ class SklearnExporter:
                 f"cannot convert {', '.join(unsupported)} to ONNX", hint=_CONVERTER_HINT
             )
 
+        _refuse_categorical_splits(obj)
         if is_classifier(obj):
             task = "classification"
         elif is_regressor(obj):
@@ -324,7 +405,7 @@ class SklearnExporter:
         if task == "classification":
             _label_per_row(onnx_model)
         outputs = [tensor_spec(o) for o in onnx_model.graph.output]
-        native = self._native_outputs(obj, native_x, task, outputs)
+        native = self._predict(obj, native_x, task, outputs, data.path)
         if scores and "scores" in native:
             _declare_columns(onnx_model, outputs, "scores", native["scores"].shape[1])
         path = workdir / "model.onnx"
@@ -475,19 +556,49 @@ class SklearnExporter:
         target_opset = {"": options.opset, "ai.onnx.ml": 3} if options.opset else None
         conv_options = _conversion_options(model, task)
         try:
-            return convert_sklearn(
-                model, initial_types=initial_types, target_opset=target_opset, options=conv_options
-            )
+            try:
+                return convert_sklearn(
+                    model,
+                    initial_types=initial_types,
+                    target_opset=target_opset,
+                    options=conv_options,
+                )
+            except RuntimeError as exc:
+                if target_opset is not None or not _ML_OPSET_TOO_NEW.search(str(exc)):
+                    raise
+                return convert_sklearn(
+                    model,
+                    initial_types=initial_types,
+                    target_opset=_ml_opset_3(),
+                    options=conv_options,
+                )
         except (
             Exception
         ) as exc:  # skl2onnx raises RuntimeError, NotImplementedError and its own types
-            name = type(final_estimator(model)).__name__
-            if "converter" in str(exc).lower() or "shape calculator" in str(exc).lower():
+            from skl2onnx.common.exceptions import MissingConverter, MissingShapeCalculator
+
+            name = _describe(model)
+            if isinstance(exc, MissingConverter | MissingShapeCalculator):
                 raise BadInputError(
                     f"cannot convert {name} to ONNX: {exc}", hint=_CONVERTER_HINT
                 ) from exc
             raise BadInputError(
-                f"skl2onnx failed to convert {name}: {type(exc).__name__}: {exc}"
+                f"skl2onnx failed to convert {name}: {type(exc).__name__}: {exc}",
+                hint=_STEP_HINT,
+            ) from exc
+
+    def _predict(
+        self, model: Any, x: Any, task: str, outputs: list[dict[str, Any]], path: Path
+    ) -> dict[str, np.ndarray]:
+        """The native outputs, or bad input when the model cannot predict on the data."""
+        try:
+            return self._native_outputs(model, x, task, outputs)
+        except Exception as exc:  # the user's model on the user's data: any error it raises
+            raise BadInputError(
+                f"the {type(model).__name__} fails to predict on {path.name}: "
+                f"{type(exc).__name__}: {str(exc)[:300]}",
+                hint="give data as the model was trained on (the same columns, each with the "
+                "same type), or check that the model predicts on it in scikit-learn",
             ) from exc
 
     def _native_outputs(
@@ -514,7 +625,11 @@ class SklearnExporter:
         for o in outputs:
             o["role"] = "value" if task == "regression" else "raw"
         pred = np.asarray(model.predict(x) if hasattr(model, "predict") else model.transform(x))
-        return {names[0]: pred.reshape(len(pred), -1)}
+        native = {names[0]: pred.reshape(len(pred), -1)}
+        if _is_outlier_detector(model) and len(names) > 1:
+            # skl2onnx's second output is decision_function (IsolationForest, OneClassSVM, ...)
+            native[names[1]] = np.asarray(model.decision_function(x)).reshape(len(pred), -1)
+        return native
 
 
 def _check_loads(onnx_model: Any) -> None:
@@ -638,6 +753,12 @@ def _declare_columns(onnx_model: Any, outputs: list[dict[str, Any]], name: str, 
         if out.name == name and len(dims) == 2 and dims[1].dim_value not in (0, cols):
             dims[1].dim_value = cols
             spec["shape"] = [spec["shape"][0], cols]
+
+
+def _is_outlier_detector(model: Any) -> bool:
+    from sklearn.base import is_outlier_detector
+
+    return bool(is_outlier_detector(model)) and hasattr(model, "decision_function")
 
 
 def _has_predict_proba(model: Any) -> bool:

@@ -124,6 +124,9 @@ def _signature(
 class TorchExporter:
     name = "torch"
 
+    def text_columns(self, obj: Any) -> list[str]:
+        return []  # its inputs are typed tensors: nothing to reread as text
+
     def accepts(self, obj: Any) -> bool:
         try:
             import torch

@@ -66,8 +66,11 @@ def parity_table(report: dict[str, Any]) -> Table:
         "(1 for probabilities)\n"
         f"on ≥{1 - tol['max_mismatch_rate']:.0%} of rows; labels agree on ≥{tol['min_label_agreement']:.1%}",
     )
-    name_column(table, "output")
-    for col in ("max abs diff", "of range", "rows out of tol", "label agreement"):
+    # names up to 16 characters keep one line (`probabilities` folded to `probabilitie`/`s` at
+    # 80 columns); the number headers take two lines instead
+    longest = max((len(n) for n in report["outputs"]), default=6)
+    name_column(table, "output", min_width=min(longest, 16))
+    for col in ("max abs\ndiff", "of range", "rows out\nof tol", "label\nagreement"):
         table.add_column(col, justify="right")
     table.add_column("result")
     for name, r in report["outputs"].items():

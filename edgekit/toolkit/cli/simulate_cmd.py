@@ -106,6 +106,7 @@ def _options(
         component=name,
         data=data,
         base_port=base_port,
+        refuse_taken_ports=True,
         timeouts=Timeouts().scaled(timeout_scale),
         extra_merge=_merge(merge),
         wheel_cache=wheel_cache,
@@ -156,9 +157,10 @@ DATA = typer.Option(
     None, "--data", help="Inputs to send (.npz keyed by input name); default: the bundle's samples."
 )
 PORT = typer.Option(
-    18080,
+    0,
     "--base-port",
-    help="REST port of the first device's agent (then +1 each); 0 = any free block.",
+    help="REST port of the first device's agent (then +1 each); 0 = any free block (a fixed "
+    "block with a port in use is refused).",
 )
 SCALE = typer.Option(1.0, "--timeout-scale", help="Multiply the nucleus's lifecycle timeouts.")
 MERGE = typer.Option(

@@ -166,7 +166,8 @@ def load_feeds(
     """Read a data file and return (feeds, target or None, SampleData)."""
     from edgekit.export import data as data_io
 
-    sample = data_io.load(path, target_column)
+    text = [c["name"] for c in _tabular_columns(signature) if c.get("kind") == "categorical"]
+    sample = data_io.load(path, target_column).with_text_columns(text)
     if target_column is not None and sample.target is None:
         raise BadInputError(
             f"{purpose}: {path} has no column or array named {target_column!r}",

@@ -45,6 +45,9 @@ class SimulateOptions:
     faults: list[Fault] = field(default_factory=list)
     broker: str | None = None
     base_port: int = 18080  # 0: any block of free ports
+    # refuse a fixed block with a taken port before starting (the CLI; tests whose stand-in
+    # components never bind the port keep the fixed numbers whatever runs on this machine)
+    refuse_taken_ports: bool = False
     component: str | None = None
     data: Path | None = None
     waves: list[int | str] = field(default_factory=lambda: [1, "100%"])
@@ -236,6 +239,9 @@ async def _simulate(
     catalog = Catalog()
     catalog.add_build_dir(opts.component_dir)
     component = pick_component(catalog, opts.component)
+    declared = catalog.latest(component).recipe.default_configuration
+    if opts.base_port and opts.refuse_taken_ports and PORT_KEY in declared:
+        ports_mod.check_block(opts.base_port, opts.devices)  # before the run folder
     cloud, tap, collector = _cloud(opts)
     device_env, wheels = _offline_env(opts, component)
     fleet = SimFleet(opts.run_dir, cloud, catalog, opts.timeouts)

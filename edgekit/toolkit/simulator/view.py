@@ -5,13 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 _STATE_STYLE = {"RUNNING": "green", "FINISHED": "green", "BROKEN": "bold red", "ERRORED": "red"}
 
 
 def fleet_table(snap: dict[str, Any]) -> Table:
-    table = Table(title=f"simulated fleet — t={snap['t']:.0f}s")
+    """Eleven columns fit 80 only without box rules and padding: with them every header and
+    device name was cut (`dev…`, `sim…`, `RUN…`) when the terminal was 80 wide."""
+    table = Table(
+        title=f"simulated fleet — t={snap['t']:.0f}s",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 0),
+    )
     for col in (
         "device",
         "profile",
@@ -25,8 +33,11 @@ def fleet_table(snap: dict[str, Any]) -> Table:
         "alerts",
         "spooled",
     ):
+        left = col in ("device", "profile", "state", "version")
         table.add_column(
-            col, justify="right" if col not in ("device", "profile", "state", "version") else "left"
+            col,
+            justify="left" if left else "right",
+            overflow="fold" if col in ("device", "profile") else "ellipsis",
         )
     for thing, d in snap["devices"].items():
         style = _STATE_STYLE.get(d["state"], "yellow")

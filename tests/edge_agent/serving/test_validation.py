@@ -88,7 +88,14 @@ def test_tabular_strings_and_missing_values(tabular_engine, tabular_bundle):
     response = tabular_engine.infer_json(body)
     assert [o["name"] for o in response["outputs"]] == ["label", "probabilities"]
     num = next(i for i in body["inputs"] if i["datatype"] == "FP32")
-    num["data"][0] = None  # JSON null is not a number
+    # JSON has no NaN: null is a missing number (what strict encoders send), answered as NaN is
+    num["data"][0] = None
+    nulled = tabular_engine.infer_json(body)
+    feeds[num["name"]] = feeds[num["name"]].copy()
+    feeds[num["name"]].flat[0] = np.nan
+    _iid, _names, outs = tabular_engine.infer(feeds)
+    np.testing.assert_allclose(nulled["outputs"][1]["data"], outs[1].ravel(), rtol=1e-6)
+    num["data"][0] = "n/a"  # any other non-number is still refused
     with pytest.raises(RequestError, match="must hold numbers"):
         tabular_engine.infer_json(body)
 
