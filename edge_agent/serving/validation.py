@@ -320,6 +320,11 @@ class Validator:
                 )
         if shape and shape[0] == 0:
             raise RequestError(f"input {spec.name!r} has no rows")
+        if 0 in shape[1:]:  # a dynamic axis of size 0 (an empty sequence): the model would fail
+            raise RequestError(
+                f"input {spec.name!r} has size 0 on axis {shape.index(0, 1)} (shape "
+                f"{list(shape)}); every axis needs at least one element"
+            )
         return shape[0] if shape and spec.shape and spec.shape[0] is None else None
 
     def _finite(self, name: str, arr: np.ndarray) -> None:
