@@ -246,8 +246,13 @@ def test_saved_exported_program(table: Path, tmp_path: Path):
     assert report["passed"] and bundle.manifest["lineage"]["source"]["kind"] == "pt2"
     assert bundle.manifest["lineage"]["source"]["sha256"] == _sha(source)
     path = bundle.variant_path("fp32")
-    batch_dim = _dims(path)["input"][0]
-    assert isinstance(batch_dim, str)  # symbolic, not a fixed size
+    # symbolic and named as every torch export names it (it was torch's symbol, `s77`)
+    assert _dims(path)["input"][0] == "batch" and _dims(path)["output"][0] == "batch"
+    assert bundle.signature["inputs"][0]["shape"][0] == "batch"
+    with pytest.raises(BadInputError, match="cannot change a .pt2"):
+        run_export(
+            source, table, tmp_path / "c", options=ExportOptions(dynamic_axes={"input": {1: "w"}})
+        )
     for batch in (1, 7):
         x = np.random.default_rng(batch).normal(size=(batch, 4)).astype(np.float32)
         out = run_onnx(path, {"input": x})["output"]

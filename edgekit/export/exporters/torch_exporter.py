@@ -331,9 +331,17 @@ def _call_export(
         torch.onnx.export(model, example, str(path), dynamo=False, dynamic_axes=axes, **kwargs)
     elif isinstance(model, torch.export.ExportedProgram):
         # the program carries its own dynamic shapes, fixed when it was exported
+        if any(set(a) - {0} for a in axes.values()):
+            raise BadInputError(
+                "--dynamic-axes cannot change a .pt2: torch.export fixed its dynamic shapes "
+                "when the program was made",
+                hint="export it again with those axes in dynamic_shapes (torch.export.Dim), "
+                "or give the model as a factory (file.py:function) with --dynamic-axes",
+            )
         torch.onnx.export(
             model, (), str(path), dynamo=True, external_data=False, verbose=False, **kwargs
         )
+        _name_batch_axis(path)
     else:
         made: dict[str, Any] = {}
         dims = tuple(
@@ -372,6 +380,27 @@ def _check_program_batch(program: Any) -> None:
                 hint="export it with a dynamic batch: torch.export.export(model, args, "
                 "dynamic_shapes={'x': {0: torch.export.Dim('batch')}}), then torch.export.save",
             )
+
+
+def _name_batch_axis(path: Path) -> None:
+    """A saved program's batch Dim comes out of the exporter as torch's symbol (`s48`): call
+    it `batch`, as every other torch export names it, in the inputs, outputs and value_info."""
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    symbols = {
+        dims[0].dim_param
+        for value in graph.input
+        if (dims := value.type.tensor_type.shape.dim) and dims[0].dim_param
+    }
+    if not symbols or symbols == {"batch"}:
+        return
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in symbols:
+                dim.dim_param = "batch"
+    onnx.save(model, str(path))
 
 
 def _dim_name(label: str) -> str:
