@@ -267,6 +267,15 @@ def test_exported_program_with_a_fixed_batch_is_refused_with_the_fix(table: Path
     assert "Dim('batch')" in info.value.hint
 
 
+def test_a_factory_that_returns_torchscript_is_refused_with_the_way_in(table, tmp_path):
+    """torch.jit.load in a factory crashed with a traceback (inspect.signature of a
+    ScriptMethod); it is a bad input with what to give instead."""
+    with pytest.raises(BadInputError, match="TorchScript module") as info:
+        run_export(ref("scripted"), table, tmp_path / "b")
+    assert ".pt2" in info.value.hint
+    assert not (tmp_path / "b").exists()
+
+
 def test_a_factory_that_returns_no_model_is_refused(table: Path, tmp_path: Path):
     with pytest.raises(BadInputError, match="cannot export a builtins.dict"):
         run_export(ref("not_a_model"), table, tmp_path / "b")

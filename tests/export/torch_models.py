@@ -155,3 +155,8 @@ def tiny_bert() -> nn.Module:
         max_position_embeddings=64,
     )
     return BertModel(config)
+
+
+def scripted() -> nn.Module:
+    """A TorchScript module, as torch.jit.load returns one."""
+    return torch.jit.script(mlp())

@@ -136,6 +136,13 @@ class TorchExporter:
     ) -> ExportResult:
         import torch
 
+        if isinstance(obj, torch.jit.ScriptModule):
+            raise BadInputError(
+                "the factory returned a TorchScript module (torch.jit); edgekit exports an "
+                "nn.Module or a torch.export program, not TorchScript",
+                hint="return the nn.Module it was scripted from (load its state_dict, or use "
+                "--weights), or save a torch.export program as .pt2",
+            )
         data = _as_tensors(data)
         program = isinstance(obj, torch.export.ExportedProgram)
         module = obj
