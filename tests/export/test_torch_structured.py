@@ -158,3 +158,37 @@ def test_hugging_face_model_output(tmp_path: Path):
     ]
     assert _dims(bundle.variant_path("fp32"))["token_type_ids"] == ["batch", "sequence"]
     assert bundle.signature["embedding"]["output"] == "last_hidden_state"
+
+
+def test_token_ids_carry_the_embedding_range_and_the_agent_refuses_others(
+    token_data: Path, tmp_path: Path
+):
+    """An out-of-vocabulary id reached onnxruntime's Gather and came back as a 500 ("the
+    model failed on a validated request"); the export records the ids the embedding table
+    has and the agent refuses others as a bad request."""
+    from edge_agent.config import AgentConfig
+    from edge_agent.serving import model as model_mod
+    from edge_agent.serving.engine import Engine
+    from edge_agent.serving.validation import RequestError
+
+    bundle, _ = run_export(ref("tiny_encoder"), token_data, tmp_path / "b")
+    inputs = {i["name"]: i for i in bundle.signature["inputs"]}
+    assert inputs["input_ids"]["range"] == [0, 99]  # nn.Embedding(100, ...)
+    assert "range" not in inputs["attention_mask"]
+    cfg = AgentConfig(bundle=str(tmp_path / "b"), port=-1, outbox=str(tmp_path / "o.sqlite"))
+    engine = Engine(cfg, model_mod.load(tmp_path / "b"))
+    try:
+        feeds = tokens(rows=2, seq=5, seed=1)
+        feeds["input_ids"][0, 0] = 99
+        engine.infer(feeds)
+        feeds["input_ids"][1, 1] = 100
+        with pytest.raises(RequestError, match=r"\[100\] outside \[0, 99\]") as info:
+            engine.infer(feeds)
+        assert info.value.status == 400
+        # another length: the monitor groups by shape (it died joining 5 and 7 tokens)
+        assert engine.active.monitor.ragged
+        engine.infer(tokens(rows=1, seq=7, seed=2))
+        engine.active.monitor.drain()
+        assert engine.active.monitor.close_window()[2]["requests"]["count"] == 3
+    finally:
+        engine.close()

@@ -102,8 +102,13 @@ def _signature(
     labels = options.labels
     if task == "classification" and labels is None:
         labels = list(range(int(native[0].shape[-1])))
+    ranges = torch_io.index_ranges(model)
     signature: dict[str, Any] = {
-        "inputs": [{**tensor_spec(i), "role": "features"} for i in model.graph.input],
+        "inputs": [
+            {**tensor_spec(i), "role": "features"}
+            | ({"range": ranges[i.name]} if i.name in ranges else {})
+            for i in model.graph.input
+        ],
         "outputs": outputs,
         "input_kind": "tensor",
         "labels": labels,

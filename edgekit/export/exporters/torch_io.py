@@ -194,3 +194,31 @@ def embedding_spec(
         "pooling": pooling or "mean",
         "source": "declared" if pooling else "detected",
     }
+
+
+def index_ranges(model: Any) -> dict[str, list[int]]:
+    """{integer input: [0, rows - 1]} for inputs that index an embedding table (the indices
+    of a Gather on axis 0 of a weight initializer), so the agent can refuse an out-of-vocabulary
+    id as a bad request instead of onnxruntime failing on it. torch's nn.Embedding takes no
+    negative ids, so neither does the range."""
+    graph = model.graph
+    tables = {t.name: list(t.dims) for t in graph.initializer}
+    inputs = {i.name for i in graph.input if i.type.tensor_type.elem_type in _INT_ELEM_TYPES} - set(
+        tables
+    )
+    casts = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Cast" and n.input}
+    ranges: dict[str, list[int]] = {}
+    for node in graph.node:
+        if node.op_type != "Gather" or len(node.input) < 2:
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        index = casts.get(node.input[1], node.input[1])
+        dims = tables.get(node.input[0])
+        if axis != 0 or index not in inputs or not dims:
+            continue
+        top = dims[0] - 1
+        ranges[index] = [0, min(top, ranges.get(index, [0, top])[1])]
+    return ranges
+
+
+_INT_ELEM_TYPES = (2, 3, 4, 5, 6, 7, 12, 13)  # onnx uint8, int8, uint16, int16, int32, int64, ...
