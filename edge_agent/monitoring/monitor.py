@@ -160,6 +160,8 @@ class Window:
     abs_error_sum: float = 0.0
     sq_error_sum: float = 0.0
     monitor_skipped: int = 0
+    monitor_failed: int = 0  # requests a drain failed on (their counts may be partial)
+    monitor_error: str | None = None
     sampled_rows: int | None = None  # rows drift and data quality read, when sampled
 
 
@@ -355,7 +357,12 @@ class Monitor:
         if batch:
             with self._lock:
                 for group in _same_shapes(batch) if self.ragged else (batch,):
-                    self._process(self._window, group)
+                    try:
+                        self._process(self._window, group)
+                    except Exception as exc:  # noqa: BLE001 - the thread must outlive a bad batch
+                        # counted and named in the window; the next drain starts afresh
+                        self._window.monitor_failed += len(group)
+                        self._window.monitor_error = f"{type(exc).__name__}: {exc}"[:300]
 
     def _process(self, w: Window, batch: list[Item]) -> None:
         # Columns at once (one C-level zip) instead of a Python loop per request: the monitor
@@ -702,6 +709,8 @@ class Monitor:
             "quality": self._quality(w),
             "monitor": {
                 "skipped": w.monitor_skipped,
+                "failed": w.monitor_failed,
+                "error": w.monitor_error,
                 "features": len(self._feature_state),
                 # drift and data quality read this many rows, a uniform sample of the
                 # window's (None: every row; sample_rows caps it)

@@ -45,3 +45,22 @@ def test_requests_of_different_lengths_are_monitored_in_one_window():
     assert drift["input_ids[0]"]["n"] == 2 * len(lengths)  # every request has position 0
     # position 15 only from the requests of 16 tokens or more (the 5s and 9s lack it)
     assert drift["input_ids[15]"]["n"] == 2 * sum(n >= 16 for n in lengths)
+
+
+def test_a_drain_that_fails_is_counted_and_the_monitor_goes_on():
+    """Any batch the monitor cannot process (here: mixed lengths without `ragged`) used to
+    raise out of drain() and end the monitor thread; it is counted and named in the window."""
+    rng = np.random.default_rng(1)
+    reference = _tokens(rng, 300, 8)
+    base = baseline_mod.compute(SIGNATURE, reference, {"logits": _logits(reference)})
+    monitor = Monitor(base, "classification", [0, 1, 2], {"logits": "logits"})
+    for i, length in enumerate((8, 3)):
+        feeds = _tokens(rng, 1, length)
+        monitor.record(0.0, 0.001, 0.002, 1, f"a{i}", feeds, [_logits(feeds)], ["logits"])
+    monitor.drain()
+    feeds = _tokens(rng, 1, 8)
+    monitor.record(0.0, 0.001, 0.002, 1, "b", feeds, [_logits(feeds)], ["logits"])
+    monitor.drain()
+    _, _, body = monitor.close_window()
+    assert body["monitor"]["failed"] == 2 and "ValueError" in body["monitor"]["error"]
+    assert body["requests"]["count"] == 3
