@@ -192,3 +192,22 @@ def test_token_ids_carry_the_embedding_range_and_the_agent_refuses_others(
         assert engine.active.monitor.close_window()[2]["requests"]["count"] == 3
     finally:
         engine.close()
+
+
+def test_a_mask_axis_torch_fixes_is_noted_and_dynamic_axes_free_it(tmp_path: Path):
+    """A bool padding mask next to float token features: the mask's sequence axis was asked
+    dynamic, torch fixed it (the features' length is fixed) and the lineage said nothing."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "masked.npz"
+    mask = np.arange(6)[None, :] >= rng.integers(1, 7, 40)[:, None]
+    np.savez(data, tokens=rng.normal(size=(40, 6, 4)).astype(np.float32), padding_mask=mask)
+    bundle, _ = run_export(ref("masked_mean"), data, tmp_path / "a")
+    assert _dims(bundle.variant_path("fp32"))["padding_mask"] == ["batch", 6]
+    notes = bundle.manifest["lineage"]["notes"]
+    assert any("padding_mask is fixed at 6: torch specialised it" in n for n in notes)
+    axes = {"tokens": {1: "sequence"}, "padding_mask": {1: "sequence"}}
+    bundle, _ = run_export(
+        ref("masked_mean"), data, tmp_path / "b", options=ExportOptions(dynamic_axes=axes)
+    )
+    assert _dims(bundle.variant_path("fp32"))["padding_mask"] == ["batch", "sequence"]
+    assert not bundle.manifest["lineage"]["notes"]

@@ -160,3 +160,21 @@ def tiny_bert() -> nn.Module:
 def scripted() -> nn.Module:
     """A TorchScript module, as torch.jit.load returns one."""
     return torch.jit.script(mlp())
+
+
+class MaskedMean(nn.Module):
+    """Float token features and a bool padding mask (True = padding), as
+    nn.TransformerEncoder's src_key_padding_mask takes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj = nn.Linear(4, 3)
+
+    def forward(self, tokens: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+        keep = (~padding_mask).unsqueeze(-1).float()
+        return self.proj((tokens * keep).sum(1) / keep.sum(1).clamp(min=1))
+
+
+def masked_mean() -> nn.Module:
+    return MaskedMean()

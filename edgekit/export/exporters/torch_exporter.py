@@ -211,6 +211,15 @@ class TorchExporter:
         ]
         try:
             self._export(target, example, names, out_names, options, path, seq_inputs)
+            fixed = _static_axis(path, seq_inputs, 1)
+            if fixed:
+                # torch specialised the axis without failing (another input fixes the length)
+                notes.append(
+                    f"the sequence axis of {', '.join(fixed)} is fixed at "
+                    f"{feeds[fixed[0]].shape[1]}: torch specialised it (another input of the "
+                    "same length is fixed; --dynamic-axes INPUT:1=sequence for each makes them "
+                    "dynamic together)"
+                )
         except BadInputError as exc:
             if not seq_inputs or program:
                 raise
@@ -392,6 +401,22 @@ def _check_program_batch(program: Any) -> None:
                 hint="export it with a dynamic batch: torch.export.export(model, args, "
                 "dynamic_shapes={'x': {0: torch.export.Dim('batch')}}), then torch.export.save",
             )
+
+
+def _static_axis(path: Path, inputs: list[str], axis: int) -> list[str]:
+    """The inputs among `inputs` whose `axis` came out of the export with a fixed size."""
+    import onnx
+
+    if not inputs:
+        return []
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [
+        i.name
+        for i in graph.input
+        if i.name in inputs
+        and len(dims := i.type.tensor_type.shape.dim) > axis
+        and not dims[axis].dim_param
+    ]
 
 
 def _name_batch_axis(path: Path) -> None:
