@@ -75,7 +75,7 @@ def _options(
     output: Path | None,
     name: str | None,
     data: Path | None,
-    base_port: int,
+    base_port: int | None,
     timeout_scale: float,
     merge: str | None = None,
     wheel_cache: Path | None = None,
@@ -156,9 +156,10 @@ DATA = typer.Option(
     None, "--data", help="Inputs to send (.npz keyed by input name); default: the bundle's samples."
 )
 PORT = typer.Option(
-    18080,
+    None,
     "--base-port",
-    help="REST port of the first device's agent (then +1 each); 0 = any free block.",
+    help="REST port of the first device's agent (then +1 each); default 18080, or any free "
+    "block when another process holds it; 0 = any free block.",
 )
 SCALE = typer.Option(1.0, "--timeout-scale", help="Multiply the nucleus's lifecycle timeouts.")
 MERGE = typer.Option(
@@ -200,7 +201,7 @@ def simulate_command(
     output: Path = OUTPUT,
     name: str = NAME,
     data: Path = DATA,
-    base_port: int = PORT,
+    base_port: int | None = PORT,
     timeout_scale: float = SCALE,
     merge: str = MERGE,
     wheel_cache: Path = WHEEL_CACHE,
@@ -245,7 +246,7 @@ def bench_command(
     broker: str = BROKER,
     output: Path = OUTPUT,
     name: str = NAME,
-    base_port: int = PORT,
+    base_port: int | None = PORT,
     timeout_scale: float = SCALE,
     merge: str = MERGE,
     wheel_cache: Path = WHEEL_CACHE,

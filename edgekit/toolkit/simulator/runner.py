@@ -44,7 +44,7 @@ class SimulateOptions:
     drift_devices: int | None = None  # the first N devices drift (None: all)
     faults: list[Fault] = field(default_factory=list)
     broker: str | None = None
-    base_port: int = 18080  # 0: any block of free ports
+    base_port: int | None = None  # None: 18080 if free, else any free block; 0: any block
     component: str | None = None
     data: Path | None = None
     waves: list[int | str] = field(default_factory=lambda: [1, "100%"])
@@ -183,15 +183,18 @@ async def simulate(
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _cloud(opts: SimulateOptions) -> tuple[Any, CloudTap, Any]:
+def _cloud(opts: SimulateOptions, things: list[str]) -> tuple[Any, CloudTap, Any]:
     """Where the devices publish (in-process, or a real broker), the tap that records it, and
-    the fleet collector when asked (in-process only)."""
+    the fleet collector when asked (in-process only); a fixed port block is checked free
+    first, as the last input check before the run folder is made."""
     if opts.broker:
         from edgekit.toolkit.simulator.mqtt_bridge import MqttCloud
 
         cloud: Any = MqttCloud(opts.broker)
     else:
         cloud = InProcessCloud()
+    if opts.base_port:
+        ports_mod.check_block(opts.base_port, things)
     opts.run_dir.mkdir(parents=True, exist_ok=True)  # only once the input is known to be good
     tap = CloudTap(opts.run_dir / "cloud.jsonl")
     if isinstance(cloud, InProcessCloud):
@@ -236,11 +239,14 @@ async def _simulate(
     catalog = Catalog()
     catalog.add_build_dir(opts.component_dir)
     component = pick_component(catalog, opts.component)
-    cloud, tap, collector = _cloud(opts)
+    things = [f"sim-{i + 1:03d}" for i in range(opts.devices)]
+    cloud, tap, collector = _cloud(opts, things)
+    if opts.base_port is None:
+        base = ports_mod.default_block(len(things))
+    else:
+        base = opts.base_port or ports_mod.free_block(len(things))
     device_env, wheels = _offline_env(opts, component)
     fleet = SimFleet(opts.run_dir, cloud, catalog, opts.timeouts)
-    things = [f"sim-{i + 1:03d}" for i in range(opts.devices)]
-    base = opts.base_port or ports_mod.free_block(len(things))
     ports = {t: base + i for i, t in enumerate(things)}
     started = time.time()
     try:

@@ -87,10 +87,12 @@ def test_fleet_rollout_telemetry_bench_and_faults(short_dir):
     assert not roll["aborted"] and roll["waves"] == [["sim-001"], ["sim-002", "sim-003"]]
     assert all(r["status"] == "SUCCEEDED" for r in roll["results"].values())
     # each device got its own port through the configuration merge, and answered the bench command
+    # (18080 and up, or a free block when another process holds 18080)
+    first = summary["bench"]["sim-001"]["port"]
     assert {t: b["port"] for t, b in summary["bench"].items()} == {
-        "sim-001": 18080,
-        "sim-002": 18081,
-        "sim-003": 18082,
+        "sim-001": first,
+        "sim-002": first + 1,
+        "sim-003": first + 2,
     }
     devices = summary["devices"]
     assert all(d["state"] == "RUNNING" for d in devices.values()), devices
@@ -225,3 +227,50 @@ def test_device_merge_sets_the_port_only_where_declared():
         "window_s": "2",
     }
     assert port_merge({"x": 1}, 9001, {}) == {}
+
+
+def test_cli_a_base_port_another_process_holds_exits_2_before_anything_starts(
+    short_dir, tmp_path, monkeypatch
+):
+    """The default --base-port 18080 taken by an agent the user left running: every device's
+    agent exited on it and the rollout failed as COMPONENT_BROKEN after ~20 s, the reason only
+    in the device log. Refused up front now, naming the port and the way out."""
+    import socket
+
+    from edgekit.toolkit.cli import app
+
+    build = _build(short_dir)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        res = CliRunner().invoke(
+            app,
+            ["simulate", "--component", str(build), "--devices", "2", "--duration", "0",
+             "--base-port", str(port - 1)],
+        )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert f"port {port} (sim-002's REST port) is in use" in res.output
+    assert "--base-port 0" in res.output
+    assert list(work.iterdir()) == []  # no run folder
+
+
+def test_the_default_base_port_moves_when_another_process_holds_18080():
+    """Without --base-port, 18080 taken (an agent left running) moves the devices to a free
+    block instead of failing the rollout."""
+    import contextlib
+    import socket
+
+    from edgekit.toolkit.simulator import ports
+
+    with contextlib.ExitStack() as stack:
+        held = stack.enter_context(socket.socket())
+        with contextlib.suppress(OSError):  # already held by someone else: the same case
+            held.bind(("127.0.0.1", ports.DEFAULT_BASE))
+            held.listen()
+        base = ports.default_block(2)
+        assert base != ports.DEFAULT_BASE
+        ports.check_block(base, ["sim-001", "sim-002"])  # free: no error
