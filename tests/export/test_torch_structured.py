@@ -112,6 +112,32 @@ def test_tuple_outputs_are_numbered(tmp_path: Path):
     assert [o["name"] for o in bundle.signature["outputs"]] == ["output_0", "output_1"]
 
 
+def test_a_classifier_with_a_second_output_keeps_its_head(tmp_path: Path):
+    """`--task classification` on a model returning (logits, score) marked both outputs as
+    logits, so the agent added no label/probabilities (it needs exactly one) while evaluate
+    read the first: only the first is the logits now, the others raw."""
+    from edge_agent.config import AgentConfig
+    from edge_agent.serving import model as model_mod
+    from edge_agent.serving.engine import Engine
+
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32))
+    options = ExportOptions(task="classification")
+    bundle, _ = run_export(ref("tuple_out"), data, tmp_path / "b", options=options)
+    assert [o["role"] for o in bundle.signature["outputs"]] == ["logits", "raw"]
+    assert bundle.signature["labels"] == [0, 1, 2]
+    cfg = AgentConfig(bundle=str(tmp_path / "b"), port=-1, outbox=str(tmp_path / "o.sqlite"))
+    engine = Engine(cfg, model_mod.load(tmp_path / "b"))
+    body = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [0.0] * 8}]}
+    try:
+        response = engine.infer_json(body)
+    finally:
+        engine.close()
+    outputs = {o["name"]: o for o in response["outputs"]}
+    assert list(outputs) == ["output_0", "output_1", "label", "probabilities"]
+    assert outputs["probabilities"]["shape"] == [2, 3]
+
+
 def test_pooling_declared_or_refused(token_data: Path, tmp_path: Path):
     bundle, _ = run_export(
         ref("tiny_encoder"), token_data, tmp_path / "b", options=ExportOptions(pooling="cls")

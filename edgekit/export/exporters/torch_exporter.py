@@ -97,8 +97,10 @@ def _signature(
     model = onnx.load(str(path))
     outputs = [tensor_spec(o) for o in model.graph.output]
     role = "logits" if task == "classification" else ("value" if task == "regression" else "raw")
-    for o in outputs:
-        o["role"] = role
+    for i, o in enumerate(outputs):
+        # a classifier's first output is its logits (the labels are its width); the others of a
+        # tuple or dict (a score, an embedding) are raw, so the agent adds label/probabilities
+        o["role"] = "raw" if role == "logits" and i else role
     labels = options.labels
     if task == "classification" and labels is None:
         labels = list(range(int(native[0].shape[-1])))
