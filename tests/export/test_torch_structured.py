@@ -237,3 +237,34 @@ def test_a_mask_axis_torch_fixes_is_noted_and_dynamic_axes_free_it(tmp_path: Pat
     )
     assert _dims(bundle.variant_path("fp32"))["padding_mask"] == ["batch", "sequence"]
     assert not bundle.manifest["lineage"]["notes"]
+
+
+def test_an_index_range_never_refuses_what_torch_takes(tmp_path: Path):
+    """`table[idx]` takes -1 as torch does (the exporter wraps negative indices before its
+    Gather): no range that would refuse them is recorded."""
+    data = np.random.default_rng(0).integers(-10, 10, (40, 4)).astype(np.int64)
+    np.save(tmp_path / "idx.npy", data)
+    bundle, report = run_export(ref("lookup"), tmp_path / "idx.npy", tmp_path / "b")
+    assert report["passed"]
+    low, high = bundle.signature["inputs"][0].get("range", [-10, 9])
+    assert low <= data.min() and high >= data.max()
+
+
+def test_index_ranges_read_the_gather_and_the_data():
+    """A Gather of an initializer by an integer input: [0, rows - 1], or from -rows where the
+    export data indexes from the end."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgekit.export.exporters.torch_io import index_ranges
+
+    table = numpy_helper.from_array(np.zeros((10, 3), np.float32), "table")
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "idx"], ["out"])],
+        "g",
+        [helper.make_tensor_value_info("idx", TensorProto.INT64, ["batch", 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 4, 3])],
+        [table],
+    )
+    model = helper.make_model(graph)
+    assert index_ranges(model, {"idx": np.array([[0, 9]])}) == {"idx": [0, 9]}
+    assert index_ranges(model, {"idx": np.array([[-1, 9]])}) == {"idx": [-10, 9]}

@@ -178,3 +178,19 @@ class MaskedMean(nn.Module):
 
 def masked_mean() -> nn.Module:
     return MaskedMean()
+
+
+class Lookup(nn.Module):
+    """Plain indexing of a table (`table[idx]`), which takes negative indices as torch does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.table = nn.Parameter(torch.randn(10, 3))
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.table[idx].sum(1)
+
+
+def lookup() -> nn.Module:
+    return Lookup()

@@ -88,7 +88,11 @@ def _feeds(obj: Any, data: SampleData) -> tuple[list[str], list[np.ndarray], dic
 
 
 def _signature(
-    path: Path, options: ExportOptions, task: str, native: list[np.ndarray]
+    path: Path,
+    options: ExportOptions,
+    task: str,
+    native: list[np.ndarray],
+    feeds: dict[str, np.ndarray],
 ) -> tuple[dict[str, Any], int | None]:
     """The bundle signature read back from the exported graph, and its opset (refused when
     it is not the opset asked for)."""
@@ -104,7 +108,7 @@ def _signature(
     labels = options.labels
     if task == "classification" and labels is None:
         labels = list(range(int(native[0].shape[-1])))
-    ranges = torch_io.index_ranges(model)
+    ranges = torch_io.index_ranges(model, feeds)
     signature: dict[str, Any] = {
         "inputs": [
             {**tensor_spec(i), "role": "features"}
@@ -176,7 +180,7 @@ class TorchExporter:
         notes = self._export_or_fix_length(
             target, program, names, arrays, feeds, out_names, options, path
         )
-        signature, opset = _signature(path, options, task, native)
+        signature, opset = _signature(path, options, task, native, feeds)
         return ExportResult(
             onnx_path=path,
             framework="torch",

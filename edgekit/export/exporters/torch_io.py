@@ -196,11 +196,12 @@ def embedding_spec(
     }
 
 
-def index_ranges(model: Any) -> dict[str, list[int]]:
+def index_ranges(model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, list[int]]:
     """{integer input: [0, rows - 1]} for inputs that index an embedding table (the indices
     of a Gather on axis 0 of a weight initializer), so the agent can refuse an out-of-vocabulary
     id as a bad request instead of onnxruntime failing on it. torch's nn.Embedding takes no
-    negative ids, so neither does the range."""
+    negative ids; plain indexing (`table[idx]`) does, so where the export data holds a negative
+    index the range starts at -rows."""
     graph = model.graph
     tables = {t.name: list(t.dims) for t in graph.initializer}
     inputs = {i.name for i in graph.input if i.type.tensor_type.elem_type in _INT_ELEM_TYPES} - set(
@@ -217,7 +218,10 @@ def index_ranges(model: Any) -> dict[str, list[int]]:
         if axis != 0 or index not in inputs or not dims:
             continue
         top = dims[0] - 1
-        ranges[index] = [0, min(top, ranges.get(index, [0, top])[1])]
+        values = feeds.get(index)
+        low = -dims[0] if values is not None and values.size and values.min() < 0 else 0
+        before = ranges.get(index, [low, top])
+        ranges[index] = [max(low, before[0]), min(top, before[1])]
     return ranges
 
 
