@@ -160,6 +160,8 @@ class Window:
     abs_error_sum: float = 0.0
     sq_error_sum: float = 0.0
     monitor_skipped: int = 0
+    monitor_failed: int = 0  # requests a drain failed on (their counts may be partial)
+    monitor_error: str | None = None
     sampled_rows: int | None = None  # rows drift and data quality read, when sampled
 
 
@@ -236,8 +238,12 @@ class Monitor:
         single_input: str | None = None,
         sample_rows: int = SAMPLE_ROWS,
         seed: int | None = None,
+        ragged: bool = False,
     ) -> None:
         self.task = task
+        # requests may differ beyond the batch axis (a dynamic sequence length): a drain then
+        # processes each run of same-shaped requests apart, as their arrays cannot be joined
+        self.ragged = ragged
         # A request's feeds and outputs may come as a bare array (see ``record``): the feeds of
         # the model's only input, named here, and the output when one was asked for.
         self.single_input = single_input
@@ -350,7 +356,13 @@ class Monitor:
                 break
         if batch:
             with self._lock:
-                self._process(self._window, batch)
+                for group in _same_shapes(batch) if self.ragged else (batch,):
+                    try:
+                        self._process(self._window, group)
+                    except Exception as exc:  # noqa: BLE001 - the thread must outlive a bad batch
+                        # counted and named in the window; the next drain starts afresh
+                        self._window.monitor_failed += len(group)
+                        self._window.monitor_error = f"{type(exc).__name__}: {exc}"[:300]
 
     def _process(self, w: Window, batch: list[Item]) -> None:
         # Columns at once (one C-level zip) instead of a Python loop per request: the monitor
@@ -697,6 +709,8 @@ class Monitor:
             "quality": self._quality(w),
             "monitor": {
                 "skipped": w.monitor_skipped,
+                "failed": w.monitor_failed,
+                "error": w.monitor_error,
                 "features": len(self._feature_state),
                 # drift and data quality read this many rows, a uniform sample of the
                 # window's (None: every row; sample_rows caps it)
@@ -731,6 +745,26 @@ class Monitor:
             }
         block["scores"] = telemetry.quality_scores(block)
         return block
+
+
+def _shapes(value: Any) -> Any:
+    """The shapes of a queued feed or output: an array, a dict or a list of arrays, or None."""
+    if type(value) is _NDARRAY:
+        return value.shape
+    if isinstance(value, dict):
+        return tuple((k, getattr(v, "shape", None)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return tuple(getattr(v, "shape", None) for v in value)
+    return None
+
+
+def _same_shapes(batch: list[Item]) -> list[list[Item]]:
+    """The drain's requests grouped by the shapes of their feeds and outputs, in order of
+    arrival within each group (only for models with a dynamic non-batch axis)."""
+    groups: dict[Any, list[Item]] = {}
+    for item in batch:
+        groups.setdefault((_shapes(item[5]), _shapes(item[6])), []).append(item)
+    return list(groups.values())
 
 
 def _rows_of(arrays: dict[str, np.ndarray]) -> int:
@@ -815,7 +849,10 @@ def _batch_values(
                 arr = np.asarray(arr)
                 rows = arr.shape[0] if arr.ndim else 1
                 flat = columns[spec.tensor] = arr.reshape(rows, -1).astype(np.float64, copy=False)
-            out.append(flat[:, spec.index])
+            # a request shorter than the export data on a dynamic axis (fewer tokens) has no
+            # value at this position: missing for this batch, not an IndexError that ends
+            # the monitor thread
+            out.append(flat[:, spec.index] if spec.index < flat.shape[1] else None)
             continue
         if spec.summary == ARGMAX:
             arr = np.asarray(arr)

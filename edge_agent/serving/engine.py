@@ -29,6 +29,7 @@ from edge_agent.serving.validation import (
     Validator,
     encode_outputs,
     input_aliases,
+    input_ranges,
     spec_from_ort,
 )
 
@@ -109,6 +110,7 @@ def build_active(model: model_mod.LoadedModel, config: AgentConfig) -> Active:
         [spec_from_ort(o) for o in session.get_outputs()],
         limits_from(config),
         aliases=input_aliases(bundle.signature),
+        ranges=input_ranges(bundle.signature),
     )
     baseline = bundle.baseline() if bundle.manifest.get("baseline") else None
     roles = {o["name"]: o.get("role", "raw") for o in bundle.signature["outputs"]}
@@ -133,6 +135,10 @@ def build_active(model: model_mod.LoadedModel, config: AgentConfig) -> Active:
         sample_rows=config.monitor_sample_rows,
         capture=capture,
         single_input=next(iter(validator.inputs)) if len(validator.inputs) == 1 else None,
+        ragged=any(
+            None in spec.shape[1:]
+            for spec in (*validator.inputs.values(), *validator.outputs.values())
+        ),
     )
     return Active(model, validator, monitor, head)
 

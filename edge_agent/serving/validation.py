@@ -115,6 +115,15 @@ def input_aliases(signature: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def input_ranges(signature: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """{ONNX input name: (low, high)} from the manifest signature's ``range`` (token ids)."""
+    return {
+        i["name"]: (int(i["range"][0]), int(i["range"][1]))
+        for i in signature.get("inputs") or []
+        if i.get("range")
+    }
+
+
 def by_onnx_name(feeds: dict[str, Any], aliases: dict[str, str]) -> dict[str, Any]:
     """`feeds` keyed by ONNX input names: user column names replaced; a value given under both
     names is refused rather than one silently dropped."""
@@ -148,8 +157,11 @@ class Validator:
         outputs: list[TensorSpec],
         limits: Limits,
         aliases: dict[str, str] | None = None,
+        ranges: dict[str, tuple[int, int]] | None = None,
     ):
         self.inputs = {s.name: s for s in inputs}
+        # integer inputs with a valid range (token ids: the rows of the embedding table)
+        self.ranges = {n: r for n, r in (ranges or {}).items() if n in self.inputs}
         self.outputs = {s.name: s for s in outputs}
         self._order = [s.name for s in inputs]
         # user column name -> ONNX input name (input_aliases), only for inputs of this model
@@ -166,7 +178,7 @@ class Validator:
             for s in inputs
             if s.shape and s.shape[0] is None and None not in s.shape[1:]
         ]
-        if len(self._fast) != len(inputs):
+        if len(self._fast) != len(inputs) or self.ranges:
             self._fast = []
         self.limits = limits  # builds self.check
 
@@ -252,6 +264,8 @@ class Validator:
             elements += arr.size
             if arr.dtype.kind == "f":
                 self._finite(name, arr)
+            elif name in self.ranges:
+                self._in_range(name, arr)
             out[name] = arr
         batch = batch or 1
         if batch > self.limits.max_batch:
@@ -320,7 +334,21 @@ class Validator:
                 )
         if shape and shape[0] == 0:
             raise RequestError(f"input {spec.name!r} has no rows")
+        if 0 in shape[1:]:  # a dynamic axis of size 0 (an empty sequence): the model would fail
+            raise RequestError(
+                f"input {spec.name!r} has size 0 on axis {shape.index(0, 1)} (shape "
+                f"{list(shape)}); every axis needs at least one element"
+            )
         return shape[0] if shape and spec.shape and spec.shape[0] is None else None
+
+    def _in_range(self, name: str, arr: np.ndarray) -> None:
+        low, high = self.ranges[name]
+        if arr.size and (arr.min() < low or arr.max() > high):
+            bad = arr[(arr < low) | (arr > high)].ravel()[:3].tolist()
+            raise RequestError(
+                f"input {name!r} holds {bad} outside [{low}, {high}], the ids the model's "
+                "embedding table has (a token id from another tokenizer or vocabulary?)"
+            )
 
     def _finite(self, name: str, arr: np.ndarray) -> None:
         limits = self.limits

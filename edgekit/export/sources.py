@@ -17,6 +17,7 @@ import importlib.util
 import io
 import re
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from edge_agent.hashing import sha256_bytes, sha256_file
 from edgekit.export.modules import module_file, module_from_file, module_from_source
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+TORCH_SAVE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")  # torch.save / torch.jit.save files
 TRUST_FLAG = "--trust-code"
 CODE_KINDS = ("factory", "pickle", "pt2")  # what runs code when loaded
 TRUSTED_SKOPS_PREFIXES = ("sklearn.", "numpy.", "scipy.", "collections.")
@@ -60,10 +62,39 @@ def load_source(source: str, *, trust_pickle: bool = False) -> LoadedSource:
     match = _FACTORY.match(source)
     if match and not path.is_file():
         return _load_factory(match["module"], match["func"])
+    if suffix in TORCH_SAVE_SUFFIXES and path.is_file():
+        raise _torch_save_file(path)
     raise BadInputError(
         f"cannot tell what model {source!r} is",
         hint="give a .skops, .joblib/.pkl, .pt2 or .onnx file, or a factory as "
         "package.module:function or path/to/file.py:function",
+    )
+
+
+def _torch_save_file(path: Path) -> BadInputError:
+    """What a .pt/.pth is (read from its zip listing, nothing unpickled) and the way in: a
+    TorchScript archive or torch.save weights name no model edgekit can rebuild safely."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            scripted = any("/code/" in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        scripted = False
+    pt2 = (
+        "or save torch.export.export(model, args, dynamic_shapes={'x': {0: "
+        "torch.export.Dim('batch')}}) with torch.export.save(program, 'model.pt2')"
+    )
+    if scripted:
+        return BadInputError(
+            f"{path} is a TorchScript archive (torch.jit.save); edgekit exports an nn.Module "
+            "or a torch.export program, not TorchScript",
+            hint="give the module it was scripted from as a factory (file.py:function, with "
+            f"--weights for a state_dict), {pt2}",
+        )
+    return BadInputError(
+        f"{path} is a torch.save file (a state_dict or a pickled model): weights alone do not "
+        "say which model they fit, and unpickling a model runs code",
+        hint=f"give a factory that builds the model and these weights: edgekit export "
+        f"file.py:make --weights {path} ... (a state_dict, loaded with weights_only=True), {pt2}",
     )
 
 

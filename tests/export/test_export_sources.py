@@ -99,6 +99,25 @@ def test_bad_sources(source: str, message: str):
         load_source(source)
 
 
+def test_torch_save_files_say_what_they_are_and_the_way_in(tmp_path: Path):
+    """A .pt/.pth (what torch users have) got "cannot tell what model it is"; it now says
+    whether it is TorchScript or torch.save weights, and how to hand the model over."""
+    import torch
+
+    model = torch.nn.Linear(3, 2)
+    torch.jit.script(model).save(tmp_path / "scripted.pt")
+    torch.save(model.state_dict(), tmp_path / "weights.pth")
+    with pytest.raises(BadInputError, match="is a TorchScript archive") as info:
+        load_source(str(tmp_path / "scripted.pt"))
+    assert ".pt2" in info.value.hint and "factory" in info.value.hint
+    with pytest.raises(BadInputError, match="is a torch.save file") as info:
+        load_source(str(tmp_path / "weights.pth"))
+    assert "--weights" in info.value.hint
+    (tmp_path / "text.pt").write_text("not a zip")
+    with pytest.raises(BadInputError, match="is a torch.save file"):
+        load_source(str(tmp_path / "text.pt"))
+
+
 def test_a_factory_that_raises(tmp_path: Path):
     (tmp_path / "f.py").write_text("def make():\n    raise ValueError('no data here')\n")
     with pytest.raises(BadInputError, match="factory .*:make failed: ValueError: no data here"):

@@ -246,8 +246,13 @@ def test_saved_exported_program(table: Path, tmp_path: Path):
     assert report["passed"] and bundle.manifest["lineage"]["source"]["kind"] == "pt2"
     assert bundle.manifest["lineage"]["source"]["sha256"] == _sha(source)
     path = bundle.variant_path("fp32")
-    batch_dim = _dims(path)["input"][0]
-    assert isinstance(batch_dim, str)  # symbolic, not a fixed size
+    # symbolic and named as every torch export names it (it was torch's symbol, `s77`)
+    assert _dims(path)["input"][0] == "batch" and _dims(path)["output"][0] == "batch"
+    assert bundle.signature["inputs"][0]["shape"][0] == "batch"
+    with pytest.raises(BadInputError, match="cannot change a .pt2"):
+        run_export(
+            source, table, tmp_path / "c", options=ExportOptions(dynamic_axes={"input": {1: "w"}})
+        )
     for batch in (1, 7):
         x = np.random.default_rng(batch).normal(size=(batch, 4)).astype(np.float32)
         out = run_onnx(path, {"input": x})["output"]
@@ -260,6 +265,15 @@ def test_exported_program_with_a_fixed_batch_is_refused_with_the_fix(table: Path
     with pytest.raises(BadInputError, match="fixed batch size") as info:
         run_export(source, table, tmp_path / "b")
     assert "Dim('batch')" in info.value.hint
+
+
+def test_a_factory_that_returns_torchscript_is_refused_with_the_way_in(table, tmp_path):
+    """torch.jit.load in a factory crashed with a traceback (inspect.signature of a
+    ScriptMethod); it is a bad input with what to give instead."""
+    with pytest.raises(BadInputError, match="TorchScript module") as info:
+        run_export(ref("scripted"), table, tmp_path / "b")
+    assert ".pt2" in info.value.hint
+    assert not (tmp_path / "b").exists()
 
 
 def test_a_factory_that_returns_no_model_is_refused(table: Path, tmp_path: Path):

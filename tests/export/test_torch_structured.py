@@ -112,6 +112,32 @@ def test_tuple_outputs_are_numbered(tmp_path: Path):
     assert [o["name"] for o in bundle.signature["outputs"]] == ["output_0", "output_1"]
 
 
+def test_a_classifier_with_a_second_output_keeps_its_head(tmp_path: Path):
+    """`--task classification` on a model returning (logits, score) marked both outputs as
+    logits, so the agent added no label/probabilities (it needs exactly one) while evaluate
+    read the first: only the first is the logits now, the others raw."""
+    from edge_agent.config import AgentConfig
+    from edge_agent.serving import model as model_mod
+    from edge_agent.serving.engine import Engine
+
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32))
+    options = ExportOptions(task="classification")
+    bundle, _ = run_export(ref("tuple_out"), data, tmp_path / "b", options=options)
+    assert [o["role"] for o in bundle.signature["outputs"]] == ["logits", "raw"]
+    assert bundle.signature["labels"] == [0, 1, 2]
+    cfg = AgentConfig(bundle=str(tmp_path / "b"), port=-1, outbox=str(tmp_path / "o.sqlite"))
+    engine = Engine(cfg, model_mod.load(tmp_path / "b"))
+    body = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [0.0] * 8}]}
+    try:
+        response = engine.infer_json(body)
+    finally:
+        engine.close()
+    outputs = {o["name"]: o for o in response["outputs"]}
+    assert list(outputs) == ["output_0", "output_1", "label", "probabilities"]
+    assert outputs["probabilities"]["shape"] == [2, 3]
+
+
 def test_pooling_declared_or_refused(token_data: Path, tmp_path: Path):
     bundle, _ = run_export(
         ref("tiny_encoder"), token_data, tmp_path / "b", options=ExportOptions(pooling="cls")
@@ -158,3 +184,87 @@ def test_hugging_face_model_output(tmp_path: Path):
     ]
     assert _dims(bundle.variant_path("fp32"))["token_type_ids"] == ["batch", "sequence"]
     assert bundle.signature["embedding"]["output"] == "last_hidden_state"
+
+
+def test_token_ids_carry_the_embedding_range_and_the_agent_refuses_others(
+    token_data: Path, tmp_path: Path
+):
+    """An out-of-vocabulary id reached onnxruntime's Gather and came back as a 500 ("the
+    model failed on a validated request"); the export records the ids the embedding table
+    has and the agent refuses others as a bad request."""
+    from edge_agent.config import AgentConfig
+    from edge_agent.serving import model as model_mod
+    from edge_agent.serving.engine import Engine
+    from edge_agent.serving.validation import RequestError
+
+    bundle, _ = run_export(ref("tiny_encoder"), token_data, tmp_path / "b")
+    inputs = {i["name"]: i for i in bundle.signature["inputs"]}
+    assert inputs["input_ids"]["range"] == [0, 99]  # nn.Embedding(100, ...)
+    assert "range" not in inputs["attention_mask"]
+    cfg = AgentConfig(bundle=str(tmp_path / "b"), port=-1, outbox=str(tmp_path / "o.sqlite"))
+    engine = Engine(cfg, model_mod.load(tmp_path / "b"))
+    try:
+        feeds = tokens(rows=2, seq=5, seed=1)
+        feeds["input_ids"][0, 0] = 99
+        engine.infer(feeds)
+        feeds["input_ids"][1, 1] = 100
+        with pytest.raises(RequestError, match=r"\[100\] outside \[0, 99\]") as info:
+            engine.infer(feeds)
+        assert info.value.status == 400
+        # another length: the monitor groups by shape (it died joining 5 and 7 tokens)
+        assert engine.active.monitor.ragged
+        engine.infer(tokens(rows=1, seq=7, seed=2))
+        engine.active.monitor.drain()
+        assert engine.active.monitor.close_window()[2]["requests"]["count"] == 3
+    finally:
+        engine.close()
+
+
+def test_a_mask_axis_torch_fixes_is_noted_and_dynamic_axes_free_it(tmp_path: Path):
+    """A bool padding mask next to float token features: the mask's sequence axis was asked
+    dynamic, torch fixed it (the features' length is fixed) and the lineage said nothing."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "masked.npz"
+    mask = np.arange(6)[None, :] >= rng.integers(1, 7, 40)[:, None]
+    np.savez(data, tokens=rng.normal(size=(40, 6, 4)).astype(np.float32), padding_mask=mask)
+    bundle, _ = run_export(ref("masked_mean"), data, tmp_path / "a")
+    assert _dims(bundle.variant_path("fp32"))["padding_mask"] == ["batch", 6]
+    notes = bundle.manifest["lineage"]["notes"]
+    assert any("padding_mask is fixed at 6: torch specialised it" in n for n in notes)
+    axes = {"tokens": {1: "sequence"}, "padding_mask": {1: "sequence"}}
+    bundle, _ = run_export(
+        ref("masked_mean"), data, tmp_path / "b", options=ExportOptions(dynamic_axes=axes)
+    )
+    assert _dims(bundle.variant_path("fp32"))["padding_mask"] == ["batch", "sequence"]
+    assert not bundle.manifest["lineage"]["notes"]
+
+
+def test_an_index_range_never_refuses_what_torch_takes(tmp_path: Path):
+    """`table[idx]` takes -1 as torch does (the exporter wraps negative indices before its
+    Gather): no range that would refuse them is recorded."""
+    data = np.random.default_rng(0).integers(-10, 10, (40, 4)).astype(np.int64)
+    np.save(tmp_path / "idx.npy", data)
+    bundle, report = run_export(ref("lookup"), tmp_path / "idx.npy", tmp_path / "b")
+    assert report["passed"]
+    low, high = bundle.signature["inputs"][0].get("range", [-10, 9])
+    assert low <= data.min() and high >= data.max()
+
+
+def test_index_ranges_read_the_gather_and_the_data():
+    """A Gather of an initializer by an integer input: [0, rows - 1], or from -rows where the
+    export data indexes from the end."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgekit.export.exporters.torch_io import index_ranges
+
+    table = numpy_helper.from_array(np.zeros((10, 3), np.float32), "table")
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "idx"], ["out"])],
+        "g",
+        [helper.make_tensor_value_info("idx", TensorProto.INT64, ["batch", 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 4, 3])],
+        [table],
+    )
+    model = helper.make_model(graph)
+    assert index_ranges(model, {"idx": np.array([[0, 9]])}) == {"idx": [0, 9]}
+    assert index_ranges(model, {"idx": np.array([[-1, 9]])}) == {"idx": [-10, 9]}

@@ -155,3 +155,42 @@ def tiny_bert() -> nn.Module:
         max_position_embeddings=64,
     )
     return BertModel(config)
+
+
+def scripted() -> nn.Module:
+    """A TorchScript module, as torch.jit.load returns one."""
+    return torch.jit.script(mlp())
+
+
+class MaskedMean(nn.Module):
+    """Float token features and a bool padding mask (True = padding), as
+    nn.TransformerEncoder's src_key_padding_mask takes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj = nn.Linear(4, 3)
+
+    def forward(self, tokens: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+        keep = (~padding_mask).unsqueeze(-1).float()
+        return self.proj((tokens * keep).sum(1) / keep.sum(1).clamp(min=1))
+
+
+def masked_mean() -> nn.Module:
+    return MaskedMean()
+
+
+class Lookup(nn.Module):
+    """Plain indexing of a table (`table[idx]`), which takes negative indices as torch does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.table = nn.Parameter(torch.randn(10, 3))
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.table[idx].sum(1)
+
+
+def lookup() -> nn.Module:
+    return Lookup()

@@ -88,7 +88,11 @@ def _feeds(obj: Any, data: SampleData) -> tuple[list[str], list[np.ndarray], dic
 
 
 def _signature(
-    path: Path, options: ExportOptions, task: str, native: list[np.ndarray]
+    path: Path,
+    options: ExportOptions,
+    task: str,
+    native: list[np.ndarray],
+    feeds: dict[str, np.ndarray],
 ) -> tuple[dict[str, Any], int | None]:
     """The bundle signature read back from the exported graph, and its opset (refused when
     it is not the opset asked for)."""
@@ -97,13 +101,20 @@ def _signature(
     model = onnx.load(str(path))
     outputs = [tensor_spec(o) for o in model.graph.output]
     role = "logits" if task == "classification" else ("value" if task == "regression" else "raw")
-    for o in outputs:
-        o["role"] = role
+    for i, o in enumerate(outputs):
+        # a classifier's first output is its logits (the labels are its width); the others of a
+        # tuple or dict (a score, an embedding) are raw, so the agent adds label/probabilities
+        o["role"] = "raw" if role == "logits" and i else role
     labels = options.labels
     if task == "classification" and labels is None:
         labels = list(range(int(native[0].shape[-1])))
+    ranges = torch_io.index_ranges(model, feeds)
     signature: dict[str, Any] = {
-        "inputs": [{**tensor_spec(i), "role": "features"} for i in model.graph.input],
+        "inputs": [
+            {**tensor_spec(i), "role": "features"}
+            | ({"range": ranges[i.name]} if i.name in ranges else {})
+            for i in model.graph.input
+        ],
         "outputs": outputs,
         "input_kind": "tensor",
         "labels": labels,
@@ -139,6 +150,13 @@ class TorchExporter:
     ) -> ExportResult:
         import torch
 
+        if isinstance(obj, torch.jit.ScriptModule):
+            raise BadInputError(
+                "the factory returned a TorchScript module (torch.jit); edgekit exports an "
+                "nn.Module or a torch.export program, not TorchScript",
+                hint="return the nn.Module it was scripted from (load its state_dict, or use "
+                "--weights), or save a torch.export program as .pt2",
+            )
         data = _as_tensors(data)
         program = isinstance(obj, torch.export.ExportedProgram)
         module = obj
@@ -165,7 +183,7 @@ class TorchExporter:
         notes = self._export_or_fix_length(
             target, program, names, arrays, feeds, out_names, options, path
         )
-        signature, opset = _signature(path, options, task, native)
+        signature, opset = _signature(path, options, task, native, feeds)
         return ExportResult(
             onnx_path=path,
             framework="torch",
@@ -202,6 +220,15 @@ class TorchExporter:
         ]
         try:
             self._export(target, example, names, out_names, options, path, seq_inputs)
+            fixed = _static_axis(path, seq_inputs, 1)
+            if fixed:
+                # torch specialised the axis without failing (another input fixes the length)
+                notes.append(
+                    f"the sequence axis of {', '.join(fixed)} is fixed at "
+                    f"{feeds[fixed[0]].shape[1]}: torch specialised it (another input of the "
+                    "same length is fixed; --dynamic-axes INPUT:1=sequence for each makes them "
+                    "dynamic together)"
+                )
         except BadInputError as exc:
             if not seq_inputs or program:
                 raise
@@ -334,9 +361,17 @@ def _call_export(
         torch.onnx.export(model, example, str(path), dynamo=False, dynamic_axes=axes, **kwargs)
     elif isinstance(model, torch.export.ExportedProgram):
         # the program carries its own dynamic shapes, fixed when it was exported
+        if any(set(a) - {0} for a in axes.values()):
+            raise BadInputError(
+                "--dynamic-axes cannot change a .pt2: torch.export fixed its dynamic shapes "
+                "when the program was made",
+                hint="export it again with those axes in dynamic_shapes (torch.export.Dim), "
+                "or give the model as a factory (file.py:function) with --dynamic-axes",
+            )
         torch.onnx.export(
             model, (), str(path), dynamo=True, external_data=False, verbose=False, **kwargs
         )
+        _name_batch_axis(path)
     else:
         made: dict[str, Any] = {}
         dims = tuple(
@@ -375,6 +410,43 @@ def _check_program_batch(program: Any) -> None:
                 hint="export it with a dynamic batch: torch.export.export(model, args, "
                 "dynamic_shapes={'x': {0: torch.export.Dim('batch')}}), then torch.export.save",
             )
+
+
+def _static_axis(path: Path, inputs: list[str], axis: int) -> list[str]:
+    """The inputs among `inputs` whose `axis` came out of the export with a fixed size."""
+    import onnx
+
+    if not inputs:
+        return []
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [
+        i.name
+        for i in graph.input
+        if i.name in inputs
+        and len(dims := i.type.tensor_type.shape.dim) > axis
+        and not dims[axis].dim_param
+    ]
+
+
+def _name_batch_axis(path: Path) -> None:
+    """A saved program's batch Dim comes out of the exporter as torch's symbol (`s48`): call
+    it `batch`, as every other torch export names it, in the inputs, outputs and value_info."""
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    symbols = {
+        dims[0].dim_param
+        for value in graph.input
+        if (dims := value.type.tensor_type.shape.dim) and dims[0].dim_param
+    }
+    if not symbols or symbols == {"batch"}:
+        return
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in symbols:
+                dim.dim_param = "batch"
+    onnx.save(model, str(path))
 
 
 def _dim_name(label: str) -> str:

@@ -194,3 +194,35 @@ def embedding_spec(
         "pooling": pooling or "mean",
         "source": "declared" if pooling else "detected",
     }
+
+
+def index_ranges(model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, list[int]]:
+    """{integer input: [0, rows - 1]} for inputs that index an embedding table (the indices
+    of a Gather on axis 0 of a weight initializer), so the agent can refuse an out-of-vocabulary
+    id as a bad request instead of onnxruntime failing on it. torch's nn.Embedding takes no
+    negative ids; plain indexing (`table[idx]`) does, so where the export data holds a negative
+    index the range starts at -rows."""
+    graph = model.graph
+    tables = {t.name: list(t.dims) for t in graph.initializer}
+    inputs = {i.name for i in graph.input if i.type.tensor_type.elem_type in _INT_ELEM_TYPES} - set(
+        tables
+    )
+    casts = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Cast" and n.input}
+    ranges: dict[str, list[int]] = {}
+    for node in graph.node:
+        if node.op_type != "Gather" or len(node.input) < 2:
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        index = casts.get(node.input[1], node.input[1])
+        dims = tables.get(node.input[0])
+        if axis != 0 or index not in inputs or not dims:
+            continue
+        top = dims[0] - 1
+        values = feeds.get(index)
+        low = -dims[0] if values is not None and values.size and values.min() < 0 else 0
+        before = ranges.get(index, [low, top])
+        ranges[index] = [max(low, before[0]), min(top, before[1])]
+    return ranges
+
+
+_INT_ELEM_TYPES = (2, 3, 4, 5, 6, 7, 12, 13)  # onnx uint8, int8, uint16, int16, int32, int64, ...

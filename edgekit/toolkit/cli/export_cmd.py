@@ -24,14 +24,23 @@ from edgekit.toolkit.present.format import name_column, shorten_middle
 
 
 def parse_dynamic_axes(specs: list[str]) -> dict[str, dict[int, str]]:
-    """`input:2=height,3=width` -> {"input": {2: "height", 3: "width"}}."""
+    """`image:2=height,3=width` -> {"image": {2: "height", 3: "width"}}; a part with its own
+    `INPUT:` starts another input, so `tokens:1=seq,mask:1=seq` names two (as repeating the
+    option does) instead of reading `mask:1` as an axis."""
     axes: dict[str, dict[int, str]] = {}
     for spec in specs:
-        name, sep, rest = spec.partition(":")
-        if not sep or not name or not rest:
-            raise BadInputError(f"--dynamic-axes {spec!r} is not INPUT:AXIS=NAME[,AXIS=NAME]")
-        for part in rest.split(","):
-            axis, eq, label = part.partition("=")
+        name = ""
+        for part in spec.split(","):
+            head, sep, rest = part.partition(":")
+            if sep:
+                name, part = head.strip(), rest
+            if not name or not part.strip():
+                raise BadInputError(
+                    f"--dynamic-axes {spec!r} is not INPUT:AXIS=NAME[,AXIS=NAME]",
+                    hint="e.g. image:2=height,3=width; several inputs: "
+                    "tokens:1=sequence,mask:1=sequence (or repeat --dynamic-axes)",
+                )
+            axis, _, label = part.partition("=")
             if not axis.strip().isdigit():
                 raise BadInputError(f"--dynamic-axes {spec!r}: axis {axis!r} is not a number")
             axes.setdefault(name, {})[int(axis)] = label.strip() or f"{name}_dim{axis.strip()}"

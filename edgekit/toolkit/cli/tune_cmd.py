@@ -17,7 +17,7 @@ from edgekit.toolkit.cli.common import JSON_OPTION, err, handle_errors, out, pri
 from edgekit.toolkit.cli.targets_cmd import TARGETS_DIR_OPTION
 from edgekit.toolkit.present.format import fmt_mapping
 from edgekit.toolkit.present.tune import front_table, gate_table
-from edgekit.toolkit.tune.tuner import TuneRequest, TuneResult, tune
+from edgekit.toolkit.tune.tuner import TuneRequest, TuneResult, manifest_left, tune
 
 TUNE_KIND = "edgekit-tune"  # in the -o file, so a later run knows it may replace it
 
@@ -47,7 +47,7 @@ def _keep_interrupted(
     as_json: bool,
 ) -> NoReturn:
     """Ctrl-C during the search: what was measured is written as JSON (marked incomplete, to -o
-    or ./tune-<bundle>-<target>.incomplete.json), the manifest is left as it was, exit 130."""
+    or ./tune-<bundle>-<target>.incomplete.json), no selection is recorded, exit 130."""
     from edge_agent.contracts.bundle import Bundle
 
     name = Bundle.open(bundle_dir).manifest["name"]
@@ -61,7 +61,7 @@ def _keep_interrupted(
     n = result.search.n_trials if result.search else 0
     err.print(
         f"[yellow]interrupted[/]: kept the {n} configuration(s) measured so far in {path} "
-        "(marked incomplete); the manifest was not changed",
+        f"(marked incomplete); {manifest_left(result.notes)}",
         highlight=False,
     )
     raise typer.Exit(EXIT_INTERRUPTED)

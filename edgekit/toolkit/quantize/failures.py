@@ -24,8 +24,30 @@ def failing_node(exc: BaseException) -> Any:
     return found
 
 
+def calibrated_tensor(exc: BaseException) -> str | None:
+    """The tensor a histogram calibrator was collecting when it failed (its `tensor` local)."""
+    import traceback
+
+    found = None
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        tensor = frame.f_locals.get("tensor")
+        if isinstance(tensor, str) and "calibrat" in frame.f_code.co_filename:
+            found = tensor
+    return found
+
+
 def quantizer_failure(method: str, config: Any, exc: BaseException) -> BadInputError:
     """An onnxruntime.quantization crash as a message that says where and what to try."""
+    tensor = calibrated_tensor(exc)
+    if tensor is not None and "not finite" in str(exc):
+        # percentile/entropy histogram a tensor holding ±inf: an attention mask filled with -inf
+        return BadInputError(
+            f"the {method} quantizer cannot calibrate tensor {tensor!r}: it holds infinite "
+            f"values (an attention mask filled with -inf?), which the "
+            f"{getattr(config, 'calibrate', 'histogram')} calibrator cannot histogram",
+            hint="use `calibrate` minmax (and let `edgekit evaluate` judge it), or "
+            "`method` dynamic, which auto picks for attention models",
+        )
     node = failing_node(exc)
     where = f" at node {node.name!r} ({node.op_type})" if node is not None else ""
     tries = []

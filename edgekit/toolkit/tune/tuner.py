@@ -345,7 +345,7 @@ def _tune(
     if result.interrupted:
         result.notes.append(
             f"interrupted: chosen from the {len(points)} candidate(s) measured before Ctrl-C; "
-            "the manifest was not changed"
+            + manifest_left(result.notes)
         )
         return result
     if budget_met is False:
@@ -793,3 +793,12 @@ def record(bundle: Bundle, result: TuneResult, request: TuneRequest) -> None:
             variant=result.selected.candidate.variant,
             mode=result.mode,
         )
+
+
+def manifest_left(notes: list[str]) -> str:
+    """What an interrupted tune left in the manifest: nothing, or the variants it made and the
+    evaluations it ran before the search (they stand; only the selection is not recorded)."""
+    kept = [n for n in notes if n.startswith(("created ", "evaluated "))]
+    if not kept:
+        return "the manifest was not changed"
+    return f"the selection was not recorded (kept from before the search: {'; '.join(kept)})"

@@ -63,6 +63,19 @@ def test_bad_numpy_requests_say_why(cnn_engine, cnn_bundle, mutate, message):
         cnn_engine.infer(mutate(sample_feeds(cnn_bundle, 1)))
 
 
+def test_an_empty_dynamic_axis_is_a_bad_request():
+    """A sequence of length 0 on a dynamic axis passed the checks and failed inside
+    onnxruntime (a Conv1d: HTTP 500, "the model failed on a validated request")."""
+    from edge_agent.serving.validation import Limits, TensorSpec, Validator
+
+    v = Validator(
+        [TensorSpec("signal", "FP32", np.dtype(np.float32), (None, 4, None))], [], Limits()
+    )
+    assert v.check({"signal": np.zeros((2, 4, 3), np.float32)})[1] == 2
+    with pytest.raises(RequestError, match="size 0 on axis 2"):
+        v.check({"signal": np.zeros((2, 4, 0), np.float32)})
+
+
 def test_json_shape_and_type_mismatches(cnn_engine):
     base = {"name": "input", "shape": [1, 1, 8, 8], "datatype": "FP32", "data": [0.5] * 64}
     cnn_engine.infer_json({"inputs": [base]})

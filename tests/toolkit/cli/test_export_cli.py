@@ -183,6 +183,16 @@ def test_bad_options(wine, tmp_path: Path):
     assert result.exit_code == 2 and "--task 'ranking'" in result.stderr
 
 
+def test_dynamic_axes_of_several_inputs_in_one_option():
+    """`tokens:1=seq,mask:1=seq` names two inputs (it read `mask:1` as a bad axis number)."""
+    from edgekit.toolkit.cli.export_cmd import parse_dynamic_axes
+
+    both = {"tokens": {1: "sequence"}, "mask": {1: "sequence"}}
+    assert parse_dynamic_axes(["tokens:1=sequence,mask:1=sequence"]) == both
+    assert parse_dynamic_axes(["tokens:1=sequence", "mask:1=sequence"]) == both
+    assert parse_dynamic_axes(["image:2=height,3=width"]) == {"image": {2: "height", 3: "width"}}
+
+
 def test_existing_output_needs_overwrite(wine, tmp_path: Path):
     args = ["export", wine["skops"], "--data", wine["csv"], "--target-column", "target"]
     assert edgekit(*args, "-o", tmp_path / "b").exit_code == 0

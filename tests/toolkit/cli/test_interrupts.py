@@ -105,3 +105,19 @@ def test_ctrl_c_during_tune_keeps_the_measured_configurations(project: Path) -> 
     assert f"kept the {doc['search']['trials']} configuration(s)" in stderr
     assert "tune.json" in stderr and "Traceback" not in stderr
     assert (project / "model" / "manifest.json").read_bytes() == manifest  # no selection
+
+
+def test_ctrl_c_during_tune_says_what_it_evaluated_before_the_search(project: Path) -> None:
+    """tune evaluates a variant that has no evaluation before it searches; Ctrl-C then said
+    "the manifest was not changed" although the evaluation was in it."""
+    from edge_agent.contracts.bundle import Bundle
+    from edgekit.toolkit.quantize import QuantizeRequest, quantize_bundle
+
+    quantize_bundle(project / "model", QuantizeRequest(method="fp16"))
+    args = ["tune", "model", "--target", "local", "--no-create", "-o", "tune.json"]
+    rc, _stdout, stderr = _interrupt_after_first(args, project)
+    assert rc == 130, stderr[-2000:]
+    manifest = Bundle.open(project / "model").manifest
+    assert manifest["variants"]["fp16"]["evaluation"] and not manifest.get("selection")
+    assert "the manifest was not changed" not in stderr
+    assert "the selection was not recorded (kept from before the search: evaluated" in stderr

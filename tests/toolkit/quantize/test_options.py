@@ -244,3 +244,22 @@ def test_target_profile_sets_the_hardware_defaults(copy_bundle, cnn_bundle):
     assert json.loads(auto.stdout)["quantization"]["auto"]["hardware"]["architecture"] == "aarch64"
     unknown = _quantize_cli(path, "--method", "auto", "--target", "toaster", "--name", "t")
     assert unknown.exit_code == 2 and "unknown target" in unknown.output
+
+
+def test_a_histogram_calibrator_on_an_infinite_mask_names_the_tensor_and_the_way_out():
+    """A -inf attention mask (nn.TransformerEncoder's bool key padding mask) crashed
+    percentile/entropy calibration with numpy's "autodetected range of [x, inf] is not
+    finite" and a hint to exclude nodes the error did not name."""
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    from edgekit.toolkit.quantize.failures import quantizer_failure
+    from edgekit.toolkit.quantize.static import StaticConfig
+
+    mask = np.array([[0.0, -np.inf, 0.5]], np.float32)
+    collector = HistogramCollector("percentile", True, 2048, 128, 99.999, None)
+    with pytest.raises(ValueError, match="not finite") as info:
+        collector.collect({"masked_fill": [mask]})
+    error = quantizer_failure("static", StaticConfig(calibrate="percentile"), info.value)
+    assert "cannot calibrate tensor 'masked_fill'" in error.message
+    assert "percentile" in error.message and "`calibrate` minmax" in error.hint
+    assert error.exit_code == 2
