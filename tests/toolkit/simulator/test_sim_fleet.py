@@ -227,4 +227,3 @@ def test_device_merge_sets_the_port_only_where_declared():
         "window_s": "2",
     }
     assert port_merge({"x": 1}, 9001, {}) == {}
-
