@@ -378,7 +378,14 @@ class Monitor:
         if not with_data:
             return
         output_arrays = _concat_outputs(outputs, names)
-        self._keep_predictions(ids, rows, output_arrays)
+        if names.count(names[0]) == len(names):  # C-level, identity first: the common case
+            self._keep_predictions(ids, rows, output_arrays)
+        else:
+            # Requests that asked for different outputs: joined by name, one request's rows
+            # would line up with another's id (and a block with fewer values than ids broke
+            # every later feedback), so each keeps the predictions of its own outputs.
+            for one in zip(ids, rows, outputs, names, strict=True):
+                self._keep_predictions((one[0],), (one[1],), _concat_outputs((one[2],), (one[3],)))
         if self._sample is not None:
             self._add_to_sample(w, with_data, feeds, kinds, outputs, names, output_arrays)
         else:

@@ -76,3 +76,29 @@ def test_eviction_keeps_the_newest_across_blocks_and_partial_blocks():
         value = kept[iid]
         rows = [value] if isinstance(value, str) else list(value)
         assert rows == [LABELS[i % 3]] * (2 if i % 4 == 1 else 1)
+
+
+def test_requests_that_asked_for_different_outputs_keep_their_own_predictions():
+    """A drain can hold requests that asked for different outputs (KServe's `outputs`): joined by
+    name, the `label` rows of some would line up with the ids of others, and the block with
+    fewer values than ids made every later feedback fail with a 500 (found by tryhostile)."""
+    monitor = Monitor(None, "classification", LABELS, {"label": "label", "probs": "probabilities"})
+    both, probs_only, label_only = ("label", "probs"), ("probs",), ("label",)
+    x = np.zeros((1, 2))
+    monitor.record(0.0, 0.0, 0.0, 1, "r1", x, [np.array(["a"]), np.eye(3)[[0]]], both)
+    monitor.record(0.0, 0.0, 0.0, 1, "r2", x, [np.eye(3)[[1]]], probs_only)
+    monitor.record(0.0, 0.0, 0.0, 2, "r3", np.zeros((2, 2)), [np.array(["c", "a"])], label_only)
+    monitor.record(0.0, 0.0, 0.0, 1, "r4", x, [np.array(["c"]), np.eye(3)[[2]]], both)
+    monitor.drain()
+    result = monitor.feedback(
+        [
+            {"inference_id": "r1", "label": "a"},
+            {"inference_id": "r2", "label": "b"},
+            {"inference_id": "r3", "labels": ["c", "a"]},
+            {"inference_id": "r4", "label": "c"},
+        ]
+    )
+    assert result == {"joined": 4, "unknown": [], "problems": []}
+    _, _, body = monitor.close_window()
+    assert body["quality"]["labels"] == 5
+    assert body["quality"]["scores"]["accuracy"] == 1.0, "each label met its own prediction"
