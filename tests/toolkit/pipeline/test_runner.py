@@ -190,3 +190,22 @@ def test_cli_run_reports_a_failing_train_step(project: Path) -> None:
         store.close()
     assert run["stages"][0]["status"] == "failed"
     assert "training blew up" in run["stages"][0]["result"]["traceback"]
+
+
+@pytest.mark.parametrize("kind", ["file", "link"])
+def test_a_published_build_output_never_replaces_a_file_or_a_link(project: Path, kind) -> None:
+    """`outputs: {greengrass-build: notes.txt}` replaced the user's file with the build folder:
+    a file has no entries, so it passed as an edgekit build (found by tryhostile)."""
+    (project / "notes.txt").write_text("precious")
+    (project / "mine").mkdir()
+    (project / "mine" / "keep.txt").write_text("precious")
+    if kind == "link":
+        (project / "notes.txt").rename(project / "mine" / "notes.txt")
+        (project / "notes.txt").symlink_to("mine")
+    with pytest.raises(EdgekitError, match="nothing was changed"):
+        _run(project, {"outputs": {"greengrass-build": "notes.txt"}})
+    if kind == "file":
+        assert (project / "notes.txt").read_text() == "precious"
+    else:
+        assert (project / "notes.txt").is_symlink()
+        assert sorted(p.name for p in (project / "mine").iterdir()) == ["keep.txt", "notes.txt"]
