@@ -209,3 +209,17 @@ def test_a_published_build_output_never_replaces_a_file_or_a_link(project: Path,
     else:
         assert (project / "notes.txt").is_symlink()
         assert sorted(p.name for p in (project / "mine").iterdir()) == ["keep.txt", "notes.txt"]
+
+
+def test_cli_run_with_a_folder_as_its_store_is_bad_input(project: Path) -> None:
+    """`store: mine` (a folder) failed as "OperationalError: unable to open database file",
+    exit 1, with a hint to read the traceback in that same store (found by tryhostile)."""
+    (project / "mine").mkdir()
+    doc = pipeline_doc()
+    doc["store"] = "mine"
+    write_pipeline(project, doc)
+    result = CliRunner().invoke(app, ["run", str(project / "pipeline.yaml")])
+    assert result.exit_code == 2, result.output
+    assert "is a folder, not an edgekit run store" in result.output
+    assert "OperationalError" not in result.output
+    assert list((project / "mine").iterdir()) == []
