@@ -130,6 +130,14 @@ def output_paths(files: list[Path], source: Path, output: Path, protect: list[Pa
     a file this command did not write, an input, or put outputs into the current folder."""
     inputs = [*files, *protect]
     if not source.is_dir():
+        if output.name in ("", ".", "..") or output.is_dir():
+            # `-o .` crashed (with_suffix on an empty name), `-o ..` wrote `...npz` and
+            # `-o folder` wrote `folder.npz` beside it: none of them what was asked
+            raise BadInputError(
+                f"-o {output}: is a folder, but a single input file ({source.name}) writes one "
+                ".npz file; nothing was changed",
+                hint=f"give a file name, e.g. -o {Path(output, source.stem + '-out.npz')}",
+            )
         target = _npz_path(output)
         owned.check_file(target, _is_batch_output, "a batch output", inputs)
         return [target]
