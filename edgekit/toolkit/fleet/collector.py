@@ -27,6 +27,9 @@ from edgekit.toolkit.fleet.store import Store, WriteResult
 from edgekit.toolkit.fleet.stores import open_fleet_store
 
 log = logging.getLogger("edgekit.fleet")
+# What building a message's rows raises on a body of the wrong shape (the database's own
+# errors, a lost connection included, are retried)
+_DATA_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError)
 
 
 @dataclass
@@ -177,6 +180,8 @@ class Collector:
             try:
                 result = self.store.write(parsed)
                 break
+            except _DATA_ERRORS:
+                break  # a message's own content: the same every time, so no retry
             except Exception:
                 log.exception("storing a batch of %d failed (attempt %d)", len(batch), attempt + 1)
                 time.sleep(0.2 * (attempt + 1))

@@ -9,6 +9,7 @@ carries the window's request counts and latency histograms.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -203,9 +204,35 @@ def metrics_row(p: Parsed) -> MetricsRow | None:
     )
 
 
-def _wire(h: dict[str, Any]) -> dict[str, Any]:
+def _wire(h: Any) -> dict[str, Any]:
+    """The histogram as stored, checked first: the report merges every stored one, so a
+    count of "x" or a bucket index past the end broke `fleet report` for the whole fleet.
+    A ValueError here makes the collector reject the message (it is stored nowhere else)."""
     keys = ("scheme", "count", "sum", "min", "max", "buckets")
-    return {k: h.get(k) for k in keys}
+    if not isinstance(h, dict) or h.get("scheme") != telemetry.HISTOGRAM_SCHEME:
+        raise ValueError(f"a histogram is not in the {telemetry.HISTOGRAM_SCHEME} wire form")
+    wire = {k: h.get(k) for k in keys}
+    if not _is_count(wire["count"]):
+        raise ValueError(f"histogram count {wire['count']!r} is not a count")
+    for k in ("sum", "min", "max"):
+        v = wire[k]
+        if v is not None and (_num(v) is None or not math.isfinite(v)):
+            raise ValueError(f"histogram {k} {v!r} is not a finite number")
+    buckets = wire["buckets"]
+    if not isinstance(buckets, list) or not all(
+        isinstance(b, list)
+        and len(b) == 2
+        and _is_count(b[0])
+        and b[0] < telemetry.N_BUCKETS
+        and _is_count(b[1])
+        for b in buckets
+    ):
+        raise ValueError("histogram buckets are not [[index, count], ...] within the scheme")
+    return wire
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= telemetry.MAX_SEQ
 
 
 def drift_row(p: Parsed) -> DriftRow | None:
