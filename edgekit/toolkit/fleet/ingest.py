@@ -261,8 +261,8 @@ def expand_drift(row: Any) -> list[dict[str, Any]]:
     out = []
     for group in DRIFT_GROUPS:
         for name, e in (block.get(group) or {}).items():
-            if not isinstance(e, dict) or not isinstance(e.get("counts"), list):
-                continue
+            if not _drift_entry_ok(e):
+                continue  # stored as a device sent it: one of the wrong shape is left out
             out.append(
                 {
                     "thing": row["thing"],
@@ -279,6 +279,20 @@ def expand_drift(row: Any) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def _drift_entry_ok(e: Any) -> bool:
+    """A feature's drift entry the report can use: a count `n`, counts that are numbers, a
+    number or null psi, and text or null kind and status (an `n` of "x" broke `fleet report`)."""
+    if not isinstance(e, dict) or not isinstance(counts := e.get("counts"), list):
+        return False
+    n, psi = e.get("n"), e.get("psi")
+    return (
+        (n is None or _is_count(n))
+        and all(_num(c) is not None and math.isfinite(c) and c >= 0 for c in counts)
+        and (psi is None or _num(psi) is not None)
+        and all(isinstance(e.get(k), (str, type(None))) for k in ("kind", "status"))
+    )
 
 
 def alert_rows(p: Parsed) -> list[dict[str, Any]]:
