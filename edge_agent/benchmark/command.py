@@ -17,6 +17,8 @@ from edge_agent.errors import EdgekitError
 
 DEFAULT_BUDGET_S = 20.0
 MAX_BUDGET_S = 600.0
+MAX_BATCH = 4096  # rows per timed call
+MAX_THREADS = 256  # intra-op threads
 MIN_SHARE_S = 0.3  # less than this left for a variant: skipped, not measured badly
 SHARE_TIMED = 0.8  # of a variant's share, the most its timed windows may take (rest: session)
 
@@ -55,8 +57,26 @@ def run_bench(
         batch = int(command.get("batch", 1))
         threads = command.get("threads")
         threads = None if threads is None else int(threads)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         body["error"] = "budget_s, batch and threads must be numbers"
+        return body
+    # A command comes from the cloud and runs on the device: a batch of 10**8 rows or 10**5
+    # threads took the agent's memory or threads down with it, a NaN budget measured nothing.
+    if not (
+        0 < budget <= MAX_BUDGET_S
+        and 1 <= batch <= MAX_BATCH
+        and 0 <= (threads or 0) <= MAX_THREADS
+    ):
+        body["error"] = (
+            f"budget_s must be within 0..{MAX_BUDGET_S:g}, batch within 1..{MAX_BATCH} and "
+            f"threads within 1..{MAX_THREADS}"
+        )
+        return body
+    variants = command.get("variants")
+    if variants is not None and not (
+        isinstance(variants, list) and all(isinstance(v, str) for v in variants)
+    ):
+        body["error"] = "variants must be a list of variant names"
         return body
     body["budget_s"] = budget
     threads, settings_from = bench_threads(threads, deployed)
