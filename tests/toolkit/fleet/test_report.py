@@ -153,6 +153,8 @@ def test_report_terminal_summary(fleet_db):
 def test_report_bad_input_exits_2(tmp_path):
     missing = runner.invoke(app, ["fleet", "report", "--db", str(tmp_path / "nope.db")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+    folder = runner.invoke(app, ["fleet", "report", "--db", str(tmp_path)])  # said "does not exist"
+    assert folder.exit_code == 2 and "is a folder, not a database file" in folder.output
     junk = tmp_path / "junk.db"
     junk.write_text("this is not sqlite " * 100)
     bad = runner.invoke(app, ["fleet", "report", "--db", str(junk)])
