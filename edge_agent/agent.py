@@ -359,6 +359,13 @@ class Agent:
             log.error("swap command failed: %s", exc)
 
     def _cmd_config(self, body: dict[str, Any]) -> None:
+        # The alert hook's command runs on the device: the deployment's configuration, the
+        # config file and the flags may set it, never a message on the command topic, which
+        # anyone allowed to publish there could send (a command there was code execution).
+        hook = [k for k in body if str(k).replace("_", "").lower() == "alerthook"]
+        if hook:
+            log.error("config command: %s refused; set the alert hook in the deployment", hook)
+            body = {k: v for k, v in body.items() if k not in hook}
         self.apply_config(body)
 
     def _cmd_bench(self, body: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ _HINT = "save plain numeric or string arrays (np.savez with no dtype=object); pi
 def load_npz(path: str | Path, what: str = "array file") -> dict[str, np.ndarray]:
     """Every array of an .npz file, read with pickle disabled."""
     path = Path(path)
+    _check_magic(path, what)
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.ndarray):  # an .npy file
@@ -36,3 +37,22 @@ def load_npz(path: str | Path, what: str = "array file") -> dict[str, np.ndarray
         raise BadInputError(f"cannot read {what} {path}: {exc}", hint=_HINT) from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise BadInputError(f"cannot read {what} {path}: {exc}") from None
+
+
+_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")  # a zip (.npz, empty .npz) or an .npy
+
+
+def _check_magic(path: Path, what: str) -> None:
+    """NumPy takes any other file for a pickle ("holds pickled data" for a CSV or a text file):
+    say what the file is not, and keep the pickle message for pickles."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise BadInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if head.startswith(_MAGIC) or head[:1] == b"\x80":  # \x80: pickle's PROTO opcode
+        return
+    raise BadInputError(
+        f"{what} {path} is not a NumPy .npz or .npy file (its first bytes are {head!r})",
+        hint="save the arrays with np.savez (or np.save) and pass that file",
+    )

@@ -204,11 +204,21 @@ def resolve_token(args: argparse.Namespace, config: Any, env: Any) -> str | None
     return _read_token(config.token_file) if config.token_file else None
 
 
+MAX_TOKEN_BYTES = 64 * 1024
+
+
 def _read_token(path: str) -> str:
     from edge_agent.errors import BadInputError
 
     try:
-        token = Path(path).read_text("utf-8").strip()
+        with open(path, "rb") as fh:  # bounded: `--token-file /dev/zero` read until MemoryError
+            raw = fh.read(MAX_TOKEN_BYTES + 1)
+        if len(raw) > MAX_TOKEN_BYTES:
+            raise BadInputError(
+                f"the token file {path} holds more than {MAX_TOKEN_BYTES:,} bytes; "
+                "put only the bearer token in it"
+            )
+        token = raw.decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInputError(
             f"cannot read the token file {path}: {getattr(exc, 'strerror', None) or exc}; "

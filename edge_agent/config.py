@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -19,6 +20,9 @@ from typing import Any
 from edge_agent.errors import BadInputError
 
 # Settings that can change while serving (others need a restart).
+MIN_WINDOW_S = 0.1  # the shortest monitoring window (tests run 0.2 s ones)
+MAX_WINDOW_S = 7 * 24 * 3600.0  # a week: the timer's limits are far above
+
 LIVE_KEYS = {
     "window_s",
     "drift_min_samples",
@@ -136,8 +140,13 @@ class AgentConfig:
         return config
 
     def check(self) -> None:
-        if self.window_s <= 0:
-            raise BadInputError(f"window_s must be > 0 (got {self.window_s})")
+        if not MIN_WINDOW_S <= self.window_s <= MAX_WINDOW_S:
+            # a nanosecond window closed windows (and sent metrics) in a busy loop; a 1e308 one
+            # overflowed the timer and ended the window thread: no telemetry ever again
+            raise BadInputError(
+                f"window_s must be within {MIN_WINDOW_S:g}..{MAX_WINDOW_S:g} s "
+                f"(got {self.window_s:g})"
+            )
         if not 1 <= self.alert_m <= self.alert_n:
             raise BadInputError(
                 f"alerts need 1 <= alert_m <= alert_n (got {self.alert_m} of {self.alert_n})"
@@ -185,8 +194,11 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         if text.startswith("int"):
             return int(value)
         if text.startswith("float"):
-            return float(value)
-    except (TypeError, ValueError) as exc:
+            number = float(value)
+            if not math.isfinite(number):  # NaN passes every `<=` check, then misbehaves
+                raise ValueError(number)
+            return number
+    except (TypeError, ValueError, OverflowError) as exc:
         raise BadInputError(f"configuration {key}={value!r} is not a valid {text}") from exc
     return value
 

@@ -126,11 +126,28 @@ def _listed(names: list[str]) -> str:
     return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
 
 
+def check_parents(target: str | Path, option: str = "-o") -> None:
+    """Refuse an output whose path runs through a file (`-o notes.txt/out`): making its folders
+    would fail halfway with an OSError. The path is taken as written, as the command writes it."""
+    shown = Path(target)
+    for parent in shown.absolute().parents:  # nearest first; the first that exists decides
+        if parent.is_dir():
+            return
+        if parent.exists() or parent.is_symlink():
+            raise _refuse(
+                shown,
+                f"{parent} is {'a broken link' if not parent.exists() else 'a file'}, not a folder",
+                "give a path whose folders are folders (or do not exist yet)",
+                option,
+            )
+
+
 def check_location(
     target: str | Path, inputs: Iterable[str | Path | None] = (), option: str = "-o"
 ) -> None:
     """Refuse an output that is the current folder, a folder above it, or one that is or holds an
     input of the command (replacing it would delete the input)."""
+    check_parents(target, option)
     shown, real = Path(target), absolute(target)
     cwd = Path.cwd().resolve()
     if real == cwd:
@@ -211,6 +228,7 @@ def check_file(
     """A single output file: it may replace only a file that edgekit wrote (`is_ours` says), and
     never one of the command's inputs nor go inside an input folder (a bundle)."""
     shown = Path(target)
+    check_parents(shown, option)
     real = absolute(shown)
     for item in inputs:
         if item is None:

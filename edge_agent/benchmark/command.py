@@ -17,6 +17,8 @@ from edge_agent.errors import EdgekitError
 
 DEFAULT_BUDGET_S = 20.0
 MAX_BUDGET_S = 600.0
+MAX_BATCH = 4096  # rows per timed call
+MAX_THREADS = 256  # intra-op threads
 MIN_SHARE_S = 0.3  # less than this left for a variant: skipped, not measured badly
 SHARE_TIMED = 0.8  # of a variant's share, the most its timed windows may take (rest: session)
 
@@ -32,6 +34,34 @@ def bench_threads(command_threads: int | None, deployed: dict[str, Any] | None) 
     from edge_agent.hardware import usable_cpus
 
     return usable_cpus(), "usable CPUs (no thread count deployed)"
+
+
+def _limits(command: dict[str, Any]) -> tuple[float, int, int | None] | str:
+    """(budget_s, batch, threads) of a command, or why they cannot be run. A command comes
+    from the cloud and runs on the device: a batch of 10**8 rows or 10**5 threads took the
+    agent's memory or threads down with it, and a NaN budget measured nothing."""
+    try:
+        budget = min(float(command.get("budget_s", DEFAULT_BUDGET_S)), MAX_BUDGET_S)
+        batch = int(command.get("batch", 1))
+        threads = command.get("threads")
+        threads = None if threads is None else int(threads)
+    except (TypeError, ValueError, OverflowError):
+        return "budget_s, batch and threads must be numbers"
+    if not (
+        0 < budget <= MAX_BUDGET_S
+        and 1 <= batch <= MAX_BATCH
+        and 0 <= (threads or 0) <= MAX_THREADS
+    ):
+        return (
+            f"budget_s must be within 0..{MAX_BUDGET_S:g}, batch within 1..{MAX_BATCH} and "
+            f"threads within 1..{MAX_THREADS}"
+        )
+    variants = command.get("variants")
+    if variants is not None and not (
+        isinstance(variants, list) and all(isinstance(v, str) for v in variants)
+    ):
+        return "variants must be a list of variant names"
+    return budget, batch, threads
 
 
 def run_bench(
@@ -50,14 +80,11 @@ def run_bench(
     except ImportError as exc:
         body["error"] = f"the benchmark harness is not installed with this agent: {exc}"
         return body
-    try:
-        budget = min(float(command.get("budget_s", DEFAULT_BUDGET_S)), MAX_BUDGET_S)
-        batch = int(command.get("batch", 1))
-        threads = command.get("threads")
-        threads = None if threads is None else int(threads)
-    except (TypeError, ValueError):
-        body["error"] = "budget_s, batch and threads must be numbers"
+    parsed = _limits(command)
+    if isinstance(parsed, str):
+        body["error"] = parsed
         return body
+    budget, batch, threads = parsed
     body["budget_s"] = budget
     threads, settings_from = bench_threads(threads, deployed)
     settings = {

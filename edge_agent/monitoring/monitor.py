@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
 import operator
 import threading
 import time
@@ -48,6 +49,16 @@ _BOUNDS = np.asarray(telemetry.LATENCY_BOUNDS_MS)
 _LATER, _EARLIER = [1, 2, 2], [0, 1, 0]  # rows of (received, started, finished)
 _MISSING_STRINGS = ("", "nan", "None")
 _MISSING = object()
+MAX_LABEL_CHARS = 256  # a class label in feedback, when the bundle declares no classes
+MAX_CONFUSION_PAIRS = 1024  # (label, prediction) pairs a window counts, without declared classes
+
+
+def _short(value: Any) -> str:
+    """A client's value in a message, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 _NDARRAY, _NONE = np.ndarray, type(None)
 _F64 = np.dtype(np.float64)
 _SHAPE, _DTYPE = operator.attrgetter("shape"), operator.attrgetter("dtype")
@@ -274,6 +285,8 @@ class Monitor:
         # predictions by inference id for label joins: drained blocks are kept as they came
         # (ids, rows, values) and indexed by id only when labels arrive (``_predictions``)
         self._kept: dict[str, Any] = {}
+        # ids whose predictions took their labels (the newest feedback_keep), to say so
+        self._labelled: dict[str, None] = {}
         self._blocks: list[_Block] = []
         self._block_count = 0
         self._feedback_keep = feedback_keep
@@ -282,6 +295,7 @@ class Monitor:
         self._thread: threading.Thread | None = None
         self.drain_batch = DRAIN_BATCH  # read again by start(), so tests can lower it
         self._labels_array = np.asarray(labels, dtype=object) if labels else None
+        self._class_names = {str(label) for label in labels} if labels else None
         self.process = ProcessStats()
 
     # -- the serving thread's side: cheap appends only -----------------------------------------
@@ -390,7 +404,14 @@ class Monitor:
         if not with_data:
             return
         output_arrays = _concat_outputs(outputs, names)
-        self._keep_predictions(ids, rows, output_arrays)
+        if names.count(names[0]) == len(names):  # C-level, identity first: the common case
+            self._keep_predictions(ids, rows, output_arrays)
+        else:
+            # Requests that asked for different outputs: joined by name, one request's rows
+            # would line up with another's id (and a block with fewer values than ids broke
+            # every later feedback), so each keeps the predictions of its own outputs.
+            for one in zip(ids, rows, outputs, names, strict=True):
+                self._keep_predictions((one[0],), (one[1],), _concat_outputs((one[2],), (one[3],)))
         if self._sample is not None:
             self._add_to_sample(w, with_data, feeds, kinds, outputs, names, output_arrays)
         else:
@@ -631,7 +652,12 @@ class Monitor:
         return self._kept
 
     def feedback(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        """Join labels to stored predictions by inference id; returns what was joined."""
+        """Join labels to stored predictions by inference id; returns what was joined.
+
+        A prediction takes labels once (a retried or replayed POST would count them again), and
+        only labels the window can hold: a classifier's own classes (a client's free-form labels
+        would grow the confusion counts, sent with every metrics message, without bound) and
+        finite numbers for a regressor (one NaN would make the window's errors NaN)."""
         self.drain()
         joined, unknown, problems = 0, [], []
         with self._lock:
@@ -639,9 +665,15 @@ class Monitor:
             predictions = self._predictions
             for item in items:
                 iid = item.get("inference_id")
-                preds = predictions.get(iid, _MISSING) if isinstance(iid, str) else _MISSING
-                if preds is _MISSING:
+                if not isinstance(iid, str):
                     unknown.append(iid)
+                    continue
+                preds = predictions.get(iid, _MISSING)
+                if preds is _MISSING:
+                    if iid in self._labelled:
+                        problems.append(f"{_short(iid)}: already labelled")
+                    else:
+                        unknown.append(iid)
                     continue
                 if type(preds) is not _Rows:
                     preds = [preds]
@@ -649,20 +681,48 @@ class Monitor:
                 if not isinstance(labels, list) or len(labels) != len(preds):
                     problems.append(f"{iid}: {len(preds)} prediction(s), labels do not match")
                     continue
+                why = self._refuse_labels(labels, w)
+                if why:
+                    problems.append(f"{iid}: {why}")
+                    continue
                 for truth, pred in zip(labels, preds, strict=True):
                     if self.task == "classification":
                         w.confusion[f"{truth}|{pred}"] += 1
                     else:
-                        try:
-                            err = float(truth) - float(pred)
-                        except (TypeError, ValueError):
-                            problems.append(f"{iid}: label {truth!r} is not a number")
-                            continue
+                        err = float(truth) - float(pred)
                         w.abs_error_sum += abs(err)
                         w.sq_error_sum += err * err
                     w.labels += 1
+                del predictions[iid]
+                self._labelled[iid] = None
+                while len(self._labelled) > self._feedback_keep:
+                    del self._labelled[next(iter(self._labelled))]
                 joined += 1
         return {"joined": joined, "unknown": unknown, "problems": problems}
+
+    def _refuse_labels(self, labels: list[Any], w: Window) -> str | None:
+        """Why these labels cannot be counted, or None."""
+        if self._class_names is None and len(w.confusion) >= MAX_CONFUSION_PAIRS:
+            return f"over {MAX_CONFUSION_PAIRS} distinct (label, prediction) pairs in this window"
+        for truth in labels:
+            if self.task == "classification":
+                if self._class_names is not None and str(truth) not in self._class_names:
+                    return (
+                        f"label {_short(truth)} is not one of the model's classes "
+                        f"({', '.join(sorted(self._class_names)[:10])})"
+                    )
+                if self._class_names is None and (
+                    not isinstance(truth, (str, int)) or len(str(truth)) > MAX_LABEL_CHARS
+                ):
+                    return f"label {_short(truth)} is not a class name or number"
+                continue
+            try:
+                value = float(truth)
+            except (TypeError, ValueError, OverflowError):
+                return f"label {_short(truth)} is not a number"
+            if not math.isfinite(value):
+                return f"label {_short(truth)} is not a finite number"
+        return None
 
     # -- closing a window ---------------------------------------------------------------------
     def close_window(self, now: float | None = None) -> tuple[float, float, dict[str, Any]]:

@@ -43,19 +43,17 @@ def read_inputs(path: Path, engine: Engine) -> dict[str, np.ndarray]:
             arrays = {next(iter(specs)): np.load(path, allow_pickle=False)}
         elif suffix == ".json":
             body = json.loads(path.read_text("utf-8"))
-            if isinstance(body, dict) and "inputs" in body:
+            if not isinstance(body, dict):
+                raise BadInputError(
+                    f"{path}: holds a JSON {_json_kind(body)}, not an object",
+                    hint='write {"input name": [rows...]} or a KServe v2 request {"inputs": [...]}',
+                )
+            if "inputs" in body:
                 feeds, _wanted, _id = engine.active.validator.parse_kserve(body)
                 return feeds
             arrays = {k: np.asarray(v) for k, v in body.items()}
         elif suffix == ".jsonl":
-            rows = [
-                json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()
-            ]
-            keys = rows[0].keys() if rows else ()
-            arrays = {
-                name: np.asarray([r[validator.key_for(name, keys) or name] for r in rows])
-                for name in specs
-            }
+            arrays = _read_jsonl(path, validator)
         elif suffix == ".csv":
             arrays = _read_csv(path, validator)
         else:
@@ -66,6 +64,34 @@ def read_inputs(path: Path, engine: Engine) -> dict[str, np.ndarray]:
         raise BadInputError(f"{path}: {exc.message}") from exc
     arrays = by_onnx_name(arrays, validator.aliases)
     return {k: _shape_rows(v, specs[k].shape) if k in specs else v for k, v in arrays.items()}
+
+
+def _json_kind(value: Any) -> str:
+    names = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _read_jsonl(path: Path, validator: Validator) -> dict[str, np.ndarray]:
+    """One JSON object a line, keyed by input (or column) name."""
+    rows = []
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if line.strip():
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise BadInputError(
+                    f"{path}:{number}: holds a JSON {_json_kind(row)}, not an object",
+                    hint='write one {"input or column name": value, ...} object a line',
+                )
+            rows.append(row)
+    keys = rows[0].keys() if rows else ()
+    arrays = {}
+    for name in validator.inputs:
+        key = validator.key_for(name, keys) or name
+        missing = next((i for i, r in enumerate(rows) if key not in r), None)
+        if missing is not None:
+            raise BadInputError(f"{path}: row {missing + 1} has no {key!r}")
+        arrays[name] = np.asarray([r[key] for r in rows])
+    return arrays
 
 
 def _shape_rows(arr: np.ndarray, shape: tuple[int | None, ...]) -> np.ndarray:
@@ -156,6 +182,14 @@ def output_paths(files: list[Path], source: Path, output: Path, protect: list[Pa
     a file this command did not write, an input, or put outputs into the current folder."""
     inputs = [*files, *protect]
     if not source.is_dir():
+        if output.name in ("", ".", "..") or output.is_dir():
+            # `-o .` crashed (with_suffix on an empty name), `-o ..` wrote `...npz` and
+            # `-o folder` wrote `folder.npz` beside it: none of them what was asked
+            raise BadInputError(
+                f"-o {output}: is a folder, but a single input file ({source.name}) writes one "
+                ".npz file; nothing was changed",
+                hint=f"give a file name, e.g. -o {Path(output, source.stem + '-out.npz')}",
+            )
         target = _npz_path(output)
         owned.check_file(target, _is_batch_output, "a batch output", inputs)
         return [target]

@@ -372,6 +372,15 @@ _ENVELOPE: dict[str, type | tuple[type, ...]] = {
 }
 
 
+MAX_SEQ = 2**63 - 1  # what SQL stores as a BIGINT
+MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z: the reports print every time as a date
+
+
+def _is_time(value: float) -> bool:
+    """A finite Unix time that a date can show (a window at 1e308 broke `fleet report`)."""
+    return 0.0 <= value <= MAX_TIME  # NaN compares false
+
+
 def check(message: Any) -> list[str]:
     """Structural checks without jsonschema (the device has none); [] when fine.
 
@@ -393,11 +402,17 @@ def check(message: Any) -> list[str]:
         problems.append(f"unknown type {message['type']!r}")
     if message["seq"] < 1:
         problems.append("seq must be >= 1 once the outbox has assigned it")
+    elif message["seq"] > MAX_SEQ:
+        problems.append(f"seq must be at most {MAX_SEQ} (a 64-bit integer)")
     window = message["window"]
     if not all(isinstance(window.get(k), (int, float)) for k in ("start", "end")):
         problems.append("window needs numeric start and end")
+    elif not all(_is_time(window[k]) for k in ("start", "end")):
+        problems.append("window start and end must be Unix times within years 1970..9999")
     elif window["end"] < window["start"]:
         problems.append("window ends before it starts")
+    if not _is_time(message["created_at"]):
+        problems.append("created_at must be a Unix time within years 1970..9999")
     part = message["part"]
     if not (0 <= part.get("index", -1) < part.get("count", 0)):
         problems.append("part index must be within 0..count-1")

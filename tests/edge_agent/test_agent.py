@@ -154,6 +154,19 @@ def test_commands_feedback_and_config(run_agent, cnn_bundle):
     assert body["quality"]["labels"] == 1
 
 
+def test_a_config_command_cannot_set_the_alert_hook(run_agent, cnn_bundle):
+    """`{"alertHook": {"command": [...]}}` on the config command topic set a command the agent
+    runs on the next firing alert: code execution for anyone who may publish there (found by
+    tryhostile). The rest of the message still applies."""
+    agent, bus = run_agent(cnn_bundle, window_s=30)
+    bus.publish(
+        telemetry.command_topic("test-thing", "config"),
+        json.dumps({"alertHook": {"command": ["touch", "pwned"]}, "windowS": 11}).encode(),
+    )
+    assert _wait(lambda: agent.config.window_s == 11)
+    assert agent.config.alert_hook is None
+
+
 def test_bench_command_publishes_results(run_agent, regression_bundle):
     agent, bus = run_agent(regression_bundle, window_s=30)
     bus.publish(

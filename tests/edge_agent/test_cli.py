@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from agent_helpers import sample_feeds
 
 from edge_agent import cli
@@ -91,6 +92,27 @@ def test_batch_bad_input_exit_2(cnn_bundle, tmp_path, capsys):
     )
     assert rc == 2
     assert "axis 3" in capsys.readouterr().err
+    assert not (tmp_path / "o.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "name, text, why",
+    [
+        ("list.json", "[1, 2, 3]", "list.json: holds a JSON array, not an object"),
+        ("null.json", "null", "null.json: holds a JSON null, not an object"),
+        ("rows.jsonl", '{"input": 1}\n[1, 2]\n', "rows.jsonl:2: holds a JSON array, not an object"),
+        ("gap.jsonl", '{"input": 1}\n{"other": 2}\n', "gap.jsonl: row 2 has no 'input'"),
+    ],
+)
+def test_batch_json_that_is_not_objects_is_bad_input(cnn_bundle, tmp_path, capsys, name, text, why):
+    """A .json file holding an array, or a .jsonl line that is no object, crashed batch with
+    an AttributeError traceback, exit 1; a missing key read only "'input'" (found by
+    tryhostile)."""
+    (tmp_path / name).write_text(text)
+    args = ["batch", "--bundle", str(cnn_bundle), "--input", str(tmp_path / name)]
+    rc = cli.main([*args, "-o", str(tmp_path / "o.npz"), "--no-progress"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 2 and why in err and "Traceback" not in err
     assert not (tmp_path / "o.npz").exists()
 
 

@@ -62,3 +62,21 @@ def test_outbox_place(tmp_path, monkeypatch):
     assert state_dir(cfg, gg) == Path.cwd(), "Greengrass starts a component in its work folder"
     explicit = cfg.updated({"outbox": "rel/o.sqlite"})
     assert outbox_path(explicit, "none", env) == tmp_path / "rel" / "o.sqlite"
+
+
+@pytest.mark.parametrize(
+    "window, why",
+    [
+        (1e-9, "window_s must be within 0.1..604800 s"),  # closed windows in a busy loop
+        (1e308, "window_s must be within 0.1..604800 s"),  # overflowed the window timer
+        (float("nan"), "windowS=nan is not a valid float"),  # passed `<= 0`, then spun
+        ("inf", "windowS='inf' is not a valid float"),
+    ],
+)
+def test_a_live_window_the_timer_cannot_keep_is_refused(window, why):
+    """`config` commands and Greengrass configuration set the window live: NaN and a
+    nanosecond made the window loop spin (a metrics message each turn), 1e308 ended the window
+    thread with an OverflowError, silently (found by tryhostile)."""
+    with pytest.raises(BadInputError, match=why.replace("(", r"\(").replace(".", r"\.")):
+        AgentConfig().updated({"windowS": window}, live_only=True)
+    assert AgentConfig().updated({"windowS": 0.2}, live_only=True).window_s == 0.2

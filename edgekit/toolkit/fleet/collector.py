@@ -20,13 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.toolkit.fleet.actions import ActionContext, AlertRouter, Publish
-from edgekit.toolkit.fleet.ingest import Received, parse
+from edgekit.toolkit.fleet.ingest import Parsed, Received, Rejected, parse
 from edgekit.toolkit.fleet.lab import BundleIndex
 from edgekit.toolkit.fleet.rules import FleetRules, RulesConfig
 from edgekit.toolkit.fleet.store import Store, WriteResult
 from edgekit.toolkit.fleet.stores import open_fleet_store
 
 log = logging.getLogger("edgekit.fleet")
+# What building a message's rows raises on a body of the wrong shape (the database's own
+# errors, a lost connection included, are retried)
+_DATA_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError)
 
 
 @dataclass
@@ -177,9 +180,13 @@ class Collector:
             try:
                 result = self.store.write(parsed)
                 break
+            except _DATA_ERRORS:
+                break  # a message's own content: the same every time, so no retry
             except Exception:
                 log.exception("storing a batch of %d failed (attempt %d)", len(batch), attempt + 1)
                 time.sleep(0.2 * (attempt + 1))
+        if result is None:
+            result = self._write_one_by_one(parsed)
         if result is None:
             self.stats.failed_batches += 1  # not acknowledged: the broker will redeliver
         else:
@@ -201,6 +208,32 @@ class Collector:
             self._processed += len(batch)
             self._done.notify_all()
         return result
+
+    def _write_one_by_one(self, parsed: list[Parsed | Rejected]) -> WriteResult | None:
+        """A batch that fails every time may hold a message that cannot be stored (a body of
+        the wrong shape, from a faulty or hostile device): unacknowledged, it came back with
+        the broker's redelivery and failed its batch again, stalling every device's telemetry.
+        Each message is written alone; one that still fails is stored as rejected, with the
+        reason. None when even that fails: the store itself is failing."""
+        total = WriteResult()
+        for item in parsed:
+            try:
+                one = self.store.write([item])
+            except Exception as exc:
+                if isinstance(item, Rejected):
+                    return None
+                why = f"message cannot be stored: {type(exc).__name__}: {exc}"[:500]
+                try:
+                    one = self.store.write([Rejected(item.received, why)])
+                except Exception:
+                    log.exception("storing a rejected message failed")
+                    return None
+                log.warning("%s/%s seq %s rejected: %s", item.thing, item.type, item.seq, why)
+            total.new += one.new
+            total.duplicates += one.duplicates
+            total.rejected += one.rejected
+            total.alerts += one.alerts
+        return total
 
     def _account(self, result: WriteResult, n: int) -> None:
         s = self.stats

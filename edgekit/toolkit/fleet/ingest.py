@@ -9,6 +9,7 @@ carries the window's request counts and latency histograms.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -203,9 +204,35 @@ def metrics_row(p: Parsed) -> MetricsRow | None:
     )
 
 
-def _wire(h: dict[str, Any]) -> dict[str, Any]:
+def _wire(h: Any) -> dict[str, Any]:
+    """The histogram as stored, checked first: the report merges every stored one, so a
+    count of "x" or a bucket index past the end broke `fleet report` for the whole fleet.
+    A ValueError here makes the collector reject the message (it is stored nowhere else)."""
     keys = ("scheme", "count", "sum", "min", "max", "buckets")
-    return {k: h.get(k) for k in keys}
+    if not isinstance(h, dict) or h.get("scheme") != telemetry.HISTOGRAM_SCHEME:
+        raise ValueError(f"a histogram is not in the {telemetry.HISTOGRAM_SCHEME} wire form")
+    wire = {k: h.get(k) for k in keys}
+    if not _is_count(wire["count"]):
+        raise ValueError(f"histogram count {wire['count']!r} is not a count")
+    for k in ("sum", "min", "max"):
+        v = wire[k]
+        if v is not None and (_num(v) is None or not math.isfinite(v)):
+            raise ValueError(f"histogram {k} {v!r} is not a finite number")
+    buckets = wire["buckets"]
+    if not isinstance(buckets, list) or not all(
+        isinstance(b, list)
+        and len(b) == 2
+        and _is_count(b[0])
+        and b[0] < telemetry.N_BUCKETS
+        and _is_count(b[1])
+        for b in buckets
+    ):
+        raise ValueError("histogram buckets are not [[index, count], ...] within the scheme")
+    return wire
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= telemetry.MAX_SEQ
 
 
 def drift_row(p: Parsed) -> DriftRow | None:
@@ -234,8 +261,8 @@ def expand_drift(row: Any) -> list[dict[str, Any]]:
     out = []
     for group in DRIFT_GROUPS:
         for name, e in (block.get(group) or {}).items():
-            if not isinstance(e, dict) or not isinstance(e.get("counts"), list):
-                continue
+            if not _drift_entry_ok(e):
+                continue  # stored as a device sent it: one of the wrong shape is left out
             out.append(
                 {
                     "thing": row["thing"],
@@ -252,6 +279,20 @@ def expand_drift(row: Any) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def _drift_entry_ok(e: Any) -> bool:
+    """A feature's drift entry the report can use: a count `n`, counts that are numbers, a
+    number or null psi, and text or null kind and status (an `n` of "x" broke `fleet report`)."""
+    if not isinstance(e, dict) or not isinstance(counts := e.get("counts"), list):
+        return False
+    n, psi = e.get("n"), e.get("psi")
+    return (
+        (n is None or _is_count(n))
+        and all(_num(c) is not None and math.isfinite(c) and c >= 0 for c in counts)
+        and (psi is None or _num(psi) is not None)
+        and all(isinstance(e.get(k), (str, type(None))) for k in ("kind", "status"))
+    )
 
 
 def alert_rows(p: Parsed) -> list[dict[str, Any]]:

@@ -385,7 +385,8 @@ class SqliteStore:
         path = Path(path)
         if not path.is_file():
             raise BadInputError(
-                f"fleet database {path} does not exist",
+                f"fleet database {path} "
+                + ("is a folder, not a database file" if path.is_dir() else "does not exist"),
                 hint="collect first: edgekit fleet collect --broker URL --db FILE",
             )
         store = cls(path)

@@ -623,7 +623,10 @@ def check_version_ours(output: Path, name: str, version: str, artifacts_dir: Pat
 
 def is_our_build(folder: Path) -> bool:
     """A whole build folder edgekit may replace: only build entries, and every component version
-    in it (recipe and artifact folder) has the report `edgekit package` writes beside it."""
+    in it (recipe and artifact folder) has the report `edgekit package` writes beside it. A file
+    or a link is never one (it would pass every check below, having no entries)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
     try:
         check_build_folder(folder, None)
     except BadInputError:

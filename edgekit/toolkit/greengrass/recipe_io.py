@@ -27,10 +27,47 @@ _RecipeLoader.yaml_implicit_resolvers = {
 }
 
 
+MAX_YAML_VALUES = 100_000  # what a document may expand to, its aliases at their full size
+
+
+def compose_bounded(text: str, origin: str, loader: type = yaml.SafeLoader) -> yaml.Node | None:
+    """The YAML node tree, refused (BadInputError) when it is nested past Python's recursion
+    limit or its aliases make it stand for more than MAX_YAML_VALUES values: a few lines of
+    anchors ("billion laughs") stand for billions, and every walk over the loaded document
+    (schema checks, cache keys, line maps) then runs out of memory or never ends."""
+    try:
+        root = yaml.compose(text, loader)  # noqa: S506  # a SafeLoader subclass
+    except RecursionError:
+        raise BadInputError(f"{origin} is nested too deeply to read") from None
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key not in sizes:
+            sizes[key] = 1  # a node that holds itself counts once
+            if isinstance(node, yaml.MappingNode):
+                sizes[key] = 1 + sum(size(k) + size(v) for k, v in node.value)
+            elif isinstance(node, yaml.SequenceNode):
+                sizes[key] = 1 + sum(size(v) for v in node.value)
+        return sizes[key]
+
+    if root is not None and size(root) > MAX_YAML_VALUES:
+        raise BadInputError(
+            f"{origin} stands for more than {MAX_YAML_VALUES:,} values once its YAML aliases "
+            "(*name) are expanded",
+            hint="write the values out, or use fewer nested anchors",
+        )
+    return root
+
+
 def parse(text: str, origin: str = "recipe") -> dict[str, Any]:
     stripped = text.lstrip()
     try:
-        data = json.loads(text) if stripped.startswith("{") else yaml.load(text, _RecipeLoader)  # noqa: S506
+        if stripped.startswith("{"):
+            data = json.loads(text)
+        else:
+            compose_bounded(text, origin, _RecipeLoader)
+            data = yaml.load(text, _RecipeLoader)  # noqa: S506
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise BadInputError(
             f"{origin} is neither valid JSON nor valid YAML: {exc}",

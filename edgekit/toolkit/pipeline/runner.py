@@ -173,6 +173,12 @@ def _check_publish(target: Path, key: str) -> bool:
     from edgekit.toolkit.greengrass.package import is_our_build
 
     owned.check_location(target, option="output")
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise BadInputError(
+            f"output {target}: is {'a symbolic link' if target.is_symlink() else 'a file'}, "
+            "not a Greengrass build folder; nothing was changed",
+            hint="set `outputs.greengrass-build:` in the pipeline file to a folder of its own",
+        )
     if not target.exists() or (target.is_dir() and not any(target.iterdir())):
         return target.exists()
     if not is_our_build(target):

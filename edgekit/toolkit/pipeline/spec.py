@@ -26,7 +26,7 @@ def schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-def line_map(text: str) -> dict[tuple, int]:
+def line_map(text: str, origin: str = "pipeline file") -> dict[tuple, int]:
     """JSON path (tuple of keys and indices) -> 1-based line, from the composed YAML nodes."""
     lines: dict[tuple, int] = {}
 
@@ -41,7 +41,9 @@ def line_map(text: str) -> dict[tuple, int]:
             for i, item in enumerate(node.value):
                 walk(item, path + (i,))
 
-    root = yaml.compose(text)
+    from edgekit.toolkit.greengrass.recipe_io import compose_bounded
+
+    root = compose_bounded(text, origin)
     if root is not None:
         walk(root, ())
     return lines
@@ -200,7 +202,7 @@ class PipelineSpec:
 def parse(text: str, path: Path, overrides: Mapping[str, Any] | None = None) -> PipelineSpec:
     source = str(path)
     try:
-        lines = line_map(text)
+        lines = line_map(text, source)  # first: it refuses documents too big to load
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -211,6 +211,7 @@ def write_starter(output: Path, framework: str, force: bool = False) -> list[Pat
     folder = output.parent
     name = "starter-" + framework
     targets = [output] + [folder / f for f in files] + [folder / "data"]
+    owned.check_parents(output)
     existing = [p for p in targets if p.exists() or p.is_symlink()]
     if existing and not force:
         raise BadInputError(

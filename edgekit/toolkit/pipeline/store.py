@@ -44,6 +44,11 @@ def _j(obj: Any) -> str | None:
 class RunStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if self.path.is_dir():  # sqlite's own answer is "unable to open database file"
+            raise BadInputError(
+                f"{self.path} is a folder, not an edgekit run store",
+                hint="pass a file name as `store` (a new file is created), e.g. runs.db",
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)

@@ -141,6 +141,13 @@ def parse_recipe(text: str, source: Path | None = None) -> Recipe:
             details={"errors": [e.message for e in errors[:10]]},
         )
     recipe = Recipe(_canon(data), source)
+    if isinstance(recipe.name, str) and set(recipe.name) == {"."}:
+        # The schema's pattern lets "." and ".." through; as a path segment of the device's
+        # store and work folders they would point at the folders above (the validator's rule).
+        raise RecipeError(
+            f"recipe{where}: ComponentName {recipe.name!r} is not usable as a path",
+            hint="name the component in reverse DNS, e.g. com.example.Classifier",
+        )
     why = versions.problem(recipe.version)
     if why is not None:
         raise RecipeError(f"ComponentVersion {why}")

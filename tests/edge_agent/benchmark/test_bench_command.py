@@ -35,3 +35,23 @@ def test_unknown_variant_is_an_error_naming_the_shipped_ones(regression_bundle):
     body = run_bench(Bundle.open(regression_bundle), {"variants": ["int8-dynamic"]})
     assert "int8-dynamic" in body["error"] and "fp32" in body["error"]
     assert body["results"] == {}
+
+
+def test_a_command_the_device_cannot_afford_is_an_error_not_a_run(regression_bundle):
+    """A `bench` command with batch 10**8 tiled the samples into 10**8 rows on the device (the
+    agent's memory), 10**5 threads asked onnxruntime for them, a NaN budget measured nothing
+    and answered as if it had, and `variants: [{}]` failed with no reply (found by
+    tryhostile)."""
+    bundle = Bundle.open(regression_bundle)
+    for bad in (
+        {"batch": 10**8},
+        {"batch": 0},
+        {"threads": 10**5},
+        {"threads": -1},
+        {"budget_s": "nan"},
+        {"budget_s": -5},
+    ):
+        body = run_bench(bundle, bad)
+        assert "must be within" in body["error"] and body["results"] == {}, bad
+    odd = run_bench(bundle, {"variants": [{}]})
+    assert odd["error"] == "variants must be a list of variant names"

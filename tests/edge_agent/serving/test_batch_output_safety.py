@@ -48,6 +48,11 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
         (["--input", "ins", "-o", "ins"], "is this command's input"),
         (["--input", "ins", "-o", "."], "current folder"),
         (["--input", "ins", "-o", "outs"], "not a batch output"),
+        # a folder for one input file: `.` crashed (ValueError traceback), `..` wrote `...npz`
+        # and `outs` wrote `outs.npz` beside the folder (found by tryhostile)
+        (["--input", "in.npz", "-o", "."], "is a folder, but a single input file"),
+        (["--input", "in.npz", "-o", ".."], "is a folder, but a single input file"),
+        (["--input", "in.npz", "-o", "outs"], "is a folder, but a single input file"),
     ],
 )
 def test_batch_refuses_to_replace_what_it_did_not_write(work, capsys, args, why):

@@ -285,6 +285,9 @@ def test_token_from_file_or_environment(tmp_path, monkeypatch):
         cli.build_config(parse(["serve", "--token-file", str(empty)]), {})
     with pytest.raises(Exception, match="cannot read the token file"):
         cli.build_config(parse(["serve", "--token-file", str(tmp_path / "nope")]), {})
+    # `--token-file /dev/zero` (or any huge file) read until MemoryError (found by tryhostile)
+    with pytest.raises(Exception, match="holds more than 65,536 bytes"):
+        cli.build_config(parse(["serve", "--token-file", "/dev/zero"]), {})
 
 
 # -- every request gets an HTTP answer: hypothesis over the request space ----------------------

@@ -99,6 +99,23 @@ def test_message_matches_schema_and_check():
     assert validation_errors(bad, "telemetry")
 
 
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"window": {"start": -1e308, "end": 1e308}}, "window start and end must be Unix times"),
+        ({"window": {"start": 0.0, "end": float("nan")}}, "window start and end must be Unix"),
+        ({"created_at": float("inf")}, "created_at must be a Unix time"),
+        ({"seq": 2**70}, "seq must be at most"),
+    ],
+)
+def test_check_refuses_times_no_date_can_show_and_seqs_no_database_holds(change, problem):
+    """A window ending at 1e308 was stored and then broke `fleet report` for the whole fleet
+    (OverflowError formatting its date); a seq of 2**70 failed its batch (found by
+    tryhostile)."""
+    msg = dict(_msg(_metrics_body()), **change)
+    assert any(problem in p for p in telemetry.check(msg)), telemetry.check(msg)
+
+
 def test_split_and_join_keep_every_feature_and_stay_under_limit():
     msg = _msg(_metrics_body(features=400))
     limit = 8 * 1024

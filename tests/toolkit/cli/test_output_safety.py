@@ -416,3 +416,28 @@ def test_demo_folder_is_claimed_and_reusable(tmp_path):
     plant(tmp_path / "demo", "notes.txt")
     with pytest.raises(Exception, match="notes.txt"):
         demo_output.claim(tmp_path / "demo")
+
+
+# -- an -o path through a file -------------------------------------------------------------------
+def test_an_output_path_through_a_file_is_bad_input_for_every_writer(
+    project, regression_bundle, copy_bundle, monkeypatch
+):
+    """`-o notes.txt/out` crashed export, package, fleet report and init with a FileExistsError /
+    NotADirectoryError traceback, exit 1, while making the folders (found by tryhostile)."""
+    from edgekit.toolkit.fleet.store import SqliteStore
+
+    copy_bundle(regression_bundle, project / "b")
+    SqliteStore(project / "fleet.db").close()
+    mine = plant(project)
+    commands = [
+        (*EXPORT, "-o", "notes.txt/out"),
+        (*EXPORT, "-o", "notes.txt/a/b"),
+        ("package", "b", *PACKAGE, "-o", "notes.txt/gg"),
+        ("fleet", "report", "--db", "fleet.db", "-o", "notes.txt/report.html"),
+        ("init", "-o", "notes.txt/pipeline.yaml"),
+    ]
+    for args in commands:
+        code, text = edgekit(project, *args, monkeypatch=monkeypatch)
+        assert code == 2, (args, text)
+        assert "notes.txt is a file, not a folder; nothing was changed" in text, text
+        assert "Traceback" not in text and survived(mine)

@@ -140,3 +140,33 @@ def test_simulator_in_process_cloud_hands_messages_to_the_collector(tmp_path, st
     assert c.flush(10)
     assert c.stats.stored == 3 and c.stats.rejected == 0
     c.close()
+
+
+def test_a_message_that_cannot_be_stored_is_rejected_not_the_whole_batch(tmp_path, store_at):
+    """A device's metrics body of the wrong shape (`"requests": "x"`, a dict where a number
+    goes) failed the store's transaction, so its whole batch stayed unacknowledged and came back
+    with every redelivery: one faulty or hostile device stalled the fleet's telemetry (found by
+    tryhostile)."""
+    c = Collector.open(store_at)
+    poisons = []
+    latency = json.loads(metrics("x", 1)[1])["body"]["latency_ms"]
+    bad_bucket = dict(latency, buckets=[[10**6, 1]])  # past the scheme's last bucket
+    for seq, (key, value) in enumerate(
+        [("requests", "x"), ("process", True), ("latency_ms", dict(latency, count="x"))]
+        + [("latency_ms", bad_bucket)],
+        1,
+    ):
+        topic, payload = metrics("bad", seq)
+        msg = json.loads(payload)
+        msg["body"][key] = value
+        poisons.append((topic, json.dumps(msg).encode()))
+    _feed(c, [metrics("d1", 1), poisons[0], metrics("d2", 1), *poisons[1:], metrics("d1", 2)])
+    assert c.stats.failed_batches == 0
+    assert c.stats.stored == 3 and c.stats.rejected == 4
+    errors = [r["error"] for r in c.store.query("SELECT error FROM rejects")]
+    assert len(errors) == 4 and all(e.startswith("message cannot be stored: ") for e in errors)
+    assert sum("histogram" in e for e in errors) == 2, "a histogram the report cannot merge"
+    assert c.store.scalar("SELECT COUNT(*) FROM metrics") == 3
+    _feed(c, [metrics("d2", 2)])  # and the collector goes on
+    assert c.stats.stored == 4
+    c.close()

@@ -153,11 +153,33 @@ def test_report_terminal_summary(fleet_db):
 def test_report_bad_input_exits_2(tmp_path):
     missing = runner.invoke(app, ["fleet", "report", "--db", str(tmp_path / "nope.db")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+    folder = runner.invoke(app, ["fleet", "report", "--db", str(tmp_path)])  # said "does not exist"
+    assert folder.exit_code == 2 and "is a folder, not a database file" in folder.output
     junk = tmp_path / "junk.db"
     junk.write_text("this is not sqlite " * 100)
     bad = runner.invoke(app, ["fleet", "report", "--db", str(junk)])
     assert bad.exit_code == 2 and "not an edgekit fleet database" in bad.output
     assert junk.read_text().startswith("this is not sqlite")  # left untouched
+
+
+def test_report_survives_a_device_drift_block_of_the_wrong_shape(tmp_path, monkeypatch):
+    """Drift blocks are stored as a device sent them and expanded when read: one entry with an
+    `n` of "x" made `fleet report` fail for the whole fleet (found by tryhostile)."""
+    c = Collector.open(tmp_path / "fleet.db")
+    good_topic, good = metrics("good", 1)
+    topic, payload = metrics("bad", 1)
+    msg = json.loads(payload)
+    features = msg["body"]["drift"]["features"]
+    first, second = list(features)[:2]
+    features[first]["n"] = "x"
+    features[second]["counts"] = ["a", -1]
+    c.process([Received(good_topic, good), Received(topic, json.dumps(msg).encode())])
+    assert c.stats.stored == 2
+    c.close()
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["fleet", "report", "--db", "fleet.db", "-o", "r.html"])
+    assert result.exit_code == 0, result.output
+    assert "bad" in (tmp_path / "r.html").read_text()
 
 
 @pytest.mark.broker

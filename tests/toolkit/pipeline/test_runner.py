@@ -190,3 +190,36 @@ def test_cli_run_reports_a_failing_train_step(project: Path) -> None:
         store.close()
     assert run["stages"][0]["status"] == "failed"
     assert "training blew up" in run["stages"][0]["result"]["traceback"]
+
+
+@pytest.mark.parametrize("kind", ["file", "link"])
+def test_a_published_build_output_never_replaces_a_file_or_a_link(project: Path, kind) -> None:
+    """`outputs: {greengrass-build: notes.txt}` replaced the user's file with the build folder:
+    a file has no entries, so it passed as an edgekit build (found by tryhostile)."""
+    (project / "notes.txt").write_text("precious")
+    (project / "mine").mkdir()
+    (project / "mine" / "keep.txt").write_text("precious")
+    if kind == "link":
+        (project / "notes.txt").rename(project / "mine" / "notes.txt")
+        (project / "notes.txt").symlink_to("mine")
+    with pytest.raises(EdgekitError, match="nothing was changed"):
+        _run(project, {"outputs": {"greengrass-build": "notes.txt"}})
+    if kind == "file":
+        assert (project / "notes.txt").read_text() == "precious"
+    else:
+        assert (project / "notes.txt").is_symlink()
+        assert sorted(p.name for p in (project / "mine").iterdir()) == ["keep.txt", "notes.txt"]
+
+
+def test_cli_run_with_a_folder_as_its_store_is_bad_input(project: Path) -> None:
+    """`store: mine` (a folder) failed as "OperationalError: unable to open database file",
+    exit 1, with a hint to read the traceback in that same store (found by tryhostile)."""
+    (project / "mine").mkdir()
+    doc = pipeline_doc()
+    doc["store"] = "mine"
+    write_pipeline(project, doc)
+    result = CliRunner().invoke(app, ["run", str(project / "pipeline.yaml")])
+    assert result.exit_code == 2, result.output
+    assert "is a folder, not an edgekit run store" in result.output
+    assert "OperationalError" not in result.output
+    assert list((project / "mine").iterdir()) == []

@@ -118,3 +118,26 @@ def test_cli_reports_the_line_and_exit_code_2(folder: Path) -> None:
     result = CliRunner().invoke(app, ["run", str(path), "--dry-run"])
     assert result.exit_code == 2
     assert "p.yaml:3: nmae: unknown key 'nmae'" in result.output.replace("\n", "")
+
+
+def _laughs(levels: int = 8) -> str:
+    """Anchors nested `levels` deep, ten aliases each: a few lines for 10**levels strings."""
+    lines = ['x0: &x0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels + 1):
+        lines.append(f"x{i}: &x{i} [" + ", ".join([f"*x{i - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_aliases_that_expand_past_the_cap_are_refused(folder: Path) -> None:
+    """Nine lines of anchors ("billion laughs") made the line map walk 10**8 nodes: a
+    MemoryError traceback, or the machine's memory (found by tryhostile)."""
+    msg = _error(folder, GOOD.replace("name: wine\n", "name: wine\n" + _laughs()))
+    assert "p.yaml stands for more than 100,000 values" in msg
+    few = GOOD + "x: &a [1, 2]\n"  # an ordinary anchor is fine (the schema names the key)
+    assert "unknown key 'x'" in _error(folder, few)
+
+
+def test_yaml_nested_past_the_recursion_limit_is_refused(folder: Path) -> None:
+    """A value nested 5,000 deep crashed with a RecursionError traceback (found by tryhostile)."""
+    deep = GOOD.replace("name: wine", "name: " + "[" * 5000 + "]" * 5000)
+    assert _error(folder, deep) == f"{folder / 'p.yaml'} is nested too deeply to read"

@@ -243,3 +243,11 @@ def test_null_steps_and_case_insensitive_dependency_types_load():
     )
     assert r.dependencies["c.d"]["DependencyType"] == "Soft"
     assert manifest_lifecycle(r, select_manifest(r, {"os": "linux"})) == {"Run": None}
+
+
+@pytest.mark.parametrize("name", [".", "..", "..."])
+def test_a_component_named_only_dots_is_refused(name):
+    """The schema's pattern allows it, but the store's artifacts/<name>/<version> and the work
+    folder work/<name> would then be the folders above (found by tryhostile)."""
+    with pytest.raises(RecipeError, match="not usable as a path"):
+        parse_recipe(YAML_RECIPE.replace("com.example.Multi", f"'{name}'"))
