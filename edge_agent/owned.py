@@ -10,6 +10,7 @@ the command's own inputs, the current folder and every folder above it are never
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,6 +27,9 @@ BUNDLE = "bundle"
 # can leave one behind, and it is still ours.
 _OUR_TEMP = re.compile(r"^\..+(\.tmp|\.tmp\.npz|\.partial|\.old-\d+)$")
 _SHOWN = 5
+# A marker lists every file below a complete folder up to this many (a bigger one: top level)
+MAX_RECORDED_FILES = 200_000
+_SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 
 KIND_LABELS = {
     BUNDLE: "a model bundle",
@@ -81,17 +85,53 @@ def marker_record(folder: Path) -> tuple[str, set[str]] | None:
     return str(doc["kind"]), {MARKER, *map(str, entries)}
 
 
+def marker_files(folder: Path) -> set[str] | None:
+    """Every file (relative POSIX path) the marker says edgekit wrote below `folder`; None for
+    a marker that lists top-level entries only (written before its run filled the folder)."""
+    doc = _read_json(folder / MARKER)
+    files = doc.get("files") if isinstance(doc, dict) else None
+    return {str(f) for f in files} if isinstance(files, list) else None
+
+
+def _tree_files(folder: Path) -> list[str]:
+    """Relative POSIX paths of the files (and links) below `folder`, the marker left out."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        base = Path(root).relative_to(folder)
+        for name in files + [d for d in dirs if (Path(root) / d).is_symlink()]:
+            rel = (base / name).as_posix()
+            if rel != MARKER:
+                found.append(rel)
+    return found
+
+
+def _ours_anyway(rel: str, recorded: set[str]) -> bool:
+    """Files edgekit may add to its own folder after marking it: our temporaries and locks, and
+    SQLite's journal files beside a database it recorded."""
+    name = rel.rsplit("/", 1)[-1]
+    if is_our_temp(name) or name == LOCK_FILE:
+        return True
+    return any(rel.endswith(s) and rel[: -len(s)] in recorded for s in _SQLITE_SIDECARS)
+
+
 def write_marker(folder: str | Path, kind: str, also: Iterable[str] = ()) -> None:
     """Record that edgekit wrote `folder` and every entry in it now (and the names in `also`,
-    that a run still to come will make there); call it when the folder is complete."""
+    that a run still to come will make there); call it when the folder is complete. A complete
+    folder (no `also`) records every file below it too, so a user's file put in a subfolder
+    later is seen as foreign, not deleted with the folder by the next run."""
     from edge_agent import atomic
     from edge_agent.contracts.manifest import utc_now
 
     folder = Path(folder)
-    entries = sorted({p.name for p in folder.iterdir() if p.name != MARKER} | set(also))
-    atomic.write_json(
-        folder / MARKER, {"tool": "edgekit", "kind": kind, "created": utc_now(), "entries": entries}
-    )
+    also = set(also)
+    entries = sorted({p.name for p in folder.iterdir() if p.name != MARKER} | also)
+    doc: dict[str, Any] = {"tool": "edgekit", "kind": kind, "created": utc_now()}
+    doc["entries"] = entries
+    if not also:
+        files = _tree_files(folder)
+        if len(files) <= MAX_RECORDED_FILES:
+            doc["files"] = sorted(files)
+    atomic.write_json(folder / MARKER, doc)
 
 
 def owner(folder: Path) -> tuple[str | None, list[str]]:
@@ -105,6 +145,11 @@ def owner(folder: Path) -> tuple[str | None, list[str]]:
         if marked is None:
             return None, sorted(names)
         kind, record = marked
+        files = marker_files(folder)
+        if files is not None:  # a complete folder: every file below it is accounted for
+            top = {n for n in names if n not in record and not _ours_anyway(n, files)}
+            deep = {f for f in _tree_files(folder) if f not in files and not _ours_anyway(f, files)}
+            return kind, sorted(top | deep)
     return kind, sorted(n for n in names if n not in record and not is_our_temp(n))
 
 

@@ -135,7 +135,7 @@ def test_bench_bad_paths_exit_2(copy_bundle, regression_bundle, tmp_path: Path) 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     res = _bench([str(path), "--iterations", "20", "-o", str(blocker / "rep")])
-    assert res.exit_code == 2 and "report folder" in res.output
+    assert res.exit_code == 2 and "file is a file, not a folder" in res.output, res.output
     assert (path / "manifest.json").read_bytes() == manifest  # failed before measuring
 
 

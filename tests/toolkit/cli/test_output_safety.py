@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from edge_agent import atomic, owned
 from edge_agent.contracts.bundle import Bundle
+from edge_agent.errors import BadInputError
 from edgekit.toolkit.cli import app
 
 EDGEKIT = Path(sys.executable).parent / "edgekit"
@@ -307,6 +308,41 @@ def test_simulate_run_folder_is_marked_and_replaced(tmp_path):
     owned.write_marker(run, RUN_KIND)
     old = claim_run_dir(SimulateOptions(component_dir=tmp_path / "gg", run_dir=run))
     assert old is not None and (old / "summary.json").is_file() and not run.exists()
+
+
+def test_a_users_file_in_a_subfolder_of_a_run_folder_keeps_it_from_being_replaced(tmp_path):
+    """The marker used to list top-level entries only: a note put in run/devices/ was deleted
+    with the folder by the next run. A complete folder's marker lists every file below it."""
+    from edgekit.toolkit.simulator.runner import RUN_KIND, SimulateOptions, claim_run_dir
+
+    run = tmp_path / "run"
+    (run / "devices" / "sim-001" / "logs").mkdir(parents=True)
+    (run / "devices" / "sim-001" / "logs" / "main.log").write_text("log")
+    (run / "fleet.db").write_text("db")
+    owned.write_marker(run, RUN_KIND)
+    (run / "fleet.db-wal").write_text("sqlite's, beside a file edgekit wrote")
+    (run / ".fleet.db.tmp").write_text("our temporary")
+    mine = run / "devices" / "notes.txt"
+    mine.write_text("my notes")
+    options = SimulateOptions(component_dir=tmp_path / "gg", run_dir=run)
+    with pytest.raises(BadInputError, match="devices/notes.txt"):
+        claim_run_dir(options)
+    assert mine.read_text() == "my notes"
+    mine.unlink()
+    old = claim_run_dir(options)  # sqlite's journal and our temporary are ours: replaced
+    assert old is not None and not run.exists()
+
+
+def test_a_marker_written_before_its_run_filled_the_folder_checks_the_top_level(tmp_path):
+    """The demo claims its folder first (`also`: what its run will make): such a marker cannot
+    list files yet, and the top-level rule applies as before."""
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    owned.write_marker(folder, "demo", also=["bundles"])
+    (folder / "bundles").mkdir()
+    (folder / "bundles" / "made-later.onnx").write_text("x")
+    assert owned.marker_files(folder) is None
+    assert owned.owner(folder) == ("demo", [])
 
 
 # -- fleet -------------------------------------------------------------------------------------
