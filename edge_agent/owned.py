@@ -74,23 +74,19 @@ def bundle_record(folder: Path) -> set[str] | None:
     return names
 
 
-def marker_record(folder: Path) -> tuple[str, set[str]] | None:
-    """(kind, names) from the marker edgekit wrote in a report or run folder, or None."""
+def marker_record(folder: Path) -> tuple[str, set[str], set[str] | None] | None:
+    """(kind, names, files) from the marker edgekit wrote in a report or run folder, or None.
+    ``files``: every file (relative POSIX path) edgekit wrote below `folder`; None for a marker
+    that lists top-level entries only (written before its run filled the folder)."""
     doc = _read_json(folder / MARKER)
     if not isinstance(doc, dict) or doc.get("tool") != "edgekit" or not doc.get("kind"):
         return None
     entries = doc.get("entries")
     if not isinstance(entries, list):
         return None
-    return str(doc["kind"]), {MARKER, *map(str, entries)}
-
-
-def marker_files(folder: Path) -> set[str] | None:
-    """Every file (relative POSIX path) the marker says edgekit wrote below `folder`; None for
-    a marker that lists top-level entries only (written before its run filled the folder)."""
-    doc = _read_json(folder / MARKER)
-    files = doc.get("files") if isinstance(doc, dict) else None
-    return {str(f) for f in files} if isinstance(files, list) else None
+    files = doc.get("files")
+    listed = {str(f) for f in files} if isinstance(files, list) else None
+    return str(doc["kind"]), {MARKER, *map(str, entries)}, listed
 
 
 def _tree_files(folder: Path) -> list[str]:
@@ -144,8 +140,7 @@ def owner(folder: Path) -> tuple[str | None, list[str]]:
         marked = marker_record(folder)
         if marked is None:
             return None, sorted(names)
-        kind, record = marked
-        files = marker_files(folder)
+        kind, record, files = marked
         if files is not None:  # a complete folder: every file below it is accounted for
             top = {n for n in names if n not in record and not _ours_anyway(n, files)}
             deep = {f for f in _tree_files(folder) if f not in files and not _ours_anyway(f, files)}

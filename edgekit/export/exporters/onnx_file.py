@@ -87,9 +87,9 @@ class OnnxFileExporter:
         unzipped = remove_zipmaps(obj)  # skl2onnx's default classifier ending
         inputs, outputs = _signature(_checked(obj))
         feeds = _feeds(inputs, data)
-        obj, batch_note = _free_fixed_batch(obj, feeds)
-        if batch_note:
-            inputs, outputs = _signature(_checked(obj))
+        obj, freed, batch_note = _free_fixed_batch(obj, feeds)
+        if freed is not None:  # the checked model with a symbolic batch
+            inputs, outputs = _signature(freed)
         path = workdir / "model.onnx"
         onnx.save(obj, str(path))
 
@@ -162,15 +162,19 @@ def _signature(inferred: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     return inputs, [{**tensor_spec(o), "role": "raw"} for o in inferred.graph.output]
 
 
-def _free_fixed_batch(model: Any, feeds: dict[str, np.ndarray]) -> tuple[Any, str | None]:
-    """The model with a symbolic batch when its inputs fix it at 1 and the data has more rows
-    (``fixed_batch``); refused with the reason when the graph cannot take more rows."""
+def _free_fixed_batch(
+    model: Any, feeds: dict[str, np.ndarray]
+) -> tuple[Any, Any | None, str | None]:
+    """(model, its checked inference, note): the model with a symbolic batch when its inputs
+    fix it at 1 and the data has more rows (``fixed_batch``), else the model unchanged (None,
+    None); refused with the reason when the graph cannot take more rows."""
     names = fixed_batch.fixed_inputs(model)
     if not names or max(len(v) for v in feeds.values()) < 2:
-        return model, None
+        return model, None, None
     candidate = fixed_batch.freed(model)
+    inferred = None
     try:
-        _checked(candidate)
+        inferred = _checked(candidate)
         why = fixed_batch.batch_mismatch(model, candidate, feeds)
     except BadInputError as exc:
         why = f"its shapes do not allow it ({exc.message[:300]})"
@@ -183,9 +187,13 @@ def _free_fixed_batch(model: Any, feeds: dict[str, np.ndarray]) -> tuple[Any, st
             "signature)",
         )
     rows = min(fixed_batch.CHECK_ROWS, *(len(v) for v in feeds.values()))
-    return candidate, (
-        f"batch dimension made symbolic (the model fixed it at 1); checked on {rows} rows at "
-        "once against one at a time"
+    return (
+        candidate,
+        inferred,
+        (
+            f"batch dimension made symbolic (the model fixed it at 1); checked on {rows} rows at "
+            "once against one at a time"
+        ),
     )
 
 

@@ -341,7 +341,7 @@ def test_a_marker_written_before_its_run_filled_the_folder_checks_the_top_level(
     owned.write_marker(folder, "demo", also=["bundles"])
     (folder / "bundles").mkdir()
     (folder / "bundles" / "made-later.onnx").write_text("x")
-    assert owned.marker_files(folder) is None
+    assert owned.marker_record(folder) == ("demo", {owned.MARKER, "bundles"}, None)
     assert owned.owner(folder) == ("demo", [])
 
 
